@@ -1,0 +1,237 @@
+//! Starts the `azure-emulator` binary for a test and talks to its admin API.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+use crate::workspace_binary;
+
+/// The ready file the emulator writes once it accepts connections.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReadyInfo {
+    pub arm_endpoint: String,
+    pub authority_host: String,
+    pub graph_endpoint: String,
+    pub metadata_host: String,
+    pub ca_cert_file: PathBuf,
+    pub tenant_id: String,
+    pub subscription_ids: Vec<String>,
+    pub client_id: String,
+    pub client_secret: String,
+    pub managed_identity_endpoint: String,
+    pub managed_identity_header: String,
+}
+
+/// A running emulator process, stopped when dropped.
+pub struct Emulator {
+    child: Child,
+    pub ready: ReadyInfo,
+    http: reqwest::blocking::Client,
+    _dir: tempfile::TempDir,
+}
+
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Emulator {
+    /// Starts an emulator seeded with `scenario` (a scenario document), `fast` profile.
+    pub fn start(scenario: &Json) -> Self {
+        Self::start_with(scenario, "fast")
+    }
+
+    pub fn start_with(scenario: &Json, profile: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("mig-emu-")
+            .tempdir()
+            .expect("create emulator dir");
+        let scenario_file = dir.path().join("scenario.json");
+        std::fs::write(&scenario_file, serde_json::to_vec_pretty(scenario).unwrap())
+            .expect("write scenario");
+        let ready_file = dir.path().join("ready.json");
+        let binary = workspace_binary("MIG_EMULATOR_BIN", "azure-emulator");
+        let mut child = Command::new(&binary)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--ready-file")
+            .arg(&ready_file)
+            .arg("--scenario")
+            .arg(&scenario_file)
+            .arg("--profile")
+            .arg(profile)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
+        let ready = wait_for_ready_file(&ready_file, &mut child);
+        let ca = std::fs::read(&ready.ca_cert_file).expect("read emulator CA");
+        let http = reqwest::blocking::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("emulator CA is PEM"))
+            .build()
+            .expect("admin client");
+        Emulator {
+            child,
+            ready,
+            http,
+            _dir: dir,
+        }
+    }
+
+    pub fn subscription_id(&self) -> &str {
+        &self.ready.subscription_ids[0]
+    }
+
+    /// The `provider "mig"` block that points the provider at this emulator.
+    pub fn provider_block(&self) -> String {
+        format!(
+            r#"provider "mig" {{
+  subscription_id     = "{sub}"
+  tenant_id           = "{tenant}"
+  client_id           = "{client_id}"
+  client_secret       = "{secret}"
+  metadata_host       = "{metadata_host}"
+  ca_certificate_file = "{ca}"
+  use_cli             = false
+}}
+"#,
+            sub = self.subscription_id(),
+            tenant = self.ready.tenant_id,
+            client_id = self.ready.client_id,
+            secret = self.ready.client_secret,
+            metadata_host = self.ready.metadata_host,
+            ca = self.ready.ca_cert_file.display(),
+        )
+    }
+
+    /// `ARM_*` variables equivalent to [`Emulator::provider_block`].
+    pub fn arm_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("ARM_SUBSCRIPTION_ID", self.subscription_id().to_string()),
+            ("ARM_TENANT_ID", self.ready.tenant_id.clone()),
+            ("ARM_CLIENT_ID", self.ready.client_id.clone()),
+            ("ARM_CLIENT_SECRET", self.ready.client_secret.clone()),
+            ("ARM_METADATA_HOSTNAME", self.ready.metadata_host.clone()),
+            ("ARM_CA_CERTIFICATE_FILE", self.ready.ca_cert_file.display().to_string()),
+            ("ARM_USE_CLI", "false".to_string()),
+        ]
+    }
+
+    fn admin_url(&self, path: &str) -> String {
+        format!("{}_emulator/{path}", self.ready.arm_endpoint)
+    }
+
+    /// Calls the admin API and returns its JSON answer (panics on a non-2xx status).
+    pub fn admin(&self, method: reqwest::Method, path: &str, body: Option<&Json>) -> Json {
+        let mut request = self.http.request(method.clone(), self.admin_url(path));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .unwrap_or_else(|e| panic!("admin {method} {path}: {e}"));
+        let status = response.status();
+        let text = response.text().unwrap_or_default();
+        assert!(status.is_success(), "admin {method} {path}: {status}: {text}");
+        serde_json::from_str(&text).unwrap_or(Json::Null)
+    }
+
+    /// Merges a scenario document into the running emulator.
+    pub fn load_scenario(&self, scenario: &Json) {
+        self.admin(reqwest::Method::POST, "scenario", Some(scenario));
+    }
+
+    /// Injects a fault (see emulator/README.md for the document's fields).
+    pub fn inject_fault(&self, fault: &Json) {
+        self.admin(reqwest::Method::POST, "faults", Some(fault));
+    }
+
+    pub fn clear_faults(&self) {
+        self.admin(reqwest::Method::DELETE, "faults", None);
+    }
+
+    /// The request log since the last [`Emulator::clear_requests`].
+    pub fn requests(&self) -> Vec<Json> {
+        let log = self.admin(reqwest::Method::GET, "requests", None);
+        match log {
+            Json::Array(entries) => entries,
+            other => other["requests"].as_array().cloned().unwrap_or_default(),
+        }
+    }
+
+    pub fn clear_requests(&self) {
+        self.admin(reqwest::Method::DELETE, "requests", None);
+    }
+
+    /// GETs an ARM resource by ID (with `api_version`) using the admin-free ARM surface.
+    pub fn arm_get(&self, id: &str, api_version: &str) -> Option<Json> {
+        let token = self.arm_token();
+        let url = format!(
+            "{}{}?api-version={api_version}",
+            self.ready.arm_endpoint,
+            id.trim_start_matches('/')
+        );
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .expect("ARM GET");
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return None;
+        }
+        assert!(response.status().is_success(), "GET {id}: {}", response.status());
+        Some(response.json().expect("ARM JSON"))
+    }
+
+    /// An ARM access token for the scenario's service principal.
+    pub fn arm_token(&self) -> String {
+        let url = format!(
+            "{}{}/oauth2/v2.0/token",
+            self.ready.authority_host, self.ready.tenant_id
+        );
+        let response: Json = self
+            .http
+            .post(url)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", self.ready.client_id.as_str()),
+                ("client_secret", self.ready.client_secret.as_str()),
+                ("scope", "https://management.azure.com/.default"),
+            ])
+            .send()
+            .expect("token request")
+            .json()
+            .expect("token JSON");
+        response["access_token"]
+            .as_str()
+            .expect("access_token in token response")
+            .to_string()
+    }
+}
+
+fn wait_for_ready_file(path: &Path, child: &mut Child) -> ReadyInfo {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if let Ok(bytes) = std::fs::read(path) {
+            return serde_json::from_slice(&bytes).expect("ready file is the documented JSON");
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("azure-emulator exited before it was ready: {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "azure-emulator wrote no ready file within {READY_TIMEOUT:?}"
+        );
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
