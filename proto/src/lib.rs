@@ -1,1 +1,48 @@
-//! Terraform plugin protocol v6.
+//! `tfplugin`: Terraform's plugin protocol 6 (up to 6.10) for Rust providers.
+//!
+//! Two layers, as in HashiCorp's Go libraries: the wire (generated gRPC types, msgpack and
+//! JSON values, the go-plugin handshake with AutoMTLS) and a small framework on top
+//! (`Provider`, `Resource`, `DataSource`, `Function`, `Action`, `ListResource` traits with
+//! decoded `Value`s, schema builders, diagnostics). A provider only uses the framework.
+//! Nothing here knows which cloud the provider talks to.
+
+pub mod codec;
+mod diagnostics;
+mod logging;
+mod plugin;
+mod provider;
+mod schema;
+mod server;
+mod tls;
+mod types;
+mod value;
+
+/// The generated protocol types, for tests that speak gRPC to a provider.
+pub mod wire {
+    pub mod tfplugin6 {
+        tonic::include_proto!("tfplugin6");
+    }
+    pub mod plugin {
+        tonic::include_proto!("plugin");
+    }
+}
+
+pub use diagnostics::{AttributePath, Diagnostic, Diagnostics, PathStep, Severity};
+pub use logging::{init_logging, level_from_env};
+pub use plugin::{
+    negotiate_protocol, serve, ServeError, MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE, PROTOCOL_VERSION,
+};
+pub use provider::{
+    Action, ApplyRequest, ApplyResponse, ClientCapabilities, ConfigureRequest, DataReadRequest,
+    DataReadResponse, DataSource, DeferredReason, Function, FunctionDefinition, FunctionError,
+    ImportRequest, ImportResponse, ImportedResource, ListRequest, ListResource, ListResult,
+    ListSink, Parameter, PlanRequest, PlanResponse, Progress, Provider, ReadRequest, ReadResponse,
+    Resource,
+};
+pub use schema::{
+    Attribute, Block, IdentityAttribute, IdentitySchema, NestedAttributes, NestedBlock,
+    NestingMode, Schema,
+};
+pub use server::ProviderService;
+pub use types::Type;
+pub use value::{Number, Refinements, Value};

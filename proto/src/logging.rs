@@ -1,0 +1,164 @@
+//! Logs in the JSON line format go-plugin reads from a plugin's stderr (hclog's), so
+//! `TF_LOG=debug` shows them in Terraform's log with their level and fields.
+
+use std::io::Write;
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::{Layer, Registry};
+
+/// The level from `TF_LOG_PROVIDER_MIG`, `TF_LOG_PROVIDER` or `TF_LOG`, as the Go SDK reads
+/// them; nothing is logged when none is set.
+pub fn level_from_env(get: impl Fn(&str) -> Option<String>) -> LevelFilter {
+    let value = ["TF_LOG_PROVIDER_MIG", "TF_LOG_PROVIDER", "TF_LOG"]
+        .iter()
+        .find_map(|name| get(name).filter(|v| !v.trim().is_empty()));
+    match value.map(|v| v.trim().to_ascii_uppercase()).as_deref() {
+        Some("TRACE") | Some("JSON") => LevelFilter::TRACE,
+        Some("DEBUG") => LevelFilter::DEBUG,
+        Some("INFO") => LevelFilter::INFO,
+        Some("WARN") => LevelFilter::WARN,
+        Some("ERROR") => LevelFilter::ERROR,
+        Some(_) => LevelFilter::TRACE,
+        None => LevelFilter::OFF,
+    }
+}
+
+/// Installs the stderr logger. Call once, first thing in `main`.
+pub fn init_logging() {
+    let level = level_from_env(|name| std::env::var(name).ok());
+    let subscriber = Registry::default().with(
+        HclogLayer {
+            module: "provider.mig",
+        }
+        .with_filter(level),
+    );
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+pub struct HclogLayer {
+    pub module: &'static str,
+}
+
+struct Fields(serde_json::Map<String, serde_json::Value>);
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.insert(field, serde_json::Value::from(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.insert(field, serde_json::Value::from(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.insert(field, serde_json::Value::from(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.insert(field, serde_json::Value::from(value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.insert(field, serde_json::Value::from(value));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.insert(field, serde_json::Value::from(format!("{value:?}")));
+    }
+}
+
+impl Fields {
+    fn insert(&mut self, field: &Field, value: serde_json::Value) {
+        let key = if field.name() == "message" {
+            "@message"
+        } else {
+            field.name()
+        };
+        self.0.insert(key.to_string(), value);
+    }
+}
+
+fn level_name(level: &Level) -> &'static str {
+    match *level {
+        Level::TRACE => "trace",
+        Level::DEBUG => "debug",
+        Level::INFO => "info",
+        Level::WARN => "warn",
+        Level::ERROR => "error",
+    }
+}
+
+/// One log line, as hclog writes it.
+pub fn format_line(
+    module: &str,
+    level: &Level,
+    target: &str,
+    fields: serde_json::Map<String, serde_json::Value>,
+) -> String {
+    let timestamp = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let mut line = serde_json::Map::new();
+    line.insert("@level".into(), level_name(level).into());
+    line.insert("@module".into(), module.into());
+    line.insert("@timestamp".into(), timestamp.into());
+    line.insert("@caller".into(), target.into());
+    if !fields.contains_key("@message") {
+        line.insert("@message".into(), "".into());
+    }
+    line.extend(fields);
+    serde_json::Value::Object(line).to_string()
+}
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for HclogLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let mut fields = Fields(serde_json::Map::new());
+        event.record(&mut fields);
+        let metadata = event.metadata();
+        let line = format_line(self.module, metadata.level(), metadata.target(), fields.0);
+        let mut stderr = std::io::stderr().lock();
+        let _ = writeln!(stderr, "{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn level_follows_terraform_variables() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(level_from_env(env(&[])), LevelFilter::OFF);
+        assert_eq!(
+            level_from_env(env(&[("TF_LOG", "debug")])),
+            LevelFilter::DEBUG
+        );
+        assert_eq!(
+            level_from_env(env(&[("TF_LOG", "trace"), ("TF_LOG_PROVIDER", "WARN")])),
+            LevelFilter::WARN
+        );
+        assert_eq!(
+            level_from_env(env(&[("TF_LOG", "json")])),
+            LevelFilter::TRACE
+        );
+    }
+
+    #[test]
+    fn lines_are_hclog_json() {
+        let mut fields = serde_json::Map::new();
+        fields.insert("@message".into(), "listing machines".into());
+        fields.insert("scope".into(), "/subscriptions/x".into());
+        let line = format_line("provider.mig", &Level::DEBUG, "mig::azure", fields);
+        let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(parsed["@level"], "debug");
+        assert_eq!(parsed["@message"], "listing machines");
+        assert_eq!(parsed["scope"], "/subscriptions/x");
+        assert!(parsed["@timestamp"].as_str().unwrap().contains('T'));
+    }
+}

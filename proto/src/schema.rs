@@ -1,0 +1,328 @@
+//! Schemas: the attributes and blocks of providers, resources, data sources, actions and list
+//! resources, with builders, and the value type a schema implies.
+
+use std::collections::BTreeMap;
+
+use crate::types::Type;
+use crate::wire::tfplugin6 as wire;
+
+#[derive(Debug, Clone, Default)]
+pub struct Schema {
+    pub version: i64,
+    pub block: Block,
+}
+
+impl Schema {
+    pub fn new(version: i64, block: Block) -> Schema {
+        Schema { version, block }
+    }
+
+    /// The object type of values of this schema.
+    pub fn value_type(&self) -> Type {
+        self.block.value_type()
+    }
+
+    pub(crate) fn to_wire(&self) -> wire::Schema {
+        wire::Schema {
+            version: self.version,
+            block: Some(self.block.to_wire(self.version)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Block {
+    pub attributes: Vec<Attribute>,
+    pub block_types: Vec<NestedBlock>,
+    /// Markdown.
+    pub description: String,
+    pub deprecated: bool,
+}
+
+impl Block {
+    pub fn value_type(&self) -> Type {
+        let mut fields: BTreeMap<String, Type> = self
+            .attributes
+            .iter()
+            .map(|a| (a.name.clone(), a.value_type()))
+            .collect();
+        for nested in &self.block_types {
+            let object = nested.block.value_type();
+            let ty = match nested.nesting {
+                NestingMode::Single | NestingMode::Group => object,
+                NestingMode::List => Type::list(object),
+                NestingMode::Set => Type::set(object),
+                NestingMode::Map => Type::map(object),
+            };
+            fields.insert(nested.type_name.clone(), ty);
+        }
+        Type::Object(fields)
+    }
+
+    fn to_wire(&self, version: i64) -> wire::schema::Block {
+        wire::schema::Block {
+            version,
+            attributes: self.attributes.iter().map(Attribute::to_wire).collect(),
+            block_types: self.block_types.iter().map(NestedBlock::to_wire).collect(),
+            description: self.description.clone(),
+            description_kind: wire::StringKind::Markdown as i32,
+            deprecated: self.deprecated,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NestingMode {
+    Single,
+    List,
+    Set,
+    Map,
+    /// Like `Single`, but never null: absent means all attributes null.
+    Group,
+}
+
+#[derive(Debug, Clone)]
+pub struct NestedBlock {
+    pub type_name: String,
+    pub block: Block,
+    pub nesting: NestingMode,
+    pub min_items: i64,
+    pub max_items: i64,
+}
+
+impl NestedBlock {
+    pub fn new(type_name: &str, nesting: NestingMode, block: Block) -> NestedBlock {
+        NestedBlock {
+            type_name: type_name.to_string(),
+            block,
+            nesting,
+            min_items: 0,
+            max_items: 0,
+        }
+    }
+
+    pub fn min_items(mut self, n: i64) -> Self {
+        self.min_items = n;
+        self
+    }
+
+    pub fn max_items(mut self, n: i64) -> Self {
+        self.max_items = n;
+        self
+    }
+
+    fn to_wire(&self) -> wire::schema::NestedBlock {
+        use wire::schema::nested_block::NestingMode as W;
+        wire::schema::NestedBlock {
+            type_name: self.type_name.clone(),
+            block: Some(self.block.to_wire(0)),
+            nesting: match self.nesting {
+                NestingMode::Single => W::Single,
+                NestingMode::List => W::List,
+                NestingMode::Set => W::Set,
+                NestingMode::Map => W::Map,
+                NestingMode::Group => W::Group,
+            } as i32,
+            min_items: self.min_items,
+            max_items: self.max_items,
+        }
+    }
+}
+
+/// Attributes nested inside an attribute (`nested_type`), as opposed to a nested block.
+#[derive(Debug, Clone)]
+pub struct NestedAttributes {
+    pub attributes: Vec<Attribute>,
+    /// `Group` is not allowed here; use `Single`.
+    pub nesting: NestingMode,
+}
+
+#[derive(Debug, Clone)]
+pub struct Attribute {
+    pub name: String,
+    /// Ignored when `nested` is set.
+    pub r#type: Type,
+    pub nested: Option<NestedAttributes>,
+    /// Markdown.
+    pub description: String,
+    pub required: bool,
+    pub optional: bool,
+    pub computed: bool,
+    pub sensitive: bool,
+    pub deprecated: bool,
+    pub write_only: bool,
+}
+
+impl Attribute {
+    fn new(name: &str, r#type: Type) -> Attribute {
+        Attribute {
+            name: name.to_string(),
+            r#type,
+            nested: None,
+            description: String::new(),
+            required: false,
+            optional: false,
+            computed: false,
+            sensitive: false,
+            deprecated: false,
+            write_only: false,
+        }
+    }
+
+    pub fn required(name: &str, r#type: Type) -> Attribute {
+        Attribute {
+            required: true,
+            ..Attribute::new(name, r#type)
+        }
+    }
+
+    pub fn optional(name: &str, r#type: Type) -> Attribute {
+        Attribute {
+            optional: true,
+            ..Attribute::new(name, r#type)
+        }
+    }
+
+    pub fn computed(name: &str, r#type: Type) -> Attribute {
+        Attribute {
+            computed: true,
+            ..Attribute::new(name, r#type)
+        }
+    }
+
+    /// Set by the user or, when left out, by the provider.
+    pub fn optional_computed(mut self) -> Attribute {
+        self.optional = true;
+        self.computed = true;
+        self.required = false;
+        self
+    }
+
+    pub fn description(mut self, text: impl Into<String>) -> Attribute {
+        self.description = text.into();
+        self
+    }
+
+    pub fn sensitive(mut self) -> Attribute {
+        self.sensitive = true;
+        self
+    }
+
+    pub fn deprecated(mut self) -> Attribute {
+        self.deprecated = true;
+        self
+    }
+
+    pub fn write_only(mut self) -> Attribute {
+        self.write_only = true;
+        self
+    }
+
+    pub fn nested(mut self, nesting: NestingMode, attributes: Vec<Attribute>) -> Attribute {
+        self.nested = Some(NestedAttributes {
+            attributes,
+            nesting,
+        });
+        self
+    }
+
+    pub fn value_type(&self) -> Type {
+        match &self.nested {
+            None => self.r#type.clone(),
+            Some(nested) => {
+                let object = Type::Object(
+                    nested
+                        .attributes
+                        .iter()
+                        .map(|a| (a.name.clone(), a.value_type()))
+                        .collect(),
+                );
+                match nested.nesting {
+                    NestingMode::Single | NestingMode::Group => object,
+                    NestingMode::List => Type::list(object),
+                    NestingMode::Set => Type::set(object),
+                    NestingMode::Map => Type::map(object),
+                }
+            }
+        }
+    }
+
+    fn to_wire(&self) -> wire::schema::Attribute {
+        use wire::schema::object::NestingMode as W;
+        let nested_type = self.nested.as_ref().map(|nested| wire::schema::Object {
+            attributes: nested.attributes.iter().map(Attribute::to_wire).collect(),
+            nesting: match nested.nesting {
+                NestingMode::Single | NestingMode::Group => W::Single,
+                NestingMode::List => W::List,
+                NestingMode::Set => W::Set,
+                NestingMode::Map => W::Map,
+            } as i32,
+            #[allow(deprecated)]
+            min_items: 0,
+            #[allow(deprecated)]
+            max_items: 0,
+        });
+        wire::schema::Attribute {
+            name: self.name.clone(),
+            r#type: if nested_type.is_some() {
+                Vec::new()
+            } else {
+                self.r#type.to_json_bytes()
+            },
+            nested_type,
+            description: self.description.clone(),
+            required: self.required,
+            optional: self.optional,
+            computed: self.computed,
+            sensitive: self.sensitive,
+            description_kind: wire::StringKind::Markdown as i32,
+            deprecated: self.deprecated,
+            write_only: self.write_only,
+        }
+    }
+}
+
+/// The identity of a managed resource (protocol 6.9+): a small object that names one
+/// resource instance, used by `import` blocks with `identity` and by list resources.
+#[derive(Debug, Clone)]
+pub struct IdentitySchema {
+    pub version: i64,
+    pub attributes: Vec<IdentityAttribute>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdentityAttribute {
+    pub name: String,
+    pub r#type: Type,
+    pub required_for_import: bool,
+    pub optional_for_import: bool,
+    pub description: String,
+}
+
+impl IdentitySchema {
+    pub fn value_type(&self) -> Type {
+        Type::Object(
+            self.attributes
+                .iter()
+                .map(|a| (a.name.clone(), a.r#type.clone()))
+                .collect(),
+        )
+    }
+
+    pub(crate) fn to_wire(&self) -> wire::ResourceIdentitySchema {
+        wire::ResourceIdentitySchema {
+            version: self.version,
+            identity_attributes: self
+                .attributes
+                .iter()
+                .map(|a| wire::resource_identity_schema::IdentityAttribute {
+                    name: a.name.clone(),
+                    r#type: a.r#type.to_json_bytes(),
+                    required_for_import: a.required_for_import,
+                    optional_for_import: a.optional_for_import,
+                    description: a.description.clone(),
+                })
+                .collect(),
+        }
+    }
+}
