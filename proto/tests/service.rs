@@ -1,0 +1,350 @@
+//! The gRPC service driven as Terraform drives it, with msgpack on the wire, against a small
+//! provider defined here.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tfplugin::codec;
+use tfplugin::wire::tfplugin6 as wire;
+use tfplugin::wire::tfplugin6::provider_server::Provider as _;
+use tfplugin::*;
+use tonic::Request;
+
+struct Widget;
+
+fn widget_schema() -> Schema {
+    Schema::new(
+        1,
+        Block {
+            attributes: vec![
+                Attribute::required("name", Type::String).description("The name."),
+                Attribute::optional("tags", Type::map(Type::String)),
+                Attribute::computed("id", Type::String),
+                Attribute::optional("secret", Type::String).sensitive(),
+            ],
+            ..Block::default()
+        },
+    )
+}
+
+#[async_trait]
+impl Resource for Widget {
+    fn type_name(&self) -> &'static str {
+        "test_widget"
+    }
+    fn schema(&self) -> Schema {
+        widget_schema()
+    }
+    async fn validate_config(&self, config: &Value) -> Diagnostics {
+        let mut diagnostics = Diagnostics::default();
+        if config.get("name").as_str() == Some("") {
+            diagnostics.error_at(
+                AttributePath::root("name"),
+                "Empty name",
+                "Give the widget a name.",
+            );
+        }
+        diagnostics
+    }
+    async fn plan(&self, request: PlanRequest) -> PlanResponse {
+        let planned = if request.proposed_new_state.is_null() {
+            Value::Null
+        } else if request.prior_state.is_null() {
+            request.proposed_new_state.with("id", Value::unknown())
+        } else {
+            request.proposed_new_state.clone()
+        };
+        PlanResponse {
+            planned_state: planned,
+            ..PlanResponse::default()
+        }
+    }
+    async fn apply(&self, request: ApplyRequest) -> ApplyResponse {
+        let new_state = if request.planned_state.is_null() {
+            Value::Null
+        } else {
+            let name = request
+                .planned_state
+                .get("name")
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            request
+                .planned_state
+                .with("id", Value::String(format!("w-{name}")))
+        };
+        ApplyResponse {
+            new_state,
+            ..ApplyResponse::default()
+        }
+    }
+    async fn read(&self, request: ReadRequest) -> ReadResponse {
+        ReadResponse {
+            new_state: request.current_state,
+            ..ReadResponse::default()
+        }
+    }
+}
+
+struct Echo;
+
+#[async_trait]
+impl Function for Echo {
+    fn name(&self) -> &'static str {
+        "echo"
+    }
+    fn definition(&self) -> FunctionDefinition {
+        FunctionDefinition {
+            parameters: vec![Parameter {
+                name: "text".into(),
+                r#type: Type::String,
+                allow_null: false,
+                allow_unknown: false,
+                description: String::new(),
+            }],
+            variadic: None,
+            return_type: Type::String,
+            summary: "echo".into(),
+            description: String::new(),
+        }
+    }
+    async fn call(&self, args: Vec<Value>) -> Result<Value, FunctionError> {
+        match args[0].as_str() {
+            Some("") => Err(FunctionError {
+                text: "text: must not be empty".into(),
+                argument: Some(0),
+            }),
+            Some(text) => Ok(Value::String(text.to_uppercase())),
+            None => unreachable!("Terraform checks types"),
+        }
+    }
+}
+
+struct TestProvider;
+
+#[async_trait]
+impl Provider for TestProvider {
+    fn type_name(&self) -> &'static str {
+        "test"
+    }
+    fn schema(&self) -> Schema {
+        Schema::new(0, Block::default())
+    }
+    async fn configure(&self, _request: ConfigureRequest) -> Diagnostics {
+        Diagnostics::default()
+    }
+    fn resources(&self) -> Vec<Arc<dyn Resource>> {
+        vec![Arc::new(Widget)]
+    }
+    fn functions(&self) -> Vec<Arc<dyn Function>> {
+        vec![Arc::new(Echo)]
+    }
+}
+
+fn service() -> ProviderService<TestProvider> {
+    ProviderService::new(Arc::new(TestProvider))
+}
+
+fn dynamic(value: &Value, ty: &Type) -> Option<wire::DynamicValue> {
+    Some(wire::DynamicValue {
+        msgpack: codec::to_msgpack(value, ty),
+        json: Vec::new(),
+    })
+}
+
+#[tokio::test]
+async fn schema_lists_resources_and_functions_with_markdown_descriptions() {
+    let response = service()
+        .get_provider_schema(Request::new(wire::get_provider_schema::Request {}))
+        .await
+        .unwrap()
+        .into_inner();
+    let widget = &response.resource_schemas["test_widget"];
+    assert_eq!(widget.version, 1);
+    let block = widget.block.as_ref().unwrap();
+    let secret = block
+        .attributes
+        .iter()
+        .find(|a| a.name == "secret")
+        .unwrap();
+    assert!(secret.sensitive && secret.optional);
+    let name = block.attributes.iter().find(|a| a.name == "name").unwrap();
+    assert_eq!(name.r#type, br#""string""#);
+    assert_eq!(name.description_kind, wire::StringKind::Markdown as i32);
+    assert!(response.functions.contains_key("echo"));
+    assert!(response.server_capabilities.unwrap().plan_destroy);
+}
+
+#[tokio::test]
+async fn validation_errors_point_at_the_attribute() {
+    let ty = widget_schema().value_type();
+    let config = Value::object([("name", Value::from(""))]);
+    let response = service()
+        .validate_resource_config(Request::new(wire::validate_resource_config::Request {
+            type_name: "test_widget".into(),
+            config: dynamic(&config, &ty),
+            client_capabilities: None,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let diagnostic = &response.diagnostics[0];
+    assert_eq!(
+        diagnostic.severity,
+        wire::diagnostic::Severity::Error as i32
+    );
+    let step = &diagnostic.attribute.as_ref().unwrap().steps[0];
+    assert_eq!(
+        step.selector,
+        Some(wire::attribute_path::step::Selector::AttributeName(
+            "name".into()
+        ))
+    );
+}
+
+#[tokio::test]
+async fn plan_and_apply_round_trip_through_msgpack_with_unknowns() {
+    let ty = widget_schema().value_type();
+    let proposed = Value::object([
+        ("name", Value::from("a")),
+        (
+            "tags",
+            Value::Map([("env".to_string(), Value::unknown())].into()),
+        ),
+    ]);
+    let plan = service()
+        .plan_resource_change(Request::new(wire::plan_resource_change::Request {
+            type_name: "test_widget".into(),
+            prior_state: dynamic(&Value::Null, &ty),
+            proposed_new_state: dynamic(&proposed, &ty),
+            config: dynamic(&proposed, &ty),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let planned = codec::from_msgpack(&plan.planned_state.unwrap().msgpack, &ty).unwrap();
+    assert!(planned.get("id").is_unknown());
+    assert!(
+        planned.get("tags").get("env").is_unknown(),
+        "unknowns inside maps survive"
+    );
+    assert!(planned.get("secret").is_null());
+
+    let known = planned.with("tags", Value::Null);
+    let apply = service()
+        .apply_resource_change(Request::new(wire::apply_resource_change::Request {
+            type_name: "test_widget".into(),
+            prior_state: dynamic(&Value::Null, &ty),
+            planned_state: dynamic(&known, &ty),
+            config: dynamic(&proposed, &ty),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let state = codec::from_msgpack(&apply.new_state.unwrap().msgpack, &ty).unwrap();
+    assert_eq!(state.get("id").as_str(), Some("w-a"));
+}
+
+#[tokio::test]
+async fn unknown_resource_types_get_a_diagnostic_not_a_grpc_error() {
+    let response = service()
+        .read_resource(Request::new(wire::read_resource::Request {
+            type_name: "test_gadget".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(response.diagnostics[0].detail.contains("test_gadget"));
+}
+
+#[tokio::test]
+async fn stored_json_state_is_upgraded_dropping_removed_attributes() {
+    let ty = widget_schema().value_type();
+    let response = service()
+        .upgrade_resource_state(Request::new(wire::upgrade_resource_state::Request {
+            type_name: "test_widget".into(),
+            version: 0,
+            raw_state: Some(wire::RawState {
+                json: br#"{"name":"a","id":"w-a","removed_long_ago":true}"#.to_vec(),
+                flatmap: Default::default(),
+            }),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        response.diagnostics.is_empty(),
+        "{:?}",
+        response.diagnostics
+    );
+    let state = codec::from_msgpack(&response.upgraded_state.unwrap().msgpack, &ty).unwrap();
+    assert_eq!(state.get("id").as_str(), Some("w-a"));
+}
+
+#[tokio::test]
+async fn functions_return_values_and_argument_errors() {
+    let call = |text: &'static str| async move {
+        service()
+            .call_function(Request::new(wire::call_function::Request {
+                name: "echo".into(),
+                arguments: vec![dynamic(&Value::from(text), &Type::String).unwrap()],
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    let ok = call("hi").await;
+    let result = codec::from_msgpack(&ok.result.unwrap().msgpack, &Type::String).unwrap();
+    assert_eq!(result.as_str(), Some("HI"));
+    let failed = call("").await;
+    let error = failed.error.unwrap();
+    assert_eq!(error.function_argument, Some(0));
+    assert!(error.text.contains("must not be empty"));
+}
+
+#[tokio::test]
+async fn generated_config_leaves_out_computed_attributes() {
+    let ty = widget_schema().value_type();
+    let state = Value::object([("name", Value::from("a")), ("id", Value::from("w-a"))]);
+    let response = service()
+        .generate_resource_config(Request::new(wire::generate_resource_config::Request {
+            type_name: "test_widget".into(),
+            state: dynamic(&state, &ty),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let config = codec::from_msgpack(&response.config.unwrap().msgpack, &ty).unwrap();
+    assert!(config.get("id").is_null());
+    assert_eq!(config.get("name").as_str(), Some("a"));
+}
+
+#[tokio::test]
+async fn unused_features_answer_with_valid_responses() {
+    let service = service();
+    let identities = service
+        .get_resource_identity_schemas(Request::new(
+            wire::get_resource_identity_schemas::Request {},
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(identities.identity_schemas.is_empty());
+    let states = service
+        .get_states(Request::new(wire::get_states::Request {
+            type_name: "x".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(states.diagnostics.len(), 1);
+    let metadata = service
+        .get_metadata(Request::new(wire::get_metadata::Request {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(metadata.resources[0].type_name, "test_widget");
+}
