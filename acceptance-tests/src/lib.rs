@@ -9,6 +9,7 @@
 //! `scripts/install-terraform` (which prefers `terraform`/`tofu` on PATH).
 
 mod emulator;
+pub mod plugin_client;
 mod terraform;
 
 pub use emulator::{Emulator, ReadyInfo};
@@ -25,7 +26,7 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// Path of a binary built by this workspace, overridable through `env_var`.
-pub(crate) fn workspace_binary(env_var: &str, name: &str) -> PathBuf {
+pub fn workspace_binary(env_var: &str, name: &str) -> PathBuf {
     if let Ok(path) = std::env::var(env_var) {
         return PathBuf::from(path);
     }
