@@ -127,6 +127,10 @@ impl Diagnostics {
         self.items.is_empty()
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.items.iter()
+    }
+
     pub(crate) fn to_wire(&self) -> Vec<wire::Diagnostic> {
         self.items
             .iter()

@@ -71,12 +71,15 @@ impl Function for BuiltinIdentityId {
 
     async fn call(&self, args: Vec<Value>) -> Result<Value, FunctionError> {
         let subscription = string_argument(&args, 0)?;
-        let subscription = ids::SubscriptionId::parse_guid(subscription).map_err(|reason| FunctionError {
-            text: format!("subscription_id: {reason}"),
-            argument: Some(0),
-        })?;
+        let subscription =
+            ids::SubscriptionId::parse_guid(subscription).map_err(|reason| FunctionError {
+                text: format!("subscription_id: {reason}"),
+                argument: Some(0),
+            })?;
         let location = location_argument(&args, 1)?;
-        Ok(Value::String(ids::builtin_identity_id(&subscription, &location).to_string()))
+        Ok(Value::String(
+            ids::builtin_identity_id(&subscription, &location).to_string(),
+        ))
     }
 }
 
@@ -94,7 +97,8 @@ impl Function for BuiltinIdentityName {
             variadic: None,
             return_type: Type::String,
             summary: "Name of the built-in policy's identity for a region".into(),
-            description: "Returns `Built-In-Identity-{location}` with the region as ARM spells it.".into(),
+            description: "Returns `Built-In-Identity-{location}` with the region as ARM spells it."
+                .into(),
         }
     }
 
@@ -145,9 +149,18 @@ impl Function for ParseResourceId {
         })?;
         let text = |part: Option<&str>| part.map_or(Value::Null, |s| Value::String(s.to_string()));
         let fields: BTreeMap<String, Value> = [
-            ("subscription_id", text(Some(parsed.subscription_id.as_str()))),
-            ("resource_group_name", text(parsed.resource_group_name.as_deref())),
-            ("provider_namespace", text(parsed.provider_namespace.as_deref())),
+            (
+                "subscription_id",
+                text(Some(parsed.subscription_id.as_str())),
+            ),
+            (
+                "resource_group_name",
+                text(parsed.resource_group_name.as_deref()),
+            ),
+            (
+                "provider_namespace",
+                text(parsed.provider_namespace.as_deref()),
+            ),
             ("resource_type", text(parsed.resource_type.as_deref())),
             ("name", text(parsed.name.as_deref())),
         ]

@@ -2,8 +2,12 @@
 //! Terraform provider. Terraform launches this binary; run directly it explains itself.
 
 mod azure;
+mod data_sources;
 mod functions;
+mod policy;
 mod provider;
+mod resources;
+mod timeouts;
 
 use std::sync::Arc;
 

@@ -256,7 +256,11 @@ mod tests {
         let rules = default_rules();
         let table: Vec<(&str, IdentityBlock, Decision)> = vec![
             ("no identity", block("None", &[]), Decision::Assign),
-            ("system assigned", block("SystemAssigned", &[]), Decision::Assign),
+            (
+                "system assigned",
+                block("SystemAssigned", &[]),
+                Decision::Assign,
+            ),
             (
                 "exactly one UAMI, type UserAssigned: the single-UAMI skip",
                 block("UserAssigned", &[OTHER]),
@@ -267,8 +271,16 @@ mod tests {
                 block("SystemAssigned, UserAssigned", &[OTHER]),
                 Decision::Assign,
             ),
-            ("two UAMIs", block("UserAssigned", &[OTHER, THIRD]), Decision::Assign),
-            ("already holds the target", block("UserAssigned", &[OTHER, TARGET]), Decision::Compliant),
+            (
+                "two UAMIs",
+                block("UserAssigned", &[OTHER, THIRD]),
+                Decision::Assign,
+            ),
+            (
+                "already holds the target",
+                block("UserAssigned", &[OTHER, TARGET]),
+                Decision::Compliant,
+            ),
             (
                 "holds only the target (type UserAssigned, one identity) is compliant, not skipped",
                 block("UserAssigned", &[TARGET]),
@@ -276,12 +288,19 @@ mod tests {
             ),
             (
                 "target ID in other casing",
-                block("SystemAssigned,UserAssigned", &[&TARGET.to_ascii_uppercase()]),
+                block(
+                    "SystemAssigned,UserAssigned",
+                    &[&TARGET.to_ascii_uppercase()],
+                ),
                 Decision::Compliant,
             ),
         ];
         for (name, identity, expected) in table {
-            assert_eq!(decide_for(&identity, "Succeeded", &rules), expected, "{name}");
+            assert_eq!(
+                decide_for(&identity, "Succeeded", &rules),
+                expected,
+                "{name}"
+            );
         }
     }
 
@@ -291,7 +310,10 @@ mod tests {
             skip_single_user_assigned: false,
             ..Rules::default()
         };
-        assert_eq!(decide_for(&block("UserAssigned", &[OTHER]), "Succeeded", &rules), Decision::Assign);
+        assert_eq!(
+            decide_for(&block("UserAssigned", &[OTHER]), "Succeeded", &rules),
+            Decision::Assign
+        );
     }
 
     #[test]
@@ -304,7 +326,10 @@ mod tests {
                 "{state}"
             );
         }
-        assert_eq!(decide_for(&block("None", &[]), "Updating", &rules), Decision::Assign);
+        assert_eq!(
+            decide_for(&block("None", &[]), "Updating", &rules),
+            Decision::Assign
+        );
     }
 
     #[test]
@@ -322,14 +347,24 @@ mod tests {
             exclude_ids: [machine.id.to_ascii_lowercase()].into_iter().collect(),
             ..default_rules()
         };
-        assert_eq!(decide(&machine, TARGET, &by_id), Decision::Skip(SkipReason::ExcludedById));
+        assert_eq!(
+            decide(&machine, TARGET, &by_id),
+            Decision::Skip(SkipReason::ExcludedById)
+        );
         let by_tag = Rules {
-            exclude_tags: [("environment".to_string(), "prod".to_string())].into_iter().collect(),
+            exclude_tags: [("environment".to_string(), "prod".to_string())]
+                .into_iter()
+                .collect(),
             ..default_rules()
         };
-        assert_eq!(decide(&machine, TARGET, &by_tag), Decision::Skip(SkipReason::ExcludedByTag));
+        assert_eq!(
+            decide(&machine, TARGET, &by_tag),
+            Decision::Skip(SkipReason::ExcludedByTag)
+        );
         let other_value = Rules {
-            exclude_tags: [("environment".to_string(), "dev".to_string())].into_iter().collect(),
+            exclude_tags: [("environment".to_string(), "dev".to_string())]
+                .into_iter()
+                .collect(),
             ..default_rules()
         };
         assert_eq!(decide(&machine, TARGET, &other_value), Decision::Assign);
@@ -355,7 +390,9 @@ mod tests {
     fn removal_restores_the_type_and_keeps_other_identities() {
         assert_eq!(
             removal_patch(&block("UserAssigned", &[OTHER, TARGET]), TARGET),
-            Some(serde_json::json!({"type": "UserAssigned", "userAssignedIdentities": {TARGET: null}}))
+            Some(
+                serde_json::json!({"type": "UserAssigned", "userAssignedIdentities": {TARGET: null}})
+            )
         );
         assert_eq!(
             removal_patch(&block("SystemAssigned, UserAssigned", &[TARGET]), TARGET),
@@ -365,13 +402,22 @@ mod tests {
             removal_patch(&block("UserAssigned", &[TARGET]), TARGET),
             Some(serde_json::json!({"type": "None"}))
         );
-        assert_eq!(removal_patch(&block("UserAssigned", &[OTHER]), TARGET), None);
+        assert_eq!(
+            removal_patch(&block("UserAssigned", &[OTHER]), TARGET),
+            None
+        );
     }
 
     #[test]
     fn identity_type_parsing_is_lenient_about_spelling() {
-        assert_eq!(IdentityType::parse(Some("systemassigned, userassigned")), IdentityType::SystemAssignedUserAssigned);
-        assert_eq!(IdentityType::parse(Some("SystemAssigned,UserAssigned")), IdentityType::SystemAssignedUserAssigned);
+        assert_eq!(
+            IdentityType::parse(Some("systemassigned, userassigned")),
+            IdentityType::SystemAssignedUserAssigned
+        );
+        assert_eq!(
+            IdentityType::parse(Some("SystemAssigned,UserAssigned")),
+            IdentityType::SystemAssignedUserAssigned
+        );
         assert_eq!(IdentityType::parse(None), IdentityType::None);
         assert_eq!(IdentityType::parse(Some("None")), IdentityType::None);
     }

@@ -154,7 +154,11 @@ fn settings_from_config(config: &Value) -> ProviderSettings {
 
 fn push_config_errors(diagnostics: &mut Diagnostics, errors: Vec<ConfigError>) {
     for error in errors {
-        diagnostics.error_at(AttributePath::root(error.attribute), &error.summary, &error.detail);
+        diagnostics.error_at(
+            AttributePath::root(error.attribute),
+            &error.summary,
+            &error.detail,
+        );
     }
 }
 
@@ -196,11 +200,21 @@ impl Provider for MigProvider {
     }
 
     fn resources(&self) -> Vec<Arc<dyn Resource>> {
-        Vec::new()
+        use crate::resources::*;
+        vec![
+            Arc::new(builtin_identity::BuiltinIdentity::new(self.data.clone())),
+            Arc::new(identity_assignment::IdentityAssignment::new(
+                self.data.clone(),
+            )),
+        ]
     }
 
     fn data_sources(&self) -> Vec<Arc<dyn DataSource>> {
-        Vec::new()
+        use crate::data_sources::*;
+        vec![
+            Arc::new(client_config::ClientConfig::new(self.data.clone())),
+            Arc::new(virtual_machines::VirtualMachines::new(self.data.clone())),
+        ]
     }
 
     fn functions(&self) -> Vec<Arc<dyn Function>> {

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use tfplugin::{Attribute, AttributePath, Block, Diagnostics, NestedBlock, NestingMode, Type, Value};
+use tfplugin::{
+    Attribute, AttributePath, Block, Diagnostics, NestedBlock, NestingMode, Type, Value,
+};
 
 /// Default durations of one resource type's operations.
 #[derive(Debug, Clone, Copy)]
@@ -76,7 +78,7 @@ pub fn validate(config: &Value, diagnostics: &mut Diagnostics) {
         if let Some(text) = config.get("timeouts").get(name).as_str() {
             if let Err(error) = humantime::parse_duration(text) {
                 diagnostics.error_at(
-                    AttributePath::root("timeouts").attr(name),
+                    AttributePath::root("timeouts").attribute(name),
                     "Invalid duration",
                     &format!("`{text}` is not a duration ({error}). Write it like `30s`, `10m` or `1h30m`."),
                 );

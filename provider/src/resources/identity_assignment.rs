@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use tfplugin::{
     ApplyRequest, ApplyResponse, Attribute, AttributePath, Block, Diagnostics, ImportRequest,
     ImportResponse, ImportedResource, PlanRequest, PlanResponse, ReadRequest, ReadResponse,
@@ -121,7 +121,7 @@ fn schema() -> Schema {
         0,
         Block {
             attributes: attributes_all,
-            blocks: vec![timeouts::block(TIMEOUTS)],
+            block_types: vec![timeouts::block(TIMEOUTS)],
             description: "Attaches one user-assigned identity to every VM and scale set in a scope, by the rules of Azure's built-in policy \"Assign Built-In User-Assigned Managed Identity to Virtual Machines\", with a plan: exactly which machines change, and why each skipped machine is skipped.".into(),
             ..Block::default()
         },
@@ -155,9 +155,12 @@ struct Outcome {
 }
 
 fn strings(value: &Value) -> Option<Vec<String>> {
-    value
-        .as_list()
-        .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+    value.as_list().map(|items| {
+        items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    })
 }
 
 fn string_map(value: &Value) -> BTreeMap<String, String> {
@@ -217,7 +220,9 @@ fn validate_arguments(config: &Value) -> Diagnostics {
                 diagnostics.error_at(
                     AttributePath::root("resource_types"),
                     "Unknown resource type",
-                    &format!("`{kind}` is not one of `virtualMachines`, `virtualMachineScaleSets`."),
+                    &format!(
+                        "`{kind}` is not one of `virtualMachines`, `virtualMachineScaleSets`."
+                    ),
                 );
             }
         }
@@ -322,7 +327,10 @@ fn settings_from(resource: &Value) -> Option<Settings> {
 
 fn outcome_from(resource: &Value) -> Outcome {
     let set = |name: &str| -> BTreeSet<String> {
-        strings(resource.get(name)).unwrap_or_default().into_iter().collect()
+        strings(resource.get(name))
+            .unwrap_or_default()
+            .into_iter()
+            .collect()
     };
     Outcome {
         assigned_ids: set("assigned_ids"),
@@ -339,8 +347,14 @@ fn string_set_value(items: &BTreeSet<String>) -> Value {
 /// `resource` with the computed attributes replaced by `outcome`.
 fn with_outcome(resource: &Value, outcome: &Outcome) -> Value {
     let mut fields = resource.as_object().cloned().unwrap_or_default();
-    fields.insert("assigned_ids".into(), string_set_value(&outcome.assigned_ids));
-    fields.insert("compliant_ids".into(), string_set_value(&outcome.compliant_ids));
+    fields.insert(
+        "assigned_ids".into(),
+        string_set_value(&outcome.assigned_ids),
+    );
+    fields.insert(
+        "compliant_ids".into(),
+        string_set_value(&outcome.compliant_ids),
+    );
     fields.insert(
         "skipped".into(),
         Value::Map(
@@ -351,13 +365,21 @@ fn with_outcome(resource: &Value, outcome: &Outcome) -> Value {
                 .collect(),
         ),
     );
-    fields.insert("noncompliant_ids".into(), string_set_value(&outcome.noncompliant_ids));
+    fields.insert(
+        "noncompliant_ids".into(),
+        string_set_value(&outcome.noncompliant_ids),
+    );
     Value::Object(fields)
 }
 
 fn with_unknown_outcome(resource: &Value) -> Value {
     let mut fields = resource.as_object().cloned().unwrap_or_default();
-    for name in ["assigned_ids", "compliant_ids", "skipped", "noncompliant_ids"] {
+    for name in [
+        "assigned_ids",
+        "compliant_ids",
+        "skipped",
+        "noncompliant_ids",
+    ] {
         fields.insert(name.into(), Value::unknown());
     }
     Value::Object(fields)
@@ -404,7 +426,11 @@ struct Evaluation {
 }
 
 /// The policy's rule over the inventory, given which machines this resource already holds.
-fn evaluate(inventory: &[Machine], settings: &Settings, previously_assigned: &BTreeSet<String>) -> Evaluation {
+fn evaluate(
+    inventory: &[Machine],
+    settings: &Settings,
+    previously_assigned: &BTreeSet<String>,
+) -> Evaluation {
     let held_by_us: BTreeSet<String> = previously_assigned
         .iter()
         .map(|id| id.to_ascii_lowercase())
@@ -452,7 +478,10 @@ fn evaluate(inventory: &[Machine], settings: &Settings, previously_assigned: &BT
                     evaluation.to_assign.insert(machine.id.clone());
                 }
                 Mode::Audit => {
-                    evaluation.outcome.noncompliant_ids.insert(machine.id.clone());
+                    evaluation
+                        .outcome
+                        .noncompliant_ids
+                        .insert(machine.id.clone());
                 }
             },
         }
@@ -628,7 +657,9 @@ impl IdentityAssignment {
                     report.already_done.insert(id.clone());
                 }
                 None => {
-                    report.failed.insert(id.clone(), "deleted since plan".into());
+                    report
+                        .failed
+                        .insert(id.clone(), "deleted since plan".into());
                 }
             }
         }
@@ -642,7 +673,8 @@ impl IdentityAssignment {
                         return (id, WriteResult::NotStarted);
                     }
                     let result =
-                        write_machine(clients, machine, &settings.identity_id, settings, change).await;
+                        write_machine(clients, machine, &settings.identity_id, settings, change)
+                            .await;
                     (id, result)
                 }
             })
@@ -790,9 +822,11 @@ impl Resource for IdentityAssignment {
         let inventory = match self.inventory_for_plan(&clients, &settings).await {
             Ok(inventory) => inventory,
             Err(error) => {
-                response
-                    .diagnostics
-                    .error_at(AttributePath::root("scope"), "Cannot list the machines in scope", &error);
+                response.diagnostics.error_at(
+                    AttributePath::root("scope"),
+                    "Cannot list the machines in scope",
+                    &error,
+                );
                 return response;
             }
         };
@@ -833,7 +867,10 @@ impl Resource for IdentityAssignment {
                 new_state: request.prior_state,
                 diagnostics: error_diagnostics(
                     "Timed out",
-                    &format!("The apply did not finish within {}; raise `timeouts`.", humantime::format_duration(deadline)),
+                    &format!(
+                        "The apply did not finish within {}; raise `timeouts`.",
+                        humantime::format_duration(deadline)
+                    ),
                 ),
                 ..ApplyResponse::default()
             },
@@ -860,7 +897,8 @@ impl Resource for IdentityAssignment {
         let inventory = match self.list_inventory(&clients, &settings).await {
             Ok(inventory) => inventory,
             Err(error) => {
-                response.diagnostics = error_diagnostics("Cannot list the machines in scope", &error);
+                response.diagnostics =
+                    error_diagnostics("Cannot list the machines in scope", &error);
                 return response;
             }
         };
@@ -956,7 +994,10 @@ impl IdentityAssignment {
         // Write exactly what the plan showed: planned assigned_ids that we do not hold yet,
         // and our machines that left the scope.
         let planned_outcome = outcome_from(planned);
-        let held: BTreeSet<String> = previously_assigned.iter().map(|id| id.to_ascii_lowercase()).collect();
+        let held: BTreeSet<String> = previously_assigned
+            .iter()
+            .map(|id| id.to_ascii_lowercase())
+            .collect();
         let to_assign: BTreeSet<String> = planned_outcome
             .assigned_ids
             .iter()
@@ -983,7 +1024,11 @@ impl IdentityAssignment {
         report_failures(&mut diagnostics, "attach the identity to", &attach);
         report_failures(&mut diagnostics, "take the identity back from", &release);
 
-        let written: BTreeSet<String> = attach.succeeded.union(&release.succeeded).cloned().collect();
+        let written: BTreeSet<String> = attach
+            .succeeded
+            .union(&release.succeeded)
+            .cloned()
+            .collect();
         if let Err(error) = clients
             .compute
             .wait_until_settled(&settings.scope, &settings.kinds, &written)
@@ -1122,14 +1167,33 @@ mod tests {
             machine("has-it", "eastus", "UserAssigned", &[TARGET]),
             machine("elsewhere", "westus", "None", &[]),
         ];
-        let evaluation = evaluate(&inventory, &settings(Mode::Enforce, Some(&["eastus"])), &BTreeSet::new());
-        let id = |name: &str| inventory.iter().find(|m| m.id.ends_with(name)).unwrap().id.clone();
+        let evaluation = evaluate(
+            &inventory,
+            &settings(Mode::Enforce, Some(&["eastus"])),
+            &BTreeSet::new(),
+        );
+        let id = |name: &str| {
+            inventory
+                .iter()
+                .find(|m| m.id.ends_with(name))
+                .unwrap()
+                .id
+                .clone()
+        };
         assert_eq!(evaluation.to_assign, [id("/none")].into_iter().collect());
-        assert_eq!(evaluation.outcome.assigned_ids, [id("/none")].into_iter().collect());
-        assert_eq!(evaluation.outcome.compliant_ids, [id("/has-it")].into_iter().collect());
+        assert_eq!(
+            evaluation.outcome.assigned_ids,
+            [id("/none")].into_iter().collect()
+        );
+        assert_eq!(
+            evaluation.outcome.compliant_ids,
+            [id("/has-it")].into_iter().collect()
+        );
         assert_eq!(
             evaluation.outcome.skipped,
-            [(id("/single"), "single_user_assigned".to_string())].into_iter().collect()
+            [(id("/single"), "single_user_assigned".to_string())]
+                .into_iter()
+                .collect()
         );
         assert!(evaluation.to_release.is_empty());
     }
@@ -1140,12 +1204,24 @@ mod tests {
             machine("ours", "eastus", "UserAssigned", &[TARGET]),
             machine("moved-out", "westus", "UserAssigned", &[TARGET]),
         ];
-        let ours: BTreeSet<String> = inventory.iter().map(|m| m.id.to_ascii_uppercase()).collect();
-        let evaluation = evaluate(&inventory, &settings(Mode::Enforce, Some(&["eastus"])), &ours);
+        let ours: BTreeSet<String> = inventory
+            .iter()
+            .map(|m| m.id.to_ascii_uppercase())
+            .collect();
+        let evaluation = evaluate(
+            &inventory,
+            &settings(Mode::Enforce, Some(&["eastus"])),
+            &ours,
+        );
         assert_eq!(evaluation.outcome.assigned_ids.len(), 1);
         assert!(evaluation.outcome.compliant_ids.is_empty());
         assert_eq!(evaluation.to_release.len(), 1);
-        assert!(evaluation.to_release.iter().next().unwrap().ends_with("moved-out"));
+        assert!(evaluation
+            .to_release
+            .iter()
+            .next()
+            .unwrap()
+            .ends_with("moved-out"));
     }
 
     #[test]
@@ -1163,7 +1239,10 @@ mod tests {
             ("identity_id", Value::String("not-an-id".into())),
             ("scope", Value::String("/subscriptions/x/whatever/y".into())),
             ("mode", Value::String("yolo".into())),
-            ("resource_types", Value::Set(vec![Value::String("disks".into())])),
+            (
+                "resource_types",
+                Value::Set(vec![Value::String("disks".into())]),
+            ),
         ]);
         let diagnostics = validate_arguments(&config);
         let attributes: Vec<String> = diagnostics
@@ -1171,7 +1250,10 @@ mod tests {
             .filter_map(|d| d.attribute.as_ref().map(|p| format!("{p:?}")))
             .collect();
         for name in ["identity_id", "scope", "mode", "resource_types"] {
-            assert!(attributes.iter().any(|a| a.contains(name)), "{name} not named: {attributes:?}");
+            assert!(
+                attributes.iter().any(|a| a.contains(name)),
+                "{name} not named: {attributes:?}"
+            );
         }
     }
 }

@@ -1,3 +1,4 @@
 //! Managed resources, one file each.
 
+pub mod builtin_identity;
 pub mod identity_assignment;
