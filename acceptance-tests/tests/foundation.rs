@@ -53,6 +53,8 @@ provider "mig" {{
   subscription_id = "{SUB}"
   environment     = "public"
 }}
+
+data "mig_client_config" "current" {{}}
 "#
     )));
     work.init();
@@ -63,15 +65,20 @@ provider "mig" {{
 
 #[test]
 fn validate_rejects_a_bad_provider_block_naming_the_attribute() {
-    let work = Workdir::new(&config(
+    // A provider no resource or data source uses is pruned before validation.
+    let text = config(
         r#"
 provider "mig" {
   environment             = "mars"
   client_secret           = "s3cr3t-value"
   client_certificate_path = "/nonexistent/cert.pfx"
 }
+
+data "mig_client_config" "current" {}
 "#,
-    ));
+    );
+    let environment_line = text.lines().position(|l| l.contains("environment")).unwrap() as u64 + 1;
+    let work = Workdir::new(&text);
     work.init();
     let output = work.run(&["validate", "-json", "-no-color"]);
     assert!(!output.success, "validate should fail:\n{}", output.all());
@@ -87,8 +94,8 @@ provider "mig" {
     assert!(mentions("client_certificate_path"), "no diagnostic names the conflict: {diagnostics:#?}");
     let pointed = diagnostics
         .iter()
-        .any(|d| d["range"]["start"]["line"].as_u64().is_some_and(|line| line == 4));
-    assert!(pointed, "no diagnostic points at the `environment` line: {diagnostics:#?}");
+        .any(|d| d["range"]["start"]["line"].as_u64() == Some(environment_line));
+    assert!(pointed, "no diagnostic points at line {environment_line} (`environment`): {diagnostics:#?}");
     assert!(!output.all().contains("s3cr3t-value"), "the secret leaked into output");
 }
 
