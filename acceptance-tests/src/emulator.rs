@@ -112,7 +112,10 @@ impl Emulator {
             ("ARM_CLIENT_ID", self.ready.client_id.clone()),
             ("ARM_CLIENT_SECRET", self.ready.client_secret.clone()),
             ("ARM_METADATA_HOSTNAME", self.ready.metadata_host.clone()),
-            ("ARM_CA_CERTIFICATE_FILE", self.ready.ca_cert_file.display().to_string()),
+            (
+                "ARM_CA_CERTIFICATE_FILE",
+                self.ready.ca_cert_file.display().to_string(),
+            ),
             ("ARM_USE_CLI", "false".to_string()),
         ]
     }
@@ -132,7 +135,10 @@ impl Emulator {
             .unwrap_or_else(|e| panic!("admin {method} {path}: {e}"));
         let status = response.status();
         let text = response.text().unwrap_or_default();
-        assert!(status.is_success(), "admin {method} {path}: {status}: {text}");
+        assert!(
+            status.is_success(),
+            "admin {method} {path}: {status}: {text}"
+        );
         serde_json::from_str(&text).unwrap_or(Json::Null)
     }
 
@@ -180,7 +186,11 @@ impl Emulator {
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return None;
         }
-        assert!(response.status().is_success(), "GET {id}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "GET {id}: {}",
+            response.status()
+        );
         Some(response.json().expect("ARM JSON"))
     }
 

@@ -23,8 +23,10 @@ pub struct ClientIdentity {
 
 impl ClientIdentity {
     pub fn generate() -> ClientIdentity {
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("generate key");
-        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+        let key =
+            rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("generate key");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         params.extended_key_usages = vec![
             rcgen::ExtendedKeyUsagePurpose::ClientAuth,
@@ -87,7 +89,10 @@ impl Drop for PluginProcess {
 /// The environment Terraform gives a provider it launches.
 pub fn terraform_env(identity: &ClientIdentity) -> Vec<(&'static str, String)> {
     vec![
-        ("TF_PLUGIN_MAGIC_COOKIE", tfplugin::MAGIC_COOKIE_VALUE.to_string()),
+        (
+            "TF_PLUGIN_MAGIC_COOKIE",
+            tfplugin::MAGIC_COOKIE_VALUE.to_string(),
+        ),
         ("PLUGIN_PROTOCOL_VERSIONS", "5,6".to_string()),
         ("PLUGIN_CLIENT_CERT", identity.certificate_pem.clone()),
         ("PLUGIN_MIN_PORT", "10000".to_string()),
@@ -145,7 +150,9 @@ impl ServerCertVerifier for PinnedServerCertificate {
         if end_entity.as_ref() == self.expected.as_slice() {
             Ok(ServerCertVerified::assertion())
         } else {
-            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer))
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            ))
         }
     }
 
@@ -173,7 +180,10 @@ impl ServerCertVerifier for PinnedServerCertificate {
 }
 
 /// A gRPC channel to the plugin over mTLS with `identity` as the client certificate.
-pub async fn connect(handshake: &Handshake, identity: &ClientIdentity) -> Result<tonic::transport::Channel, String> {
+pub async fn connect(
+    handshake: &Handshake,
+    identity: &ClientIdentity,
+) -> Result<tonic::transport::Channel, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Arc::new(PinnedServerCertificate {
         expected: handshake.server_certificate_der.clone(),

@@ -38,7 +38,8 @@ fn toolchain() -> &'static Toolchain {
             .join(platform());
         std::fs::create_dir_all(&platform_dir).expect("create mirror dir");
         let provider = workspace_binary("MIG_PROVIDER_BIN", "terraform-provider-mig");
-        let installed = platform_dir.join(format!("terraform-provider-mig_v{}", provider_version()));
+        let installed =
+            platform_dir.join(format!("terraform-provider-mig_v{}", provider_version()));
         // A copy, not a symlink: Terraform hashes the mirror's contents and rejects links out of it.
         std::fs::copy(&provider, &installed).expect("copy provider into mirror");
         let cli_config = scratch.path().join("terraform.rc");
@@ -104,8 +105,12 @@ pub struct CommandOutput {
 impl CommandOutput {
     /// Stdout parsed as a single JSON document.
     pub fn json(&self) -> Json {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 
     /// Stdout parsed as Terraform's machine-readable UI stream (one JSON object per line).
@@ -210,7 +215,12 @@ impl Workdir {
     /// Runs a command that must succeed.
     pub fn run_ok(&self, args: &[&str]) -> CommandOutput {
         let output = self.run(args);
-        assert!(output.success, "terraform {} failed:\n{}", args.join(" "), output.all());
+        assert!(
+            output.success,
+            "terraform {} failed:\n{}",
+            args.join(" "),
+            output.all()
+        );
         output
     }
 
@@ -225,7 +235,13 @@ impl Workdir {
 
     /// `terraform apply -auto-approve -json`, successful or not.
     pub fn try_apply(&self) -> CommandOutput {
-        self.run(&["apply", "-auto-approve", "-input=false", "-no-color", "-json"])
+        self.run(&[
+            "apply",
+            "-auto-approve",
+            "-input=false",
+            "-no-color",
+            "-json",
+        ])
     }
 
     pub fn destroy(&self) -> CommandOutput {

@@ -36,12 +36,22 @@ fn init_finds_the_provider_and_schema_lists_provider_block_and_functions() {
         "metadata_host",
         "ca_certificate_file",
     ] {
-        assert!(provider_attrs.get(name).is_some(), "provider block lacks {name}: {provider_attrs}");
+        assert!(
+            provider_attrs.get(name).is_some(),
+            "provider block lacks {name}: {provider_attrs}"
+        );
     }
     assert_eq!(provider_attrs["client_secret"]["sensitive"], true);
     let functions = &provider["functions"];
-    for name in ["builtin_identity_id", "builtin_identity_name", "parse_resource_id"] {
-        assert!(functions.get(name).is_some(), "function {name} missing: {functions}");
+    for name in [
+        "builtin_identity_id",
+        "builtin_identity_name",
+        "parse_resource_id",
+    ] {
+        assert!(
+            functions.get(name).is_some(),
+            "function {name} missing: {functions}"
+        );
     }
 }
 
@@ -77,7 +87,11 @@ provider "mig" {
 data "mig_client_config" "current" {}
 "#,
     );
-    let environment_line = text.lines().position(|l| l.contains("environment")).unwrap() as u64 + 1;
+    let environment_line = text
+        .lines()
+        .position(|l| l.contains("environment"))
+        .unwrap() as u64
+        + 1;
     let work = Workdir::new(&text);
     work.init();
     let output = work.run(&["validate", "-json", "-no-color"]);
@@ -90,13 +104,25 @@ data "mig_client_config" "current" {}
                     || d["detail"].as_str().unwrap_or("").contains(needle))
         })
     };
-    assert!(mentions("environment"), "no diagnostic names `environment`: {diagnostics:#?}");
-    assert!(mentions("client_certificate_path"), "no diagnostic names the conflict: {diagnostics:#?}");
+    assert!(
+        mentions("environment"),
+        "no diagnostic names `environment`: {diagnostics:#?}"
+    );
+    assert!(
+        mentions("client_certificate_path"),
+        "no diagnostic names the conflict: {diagnostics:#?}"
+    );
     let pointed = diagnostics
         .iter()
         .any(|d| d["range"]["start"]["line"].as_u64() == Some(environment_line));
-    assert!(pointed, "no diagnostic points at line {environment_line} (`environment`): {diagnostics:#?}");
-    assert!(!output.all().contains("s3cr3t-value"), "the secret leaked into output");
+    assert!(
+        pointed,
+        "no diagnostic points at line {environment_line} (`environment`): {diagnostics:#?}"
+    );
+    assert!(
+        !output.all().contains("s3cr3t-value"),
+        "the secret leaked into output"
+    );
 }
 
 #[test]
@@ -143,7 +169,10 @@ output "bad" {
     let output = work.run(&["plan", "-no-color", "-input=false"]);
     assert!(!output.success, "plan should fail:\n{}", output.all());
     let text = output.all();
-    assert!(text.contains("Invalid function argument") || text.contains("id"), "{text}");
+    assert!(
+        text.contains("Invalid function argument") || text.contains("id"),
+        "{text}"
+    );
     assert!(text.contains("parse_resource_id"), "{text}");
 
     let work = Workdir::new(&config(
@@ -174,7 +203,10 @@ output "id" {{
     work.init();
     let plan = work.plan_json();
     let change = &plan["output_changes"]["id"];
-    assert_eq!(change["after_unknown"], true, "output should be unknown at plan: {change}");
+    assert_eq!(
+        change["after_unknown"], true,
+        "output should be unknown at plan: {change}"
+    );
     work.apply();
     assert_eq!(
         work.outputs()["id"],

@@ -7,8 +7,8 @@ use std::time::Duration;
 use acceptance_tests::plugin_client::{connect, launch, terraform_env, ClientIdentity};
 use acceptance_tests::workspace_binary;
 use tfplugin::wire::plugin::grpc_controller_client::GrpcControllerClient;
-use tfplugin::wire::tfplugin6::provider_client::ProviderClient;
 use tfplugin::wire::tfplugin6::get_provider_schema;
+use tfplugin::wire::tfplugin6::provider_client::ProviderClient;
 
 fn provider_binary() -> std::path::PathBuf {
     workspace_binary("MIG_PROVIDER_BIN", "terraform-provider-mig")
@@ -16,9 +16,15 @@ fn provider_binary() -> std::path::PathBuf {
 
 #[test]
 fn run_by_hand_it_explains_itself_and_fails() {
-    let output = Command::new(provider_binary()).env_clear().output().unwrap();
+    let output = Command::new(provider_binary())
+        .env_clear()
+        .output()
+        .unwrap();
     assert!(!output.status.success());
-    assert!(output.stdout.is_empty(), "nothing on stdout, which Terraform reads");
+    assert!(
+        output.stdout.is_empty(),
+        "nothing on stdout, which Terraform reads"
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
     assert!(stderr.contains("Terraform"), "{stderr}");
@@ -30,8 +36,13 @@ fn a_terraform_without_protocol_6_gets_a_clear_error() {
     let mut env = terraform_env(&identity);
     env.retain(|(k, _)| *k != "PLUGIN_PROTOCOL_VERSIONS");
     env.push(("PLUGIN_PROTOCOL_VERSIONS", "4,5".into()));
-    let error = launch(&provider_binary(), &env).err().expect("must not hand-shake");
-    assert!(error.contains("protocol") && error.contains("4,5"), "{error}");
+    let error = launch(&provider_binary(), &env)
+        .err()
+        .expect("must not hand-shake");
+    assert!(
+        error.contains("protocol") && error.contains("4,5"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -48,9 +59,21 @@ async fn handshake_line_and_mtls_as_go_plugin_expects() {
         ),
         ("1", "6", "tcp", "grpc")
     );
-    let port: u16 = handshake.address.rsplit(':').next().unwrap().parse().unwrap();
-    assert!((10000..=25000).contains(&port), "port {port} outside PLUGIN_MIN_PORT..PLUGIN_MAX_PORT");
-    assert!(!handshake.server_certificate_der.is_empty(), "AutoMTLS puts our certificate in the line");
+    let port: u16 = handshake
+        .address
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (10000..=25000).contains(&port),
+        "port {port} outside PLUGIN_MIN_PORT..PLUGIN_MAX_PORT"
+    );
+    assert!(
+        !handshake.server_certificate_der.is_empty(),
+        "AutoMTLS puts our certificate in the line"
+    );
 
     let channel = connect(handshake, &identity).await.unwrap();
     let schema = ProviderClient::new(channel.clone())
@@ -69,7 +92,10 @@ async fn handshake_line_and_mtls_as_go_plugin_expects() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(status.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    assert_eq!(
+        status.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
 }
 
 #[tokio::test]
@@ -84,7 +110,10 @@ async fn a_client_with_another_certificate_is_refused() {
             .await
             .is_err(),
     };
-    assert!(refused, "a certificate other than PLUGIN_CLIENT_CERT must not get through");
+    assert!(
+        refused,
+        "a certificate other than PLUGIN_CLIENT_CERT must not get through"
+    );
 }
 
 #[tokio::test]
@@ -102,7 +131,10 @@ async fn controller_shutdown_ends_the_process() {
             assert!(status.success(), "exit status {status}");
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "still running 10 s after Shutdown");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 10 s after Shutdown"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -130,7 +162,8 @@ fn debug_mode_prints_a_reattach_value() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    let value: serde_json::Value = serde_json::from_str(&reattach.expect("a TF_REATTACH_PROVIDERS line")).unwrap();
+    let value: serde_json::Value =
+        serde_json::from_str(&reattach.expect("a TF_REATTACH_PROVIDERS line")).unwrap();
     let entry = &value["registry.terraform.io/azure-mig/mig"];
     assert_eq!(entry["ProtocolVersion"], 6);
     assert_eq!(entry["Addr"]["Network"], "tcp");

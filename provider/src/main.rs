@@ -1,9 +1,11 @@
 //! `terraform-provider-mig`: Azure's built-in user-assigned managed identity policy as a
 //! Terraform provider. Terraform launches this binary; run directly it explains itself.
 
+mod actions;
 mod azure;
 mod data_sources;
 mod functions;
+mod orphans;
 mod policy;
 mod provider;
 mod resources;

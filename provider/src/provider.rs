@@ -148,7 +148,6 @@ fn settings_from_config(config: &Value) -> ProviderSettings {
         environment: text("environment"),
         metadata_host: text("metadata_host"),
         ca_certificate_file: text("ca_certificate_file"),
-        ..ProviderSettings::default()
     }
 }
 
@@ -206,15 +205,30 @@ impl Provider for MigProvider {
             Arc::new(identity_assignment::IdentityAssignment::new(
                 self.data.clone(),
             )),
+            Arc::new(orphan_cleanup::OrphanCleanup::new(self.data.clone())),
         ]
     }
 
     fn data_sources(&self) -> Vec<Arc<dyn DataSource>> {
         use crate::data_sources::*;
         vec![
+            Arc::new(builtin_identity::BuiltinIdentityLookup::new(
+                self.data.clone(),
+            )),
             Arc::new(client_config::ClientConfig::new(self.data.clone())),
+            Arc::new(orphaned_role_assignments::OrphanedRoleAssignments::new(
+                self.data.clone(),
+            )),
+            Arc::new(permissions::Permissions::new(self.data.clone())),
+            Arc::new(unused_identities::UnusedIdentities::new(self.data.clone())),
             Arc::new(virtual_machines::VirtualMachines::new(self.data.clone())),
         ]
+    }
+
+    fn actions(&self) -> Vec<Arc<dyn tfplugin::Action>> {
+        vec![Arc::new(
+            crate::actions::orphan_cleanup::OrphanCleanupAction::new(self.data.clone()),
+        )]
     }
 
     fn functions(&self) -> Vec<Arc<dyn Function>> {

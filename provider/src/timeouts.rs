@@ -36,7 +36,7 @@ impl Operation {
 /// The `timeouts` nested block.
 pub fn block(defaults: Defaults) -> NestedBlock {
     let attribute = |name: &str, default: Duration| {
-        Attribute::optional(name, Type::String).description(&format!(
+        Attribute::optional(name, Type::String).description(format!(
             "How long the {name} may take, as a duration (`30s`, `10m`, `2h`). Default `{}`.",
             humantime::format_duration(default)
         ))

@@ -241,10 +241,6 @@ impl ArmClient {
         }
     }
 
-    pub fn endpoint(&self) -> &url::Url {
-        &self.endpoint
-    }
-
     pub async fn token(&self) -> Result<String, ArmError> {
         self.tokens
             .token(&self.scope)

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use reqwest::Method;
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 
 use super::arm::{ArmClient, ArmError};
 
@@ -77,32 +77,6 @@ impl AuthorizationClient {
         AuthorizationClient { arm }
     }
 
-    /// Assignments at the scope and above it (`atScope()`), or, with `principal_id`, that
-    /// principal's assignments visible at the scope.
-    pub async fn list_role_assignments(
-        &self,
-        scope: &str,
-        principal_id: Option<&str>,
-    ) -> Result<Vec<RoleAssignment>, ArmError> {
-        let filter = match principal_id {
-            Some(id) => format!("principalId eq '{id}'"),
-            None => "atScope()".to_string(),
-        };
-        let mut path = format!(
-            "{}/providers/Microsoft.Authorization/roleAssignments",
-            scope.trim_end_matches('/')
-        );
-        path.push_str("?$filter=");
-        path.push_str(&url::form_urlencoded::byte_serialize(filter.as_bytes()).collect::<String>());
-        Ok(self
-            .arm
-            .list_all(path, API_VERSION)
-            .await?
-            .iter()
-            .map(RoleAssignment::from_json)
-            .collect())
-    }
-
     /// Every assignment at or below the scope (no filter).
     pub async fn list_role_assignments_below(
         &self,
@@ -119,37 +93,6 @@ impl AuthorizationClient {
             .iter()
             .map(RoleAssignment::from_json)
             .collect())
-    }
-
-    pub async fn get_role_assignment(&self, id: &str) -> Result<Option<RoleAssignment>, ArmError> {
-        Ok(self
-            .arm
-            .get(id, API_VERSION)
-            .await?
-            .as_ref()
-            .map(RoleAssignment::from_json))
-    }
-
-    pub async fn create_role_assignment(
-        &self,
-        scope: &str,
-        name: &str,
-        role_definition_id: &str,
-        principal_id: &str,
-        principal_type: &str,
-    ) -> Result<RoleAssignment, ArmError> {
-        let path = format!(
-            "{}/providers/Microsoft.Authorization/roleAssignments/{name}",
-            scope.trim_end_matches('/')
-        );
-        let body = json!({"properties": {
-            "roleDefinitionId": role_definition_id,
-            "principalId": principal_id,
-            "principalType": principal_type,
-        }});
-        Ok(RoleAssignment::from_json(
-            &self.arm.put(&path, API_VERSION, &body).await?,
-        ))
     }
 
     /// Deletes by ID; one already gone is not an error.

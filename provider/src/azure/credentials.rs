@@ -64,7 +64,6 @@ pub fn credential_for(
                 Some(ClientCertificateCredentialOptions {
                     client_options: client_options(config, http),
                     password: password.clone().map(Secret::new),
-                    ..Default::default()
                 }),
             )
             .map_err(described)?
@@ -92,7 +91,6 @@ pub fn credential_for(
             ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
                 user_assigned_id: config.client_id.clone().map(UserAssignedId::ClientId),
                 client_options: client_options(config, http),
-                ..Default::default()
             }))
             .map_err(described)?
         }

@@ -51,19 +51,11 @@ impl GraphClient {
         Ok(found)
     }
 
-    /// A service principal, or `None` when the directory does not know it.
-    pub async fn service_principal(&self, id: &str) -> Result<Option<Json>, ArmError> {
-        match self
-            .graph
-            .send(
-                Method::GET,
-                &format!("/v1.0/servicePrincipals/{id}"),
-                None,
-                None,
-                &[],
-            )
-            .await
-        {
+    /// A directory object (service principal, user, group), or `None` when Graph answers
+    /// 404 for it. Any other failure is an error, never "gone".
+    pub async fn directory_object(&self, id: &str) -> Result<Option<Json>, ArmError> {
+        let path = format!("/v1.0/directoryObjects/{id}");
+        match self.graph.send(Method::GET, &path, None, None, &[]).await {
             Ok(response) => Ok(Some(response.body)),
             Err(error) if error.status == 404 => Ok(None),
             Err(error) => Err(error),

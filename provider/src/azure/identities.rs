@@ -74,4 +74,16 @@ impl IdentitiesClient {
     pub async fn delete(&self, id: &UserAssignedIdentityId) -> Result<(), ArmError> {
         self.arm.delete(&id.to_string(), API_VERSION).await
     }
+
+    /// Every user-assigned identity in a subscription or resource group.
+    pub async fn list(&self, scope: &super::ids::Scope) -> Result<Vec<Identity>, ArmError> {
+        let path = format!("{scope}/providers/Microsoft.ManagedIdentity/userAssignedIdentities");
+        Ok(self
+            .arm
+            .list_all(path, API_VERSION)
+            .await?
+            .iter()
+            .map(Identity::from_json)
+            .collect())
+    }
 }

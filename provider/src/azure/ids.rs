@@ -181,10 +181,6 @@ impl Scope {
     pub fn subscription_id(&self) -> &str {
         &self.subscription_id
     }
-
-    pub fn resource_group(&self) -> Option<&str> {
-        self.resource_group.as_deref()
-    }
 }
 
 impl fmt::Display for Scope {
@@ -317,7 +313,10 @@ mod tests {
             format!("/subscriptions/{SUB}")
         );
         let group = Scope::parse(&format!("/subscriptions/{SUB}/resourceGroups/rg")).unwrap();
-        assert_eq!(group.resource_group(), Some("rg"));
+        assert_eq!(
+            group.to_string(),
+            format!("/subscriptions/{SUB}/resourceGroups/rg")
+        );
         let vm = format!(
             "/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm"
         );

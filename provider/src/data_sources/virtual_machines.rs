@@ -239,7 +239,7 @@ impl DataSource for VirtualMachines {
                 }
             }
         }
-        machines.sort_by(|a, b| a.id.to_ascii_lowercase().cmp(&b.id.to_ascii_lowercase()));
+        machines.sort_by_key(|m| m.id.to_ascii_lowercase());
         let locations: BTreeSet<String> = machines
             .iter()
             .filter_map(|m| ids::normalize_location(&m.location).ok())

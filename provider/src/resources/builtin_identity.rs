@@ -717,6 +717,68 @@ impl BuiltinIdentity {
         }
         ApplyResponse::default()
     }
+    /// Read without the deadline: what Azure has now.
+    async fn refresh(&self, request: ReadRequest) -> ReadResponse {
+        let state = request.current_state;
+        let mut response = ReadResponse {
+            new_state: state.clone(),
+            private: request.private,
+            ..ReadResponse::default()
+        };
+        let Some(target) = target_from_state(&state) else {
+            return response;
+        };
+        let clients = match self.data.clients() {
+            Ok(clients) => clients,
+            Err(diagnostics) => {
+                response.diagnostics = diagnostics;
+                return response;
+            }
+        };
+        let identity = match clients.identities.get(&target.identity).await {
+            Ok(Some(identity)) => identity,
+            Ok(None) => {
+                // Gone: Terraform plans to create it again.
+                response.new_state = Value::Null;
+                return response;
+            }
+            Err(error) => {
+                response
+                    .diagnostics
+                    .error("Cannot read the identity", &error.to_string());
+                return response;
+            }
+        };
+        let lock_present = if target.lock {
+            match lock_exists(&clients, &target).await {
+                Ok(present) => present,
+                Err(error) => {
+                    response.diagnostics.error("Cannot read the lock", &error);
+                    return response;
+                }
+            }
+        } else {
+            false
+        };
+        let refreshed = Target {
+            tags: if target.existing {
+                BTreeMap::new()
+            } else {
+                identity.tags.clone()
+            },
+            location: ids::normalize_location(&identity.location)
+                .unwrap_or(target.location.clone()),
+            ..target
+        };
+        let mut new_state = state_value(&state, &refreshed, Some(&identity), lock_present);
+        if state.get("tags").is_null() && refreshed.tags.is_empty() {
+            new_state = new_state.with("tags", Value::Null);
+        }
+        // Keep the ID as recorded; ARM may spell it in another case.
+        new_state = new_state.with("id", state.get("id").clone());
+        response.new_state = new_state;
+        response
+    }
 }
 
 /// The target recorded in state (all values known there).
@@ -871,65 +933,22 @@ impl Resource for BuiltinIdentity {
     }
 
     async fn read(&self, request: ReadRequest) -> ReadResponse {
-        let state = request.current_state;
-        let mut response = ReadResponse {
-            new_state: state.clone(),
-            private: request.private,
+        let deadline = timeouts::get(&request.current_state, Operation::Read, TIMEOUTS);
+        let fallback = ReadResponse {
+            new_state: request.current_state.clone(),
+            private: request.private.clone(),
+            diagnostics: Diagnostics::from_error(
+                "Timed out",
+                &format!(
+                    "Reading the identity took longer than {}; raise `timeouts.read`.",
+                    humantime::format_duration(deadline)
+                ),
+            ),
             ..ReadResponse::default()
         };
-        let Some(target) = target_from_state(&state) else {
-            return response;
-        };
-        let clients = match self.data.clients() {
-            Ok(clients) => clients,
-            Err(diagnostics) => {
-                response.diagnostics = diagnostics;
-                return response;
-            }
-        };
-        let identity = match clients.identities.get(&target.identity).await {
-            Ok(Some(identity)) => identity,
-            Ok(None) => {
-                // Gone: Terraform plans to create it again.
-                response.new_state = Value::Null;
-                return response;
-            }
-            Err(error) => {
-                response
-                    .diagnostics
-                    .error("Cannot read the identity", &error.to_string());
-                return response;
-            }
-        };
-        let lock_present = if target.lock {
-            match lock_exists(&clients, &target).await {
-                Ok(present) => present,
-                Err(error) => {
-                    response.diagnostics.error("Cannot read the lock", &error);
-                    return response;
-                }
-            }
-        } else {
-            false
-        };
-        let refreshed = Target {
-            tags: if target.existing {
-                BTreeMap::new()
-            } else {
-                identity.tags.clone()
-            },
-            location: ids::normalize_location(&identity.location)
-                .unwrap_or(target.location.clone()),
-            ..target
-        };
-        let mut new_state = state_value(&state, &refreshed, Some(&identity), lock_present);
-        if state.get("tags").is_null() && refreshed.tags.is_empty() {
-            new_state = new_state.with("tags", Value::Null);
-        }
-        // Keep the ID as recorded; ARM may spell it in another case.
-        new_state = new_state.with("id", state.get("id").clone());
-        response.new_state = new_state;
-        response
+        tokio::time::timeout(deadline, self.refresh(request))
+            .await
+            .unwrap_or(fallback)
     }
 
     async fn import(&self, request: ImportRequest) -> ImportResponse {

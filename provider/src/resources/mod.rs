@@ -2,3 +2,4 @@
 
 pub mod builtin_identity;
 pub mod identity_assignment;
+pub mod orphan_cleanup;
