@@ -12,7 +12,9 @@ use_local_provider() {
   local mirror="$root/.terraform-plugins"
   local dir="$mirror/registry.terraform.io/azure-mig/mig/$version/$os_arch"
   mkdir -p "$dir"
-  cp "$root/target/$profile/terraform-provider-mig" "$dir/terraform-provider-mig_v$version"
+  # Copy then rename: a provider process still running from the old file keeps it busy.
+  cp "$root/target/$profile/terraform-provider-mig" "$dir/.terraform-provider-mig.new"
+  mv -f "$dir/.terraform-provider-mig.new" "$dir/terraform-provider-mig_v$version"
   cat > "$mirror/terraform.rc" <<RC
 provider_installation {
   filesystem_mirror {

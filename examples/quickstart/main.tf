@@ -28,6 +28,18 @@ data "mig_virtual_machines" "all" {
   scope = local.subscription_scope
 }
 
+# Where Azure Policy already created a region's identity, adopt it instead of failing.
+data "mig_builtin_identity" "existing" {
+  for_each = data.mig_virtual_machines.all.locations
+  location = each.key
+}
+
+import {
+  for_each = { for region, found in data.mig_builtin_identity.existing : region => found.id if found.exists }
+  to       = mig_builtin_identity.region[each.key]
+  id       = each.value
+}
+
 resource "mig_builtin_identity" "region" {
   for_each = data.mig_virtual_machines.all.locations
   location = each.key

@@ -129,7 +129,7 @@ impl ComputeClient {
             .and_then(|json| Machine::from_json(&json, kind)))
     }
 
-    /// Sends an identity PATCH (`{"identity": {...}}`), with `If-Match` when an etag is
+    /// Sends `identity` (the new identity block) as a PATCH, with `If-Match` when an etag is
     /// given. Returns once ARM accepted it; completion is confirmed in bulk by
     /// `wait_until_settled`, since polling each machine's operation would spend a read per
     /// machine.
@@ -137,9 +137,10 @@ impl ComputeClient {
         &self,
         id: &str,
         _kind: MachineKind,
-        patch: Json,
+        identity: Json,
         if_match: Option<&str>,
     ) -> Result<(), ArmError> {
+        let patch = serde_json::json!({ "identity": identity });
         let headers: Vec<(&str, &str)> = if_match
             .map(|etag| vec![("If-Match", etag)])
             .unwrap_or_default();
