@@ -148,6 +148,11 @@ impl Emulator {
     }
 
     /// Injects a fault (see emulator/README.md for the document's fields).
+    /// Adds to the world (`POST /_emulator/scenario?merge=true`).
+    pub fn load_merge(&self, scenario: &Json) {
+        self.admin(reqwest::Method::POST, "scenario?merge=true", Some(scenario));
+    }
+
     pub fn inject_fault(&self, fault: &Json) {
         self.admin(reqwest::Method::POST, "faults", Some(fault));
     }
@@ -192,6 +197,46 @@ impl Emulator {
             response.status()
         );
         Some(response.json().expect("ARM JSON"))
+    }
+
+    /// Sends an ARM request as the scenario's service principal: another writer than the
+    /// provider. Returns the status and the JSON body (Null when empty).
+    pub fn arm_send(
+        &self,
+        method: reqwest::Method,
+        id: &str,
+        api_version: &str,
+        body: Option<&Json>,
+    ) -> (u16, Json) {
+        let url = format!(
+            "{}{}?api-version={api_version}",
+            self.ready.arm_endpoint,
+            id.trim_start_matches('/')
+        );
+        let mut request = self.http.request(method, url).bearer_auth(self.arm_token());
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().expect("ARM request");
+        let status = response.status().as_u16();
+        let text = response.text().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Json::Null))
+    }
+
+    /// A VM's or scale set's identity as (type, lower-cased user-assigned IDs).
+    pub fn identity_of(&self, id: &str) -> (String, std::collections::BTreeSet<String>) {
+        let machine = self
+            .arm_get(id, "2024-07-01")
+            .unwrap_or_else(|| panic!("{id} not found"));
+        let kind = machine["identity"]["type"]
+            .as_str()
+            .unwrap_or("None")
+            .to_string();
+        let ids = machine["identity"]["userAssignedIdentities"]
+            .as_object()
+            .map(|m| m.keys().map(|k| k.to_ascii_lowercase()).collect())
+            .unwrap_or_default();
+        (kind, ids)
     }
 
     /// An ARM access token for the scenario's service principal.

@@ -42,6 +42,18 @@ const WRITE_CONCURRENCY: usize = 64;
 /// Attempts per machine when its etag keeps changing under us (HTTP 412).
 const MAX_CONFLICT_RETRIES: usize = 5;
 
+/// Suffix of the `id` of an object whose creation failed part way (see `converge`). It is
+/// in the state rather than private state because Terraform hands the replacement's
+/// destroy the new object's private state, not the tainted one's.
+const INCOMPLETE_SUFFIX: &str = "|incomplete";
+
+fn is_incomplete(state: &Value) -> bool {
+    state
+        .get("id")
+        .as_str()
+        .is_some_and(|id| id.ends_with(INCOMPLETE_SUFFIX))
+}
+
 const RESOURCE_TYPE_VMS: &str = "virtualMachines";
 const RESOURCE_TYPE_SCALE_SETS: &str = "virtualMachineScaleSets";
 
@@ -830,7 +842,8 @@ impl Resource for IdentityAssignment {
                 return response;
             }
         };
-        let previously_assigned = if replacing {
+        // A tainted object from a failed creation owns nothing (see `converge`).
+        let previously_assigned = if replacing || is_incomplete(&request.prior_state) {
             BTreeSet::new()
         } else {
             outcome_from(&request.prior_state).assigned_ids
@@ -969,7 +982,11 @@ impl IdentityAssignment {
                 ..ApplyResponse::default()
             };
         };
-        let prior_assigned = outcome_from(&request.prior_state).assigned_ids;
+        let prior_assigned = if is_incomplete(&request.prior_state) {
+            BTreeSet::new()
+        } else {
+            outcome_from(&request.prior_state).assigned_ids
+        };
         let replacing = request.prior_state.is_null()
             || !requires_replace(&request.prior_state, planned).is_empty();
         let previously_assigned = if replacing {
@@ -1055,6 +1072,16 @@ impl IdentityAssignment {
             outcome.assigned_ids.insert(id.clone());
         }
         let new_state = with_outcome(planned, &outcome);
+        // Terraform taints a resource whose creation reported errors and replaces it next
+        // time. Marked so, the replacement's destroy leaves the machines reached so far alone
+        // (they count as already compliant for the new object) instead of stripping and
+        // re-attaching the identity, which would also make the new plan inconsistent.
+        let new_state = if request.prior_state.is_null() && diagnostics.has_errors() {
+            let id = new_state.get("id").as_str().unwrap_or_default().to_string();
+            new_state.with("id", Value::String(format!("{id}{INCOMPLETE_SUFFIX}")))
+        } else {
+            new_state
+        };
         ApplyResponse {
             new_state,
             diagnostics,
@@ -1066,6 +1093,24 @@ impl IdentityAssignment {
         let Some(settings) = settings_from(&prior) else {
             return ApplyResponse::default();
         };
+        if is_incomplete(&prior) {
+            let left = outcome_from(&prior).assigned_ids;
+            let mut diagnostics = Diagnostics::default();
+            if !left.is_empty() {
+                diagnostics.warning(
+                    "Identity left on machines reached by a failed first apply",
+                    &format!(
+                        "This resource was tainted because its creation failed part way; its {} machine(s) keep the identity and count as compliant from now on:\n{}",
+                        left.len(),
+                        left.iter().map(|id| format!("- {id}")).collect::<Vec<_>>().join("\n")
+                    ),
+                );
+            }
+            return ApplyResponse {
+                diagnostics,
+                ..ApplyResponse::default()
+            };
+        }
         let deadline = timeouts::get(&prior, Operation::Delete, TIMEOUTS);
         let ours = outcome_from(&prior).assigned_ids;
         let work = async {
