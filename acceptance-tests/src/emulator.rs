@@ -68,6 +68,9 @@ impl Emulator {
         let ca = std::fs::read(&ready.ca_cert_file).expect("read emulator CA");
         let http = reqwest::blocking::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("emulator CA is PEM"))
+            // Test steps are minutes apart while Terraform runs; a pooled connection the
+            // emulator has since closed would fail the next admin call.
+            .pool_max_idle_per_host(0)
             .build()
             .expect("admin client");
         Emulator {

@@ -88,6 +88,9 @@ pub struct ScRoleAssignment {
     pub role: String,
     pub principal_id: String,
     pub principal_type: Option<String>,
+    /// When the assignment was made (RFC 3339); seeds assignments older than now.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub created_on: Option<time::OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -449,6 +452,10 @@ fn seed_subscription(world: &mut World, s: &ScSubscription, owner_extra: &[Strin
             .map(|r| r.id.to_string())
             .unwrap_or_else(|| ra.role.rsplit('/').next().unwrap_or(&ra.role).to_string());
         let id = format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}");
+        let created_ms = ra
+            .created_on
+            .map(|t| (t.unix_timestamp_nanos() / 1_000_000).max(0) as u64)
+            .unwrap_or(now);
         world.role_assignments.insert(
             key(&id),
             RoleAssignment {
@@ -465,8 +472,8 @@ fn seed_subscription(world: &mut World, s: &ScSubscription, owner_extra: &[Strin
                 condition: None,
                 condition_version: None,
                 delegated_managed_identity_resource_id: None,
-                created_ms: now,
-                updated_ms: now,
+                created_ms,
+                updated_ms: created_ms,
                 created_by: None,
             },
         );

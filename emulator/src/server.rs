@@ -95,9 +95,10 @@ async fn read_request(req: Request<Incoming>) -> Result<Req, Resp> {
         }
     };
     let raw_path = parts.uri.path();
-    let path = percent_encoding::percent_decode_str(raw_path)
-        .decode_utf8_lossy()
-        .into_owned();
+    let decoded = percent_encoding::percent_decode_str(raw_path).decode_utf8_lossy();
+    // ARM treats `//subscriptions/...` as `/subscriptions/...`; the SDKs send it whenever a
+    // `{scope}` parameter that starts with `/` is put into a `/{scope}/...` template.
+    let path = collapse_slashes(&decoded);
     let raw_query = parts.uri.query().unwrap_or("").to_string();
     let query = form_urlencoded::parse(raw_query.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -344,5 +345,29 @@ fn finish_headers(req: &Req, ctx: &Ctx, resp: &mut Resp) {
     resp.set_header("date", http_date(now_ms()));
     if !resp.has_header("content-type") && !resp.body.is_empty() {
         resp.set_header("content-type", "application/json; charset=utf-8");
+    }
+}
+
+fn collapse_slashes(path: &str) -> String {
+    let mut collapsed = String::with_capacity(path.len());
+    for c in path.chars() {
+        if !(c == '/' && collapsed.ends_with('/')) {
+            collapsed.push(c);
+        }
+    }
+    collapsed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::collapse_slashes;
+
+    #[test]
+    fn repeated_slashes_collapse() {
+        assert_eq!(
+            collapse_slashes("//subscriptions/s//resourceGroups/rg/"),
+            "/subscriptions/s/resourceGroups/rg/"
+        );
+        assert_eq!(collapse_slashes("/v1.0/me"), "/v1.0/me");
     }
 }

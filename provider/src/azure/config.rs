@@ -158,7 +158,12 @@ impl CloudEndpoints {
         )?;
         let audience = text("/authentication/audiences/0")?;
         let graph_audience = text("/microsoftGraphResourceId")?;
-        let graph = https("microsoftGraphResourceId", graph_audience.clone())?;
+        // `graph` is where Graph answers; `microsoftGraphResourceId` is only the token
+        // audience. Older metadata documents have no `graph`, and there the two coincide.
+        let graph = match text("/graph") {
+            Ok(endpoint) => https("graph", endpoint)?,
+            Err(_) => https("microsoftGraphResourceId", graph_audience.clone())?,
+        };
         Ok(CloudEndpoints {
             name: json
                 .get("name")
@@ -896,5 +901,18 @@ mod tests {
         assert!(CloudEndpoints::from_metadata(&insecure)
             .unwrap_err()
             .contains("https"));
+    }
+
+    #[test]
+    fn graph_is_called_at_its_endpoint_with_its_own_audience() {
+        let json = serde_json::json!({
+            "resourceManager": "https://127.0.0.1:8443/",
+            "authentication": {"loginEndpoint": "https://127.0.0.1:8443/", "audiences": ["https://management.core.windows.net/"]},
+            "microsoftGraphResourceId": "https://graph.microsoft.com/",
+            "graph": "https://127.0.0.1:8443/"
+        });
+        let cloud = CloudEndpoints::from_metadata(&json).unwrap();
+        assert_eq!(cloud.graph.as_str(), "https://127.0.0.1:8443/");
+        assert_eq!(cloud.graph_audience, "https://graph.microsoft.com/");
     }
 }

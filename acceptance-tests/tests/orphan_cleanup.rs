@@ -1,0 +1,363 @@
+//! `mig_orphan_cleanup` (resource and action) and `mig_orphaned_role_assignments` with real
+//! Terraform against the emulator: exactly the orphans the rules allow are removed, and
+//! nothing is removed when Microsoft Graph fails or too many candidates show up.
+
+use std::collections::BTreeSet;
+
+use acceptance_tests::{Emulator, Workdir};
+use serde_json::{json, Value as Json};
+
+const SUB: &str = "00000000-0000-0000-0000-000000000001";
+const DEAD_SP: &str = "9f1e0000-0000-4000-8000-0000000000d1";
+const DEAD_SP_ABOVE: &str = "9f1e0000-0000-4000-8000-0000000000d2";
+const DEAD_USER: &str = "9f1e0000-0000-4000-8000-0000000000d3";
+/// Deleted, but its assignment was made just now: younger than the default `min_age` (24h).
+const DEAD_SP_YOUNG: &str = "9f1e0000-0000-4000-8000-0000000000d4";
+/// Long before any test runs, so older than the default `min_age`.
+const LONG_AGO: &str = "2025-01-01T00:00:00Z";
+
+fn sub_scope() -> String {
+    format!("/subscriptions/{SUB}")
+}
+
+fn rg_scope() -> String {
+    format!("/subscriptions/{SUB}/resourceGroups/rg-app")
+}
+
+fn scenario() -> Json {
+    json!({
+        "subscriptions": [{
+            "id": SUB,
+            "resource_groups": [{"name": "rg-app", "location": "eastus"}],
+            "user_assigned_identities": [{"name": "id-live", "resource_group": "rg-app", "location": "eastus"}],
+            "role_assignments": [
+                {"scope": rg_scope(), "role": "Reader", "principal_id": DEAD_SP, "principal_type": "ServicePrincipal", "created_on": LONG_AGO},
+                {"scope": sub_scope(), "role": "Contributor", "principal_id": DEAD_SP_ABOVE, "principal_type": "ServicePrincipal", "created_on": LONG_AGO},
+                {"scope": rg_scope(), "role": "Reader", "principal_id": DEAD_USER, "principal_type": "User", "created_on": LONG_AGO},
+                {"scope": rg_scope(), "role": "Reader", "principal_id": DEAD_SP_YOUNG, "principal_type": "ServicePrincipal"}
+            ]
+        }],
+        "deleted_principals": [DEAD_SP, DEAD_SP_ABOVE, DEAD_USER, DEAD_SP_YOUNG]
+    })
+}
+
+/// Principal IDs holding a role assignment visible at the subscription (lower-case).
+fn assigned_principals(emulator: &Emulator) -> BTreeSet<String> {
+    let (status, body) = emulator.arm_send(
+        reqwest::Method::GET,
+        &format!(
+            "{}/providers/Microsoft.Authorization/roleAssignments",
+            sub_scope()
+        ),
+        "2022-04-01",
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| {
+            a["properties"]["principalId"]
+                .as_str()
+                .map(str::to_ascii_lowercase)
+        })
+        .collect()
+}
+
+/// The live identity gets a role too, so there is something that must never be touched.
+fn grant_live_identity(emulator: &Emulator) -> String {
+    let identity = emulator
+        .arm_get(
+            &format!(
+                "{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-live",
+                rg_scope()
+            ),
+            "2023-01-31",
+        )
+        .unwrap();
+    let principal = identity["properties"]["principalId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = emulator.arm_send(
+        reqwest::Method::PUT,
+        &format!("{}/providers/Microsoft.Authorization/roleAssignments/6f0c7b1e-1111-4c1a-9c1a-0000000000aa", rg_scope()),
+        "2022-04-01",
+        Some(&json!({"properties": {
+            "roleDefinitionId": format!("/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7"),
+            "principalId": principal,
+            "principalType": "ServicePrincipal"
+        }})),
+    );
+    assert!(status == 201 || status == 200, "{status} {body}");
+    principal.to_ascii_lowercase()
+}
+
+fn config(emulator: &Emulator, arguments: &str) -> String {
+    format!(
+        r#"
+terraform {{
+  required_providers {{
+    mig = {{ source = "azure-mig/mig" }}
+  }}
+}}
+
+{provider}
+
+resource "mig_orphan_cleanup" "rg" {{
+  scope   = "{scope}"
+  {arguments}
+}}
+"#,
+        provider = emulator.provider_block(),
+        scope = rg_scope(),
+    )
+}
+
+fn orphan_principals(resource: &Json) -> Vec<(String, bool)> {
+    resource["orphaned"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|o| {
+                    (
+                        o["principal_id"].as_str().unwrap().to_ascii_lowercase(),
+                        o["inherited"].as_bool().unwrap(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn plan_lists_exactly_the_orphans_and_apply_removes_exactly_those() {
+    let emulator = Emulator::start(&scenario());
+    let live = grant_live_identity(&emulator);
+    let work = Workdir::new(&config(&emulator, ""));
+    work.init();
+    let plan = work.plan_json();
+    let change = &plan["resource_changes"][0]["change"]["after"];
+    let removed: Vec<&str> = change["removed_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Json::as_str)
+        .collect();
+    assert_eq!(
+        removed.len(),
+        1,
+        "only the service principal's assignment at the group: {change}"
+    );
+    assert_eq!(
+        orphan_principals(change),
+        vec![(DEAD_SP_ABOVE.to_string(), true)],
+        "the inherited one stays listed, flagged"
+    );
+
+    work.run_ok(&["apply", "-input=false", "-no-color", "tfplan"]);
+    let remaining = assigned_principals(&emulator);
+    assert!(
+        !remaining.contains(DEAD_SP),
+        "the orphan at the scope is gone"
+    );
+    assert!(
+        remaining.contains(DEAD_SP_ABOVE),
+        "an assignment from above the scope is never removed"
+    );
+    assert!(
+        remaining.contains(DEAD_USER),
+        "users are not in principal_types"
+    );
+    assert!(
+        remaining.contains(&live),
+        "a live principal's assignment is untouched"
+    );
+    assert!(!work.plan_has_changes(), "nothing left to do");
+
+    // Destroy forgets the resource and deletes nothing.
+    work.destroy();
+    assert_eq!(assigned_principals(&emulator), remaining);
+}
+
+#[test]
+fn young_assignments_are_never_candidates() {
+    let emulator = Emulator::start(&scenario());
+    let work = Workdir::new(&config(&emulator, ""));
+    work.init();
+    let plan = work.plan_json();
+    let after = &plan["resource_changes"][0]["change"]["after"];
+    let removed: BTreeSet<String> = after["removed_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Json::as_str)
+        .map(str::to_ascii_lowercase)
+        .collect();
+    assert_eq!(removed, assignment_ids_of(&emulator, DEAD_SP), "{after}");
+    assert!(
+        removed.is_disjoint(&assignment_ids_of(&emulator, DEAD_SP_YOUNG)),
+        "an assignment younger than min_age may belong to a principal still replicating"
+    );
+    work.run_ok(&["apply", "-input=false", "-no-color", "tfplan"]);
+    let remaining = assigned_principals(&emulator);
+    assert!(remaining.contains(DEAD_SP_YOUNG) && !remaining.contains(DEAD_SP));
+
+    // Lowering min_age makes the young one a candidate on the next plan.
+    let work = Workdir::new(&config(&emulator, r#"min_age = "0s""#));
+    work.init();
+    let plan = work.plan_json();
+    let after = &plan["resource_changes"][0]["change"]["after"];
+    assert_eq!(
+        after["removed_ids"].as_array().map(Vec::len),
+        Some(1),
+        "{after}"
+    );
+}
+
+/// IDs (lower-case) of the role assignments held by `principal`, anywhere in the subscription.
+fn assignment_ids_of(emulator: &Emulator, principal: &str) -> BTreeSet<String> {
+    let (status, body) = emulator.arm_send(
+        reqwest::Method::GET,
+        &format!(
+            "{}/providers/Microsoft.Authorization/roleAssignments",
+            sub_scope()
+        ),
+        "2022-04-01",
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["properties"]["principalId"].as_str() == Some(principal))
+        .filter_map(|a| a["id"].as_str().map(str::to_ascii_lowercase))
+        .collect()
+}
+
+#[test]
+fn graph_failing_at_plan_or_at_apply_deletes_nothing() {
+    let emulator = Emulator::start(&scenario());
+    let before = assigned_principals(&emulator);
+    let work = Workdir::new(&config(&emulator, ""));
+    work.init();
+
+    // The commonest real failure: the principal may read ARM but not the directory.
+    let graph_denied = json!({
+        "kind": "status", "status": 403, "path_contains": "/v1.0/",
+        "code": "Authorization_RequestDenied",
+        "message": "Insufficient privileges to complete the operation."
+    });
+    emulator.inject_fault(&graph_denied);
+    let plan = work.run(&["plan", "-input=false", "-no-color"]);
+    assert!(!plan.success, "a plan that cannot ask Graph fails");
+    assert!(plan.all().contains("Graph"), "and says why: {}", plan.all());
+    emulator.clear_faults();
+
+    work.run_ok(&["plan", "-input=false", "-no-color", "-out=tfplan"]);
+    // Between plan and apply Graph goes away: the candidates are checked again, and fail.
+    emulator.inject_fault(&graph_denied);
+    let apply = work.run(&["apply", "-input=false", "-no-color", "tfplan"]);
+    assert!(!apply.success, "{}", apply.all());
+    assert!(
+        apply.all().contains("Nothing was deleted") || apply.all().contains("Graph"),
+        "{}",
+        apply.all()
+    );
+    assert_eq!(assigned_principals(&emulator), before, "nothing deleted");
+}
+
+#[test]
+fn more_candidates_than_max_deletions_deletes_nothing() {
+    let emulator = Emulator::start(&scenario());
+    let before = assigned_principals(&emulator);
+    let work = Workdir::new(&config(&emulator, "max_deletions = 0"));
+    work.init();
+    let apply = work.run(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    assert!(!apply.success);
+    assert!(apply.all().contains("max_deletions"), "{}", apply.all());
+    assert_eq!(assigned_principals(&emulator), before);
+}
+
+#[test]
+fn report_mode_and_the_data_source_change_nothing() {
+    let emulator = Emulator::start(&scenario());
+    let before = assigned_principals(&emulator);
+    let mut text = config(&emulator, r#"mode = "report""#);
+    text.push_str(&format!(
+        r#"
+data "mig_orphaned_role_assignments" "sub" {{
+  scope           = "/subscriptions/{SUB}"
+  principal_types = ["ServicePrincipal", "User"]
+}}
+
+output "orphans" {{
+  value = sort(data.mig_orphaned_role_assignments.sub.orphaned[*].principal_id)
+}}
+"#
+    ));
+    let work = Workdir::new(&text);
+    work.init();
+    work.apply();
+    assert_eq!(assigned_principals(&emulator), before);
+    let resource = work
+        .state_resources()
+        .remove("mig_orphan_cleanup.rg")
+        .unwrap();
+    let mut found: Vec<String> = orphan_principals(&resource)
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    found.sort();
+    assert_eq!(found, vec![DEAD_SP.to_string(), DEAD_SP_ABOVE.to_string()]);
+    let mut all = vec![
+        DEAD_SP.to_string(),
+        DEAD_SP_ABOVE.to_string(),
+        DEAD_USER.to_string(),
+    ];
+    all.sort();
+    assert_eq!(work.outputs()["orphans"], json!(all));
+}
+
+#[test]
+fn the_action_removes_the_same_set() {
+    let emulator = Emulator::start(&scenario());
+    let work = Workdir::new(&format!(
+        r#"
+terraform {{
+  required_providers {{
+    mig = {{ source = "azure-mig/mig" }}
+  }}
+}}
+
+{provider}
+
+action "mig_orphan_cleanup" "once" {{
+  config {{
+    scope = "{scope}"
+  }}
+}}
+"#,
+        provider = emulator.provider_block(),
+        scope = rg_scope(),
+    ));
+    work.init();
+    let output = work.run_ok(&[
+        "apply",
+        "-auto-approve",
+        "-input=false",
+        "-no-color",
+        "-invoke=action.mig_orphan_cleanup.once",
+    ]);
+    assert!(
+        output.all().contains("removed 1 orphaned role assignment"),
+        "{}",
+        output.all()
+    );
+    let remaining = assigned_principals(&emulator);
+    assert!(!remaining.contains(DEAD_SP));
+    assert!(remaining.contains(DEAD_SP_ABOVE) && remaining.contains(DEAD_USER));
+}
