@@ -530,6 +530,10 @@ fn a_failure_half_way_records_what_changed_and_the_next_apply_finishes() {
         .filter(|r| matches!(r.name, "vm-none" | "vm-system" | "vm-two"))
         .collect();
     let emulator = Emulator::start(&scenario(&rows));
+    let original: Vec<_> = rows
+        .iter()
+        .map(|row| (machine_id(row), emulator.identity_of(&machine_id(row))))
+        .collect();
     emulator.inject_fault(&json!({
         "kind": "status", "status": 409, "code": "OperationNotAllowed",
         "message": "Operation not allowed on this VM right now", "method": "PATCH", "path_contains": "virtualMachines/vm-system"
@@ -563,6 +567,31 @@ fn a_failure_half_way_records_what_changed_and_the_next_apply_finishes() {
         );
     }
     assert!(!work.plan_has_changes());
+    // Terraform plans a tainted object's replacement as a fresh create that learns nothing of
+    // it, so the machines the failed creation reached count as compliant (held from someone
+    // else) for the replacement, and its destroy leaves them holding the identity: never
+    // more is removed than the object itself attached.
+    let state = assignment_state(&work);
+    assert_eq!(
+        strings(&state["assigned_ids"]),
+        lower(&[vm_id("vm-system")])
+    );
+    assert_eq!(
+        strings(&state["compliant_ids"]),
+        lower(&[vm_id("vm-none"), vm_id("vm-two")])
+    );
+    work.destroy();
+    for (id, identity) in &original {
+        let now = emulator.identity_of(id);
+        if id.ends_with("/vm-system") {
+            assert_eq!(&now, identity, "{id} is as it was");
+        } else {
+            assert!(
+                now.1.contains(&builtin("eastus").to_ascii_lowercase()),
+                "{id}: {now:?}"
+            );
+        }
+    }
 }
 
 #[test]
