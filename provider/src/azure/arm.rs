@@ -11,10 +11,9 @@ use futures::stream::BoxStream;
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::Value as Json;
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 
 use super::credentials::TokenProvider;
+use super::pacing::{subscription_of, Bucket, Pacer};
 
 /// An error from ARM (or from reaching it), as the user should see it.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,98 +119,6 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(Duration::try_from(wait).unwrap_or_default())
 }
 
-/// The bucket a request draws from, in ARM's throttling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Bucket {
-    Reads,
-    Writes,
-    Deletes,
-}
-
-impl Bucket {
-    fn of(method: &Method) -> Bucket {
-        match *method {
-            Method::GET | Method::HEAD => Bucket::Reads,
-            Method::DELETE => Bucket::Deletes,
-            _ => Bucket::Writes,
-        }
-    }
-
-    fn header(self) -> &'static str {
-        match self {
-            Bucket::Reads => "x-ms-ratelimit-remaining-subscription-reads",
-            Bucket::Writes => "x-ms-ratelimit-remaining-subscription-writes",
-            Bucket::Deletes => "x-ms-ratelimit-remaining-subscription-deletes",
-        }
-    }
-
-    /// ARM's refill rate for the bucket: reads 25/s, writes and deletes 10/s.
-    fn refill_interval(self) -> Duration {
-        match self {
-            Bucket::Reads => Duration::from_millis(40),
-            Bucket::Writes | Bucket::Deletes => Duration::from_millis(100),
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// Slows requests down to the bucket's refill rate once ARM reports the bucket nearly empty,
-/// so a large apply drains the bucket and then runs at the sustainable rate instead of
-/// hitting 429s.
-#[derive(Debug, Default)]
-pub struct Pacer {
-    state: Mutex<[PacerState; 3]>,
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct PacerState {
-    remaining: Option<u64>,
-    next_slot: Option<Instant>,
-}
-
-/// Below this many remaining requests in a bucket, requests are spaced at its refill rate.
-pub const PACING_THRESHOLD: u64 = 20;
-
-impl Pacer {
-    /// Waits for this request's turn.
-    pub async fn acquire(&self, bucket: Bucket) {
-        let wait_until = {
-            let mut state = self.state.lock().await;
-            let entry = &mut state[bucket.index()];
-            match entry.remaining {
-                Some(remaining) if remaining < PACING_THRESHOLD => {
-                    let now = Instant::now();
-                    let slot = entry.next_slot.map_or(now, |slot| slot.max(now));
-                    entry.next_slot = Some(slot + bucket.refill_interval());
-                    // Each paced request spends one; the next response corrects the count.
-                    entry.remaining = Some(remaining.saturating_sub(1));
-                    Some(slot)
-                }
-                _ => None,
-            }
-        };
-        if let Some(instant) = wait_until {
-            tokio::time::sleep_until(instant).await;
-        }
-    }
-
-    /// Records what ARM says is left in the bucket.
-    pub async fn observe(&self, bucket: Bucket, headers: &HeaderMap) {
-        if let Some(remaining) =
-            header(headers, bucket.header()).and_then(|t| t.parse::<u64>().ok())
-        {
-            let mut state = self.state.lock().await;
-            state[bucket.index()].remaining = Some(remaining);
-            if remaining >= PACING_THRESHOLD {
-                state[bucket.index()].next_slot = None;
-            }
-        }
-    }
-}
-
 pub struct ArmClient {
     http: reqwest::Client,
     endpoint: url::Url,
@@ -288,9 +195,10 @@ impl ArmClient {
     ) -> Result<ArmResponse, ArmError> {
         let url = self.url(path_or_url, api_version)?;
         let bucket = Bucket::of(&method);
+        let subscription = subscription_of(&url).to_string();
         let mut attempt = 0;
         loop {
-            self.pacer.acquire(bucket).await;
+            let ticket = self.pacer.acquire(&subscription, bucket).await;
             let token = self.token().await?;
             let mut request = self
                 .http
@@ -308,7 +216,7 @@ impl ArmClient {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let response_headers = response.headers().clone();
-                    self.pacer.observe(bucket, &response_headers).await;
+                    self.pacer.observe(&ticket, status, &response_headers);
                     let bytes = response.bytes().await.unwrap_or_default();
                     tracing::debug!(
                         method = %method,
@@ -552,53 +460,5 @@ mod tests {
         assert!(policy.backoff(0) >= Duration::from_millis(400));
         assert!(policy.backoff(3) >= Duration::from_millis(3200));
         assert!(policy.backoff(20) <= Duration::from_secs(75));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn pacer_spaces_requests_at_the_refill_rate_when_the_bucket_runs_low() {
-        let pacer = Pacer::default();
-        let started = Instant::now();
-        for _ in 0..5 {
-            pacer.acquire(Bucket::Writes).await;
-        }
-        assert_eq!(
-            started.elapsed(),
-            Duration::ZERO,
-            "no pacing while ARM has not said the bucket is low"
-        );
-        pacer
-            .observe(
-                Bucket::Writes,
-                &headers(&[("x-ms-ratelimit-remaining-subscription-writes", "3")]),
-            )
-            .await;
-        for _ in 0..10 {
-            pacer.acquire(Bucket::Writes).await;
-        }
-        assert!(
-            started.elapsed() >= Duration::from_millis(900),
-            "10 writes at 10/s: {:?}",
-            started.elapsed()
-        );
-        let reads_started = Instant::now();
-        pacer.acquire(Bucket::Reads).await;
-        assert_eq!(
-            reads_started.elapsed(),
-            Duration::ZERO,
-            "buckets are separate"
-        );
-        pacer
-            .observe(
-                Bucket::Writes,
-                &headers(&[("x-ms-ratelimit-remaining-subscription-writes", "150")]),
-            )
-            .await;
-        let refilled = Instant::now();
-        pacer.acquire(Bucket::Writes).await;
-        assert_eq!(
-            refilled.elapsed(),
-            Duration::ZERO,
-            "a refilled bucket is not paced"
-        );
     }
 }

@@ -11,6 +11,7 @@ pub mod http;
 pub mod identities;
 pub mod ids;
 pub mod locks;
+pub mod pacing;
 pub mod resource_groups;
 
 use std::collections::BTreeMap;

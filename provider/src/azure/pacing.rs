@@ -1,0 +1,368 @@
+//! A client-side mirror of ARM's throttling buckets, so a large apply keeps the bucket busy
+//! without running into 429s.
+//!
+//! ARM gives each principal, per subscription, a bucket per request category (reads,
+//! writes, deletes) and reports after every response how many requests are left
+//! (`x-ms-ratelimit-remaining-subscription-*`). The mirror starts from the latest report,
+//! subtracts the requests sent since the reported one, adds the refill since, and lets a
+//! request go only while that estimate stays above a small reserve. The refill rate is not
+//! assumed: it is measured from successive reports while the bucket is low (ARM documents
+//! 25 reads and 10 writes or deletes per second; the emulator's time scale multiplies them),
+//! starting from the documented rates.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+use tokio::time::Instant;
+
+/// The bucket a request draws from, in ARM's throttling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Bucket {
+    Reads,
+    Writes,
+    Deletes,
+}
+
+impl Bucket {
+    pub fn of(method: &reqwest::Method) -> Bucket {
+        match *method {
+            reqwest::Method::GET | reqwest::Method::HEAD => Bucket::Reads,
+            reqwest::Method::DELETE => Bucket::Deletes,
+            _ => Bucket::Writes,
+        }
+    }
+
+    fn header(self) -> &'static str {
+        match self {
+            Bucket::Reads => "x-ms-ratelimit-remaining-subscription-reads",
+            Bucket::Writes => "x-ms-ratelimit-remaining-subscription-writes",
+            Bucket::Deletes => "x-ms-ratelimit-remaining-subscription-deletes",
+        }
+    }
+
+    /// ARM's documented refill, the estimate until one is measured.
+    fn documented_refill_per_second(self) -> f64 {
+        match self {
+            Bucket::Reads => 25.0,
+            Bucket::Writes | Bucket::Deletes => 10.0,
+        }
+    }
+}
+
+/// Requests kept in hand so that estimation errors do not turn into 429s.
+const RESERVE: f64 = 2.0;
+
+/// Below this many remaining requests the bucket is "low": reports then show the refill
+/// rate (above it, they may be capped by the bucket's size).
+const LOW_WATER: u64 = 50;
+
+/// The shortest window over which a refill rate is measured.
+const MIN_SAMPLE_WINDOW: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone, Copy)]
+struct Report {
+    /// Sequence number of the request whose response carried the report.
+    seq: u64,
+    remaining: u64,
+    at: Instant,
+}
+
+#[derive(Debug)]
+struct BucketMirror {
+    next_seq: u64,
+    latest: Option<Report>,
+    /// Start of the current refill measurement (a report taken while the bucket was low).
+    sample_start: Option<Report>,
+    refill_per_second: f64,
+    /// Set by a 429: nothing goes before this instant.
+    blocked_until: Option<Instant>,
+}
+
+impl BucketMirror {
+    fn new(bucket: Bucket) -> BucketMirror {
+        BucketMirror {
+            next_seq: 0,
+            latest: None,
+            sample_start: None,
+            refill_per_second: bucket.documented_refill_per_second(),
+            blocked_until: None,
+        }
+    }
+
+    /// Takes a slot now, or says how long to wait before asking again.
+    fn try_take(&mut self, now: Instant) -> Result<u64, Duration> {
+        if let Some(until) = self.blocked_until {
+            if until > now {
+                return Err(until - now);
+            }
+            self.blocked_until = None;
+        }
+        if let Some(report) = self.latest {
+            let unreported = (self.next_seq - 1 - report.seq) as f64;
+            let refilled = self.refill_per_second * (now - report.at).as_secs_f64();
+            let available = report.remaining as f64 + refilled - unreported;
+            if available < RESERVE + 1.0 {
+                let missing = RESERVE + 1.0 - available;
+                return Err(Duration::from_secs_f64(missing / self.refill_per_second)
+                    .max(Duration::from_millis(1)));
+            }
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        Ok(seq)
+    }
+
+    fn report(&mut self, seq: u64, remaining: u64, now: Instant) {
+        if self.latest.is_some_and(|latest| latest.seq >= seq) {
+            return;
+        }
+        let report = Report {
+            seq,
+            remaining,
+            at: now,
+        };
+        self.latest = Some(report);
+        if remaining >= LOW_WATER {
+            self.sample_start = None;
+            return;
+        }
+        match self.sample_start {
+            None => self.sample_start = Some(report),
+            Some(start) if now - start.at >= MIN_SAMPLE_WINDOW => {
+                let spent = (seq - start.seq) as f64;
+                let refilled = remaining as f64 - start.remaining as f64 + spent;
+                let measured = refilled / (now - start.at).as_secs_f64();
+                if measured > 0.0 {
+                    self.refill_per_second = (self.refill_per_second + measured) / 2.0;
+                }
+                self.sample_start = Some(report);
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+/// Which bucket a request was admitted to, and its place in that bucket's sequence.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    key: (String, Bucket),
+    seq: u64,
+}
+
+/// Paces requests per subscription and bucket (see the module documentation).
+#[derive(Debug, Default)]
+pub struct Pacer {
+    buckets: Mutex<HashMap<(String, Bucket), BucketMirror>>,
+}
+
+impl Pacer {
+    /// Waits until the request may go. `subscription` is "" for tenant-level requests.
+    pub async fn acquire(&self, subscription: &str, bucket: Bucket) -> Ticket {
+        let key = (subscription.to_ascii_lowercase(), bucket);
+        loop {
+            let attempt = {
+                let mut buckets = self.buckets.lock().expect("pacer lock");
+                buckets
+                    .entry(key.clone())
+                    .or_insert_with(|| BucketMirror::new(bucket))
+                    .try_take(Instant::now())
+            };
+            match attempt {
+                Ok(seq) => return Ticket { key, seq },
+                Err(wait) => tokio::time::sleep(wait).await,
+            }
+        }
+    }
+
+    /// Records what the response to `ticket`'s request says about the bucket: the remaining
+    /// count, and for a 429 how long ARM wants us to wait.
+    pub fn observe(&self, ticket: &Ticket, status: u16, headers: &HeaderMap) {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().expect("pacer lock");
+        let Some(mirror) = buckets.get_mut(&ticket.key) else {
+            return;
+        };
+        if status == 429 {
+            let wait = super::arm::retry_after(headers).unwrap_or(Duration::from_secs(1));
+            let until = now + wait;
+            mirror.blocked_until = Some(mirror.blocked_until.map_or(until, |u| u.max(until)));
+        }
+        let remaining = headers
+            .get(ticket.key.1.header())
+            .and_then(|v| v.to_str().ok())
+            .and_then(|t| t.trim().parse::<u64>().ok());
+        if let Some(remaining) = remaining {
+            mirror.report(ticket.seq, remaining, now);
+        }
+    }
+
+    #[cfg(test)]
+    fn refill_estimate(&self, subscription: &str, bucket: Bucket) -> f64 {
+        self.buckets.lock().unwrap()[&(subscription.to_string(), bucket)].refill_per_second
+    }
+}
+
+/// The subscription a request URL is about, "" when it names none.
+pub fn subscription_of(url: &url::Url) -> &str {
+    let mut segments = url.path_segments().into_iter().flatten();
+    while let Some(segment) = segments.next() {
+        if segment.eq_ignore_ascii_case("subscriptions") {
+            return segments.next().unwrap_or("");
+        }
+    }
+    ""
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    /// ARM's side of one bucket, on tokio's paused clock.
+    struct ServerBucket {
+        capacity: f64,
+        tokens: f64,
+        refill_per_second: f64,
+        last: Instant,
+    }
+
+    impl ServerBucket {
+        fn new(capacity: f64, refill_per_second: f64) -> ServerBucket {
+            ServerBucket {
+                capacity,
+                tokens: capacity,
+                refill_per_second,
+                last: Instant::now(),
+            }
+        }
+
+        /// Serves one request: its status and the remaining count ARM reports.
+        fn serve(&mut self) -> (u16, u64) {
+            let now = Instant::now();
+            self.tokens = (self.tokens + self.refill_per_second * (now - self.last).as_secs_f64())
+                .min(self.capacity);
+            self.last = now;
+            if self.tokens >= 1.0 {
+                self.tokens -= 1.0;
+                (200, self.tokens.floor() as u64)
+            } else {
+                (429, 0)
+            }
+        }
+    }
+
+    fn report(remaining: u64) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-ms-ratelimit-remaining-subscription-writes",
+            HeaderValue::from_str(&remaining.to_string()).unwrap(),
+        );
+        headers.insert("retry-after", HeaderValue::from_static("1"));
+        headers
+    }
+
+    /// Sends `total` writes with `concurrency` in flight, each taking `latency`, against a
+    /// bucket refilled at `refill` per second. Returns (elapsed, 429s).
+    async fn drive(total: usize, concurrency: usize, refill: f64) -> (Duration, usize) {
+        let pacer = std::sync::Arc::new(Pacer::default());
+        let server = std::sync::Arc::new(Mutex::new(ServerBucket::new(200.0, refill)));
+        let latency = Duration::from_millis(30);
+        let started = Instant::now();
+        let throttled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut workers = Vec::new();
+        for _ in 0..concurrency {
+            let (pacer, server, throttled, done) = (
+                pacer.clone(),
+                server.clone(),
+                throttled.clone(),
+                done.clone(),
+            );
+            workers.push(tokio::spawn(async move {
+                while done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < total {
+                    loop {
+                        let ticket = pacer.acquire("s1", Bucket::Writes).await;
+                        let (status, remaining) = server.lock().unwrap().serve();
+                        tokio::time::sleep(latency).await;
+                        pacer.observe(&ticket, status, &report(remaining));
+                        if status == 200 {
+                            break;
+                        }
+                        throttled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            }));
+        }
+        for worker in workers {
+            worker.await.unwrap();
+        }
+        (
+            started.elapsed(),
+            throttled.load(std::sync::atomic::Ordering::SeqCst),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn documented_rate_runs_at_the_bucket_bound_with_few_429s() {
+        let (elapsed, throttled) = drive(1200, 64, 10.0).await;
+        let bound = Duration::from_secs_f64((1200.0 - 200.0) / 10.0);
+        assert!(elapsed >= bound, "{elapsed:?} cannot beat the bucket");
+        assert!(
+            elapsed.as_secs_f64() <= bound.as_secs_f64() * 1.05,
+            "{elapsed:?} vs {bound:?}"
+        );
+        assert!(throttled <= 12, "{throttled} 429s for 1200 writes");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_faster_refill_is_measured_and_used() {
+        let (elapsed, throttled) = drive(5200, 64, 100.0).await;
+        let bound = (5200.0 - 200.0) / 100.0;
+        assert!(
+            elapsed.as_secs_f64() <= bound * 1.10,
+            "{elapsed:?} vs bound {bound}s: the pacer must learn the 100/s refill"
+        );
+        assert!(throttled <= 52, "{throttled} 429s for 5200 writes");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn subscriptions_and_buckets_are_paced_apart() {
+        let pacer = Pacer::default();
+        let ticket = pacer.acquire("s1", Bucket::Writes).await;
+        pacer.observe(&ticket, 200, &report(0));
+        let started = Instant::now();
+        pacer.acquire("s2", Bucket::Writes).await;
+        pacer.acquire("s1", Bucket::Reads).await;
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        pacer.acquire("s1", Bucket::Writes).await;
+        assert!(
+            started.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(pacer.refill_estimate("s1", Bucket::Writes), 10.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_blocks_the_bucket_for_retry_after() {
+        let pacer = Pacer::default();
+        let ticket = pacer.acquire("s1", Bucket::Writes).await;
+        pacer.observe(&ticket, 429, &report(150));
+        let started = Instant::now();
+        pacer.acquire("s1", Bucket::Writes).await;
+        assert!(started.elapsed() >= Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_subscription_is_read_from_the_path() {
+        let url = url::Url::parse(
+            "https://management.azure.com/subscriptions/ABC/resourceGroups/rg?api-version=1",
+        )
+        .unwrap();
+        assert_eq!(subscription_of(&url), "ABC");
+        let tenant = url::Url::parse("https://management.azure.com/providers/x").unwrap();
+        assert_eq!(subscription_of(&tenant), "");
+    }
+}
