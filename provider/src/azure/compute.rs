@@ -1,14 +1,17 @@
 //! Virtual machines and scale sets: listing with their identity blocks, and identity
 //! updates with optimistic concurrency (`If-Match` on the etag).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use reqwest::Method;
 use serde_json::Value as Json;
+
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
 
 use super::arm::{ArmClient, ArmError};
 use super::ids::Scope;
@@ -77,10 +80,21 @@ impl Machine {
     }
 }
 
+/// Every machine of some kinds in a scope, listed once for every caller that asks while the
+/// listing runs or soon after it: many resources over one subscription (one per region,
+/// say) then cost one read per page between them, not one each.
+struct Listing {
+    started: Instant,
+    machines: OnceCell<Result<Arc<Vec<Machine>>, ArmError>>,
+}
+
+type ListingKey = (String, Vec<MachineKind>);
+
 pub struct ComputeClient {
     arm: Arc<ArmClient>,
     /// Bound on `wait_until_settled`.
     pub settle_timeout: Duration,
+    listings: Mutex<HashMap<ListingKey, Arc<Listing>>>,
 }
 
 impl ComputeClient {
@@ -88,7 +102,58 @@ impl ComputeClient {
         ComputeClient {
             arm,
             settle_timeout: Duration::from_secs(15 * 60),
+            listings: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The machines of `kinds` in `scope`, from a listing started no earlier than
+    /// `not_before`: a running or recent one is shared, else a new one starts.
+    pub async fn inventory(
+        &self,
+        scope: &Scope,
+        kinds: &[MachineKind],
+        not_before: Instant,
+    ) -> Result<Arc<Vec<Machine>>, ArmError> {
+        let key = (scope.to_string().to_ascii_lowercase(), kinds.to_vec());
+        let listing = {
+            let mut listings = self.listings.lock().expect("listings lock");
+            match listings.get(&key) {
+                Some(listing) if listing.started >= not_before => listing.clone(),
+                _ => {
+                    let listing = Arc::new(Listing {
+                        started: Instant::now(),
+                        machines: OnceCell::new(),
+                    });
+                    listings.insert(key.clone(), listing.clone());
+                    listing
+                }
+            }
+        };
+        let result = listing
+            .machines
+            .get_or_init(|| async {
+                let mut machines = Vec::new();
+                for kind in kinds {
+                    let mut pages = self.list_machines(scope, *kind);
+                    while let Some(page) = pages.next().await {
+                        machines.extend(page?);
+                    }
+                }
+                Ok(Arc::new(machines))
+            })
+            .await
+            .clone();
+        if result.is_err() {
+            // A failed listing is not shared with later callers: they try again.
+            let mut listings = self.listings.lock().expect("listings lock");
+            if listings
+                .get(&key)
+                .is_some_and(|current| Arc::ptr_eq(current, &listing))
+            {
+                listings.remove(&key);
+            }
+        }
+        result
     }
 
     fn list_path(scope: &Scope, kind: MachineKind) -> String {
@@ -161,35 +226,35 @@ impl ComputeClient {
             return Ok(());
         }
         let wanted: BTreeSet<String> = ids.iter().map(|id| id.to_ascii_lowercase()).collect();
-        let deadline = tokio::time::Instant::now() + self.settle_timeout;
+        let deadline = Instant::now() + self.settle_timeout;
         let mut delay = Duration::from_millis(500);
+        // Any listing started after our writes (or after our last look) shows their outcome,
+        // including one another caller started.
+        let mut not_before = Instant::now();
         loop {
-            let mut busy = 0usize;
-            for kind in kinds {
-                let mut pages = self.list_machines(scope, *kind);
-                while let Some(page) = pages.next().await {
-                    busy += page?
-                        .iter()
-                        .filter(|m| wanted.contains(&m.id.to_ascii_lowercase()))
-                        .filter(|m| {
-                            matches!(
-                                m.provisioning_state.as_deref(),
-                                Some("Updating" | "Creating")
-                            )
-                        })
-                        .count();
-                }
-            }
+            let busy = self
+                .inventory(scope, kinds, not_before)
+                .await?
+                .iter()
+                .filter(|m| wanted.contains(&m.id.to_ascii_lowercase()))
+                .filter(|m| {
+                    matches!(
+                        m.provisioning_state.as_deref(),
+                        Some("Updating" | "Creating")
+                    )
+                })
+                .count();
             if busy == 0 {
                 return Ok(());
             }
-            if tokio::time::Instant::now() + delay > deadline {
+            if Instant::now() + delay > deadline {
                 return Err(ArmError::transport(format!(
                     "{busy} machine(s) still updating after {:?}",
                     self.settle_timeout
                 )));
             }
             tracing::debug!(busy, "waiting for machine updates to finish");
+            not_before = Instant::now();
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(10));
         }

@@ -8,7 +8,7 @@
 //! back only from the machines this resource attached it to.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -59,19 +59,21 @@ const RESOURCE_TYPE_SCALE_SETS: &str = "virtualMachineScaleSets";
 
 pub struct IdentityAssignment {
     data: Arc<ProviderData>,
-    /// Inventories listed by `read`, reused by the `plan` that follows in the same process,
-    /// so a no-op plan costs one list per page of machines, not two.
-    inventory_cache: Mutex<HashMap<InventoryKey, Arc<Vec<Machine>>>>,
 }
 
 impl IdentityAssignment {
     pub fn new(data: Arc<ProviderData>) -> Self {
-        IdentityAssignment {
-            data,
-            inventory_cache: Mutex::new(HashMap::new()),
-        }
+        IdentityAssignment { data }
     }
 }
+
+/// How old a listing of the machines `read` and `plan` accept: one refresh-and-plan of a
+/// Terraform run shares a single listing between all resources over the same scope.
+const PLAN_LISTING_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// How old a listing apply accepts. Writes carry `If-Match`, so a machine changed since
+/// the listing is read again rather than overwritten; the bound only keeps the work fresh.
+const APPLY_LISTING_MAX_AGE: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------------------------
 // Schema and the typed model of the configuration
@@ -405,12 +407,6 @@ fn resource_id(scope: &str, identity_id: &str) -> String {
 // Deciding: the inventory and the policy's rule, machine by machine
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct InventoryKey {
-    scope: String,
-    kinds: Vec<MachineKind>,
-}
-
 fn identity_block(machine: &Machine) -> IdentityBlock {
     IdentityBlock {
         kind: IdentityType::parse(machine.identity_type.as_deref()),
@@ -502,49 +498,21 @@ fn evaluate(
 }
 
 impl IdentityAssignment {
+    /// The machines in scope from a listing at most `max_age` old (shared with other
+    /// resources over the same scope).
     async fn list_inventory(
         &self,
         clients: &AzureClients,
         settings: &Settings,
+        max_age: Duration,
     ) -> Result<Arc<Vec<Machine>>, String> {
-        let key = InventoryKey {
-            scope: settings.scope.to_string().to_ascii_lowercase(),
-            kinds: settings.kinds.clone(),
-        };
-        let mut machines = Vec::new();
-        for kind in &settings.kinds {
-            let mut pages = clients.compute.list_machines(&settings.scope, *kind);
-            while let Some(page) = pages.next().await {
-                machines.extend(page.map_err(|e| e.to_string())?);
-            }
-        }
-        let machines = Arc::new(machines);
-        self.inventory_cache
-            .lock()
-            .expect("inventory cache lock")
-            .insert(key, machines.clone());
-        Ok(machines)
-    }
-
-    /// The inventory `read` just listed in this process, or a fresh listing.
-    async fn inventory_for_plan(
-        &self,
-        clients: &AzureClients,
-        settings: &Settings,
-    ) -> Result<Arc<Vec<Machine>>, String> {
-        let key = InventoryKey {
-            scope: settings.scope.to_string().to_ascii_lowercase(),
-            kinds: settings.kinds.clone(),
-        };
-        let cached = self
-            .inventory_cache
-            .lock()
-            .expect("inventory cache lock")
-            .remove(&key);
-        match cached {
-            Some(machines) => Ok(machines),
-            None => self.list_inventory(clients, settings).await,
-        }
+        let now = tokio::time::Instant::now();
+        let not_before = now.checked_sub(max_age).unwrap_or(now);
+        clients
+            .compute
+            .inventory(&settings.scope, &settings.kinds, not_before)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -831,7 +799,10 @@ impl Resource for IdentityAssignment {
                 return response;
             }
         };
-        let inventory = match self.inventory_for_plan(&clients, &settings).await {
+        let inventory = match self
+            .list_inventory(&clients, &settings, PLAN_LISTING_MAX_AGE)
+            .await
+        {
             Ok(inventory) => inventory,
             Err(error) => {
                 response.diagnostics.error_at(
@@ -907,7 +878,10 @@ impl Resource for IdentityAssignment {
                 return response;
             }
         };
-        let inventory = match self.list_inventory(&clients, &settings).await {
+        let inventory = match self
+            .list_inventory(&clients, &settings, PLAN_LISTING_MAX_AGE)
+            .await
+        {
             Ok(inventory) => inventory,
             Err(error) => {
                 response.diagnostics =
@@ -994,7 +968,10 @@ impl IdentityAssignment {
         } else {
             prior_assigned.clone()
         };
-        let inventory = match self.list_inventory(clients, &settings).await {
+        let inventory = match self
+            .list_inventory(clients, &settings, APPLY_LISTING_MAX_AGE)
+            .await
+        {
             Ok(inventory) => inventory,
             Err(error) => {
                 return ApplyResponse {
@@ -1114,7 +1091,9 @@ impl IdentityAssignment {
         let deadline = timeouts::get(&prior, Operation::Delete, TIMEOUTS);
         let ours = outcome_from(&prior).assigned_ids;
         let work = async {
-            let inventory = self.list_inventory(clients, &settings).await?;
+            let inventory = self
+                .list_inventory(clients, &settings, APPLY_LISTING_MAX_AGE)
+                .await?;
             let report = self
                 .write_batch(clients, &inventory, &ours, &settings, Change::Detach)
                 .await;
