@@ -616,3 +616,99 @@ fn audit_mode_reports_without_writing() {
     assert!(strings(&state["assigned_ids"]).is_empty());
     assert_eq!(emulator.identity_of(&vm_id("vm-none")).0, "None");
 }
+
+/// One resource per region over one subscription, the way the quickstart writes it: each
+/// changed machine costs exactly one write, and a no-op plan lists the machines once for
+/// all the resources together (one read per page), not once per resource.
+#[test]
+fn writes_once_per_changed_machine_and_a_no_op_plan_reads_each_page_once() {
+    const REGIONS: [&str; 3] = ["eastus", "westeurope", "northeurope"];
+    const PER_REGION: usize = 40;
+    const PAGE_SIZE: usize = 25;
+    let machines: Vec<Json> = (0..PER_REGION * REGIONS.len())
+        .map(|i| {
+            let region = REGIONS[i % REGIONS.len()];
+            let mut machine =
+                json!({"name": format!("vm-{i:03}"), "resource_group": "rg-app", "location": region});
+            // Every fifth machine already holds its region's identity: nothing to write.
+            if i % 5 == 0 {
+                machine["identity"] =
+                    json!({"type": "UserAssigned", "user_assigned": [builtin(region)]});
+            }
+            machine
+        })
+        .collect();
+    let already_compliant = machines
+        .iter()
+        .filter(|m| m.get("identity").is_some())
+        .count();
+    let emulator = Emulator::start(&json!({
+        "subscriptions": [{
+            "id": SUB,
+            "regions": REGIONS,
+            "resource_groups": [{"name": "rg-app", "location": "eastus"}],
+            "user_assigned_identities": REGIONS.iter().map(|r| json!({
+                "name": format!("Built-In-Identity-{r}"), "resource_group": "Built-In-Identity-RG", "location": r
+            })).collect::<Vec<_>>(),
+            "virtual_machines": machines,
+        }],
+        "realism": {"page_size": PAGE_SIZE}
+    }));
+    let work = Workdir::new(&format!(
+        r#"
+terraform {{
+  required_providers {{
+    mig = {{ source = "azure-mig/mig" }}
+  }}
+}}
+
+{provider}
+
+resource "mig_identity_assignment" "region" {{
+  for_each       = toset({regions:?})
+  identity_id    = "/subscriptions/{SUB}/resourceGroups/Built-In-Identity-RG/providers/Microsoft.ManagedIdentity/userAssignedIdentities/Built-In-Identity-${{each.key}}"
+  scope          = "/subscriptions/{SUB}"
+  locations      = [each.key]
+  resource_types = ["virtualMachines"]
+}}
+"#,
+        provider = emulator.provider_block(),
+        regions = REGIONS,
+    ));
+    work.init();
+    emulator.clear_requests();
+    work.apply();
+    let requests = emulator.requests();
+    let writes = requests
+        .iter()
+        .filter(|r| r["method"] == "PATCH" || r["method"] == "PUT")
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .is_some_and(|p| p.contains("/virtualMachines/"))
+        })
+        .count();
+    assert_eq!(
+        writes,
+        PER_REGION * REGIONS.len() - already_compliant,
+        "one write per machine that needed the identity"
+    );
+
+    emulator.clear_requests();
+    assert!(!work.plan_has_changes());
+    let list_pages = emulator
+        .requests()
+        .iter()
+        .filter(|r| r["method"] == "GET")
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/virtualMachines"))
+        })
+        .count();
+    let pages = (PER_REGION * REGIONS.len()).div_ceil(PAGE_SIZE);
+    assert_eq!(
+        list_pages, pages,
+        "three resources, one listing of {pages} pages between them"
+    );
+}

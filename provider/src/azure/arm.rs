@@ -216,7 +216,7 @@ impl ArmClient {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let response_headers = response.headers().clone();
-                    self.pacer.observe(&ticket, status, &response_headers);
+                    self.pacer.observe(ticket, status, &response_headers);
                     let bytes = response.bytes().await.unwrap_or_default();
                     tracing::debug!(
                         method = %method,

@@ -11,7 +11,7 @@
 //! starting from the documented rates.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
@@ -63,15 +63,18 @@ const MIN_SAMPLE_WINDOW: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Copy)]
 struct Report {
-    /// Sequence number of the request whose response carried the report.
-    seq: u64,
     remaining: u64,
     at: Instant,
+    /// Requests ARM had accepted (answered with anything but 429) when this report came.
+    accepted: u64,
 }
 
 #[derive(Debug)]
 struct BucketMirror {
-    next_seq: u64,
+    /// Sent and not answered yet. Each may or may not be counted in the latest report; it
+    /// is counted against what is available, which errs on the side of waiting.
+    in_flight: u64,
+    accepted: u64,
     latest: Option<Report>,
     /// Start of the current refill measurement (a report taken while the bucket was low).
     sample_start: Option<Report>,
@@ -83,7 +86,8 @@ struct BucketMirror {
 impl BucketMirror {
     fn new(bucket: Bucket) -> BucketMirror {
         BucketMirror {
-            next_seq: 0,
+            in_flight: 0,
+            accepted: 0,
             latest: None,
             sample_start: None,
             refill_per_second: bucket.documented_refill_per_second(),
@@ -92,7 +96,7 @@ impl BucketMirror {
     }
 
     /// Takes a slot now, or says how long to wait before asking again.
-    fn try_take(&mut self, now: Instant) -> Result<u64, Duration> {
+    fn try_take(&mut self, now: Instant) -> Result<(), Duration> {
         if let Some(until) = self.blocked_until {
             if until > now {
                 return Err(until - now);
@@ -100,28 +104,30 @@ impl BucketMirror {
             self.blocked_until = None;
         }
         if let Some(report) = self.latest {
-            let unreported = (self.next_seq - 1 - report.seq) as f64;
             let refilled = self.refill_per_second * (now - report.at).as_secs_f64();
-            let available = report.remaining as f64 + refilled - unreported;
+            let available = report.remaining as f64 + refilled - self.in_flight as f64;
             if available < RESERVE + 1.0 {
                 let missing = RESERVE + 1.0 - available;
                 return Err(Duration::from_secs_f64(missing / self.refill_per_second)
                     .max(Duration::from_millis(1)));
             }
         }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        Ok(seq)
+        self.in_flight += 1;
+        Ok(())
     }
 
-    fn report(&mut self, seq: u64, remaining: u64, now: Instant) {
-        if self.latest.is_some_and(|latest| latest.seq >= seq) {
-            return;
+    fn answered(&mut self, throttled: bool, remaining: Option<u64>, now: Instant) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if !throttled {
+            self.accepted += 1;
         }
+        let Some(remaining) = remaining else {
+            return;
+        };
         let report = Report {
-            seq,
             remaining,
             at: now,
+            accepted: self.accepted,
         };
         self.latest = Some(report);
         if remaining >= LOW_WATER {
@@ -131,7 +137,7 @@ impl BucketMirror {
         match self.sample_start {
             None => self.sample_start = Some(report),
             Some(start) if now - start.at >= MIN_SAMPLE_WINDOW => {
-                let spent = (seq - start.seq) as f64;
+                let spent = (report.accepted - start.accepted) as f64;
                 let refilled = remaining as f64 - start.remaining as f64 + spent;
                 let measured = refilled / (now - start.at).as_secs_f64();
                 if measured > 0.0 {
@@ -144,17 +150,31 @@ impl BucketMirror {
     }
 }
 
-/// Which bucket a request was admitted to, and its place in that bucket's sequence.
-#[derive(Debug, Clone)]
+type Mirrors = Arc<Mutex<HashMap<(String, Bucket), BucketMirror>>>;
+
+/// A request admitted to a bucket. Report its answer with [`Pacer::observe`]; dropped
+/// unanswered (a connection error, a cancelled apply) it just stops counting as in flight.
+#[derive(Debug)]
 pub struct Ticket {
+    mirrors: Mirrors,
     key: (String, Bucket),
-    seq: u64,
+    answered: bool,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if !self.answered {
+            if let Some(mirror) = self.mirrors.lock().expect("pacer lock").get_mut(&self.key) {
+                mirror.in_flight = mirror.in_flight.saturating_sub(1);
+            }
+        }
+    }
 }
 
 /// Paces requests per subscription and bucket (see the module documentation).
 #[derive(Debug, Default)]
 pub struct Pacer {
-    buckets: Mutex<HashMap<(String, Bucket), BucketMirror>>,
+    mirrors: Mirrors,
 }
 
 impl Pacer {
@@ -163,28 +183,36 @@ impl Pacer {
         let key = (subscription.to_ascii_lowercase(), bucket);
         loop {
             let attempt = {
-                let mut buckets = self.buckets.lock().expect("pacer lock");
-                buckets
+                let mut mirrors = self.mirrors.lock().expect("pacer lock");
+                mirrors
                     .entry(key.clone())
                     .or_insert_with(|| BucketMirror::new(bucket))
                     .try_take(Instant::now())
             };
             match attempt {
-                Ok(seq) => return Ticket { key, seq },
+                Ok(()) => {
+                    return Ticket {
+                        mirrors: self.mirrors.clone(),
+                        key,
+                        answered: false,
+                    }
+                }
                 Err(wait) => tokio::time::sleep(wait).await,
             }
         }
     }
 
-    /// Records what the response to `ticket`'s request says about the bucket: the remaining
+    /// Records what the answer to `ticket`'s request says about the bucket: the remaining
     /// count, and for a 429 how long ARM wants us to wait.
-    pub fn observe(&self, ticket: &Ticket, status: u16, headers: &HeaderMap) {
+    pub fn observe(&self, mut ticket: Ticket, status: u16, headers: &HeaderMap) {
+        ticket.answered = true;
         let now = Instant::now();
-        let mut buckets = self.buckets.lock().expect("pacer lock");
-        let Some(mirror) = buckets.get_mut(&ticket.key) else {
+        let mut mirrors = self.mirrors.lock().expect("pacer lock");
+        let Some(mirror) = mirrors.get_mut(&ticket.key) else {
             return;
         };
-        if status == 429 {
+        let throttled = status == 429;
+        if throttled {
             let wait = super::arm::retry_after(headers).unwrap_or(Duration::from_secs(1));
             let until = now + wait;
             mirror.blocked_until = Some(mirror.blocked_until.map_or(until, |u| u.max(until)));
@@ -193,14 +221,17 @@ impl Pacer {
             .get(ticket.key.1.header())
             .and_then(|v| v.to_str().ok())
             .and_then(|t| t.trim().parse::<u64>().ok());
-        if let Some(remaining) = remaining {
-            mirror.report(ticket.seq, remaining, now);
-        }
+        mirror.answered(throttled, remaining, now);
     }
 
     #[cfg(test)]
     fn refill_estimate(&self, subscription: &str, bucket: Bucket) -> f64 {
-        self.buckets.lock().unwrap()[&(subscription.to_string(), bucket)].refill_per_second
+        self.mirrors.lock().unwrap()[&(subscription.to_string(), bucket)].refill_per_second
+    }
+
+    #[cfg(test)]
+    fn in_flight(&self, subscription: &str, bucket: Bucket) -> u64 {
+        self.mirrors.lock().unwrap()[&(subscription.to_string(), bucket)].in_flight
     }
 }
 
@@ -286,7 +317,7 @@ mod tests {
                         let ticket = pacer.acquire("s1", Bucket::Writes).await;
                         let (status, remaining) = server.lock().unwrap().serve();
                         tokio::time::sleep(latency).await;
-                        pacer.observe(&ticket, status, &report(remaining));
+                        pacer.observe(ticket, status, &report(remaining));
                         if status == 200 {
                             break;
                         }
@@ -331,7 +362,7 @@ mod tests {
     async fn subscriptions_and_buckets_are_paced_apart() {
         let pacer = Pacer::default();
         let ticket = pacer.acquire("s1", Bucket::Writes).await;
-        pacer.observe(&ticket, 200, &report(0));
+        pacer.observe(ticket, 200, &report(0));
         let started = Instant::now();
         pacer.acquire("s2", Bucket::Writes).await;
         pacer.acquire("s1", Bucket::Reads).await;
@@ -349,10 +380,21 @@ mod tests {
     async fn a_429_blocks_the_bucket_for_retry_after() {
         let pacer = Pacer::default();
         let ticket = pacer.acquire("s1", Bucket::Writes).await;
-        pacer.observe(&ticket, 429, &report(150));
+        pacer.observe(ticket, 429, &report(150));
         let started = Instant::now();
         pacer.acquire("s1", Bucket::Writes).await;
         assert!(started.elapsed() >= Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unanswered_request_stops_counting_when_dropped() {
+        let pacer = Pacer::default();
+        let answered = pacer.acquire("s1", Bucket::Writes).await;
+        let lost = pacer.acquire("s1", Bucket::Writes).await;
+        assert_eq!(pacer.in_flight("s1", Bucket::Writes), 2);
+        drop(lost);
+        pacer.observe(answered, 200, &report(100));
+        assert_eq!(pacer.in_flight("s1", Bucket::Writes), 0);
     }
 
     #[test]
