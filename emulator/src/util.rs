@@ -132,40 +132,43 @@ pub fn stable_guid(text: &str) -> String {
 }
 
 /// Title-cases an Azure region name for `displayName` ("westeurope" -> "West Europe").
+/// Public Azure regions with their display names: every subscription lists them, as Azure's
+/// do, besides the regions its scenario names.
+pub const PUBLIC_REGIONS: &[(&str, &str)] = &[
+    ("eastus", "East US"),
+    ("eastus2", "East US 2"),
+    ("westus", "West US"),
+    ("westus2", "West US 2"),
+    ("westus3", "West US 3"),
+    ("centralus", "Central US"),
+    ("northcentralus", "North Central US"),
+    ("southcentralus", "South Central US"),
+    ("westcentralus", "West Central US"),
+    ("northeurope", "North Europe"),
+    ("westeurope", "West Europe"),
+    ("uksouth", "UK South"),
+    ("ukwest", "UK West"),
+    ("francecentral", "France Central"),
+    ("germanywestcentral", "Germany West Central"),
+    ("swedencentral", "Sweden Central"),
+    ("switzerlandnorth", "Switzerland North"),
+    ("norwayeast", "Norway East"),
+    ("japaneast", "Japan East"),
+    ("japanwest", "Japan West"),
+    ("australiaeast", "Australia East"),
+    ("southeastasia", "Southeast Asia"),
+    ("eastasia", "East Asia"),
+    ("canadacentral", "Canada Central"),
+    ("brazilsouth", "Brazil South"),
+    ("centralindia", "Central India"),
+    ("koreacentral", "Korea Central"),
+    ("southafricanorth", "South Africa North"),
+    ("uaenorth", "UAE North"),
+];
+
 pub fn region_display_name(name: &str) -> String {
-    let known: &[(&str, &str)] = &[
-        ("eastus", "East US"),
-        ("eastus2", "East US 2"),
-        ("westus", "West US"),
-        ("westus2", "West US 2"),
-        ("westus3", "West US 3"),
-        ("centralus", "Central US"),
-        ("northcentralus", "North Central US"),
-        ("southcentralus", "South Central US"),
-        ("westcentralus", "West Central US"),
-        ("northeurope", "North Europe"),
-        ("westeurope", "West Europe"),
-        ("uksouth", "UK South"),
-        ("ukwest", "UK West"),
-        ("francecentral", "France Central"),
-        ("germanywestcentral", "Germany West Central"),
-        ("swedencentral", "Sweden Central"),
-        ("switzerlandnorth", "Switzerland North"),
-        ("norwayeast", "Norway East"),
-        ("japaneast", "Japan East"),
-        ("japanwest", "Japan West"),
-        ("australiaeast", "Australia East"),
-        ("southeastasia", "Southeast Asia"),
-        ("eastasia", "East Asia"),
-        ("canadacentral", "Canada Central"),
-        ("brazilsouth", "Brazil South"),
-        ("centralindia", "Central India"),
-        ("koreacentral", "Korea Central"),
-        ("southafricanorth", "South Africa North"),
-        ("uaenorth", "UAE North"),
-    ];
     let lower = name.to_ascii_lowercase();
-    known
+    PUBLIC_REGIONS
         .iter()
         .find(|(k, _)| *k == lower)
         .map(|(_, v)| v.to_string())

@@ -127,9 +127,15 @@ pub fn list(
     let now = now_ms();
     let prefix = format!("{}/", key(&scope));
     let location_filter = req.q("location").map(normalize_location);
+    // Start after the continuation token rather than skipping to it, so a page costs the
+    // same wherever it is in a large list.
+    let start = match req.q("$skiptoken") {
+        Some(token) if token >= prefix.as_str() => std::ops::Bound::Excluded(token.to_string()),
+        _ => std::ops::Bound::Included(prefix.clone()),
+    };
     let items = world
         .compute_map(kind)
-        .range(prefix.clone()..)
+        .range((start, std::ops::Bound::Unbounded))
         .take_while(|(k, _)| k.starts_with(&prefix))
         .filter(|(_, c)| location_filter.as_ref().is_none_or(|l| &c.location == l))
         .map(|(k, c)| (k.clone(), render(c, &version, now, false)));

@@ -108,9 +108,14 @@ pub fn list_locations(app: &Arc<App>, req: &Req, _ctx: &Ctx, sub: &str) -> Resp 
     let Some(s) = world.subscription(sub) else {
         return subscription_not_found(sub);
     };
-    let value: Vec<Value> = s
+    let regions: std::collections::BTreeSet<&str> = s
         .regions
         .iter()
+        .map(String::as_str)
+        .chain(crate::util::PUBLIC_REGIONS.iter().map(|(name, _)| *name))
+        .collect();
+    let value: Vec<Value> = regions
+        .into_iter()
         .map(|r| {
             let display = region_display_name(r);
             json!({

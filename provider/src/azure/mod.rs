@@ -13,6 +13,7 @@ pub mod ids;
 pub mod locks;
 pub mod pacing;
 pub mod resource_groups;
+pub mod subscriptions;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub struct AzureClients {
     pub identities: identities::IdentitiesClient,
     pub locks: locks::LocksClient,
     pub resource_groups: resource_groups::ResourceGroupsClient,
+    pub subscriptions: subscriptions::SubscriptionsClient,
     pub authorization: authorization::AuthorizationClient,
     pub graph: graph::GraphClient,
 }
@@ -67,6 +69,7 @@ impl AzureClients {
             identities: identities::IdentitiesClient::new(arm.clone()),
             locks: locks::LocksClient::new(arm.clone()),
             resource_groups: resource_groups::ResourceGroupsClient::new(arm.clone()),
+            subscriptions: subscriptions::SubscriptionsClient::new(arm.clone()),
             authorization: authorization::AuthorizationClient::new(arm.clone()),
             graph: graph::GraphClient::new(graph),
             arm,

@@ -213,6 +213,40 @@ fn validate_arguments(config: &Value) -> Diagnostics {
     diagnostics
 }
 
+/// Regions the target's subscription does not offer, as errors on the argument that names
+/// them. When the regions cannot be read (a principal without the right), ARM itself judges
+/// at apply.
+async fn unknown_regions(clients: &AzureClients, config: &Value, target: &Target) -> Diagnostics {
+    let mut diagnostics = Diagnostics::default();
+    let subscription = target.identity.subscription_id();
+    let regions = match clients.subscriptions.regions(subscription).await {
+        Ok(regions) => regions,
+        Err(error) => {
+            tracing::debug!(%error, "cannot list the subscription's regions; not checking them");
+            return diagnostics;
+        }
+    };
+    let mut check = |argument: &str, region: &str| {
+        if !regions.contains(region) {
+            diagnostics.error_at(
+                AttributePath::root(argument),
+                "Unknown region",
+                &format!(
+                    "Subscription {subscription} has no region `{region}`. Regions it has: {}.",
+                    regions.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+    };
+    if !target.existing {
+        check("location", &target.location);
+        if !config.get("resource_group_location").is_null() {
+            check("resource_group_location", &target.resource_group_location);
+        }
+    }
+    diagnostics
+}
+
 /// The planned value: defaults filled in and the computed IDs derived. Needs the provider's
 /// subscription when the configuration does not name one.
 fn plan_target(
@@ -307,7 +341,14 @@ fn state_value(
     let mut set = |name: &str, value: Value| {
         state.insert(name.to_string(), value);
     };
-    set("location", Value::String(target.location.clone()));
+    // The spelling the configuration uses ("East US"): Terraform holds a provider to the
+    // configured value of a non-computed argument; ARM's spelling is used for every call.
+    let location = config
+        .get("location")
+        .as_str()
+        .unwrap_or(&target.location)
+        .to_string();
+    set("location", Value::String(location));
     set(
         "subscription_id",
         Value::String(subscription_of_target(target)),
@@ -849,6 +890,13 @@ impl Resource for BuiltinIdentity {
                 return response;
             }
         };
+        if let Ok(clients) = self.data.clients() {
+            let unknown = unknown_regions(&clients, &request.config, &target).await;
+            if unknown.has_errors() {
+                response.diagnostics = unknown;
+                return response;
+            }
+        }
         let creating = request.prior_state.is_null();
         let mut planned = state_value(&request.config, &target, None, true);
         if !creating {
@@ -858,6 +906,9 @@ impl Resource for BuiltinIdentity {
                 .filter(|name| {
                     let (before, after) = (request.prior_state.get(name), planned.get(name));
                     match (before.as_str(), after.as_str()) {
+                        (Some(a), Some(b)) if **name == "location" => {
+                            ids::normalize_location(a).ok() != ids::normalize_location(b).ok()
+                        }
                         (Some(a), Some(b)) => !a.eq_ignore_ascii_case(b),
                         _ => before != after,
                     }

@@ -83,6 +83,13 @@ fn set_of_strings() -> Type {
     Type::Set(Box::new(Type::String))
 }
 
+/// The computed machine lists are sorted lists rather than sets: Terraform compares planned
+/// and applied sets pairwise, element by element, which costs seconds to minutes at ten
+/// thousand machines; lists compare in one pass.
+fn sorted_list_of_strings() -> Type {
+    Type::List(Box::new(Type::String))
+}
+
 fn arguments() -> Vec<Attribute> {
     vec![
         Attribute::required("identity_id", Type::String).description(
@@ -115,15 +122,15 @@ fn arguments() -> Vec<Attribute> {
 fn attributes() -> Vec<Attribute> {
     vec![
         Attribute::computed("id", Type::String).description("`{scope}|{identity_id}`."),
-        Attribute::computed("assigned_ids", set_of_strings()).description(
+        Attribute::computed("assigned_ids", sorted_list_of_strings()).description(
             "Machines this resource attached the identity to and that still hold it. Only these lose it on destroy.",
         ),
-        Attribute::computed("compliant_ids", set_of_strings())
+        Attribute::computed("compliant_ids", sorted_list_of_strings())
             .description("Machines that already held the identity from someone else."),
         Attribute::computed("skipped", Type::Map(Box::new(Type::String))).description(
             "Machine ID to the reason it is left alone: `single_user_assigned`, `excluded_by_id`, `excluded_by_tag`, `not_provisioned`.",
         ),
-        Attribute::computed("noncompliant_ids", set_of_strings())
+        Attribute::computed("noncompliant_ids", sorted_list_of_strings())
             .description("In `audit` mode, the machines `enforce` would change."),
     ]
 }
@@ -354,8 +361,8 @@ fn outcome_from(resource: &Value) -> Outcome {
     }
 }
 
-fn string_set_value(items: &BTreeSet<String>) -> Value {
-    Value::Set(items.iter().cloned().map(Value::String).collect())
+fn sorted_list_value(items: &BTreeSet<String>) -> Value {
+    Value::List(items.iter().cloned().map(Value::String).collect())
 }
 
 /// `resource` with the computed attributes replaced by `outcome`.
@@ -363,11 +370,11 @@ fn with_outcome(resource: &Value, outcome: &Outcome) -> Value {
     let mut fields = resource.as_object().cloned().unwrap_or_default();
     fields.insert(
         "assigned_ids".into(),
-        string_set_value(&outcome.assigned_ids),
+        sorted_list_value(&outcome.assigned_ids),
     );
     fields.insert(
         "compliant_ids".into(),
-        string_set_value(&outcome.compliant_ids),
+        sorted_list_value(&outcome.compliant_ids),
     );
     fields.insert(
         "skipped".into(),
@@ -381,7 +388,7 @@ fn with_outcome(resource: &Value, outcome: &Outcome) -> Value {
     );
     fields.insert(
         "noncompliant_ids".into(),
-        string_set_value(&outcome.noncompliant_ids),
+        sorted_list_value(&outcome.noncompliant_ids),
     );
     Value::Object(fields)
 }
