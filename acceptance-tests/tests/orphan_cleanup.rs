@@ -13,6 +13,9 @@ const DEAD_SP_ABOVE: &str = "9f1e0000-0000-4000-8000-0000000000d2";
 const DEAD_USER: &str = "9f1e0000-0000-4000-8000-0000000000d3";
 /// Deleted, but its assignment was made just now: younger than the default `min_age` (24h).
 const DEAD_SP_YOUNG: &str = "9f1e0000-0000-4000-8000-0000000000d4";
+/// Created seconds ago: its principal has not replicated to Graph yet, so Graph does not
+/// know it, exactly as it does not know a deleted one.
+const REPLICATING_SP: &str = "9f1e0000-0000-4000-8000-0000000000e5";
 /// Long before any test runs, so older than the default `min_age`.
 const LONG_AGO: &str = "2025-01-01T00:00:00Z";
 
@@ -34,9 +37,11 @@ fn scenario() -> Json {
                 {"scope": rg_scope(), "role": "Reader", "principal_id": DEAD_SP, "principal_type": "ServicePrincipal", "created_on": LONG_AGO},
                 {"scope": sub_scope(), "role": "Contributor", "principal_id": DEAD_SP_ABOVE, "principal_type": "ServicePrincipal", "created_on": LONG_AGO},
                 {"scope": rg_scope(), "role": "Reader", "principal_id": DEAD_USER, "principal_type": "User", "created_on": LONG_AGO},
-                {"scope": rg_scope(), "role": "Reader", "principal_id": DEAD_SP_YOUNG, "principal_type": "ServicePrincipal"}
+                {"scope": rg_scope(), "role": "Reader", "principal_id": DEAD_SP_YOUNG, "principal_type": "ServicePrincipal"},
+                {"scope": rg_scope(), "role": "Reader", "principal_id": REPLICATING_SP, "principal_type": "ServicePrincipal"}
             ]
         }],
+        "principals": [{"id": REPLICATING_SP, "display_name": "just-created", "visible_after_seconds": 3600}],
         "deleted_principals": [DEAD_SP, DEAD_SP_ABOVE, DEAD_USER, DEAD_SP_YOUNG]
     })
 }
@@ -201,18 +206,24 @@ fn young_assignments_are_never_candidates() {
         removed.is_disjoint(&assignment_ids_of(&emulator, DEAD_SP_YOUNG)),
         "an assignment younger than min_age may belong to a principal still replicating"
     );
+    assert!(
+        removed.is_disjoint(&assignment_ids_of(&emulator, REPLICATING_SP)),
+        "and here one does"
+    );
     work.run_ok(&["apply", "-input=false", "-no-color", "tfplan"]);
     let remaining = assigned_principals(&emulator);
     assert!(remaining.contains(DEAD_SP_YOUNG) && !remaining.contains(DEAD_SP));
+    assert!(remaining.contains(REPLICATING_SP));
 
-    // Lowering min_age makes the young one a candidate on the next plan.
+    // Without min_age Graph's word alone decides: the deleted principal's assignment and the
+    // replicating one's both become candidates. That is what min_age is for.
     let work = Workdir::new(&config(&emulator, r#"min_age = "0s""#));
     work.init();
     let plan = work.plan_json();
     let after = &plan["resource_changes"][0]["change"]["after"];
     assert_eq!(
         after["removed_ids"].as_array().map(Vec::len),
-        Some(1),
+        Some(2),
         "{after}"
     );
 }

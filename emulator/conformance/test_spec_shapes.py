@@ -4,7 +4,7 @@ these do not tolerate missing ones."""
 
 import requests
 
-from conftest import ARM_SCOPE, SUBSCRIPTION
+from conftest import ARM_SCOPE, LIVE_PRINCIPAL as LIVE, SUBSCRIPTION
 
 GROUP = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-app"
 
@@ -116,3 +116,98 @@ def test_virtual_machine_identity_shape(emulator, credential):
     assert set(value) == {"principalId", "clientId"}
     assert body["properties"]["provisioningState"] == "Succeeded"
     assert "etag" in body
+
+
+# Shapes of the other operations the provider and the SDKs use, from the same specs'
+# examples (Microsoft.Authorization 2022-04-01 GetRoleDefinitionById and
+# GetPermissions, Microsoft.Resources Subscriptions_Get and Subscriptions_ListLocations,
+# Microsoft.Compute VirtualMachines_Get and ListAll), Graph v1.0's documented responses,
+# and the cloud metadata document azurerm reads.
+ROLE_DEFINITION = keys(
+    "id", "name", "type",
+    properties=keys("roleName", "type", "description", "assignableScopes", "permissions"),
+)
+PERMISSION = keys("actions", "notActions")
+SUBSCRIPTION_DOC = keys("id", "subscriptionId", "displayName", "state", "subscriptionPolicies")
+LOCATION = keys("id", "name", "displayName", "regionalDisplayName", "metadata")
+VIRTUAL_MACHINE = keys(
+    "id", "name", "type", "location",
+    properties=keys("hardwareProfile", "storageProfile", "osProfile", "networkProfile", "provisioningState"),
+)
+SERVICE_PRINCIPAL = keys("id", "appId", "displayName", "servicePrincipalType")
+METADATA = keys(
+    "name", "resourceManager", "microsoftGraphResourceId", "graph",
+    authentication=keys("loginEndpoint", "audiences"),
+)
+
+
+def test_list_results_have_value_and_page_with_next_link(emulator, credential):
+    first = _get(emulator, credential, f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Compute/virtualMachines", "2024-07-01")
+    assert set(first) == {"value", "nextLink"}, "page size 3 in the scenario: more than one page"
+    assert len(first["value"]) == 3
+    for machine in first["value"]:
+        assert _skeleton_missing(VIRTUAL_MACHINE, machine) == []
+
+
+def test_role_definition_shape(emulator, credential):
+    body = _get(
+        emulator, credential,
+        f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7",
+        "2022-04-01",
+    )
+    assert _skeleton_missing(ROLE_DEFINITION, body) == []
+    assert body["type"] == "Microsoft.Authorization/roleDefinitions"
+    assert body["properties"]["roleName"] == "Reader"
+    for permission in body["properties"]["permissions"]:
+        assert _skeleton_missing(PERMISSION, permission) == []
+
+
+def test_permissions_shape(emulator, credential):
+    body = _get(emulator, credential, f"{GROUP}/providers/Microsoft.Authorization/permissions", "2022-04-01")
+    assert body["value"]
+    for permission in body["value"]:
+        assert _skeleton_missing(PERMISSION, permission) == []
+
+
+def test_subscription_and_locations_shapes(emulator, credential):
+    body = _get(emulator, credential, f"/subscriptions/{SUBSCRIPTION}", "2022-12-01")
+    assert _skeleton_missing(SUBSCRIPTION_DOC, body) == []
+    assert body["state"] == "Enabled"
+    locations = _get(emulator, credential, f"/subscriptions/{SUBSCRIPTION}/locations", "2022-12-01")
+    assert {"eastus", "westeurope"} <= {location["name"] for location in locations["value"]}
+    for location in locations["value"]:
+        assert _skeleton_missing(LOCATION, location) == []
+
+
+def test_graph_shapes(emulator, credential):
+    token = credential.get_token("https://graph.microsoft.com/.default").token
+    base = emulator["graph_endpoint"].rstrip("/")
+    headers = {"Authorization": f"Bearer {token}"}
+    by_ids = requests.post(
+        f"{base}/v1.0/directoryObjects/getByIds", json={"ids": [LIVE]}, headers=headers,
+        verify=emulator["ca_cert_file"], timeout=30,
+    ).json()
+    assert by_ids["@odata.context"].endswith("$metadata#directoryObjects")
+    [found] = by_ids["value"]
+    assert _skeleton_missing(SERVICE_PRINCIPAL, found) == []
+    single = requests.get(
+        f"{base}/v1.0/servicePrincipals/{LIVE}", headers=headers, verify=emulator["ca_cert_file"], timeout=30,
+    ).json()
+    assert _skeleton_missing(SERVICE_PRINCIPAL, single) == []
+
+
+def test_metadata_and_token_shapes(emulator):
+    host = emulator["metadata_host"]
+    metadata = requests.get(
+        f"https://{host}/metadata/endpoints", params={"api-version": "2022-09-01"},
+        verify=emulator["ca_cert_file"], timeout=30,
+    ).json()
+    assert _skeleton_missing(METADATA, metadata) == []
+    token = requests.post(
+        f"{emulator['authority_host'].rstrip('/')}/{emulator['tenant_id']}/oauth2/v2.0/token",
+        data={"grant_type": "client_credentials", "client_id": emulator["client_id"],
+              "client_secret": emulator["client_secret"], "scope": ARM_SCOPE},
+        verify=emulator["ca_cert_file"], timeout=30,
+    ).json()
+    assert {"token_type", "expires_in", "access_token"} <= set(token)
+    assert token["token_type"] == "Bearer"
