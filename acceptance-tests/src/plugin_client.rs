@@ -23,11 +23,20 @@ pub struct ClientIdentity {
 
 impl ClientIdentity {
     pub fn generate() -> ClientIdentity {
+        Self::self_signed(rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained))
+    }
+
+    /// The same, but not a CA: what a TLS stack that refuses a CA as an end entity accepts.
+    pub fn generate_leaf() -> ClientIdentity {
+        Self::self_signed(rcgen::IsCa::ExplicitNoCa)
+    }
+
+    fn self_signed(is_ca: rcgen::IsCa) -> ClientIdentity {
         let key =
             rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("generate key");
         let mut params =
             rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.is_ca = is_ca;
         params.extended_key_usages = vec![
             rcgen::ExtendedKeyUsagePurpose::ClientAuth,
             rcgen::ExtendedKeyUsagePurpose::ServerAuth,
@@ -184,21 +193,39 @@ pub async fn connect(
     handshake: &Handshake,
     identity: &ClientIdentity,
 ) -> Result<tonic::transport::Channel, String> {
+    connect_presenting(handshake, Some(identity)).await
+}
+
+/// A TLS channel that presents no client certificate (a plugin must refuse it).
+pub async fn connect_without_certificate(
+    handshake: &Handshake,
+) -> Result<tonic::transport::Channel, String> {
+    connect_presenting(handshake, None).await
+}
+
+async fn connect_presenting(
+    handshake: &Handshake,
+    identity: Option<&ClientIdentity>,
+) -> Result<tonic::transport::Channel, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Arc::new(PinnedServerCertificate {
         expected: handshake.server_certificate_der.clone(),
         algorithms: provider.signature_verification_algorithms,
     });
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_client_auth_cert(
-            vec![CertificateDer::from(identity.certificate_der.clone())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(identity.key_der.clone())),
-        )
-        .map_err(|e| e.to_string())?;
+        .with_custom_certificate_verifier(verifier);
+    let mut config = match identity {
+        Some(identity) => builder
+            .with_client_auth_cert(
+                vec![CertificateDer::from(identity.certificate_der.clone())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(identity.key_der.clone())),
+            )
+            .map_err(|e| e.to_string())?,
+        None => builder.with_no_client_auth(),
+    };
     config.alpn_protocols = vec![b"h2".to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let address = handshake.address.clone();

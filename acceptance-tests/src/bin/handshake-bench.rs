@@ -18,11 +18,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use acceptance_tests::plugin_client::{
-    connect, launch, terraform_env, ClientIdentity, Handshake, PluginProcess,
+    connect, connect_without_certificate, launch, terraform_env, ClientIdentity, Handshake,
+    PluginProcess,
 };
 use tfplugin::wire::plugin::grpc_controller_client::GrpcControllerClient;
 use tfplugin::wire::tfplugin6::provider_client::ProviderClient;
@@ -151,14 +151,14 @@ impl RunError {
 /// A client identity of either kind, with the environment Terraform would give the plugin.
 enum Client {
     GoPlugin(ClientIdentity),
-    Leaf(leaf::LeafIdentity),
+    Leaf(ClientIdentity),
 }
 
 impl Client {
     fn generate(kind: CertKind) -> Client {
         match kind {
             CertKind::GoPlugin => Client::GoPlugin(ClientIdentity::generate()),
-            CertKind::Leaf => Client::Leaf(leaf::LeafIdentity::generate()),
+            CertKind::Leaf => Client::Leaf(ClientIdentity::generate_leaf()),
         }
     }
 
@@ -192,7 +192,7 @@ impl Client {
         }
         let channel = match self {
             Client::GoPlugin(identity) => connect(handshake, identity).await?,
-            Client::Leaf(identity) => leaf::connect(handshake, Some(identity)).await?,
+            Client::Leaf(identity) => connect(handshake, identity).await?,
         };
         Ok((channel, Transport::Mtls))
     }
@@ -271,7 +271,7 @@ async fn probe_strangers(path: &Path, kind: CertKind) -> Result<String, String> 
         Err(_) => true,
         Ok((channel, _)) => get_schema(channel).await.is_err(),
     };
-    let anonymous_refused = match leaf::connect(&plugin.handshake, None).await {
+    let anonymous_refused = match connect_without_certificate(&plugin.handshake).await {
         Err(_) => true,
         Ok(channel) => get_schema(channel).await.is_err(),
     };
@@ -500,133 +500,5 @@ fn main() -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
-    }
-}
-
-/// A self-signed non-CA client certificate, and an mTLS connector for it. The shared
-/// `plugin_client::connect` only takes go-plugin's kind of identity, so this repeats its
-/// pinned-certificate check for the fallback.
-mod leaf {
-    use super::*;
-    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-    use rustls::crypto::WebPkiSupportedAlgorithms;
-    use rustls::pki_types::{
-        CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime,
-    };
-    use rustls::{DigitallySignedStruct, SignatureScheme};
-
-    pub struct LeafIdentity {
-        pub certificate_pem: String,
-        certificate_der: Vec<u8>,
-        key_der: Vec<u8>,
-    }
-
-    impl LeafIdentity {
-        pub fn generate() -> LeafIdentity {
-            let key =
-                rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("generate key");
-            let mut params =
-                rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
-            params.is_ca = rcgen::IsCa::ExplicitNoCa;
-            params.extended_key_usages = vec![
-                rcgen::ExtendedKeyUsagePurpose::ClientAuth,
-                rcgen::ExtendedKeyUsagePurpose::ServerAuth,
-            ];
-            let certificate = params.self_signed(&key).expect("self-sign");
-            LeafIdentity {
-                certificate_pem: certificate.pem(),
-                certificate_der: certificate.der().to_vec(),
-                key_der: key.serialize_der(),
-            }
-        }
-    }
-
-    #[derive(Debug)]
-    struct Pinned {
-        expected: Vec<u8>,
-        algorithms: WebPkiSupportedAlgorithms,
-    }
-
-    impl ServerCertVerifier for Pinned {
-        fn verify_server_cert(
-            &self,
-            end_entity: &CertificateDer<'_>,
-            _intermediates: &[CertificateDer<'_>],
-            _server_name: &ServerName<'_>,
-            _ocsp: &[u8],
-            _now: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            if end_entity.as_ref() == self.expected.as_slice() {
-                Ok(ServerCertVerified::assertion())
-            } else {
-                Err(rustls::Error::InvalidCertificate(
-                    rustls::CertificateError::UnknownIssuer,
-                ))
-            }
-        }
-
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.algorithms.supported_schemes()
-        }
-    }
-
-    /// An mTLS channel presenting `identity`, or no client certificate at all when `None`.
-    pub async fn connect(
-        handshake: &Handshake,
-        identity: Option<&LeafIdentity>,
-    ) -> Result<tonic::transport::Channel, String> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = Arc::new(Pinned {
-            expected: handshake.server_certificate_der.clone(),
-            algorithms: provider.signature_verification_algorithms,
-        });
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier);
-        let mut config = match identity {
-            Some(identity) => builder
-                .with_client_auth_cert(
-                    vec![CertificateDer::from(identity.certificate_der.clone())],
-                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(identity.key_der.clone())),
-                )
-                .map_err(|e| e.to_string())?,
-            None => builder.with_no_client_auth(),
-        };
-        config.alpn_protocols = vec![b"h2".to_vec()];
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-        let address = handshake.address.clone();
-        tonic::transport::Endpoint::from_static("http://localhost")
-            .connect_with_connector(tower::service_fn(move |_| {
-                let connector = connector.clone();
-                let address = address.clone();
-                async move {
-                    let tcp = tokio::net::TcpStream::connect(&address).await?;
-                    let name = ServerName::try_from("localhost").expect("valid name");
-                    let tls = connector.connect(name, tcp).await?;
-                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
-                }
-            }))
-            .await
-            .map_err(|e| format!("connect: {e:?}"))
     }
 }
