@@ -58,12 +58,26 @@ const RESERVE: f64 = 2.0;
 /// rate (above it, they may be capped by the bucket's size).
 const LOW_WATER: u64 = 50;
 
-/// The shortest window over which a refill rate is measured.
-const MIN_SAMPLE_WINDOW: Duration = Duration::from_millis(500);
+/// The shortest window over which a refill rate is measured. Answers to requests sent before
+/// a window may arrive inside it, so a window must be long against the requests in flight.
+const MIN_SAMPLE_WINDOW: Duration = Duration::from_secs(1);
+
+/// Requests sent before the first answer says how full the bucket is.
+const UNREPORTED_IN_FLIGHT: u64 = 4;
+
+/// How far one measurement may move the estimate (a factor either way): a distorted window
+/// must not turn into a burst of 429s.
+const MAX_STEP: f64 = 2.0;
+
+/// What a 429 does to the estimate: it proves the estimate was too high.
+const THROTTLED_BACKOFF: f64 = 0.7;
 
 #[derive(Debug, Clone, Copy)]
 struct Report {
+    /// What is believed left (see `answered`).
     remaining: u64,
+    /// What ARM said, for measuring the refill.
+    reported: u64,
     at: Instant,
     /// Requests ARM had accepted (answered with anything but 429) when this report came.
     accepted: u64,
@@ -79,6 +93,8 @@ struct BucketMirror {
     /// Start of the current refill measurement (a report taken while the bucket was low).
     sample_start: Option<Report>,
     refill_per_second: f64,
+    /// The estimate never drops below this, however many 429s come.
+    min_refill_per_second: f64,
     /// Set by a 429: nothing goes before this instant.
     blocked_until: Option<Instant>,
 }
@@ -91,6 +107,7 @@ impl BucketMirror {
             latest: None,
             sample_start: None,
             refill_per_second: bucket.documented_refill_per_second(),
+            min_refill_per_second: bucket.documented_refill_per_second() / 4.0,
             blocked_until: None,
         }
     }
@@ -103,17 +120,28 @@ impl BucketMirror {
             }
             self.blocked_until = None;
         }
-        if let Some(report) = self.latest {
-            let refilled = self.refill_per_second * (now - report.at).as_secs_f64();
-            let available = report.remaining as f64 + refilled - self.in_flight as f64;
-            if available < RESERVE + 1.0 {
-                let missing = RESERVE + 1.0 - available;
-                return Err(Duration::from_secs_f64(missing / self.refill_per_second)
-                    .max(Duration::from_millis(1)));
+        match self.latest {
+            Some(report) => {
+                let available = self.predicted_remaining(report, now) - self.in_flight as f64;
+                if available < RESERVE + 1.0 {
+                    let missing = RESERVE + 1.0 - available;
+                    return Err(Duration::from_secs_f64(missing / self.refill_per_second)
+                        .max(Duration::from_millis(1)));
+                }
             }
+            // Nothing known of the bucket yet: a few requests find out before the rest go.
+            None if self.in_flight >= UNREPORTED_IN_FLIGHT => {
+                return Err(Duration::from_millis(5));
+            }
+            None => {}
         }
         self.in_flight += 1;
         Ok(())
+    }
+
+    /// What `report` says is left now, with the refill since it came.
+    fn predicted_remaining(&self, report: Report, now: Instant) -> f64 {
+        report.remaining as f64 + self.refill_per_second * (now - report.at).as_secs_f64()
     }
 
     fn answered(&mut self, throttled: bool, remaining: Option<u64>, now: Instant) {
@@ -121,16 +149,23 @@ impl BucketMirror {
         if !throttled {
             self.accepted += 1;
         }
-        let Some(remaining) = remaining else {
+        let Some(reported) = remaining else {
             return;
+        };
+        // Answers overtake each other: one that left the server earlier may report more than
+        // is left now. More than the refill since the latest report is not believed.
+        let remaining = match self.latest {
+            Some(latest) => reported.min(self.predicted_remaining(latest, now).ceil() as u64),
+            None => reported,
         };
         let report = Report {
             remaining,
+            reported,
             at: now,
             accepted: self.accepted,
         };
         self.latest = Some(report);
-        if remaining >= LOW_WATER {
+        if reported >= LOW_WATER {
             self.sample_start = None;
             return;
         }
@@ -138,11 +173,13 @@ impl BucketMirror {
             None => self.sample_start = Some(report),
             Some(start) if now - start.at >= MIN_SAMPLE_WINDOW => {
                 let spent = (report.accepted - start.accepted) as f64;
-                let refilled = remaining as f64 - start.remaining as f64 + spent;
-                let measured = refilled / (now - start.at).as_secs_f64();
-                if measured > 0.0 {
-                    self.refill_per_second = (self.refill_per_second + measured) / 2.0;
-                }
+                let refilled = reported as f64 - start.reported as f64 + spent;
+                let measured = (refilled / (now - start.at).as_secs_f64()).clamp(
+                    self.refill_per_second / MAX_STEP,
+                    self.refill_per_second * MAX_STEP,
+                );
+                self.refill_per_second =
+                    ((self.refill_per_second + measured) / 2.0).max(self.min_refill_per_second);
                 self.sample_start = Some(report);
             }
             Some(_) => {}
@@ -213,6 +250,9 @@ impl Pacer {
         };
         let throttled = status == 429;
         if throttled {
+            mirror.refill_per_second =
+                (mirror.refill_per_second * THROTTLED_BACKOFF).max(mirror.min_refill_per_second);
+            mirror.sample_start = None;
             let wait = super::arm::retry_after(headers).unwrap_or(Duration::from_secs(1));
             let until = now + wait;
             mirror.blocked_until = Some(mirror.blocked_until.map_or(until, |u| u.max(until)));
@@ -296,10 +336,14 @@ mod tests {
 
     /// Sends `total` writes with `concurrency` in flight, each taking `latency`, against a
     /// bucket refilled at `refill` per second. Returns (elapsed, 429s).
-    async fn drive(total: usize, concurrency: usize, refill: f64) -> (Duration, usize) {
+    async fn drive(
+        total: usize,
+        concurrency: usize,
+        refill: f64,
+        latency: Duration,
+    ) -> (Duration, usize) {
         let pacer = std::sync::Arc::new(Pacer::default());
         let server = std::sync::Arc::new(Mutex::new(ServerBucket::new(200.0, refill)));
-        let latency = Duration::from_millis(30);
         let started = Instant::now();
         let throttled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -337,7 +381,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn documented_rate_runs_at_the_bucket_bound_with_few_429s() {
-        let (elapsed, throttled) = drive(1200, 64, 10.0).await;
+        let (elapsed, throttled) = drive(1200, 64, 10.0, Duration::from_millis(30)).await;
         let bound = Duration::from_secs_f64((1200.0 - 200.0) / 10.0);
         assert!(elapsed >= bound, "{elapsed:?} cannot beat the bucket");
         assert!(
@@ -349,13 +393,25 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_faster_refill_is_measured_and_used() {
-        let (elapsed, throttled) = drive(5200, 64, 100.0).await;
+        let (elapsed, throttled) = drive(5200, 64, 100.0, Duration::from_millis(30)).await;
         let bound = (5200.0 - 200.0) / 100.0;
         assert!(
             elapsed.as_secs_f64() <= bound * 1.10,
             "{elapsed:?} vs bound {bound}s: the pacer must learn the 100/s refill"
         );
         assert!(throttled <= 52, "{throttled} 429s for 5200 writes");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_answers_in_flight_do_not_inflate_the_estimate() {
+        // Answers that left the server before a measurement started arrive inside it.
+        let (elapsed, throttled) = drive(2200, 64, 100.0, Duration::from_millis(400)).await;
+        assert!(throttled <= 22, "{throttled} 429s for 2200 writes");
+        let bound = (2200.0 - 200.0) / 100.0;
+        assert!(
+            elapsed.as_secs_f64() <= bound * 1.25,
+            "{elapsed:?} vs bound {bound}s"
+        );
     }
 
     #[tokio::test(start_paused = true)]
