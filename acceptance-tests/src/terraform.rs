@@ -212,6 +212,15 @@ impl Workdir {
         }
     }
 
+    /// Starts `terraform <args>` without waiting for it; its output is piped.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.command(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting terraform {}: {e}", args.join(" ")))
+    }
+
     /// Runs a command that must succeed.
     pub fn run_ok(&self, args: &[&str]) -> CommandOutput {
         let output = self.run(args);

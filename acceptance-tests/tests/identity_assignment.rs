@@ -712,3 +712,107 @@ resource "mig_identity_assignment" "region" {{
         "three resources, one listing of {pages} pages between them"
     );
 }
+
+/// Ctrl-C half way through a throttled apply: Terraform asks the provider to stop, no new
+/// write starts, and state records exactly the machines changed; the next apply finishes.
+#[test]
+fn an_interrupted_apply_records_exactly_what_changed_and_the_next_one_finishes() {
+    const MACHINES: usize = 300;
+    let machines: Vec<Json> = (0..MACHINES)
+        .map(|i| json!({"name": format!("vm-{i:03}"), "resource_group": "rg-app", "location": "eastus"}))
+        .collect();
+    // Realistic throttling: the first 200 writes go at once, then 10 a second.
+    let emulator = Emulator::start_with(
+        &json!({
+            "subscriptions": [{
+                "id": SUB,
+                "resource_groups": [{"name": "rg-app", "location": "eastus"}],
+                "user_assigned_identities": [{
+                    "name": "Built-In-Identity-eastus", "resource_group": "Built-In-Identity-RG", "location": "eastus"
+                }],
+                "virtual_machines": machines,
+            }],
+            "realism": {"vm_update_seconds": 0, "principal_replication_seconds": 0}
+        }),
+        "realistic",
+    );
+    let work = Workdir::new(&format!(
+        r#"
+terraform {{
+  required_providers {{
+    mig = {{ source = "azure-mig/mig" }}
+  }}
+}}
+
+{provider}
+
+resource "mig_identity_assignment" "eastus" {{
+  identity_id    = "{identity}"
+  scope          = "/subscriptions/{SUB}"
+  resource_types = ["virtualMachines"]
+}}
+"#,
+        provider = emulator.provider_block(),
+        identity = builtin("eastus"),
+    ));
+    work.init();
+    let mut apply = work.spawn(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    // Interrupt once the burst is spent and writes trickle at the refill rate.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let written = emulator
+            .requests()
+            .iter()
+            .filter(|r| r["method"] == "PATCH" && r["status"] == 200)
+            .count();
+        if written >= 210 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {written} writes within a minute"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &apply.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+    let finished = apply.wait_with_output().expect("terraform apply ends");
+    assert!(
+        !finished.status.success(),
+        "an interrupted apply reports failure"
+    );
+
+    let holding: BTreeSet<String> = (0..MACHINES)
+        .map(|i| vm_id(&format!("vm-{i:03}")))
+        .filter(|id| {
+            emulator
+                .identity_of(id)
+                .1
+                .contains(&builtin("eastus").to_ascii_lowercase())
+        })
+        .map(|id| id.to_ascii_lowercase())
+        .collect();
+    assert!(
+        holding.len() < MACHINES,
+        "the stop came before every write: {}",
+        holding.len()
+    );
+    assert_eq!(
+        strings(&assignment_state(&work)["assigned_ids"]),
+        holding,
+        "state records exactly the machines that hold the identity"
+    );
+
+    work.apply();
+    assert!(!work.plan_has_changes());
+    let all_hold = (0..MACHINES).all(|i| {
+        emulator
+            .identity_of(&vm_id(&format!("vm-{i:03}")))
+            .1
+            .contains(&builtin("eastus").to_ascii_lowercase())
+    });
+    assert!(all_hold, "the next apply finished the job");
+}
