@@ -756,7 +756,7 @@ resource "mig_identity_assignment" "eastus" {{
         identity = builtin("eastus"),
     ));
     work.init();
-    let mut apply = work.spawn(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    let apply = work.spawn(&["apply", "-auto-approve", "-input=false", "-no-color"]);
     // Interrupt once the burst is spent and writes trickle at the refill rate.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
