@@ -25,6 +25,24 @@ pub struct ReadyInfo {
     pub managed_identity_header: String,
 }
 
+/// A whole configuration: `required_providers` for `azure-mig/mig`, the `provider` block,
+/// then `body`.
+pub fn configuration(provider: &str, body: &str) -> String {
+    format!(
+        r#"
+terraform {{
+  required_providers {{
+    mig = {{ source = "azure-mig/mig" }}
+  }}
+}}
+
+{provider}
+
+{body}
+"#
+    )
+}
+
 /// A running emulator process, stopped when dropped.
 pub struct Emulator {
     child: Child,
@@ -83,6 +101,11 @@ impl Emulator {
 
     pub fn subscription_id(&self) -> &str {
         &self.ready.subscription_ids[0]
+    }
+
+    /// A whole configuration against this emulator: see [`configuration`].
+    pub fn configuration(&self, body: &str) -> String {
+        configuration(&self.provider_block(), body)
     }
 
     /// The `provider "mig"` block that points the provider at this emulator.

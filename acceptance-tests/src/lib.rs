@@ -12,7 +12,7 @@ mod emulator;
 pub mod plugin_client;
 mod terraform;
 
-pub use emulator::{Emulator, ReadyInfo};
+pub use emulator::{configuration, Emulator, ReadyInfo};
 pub use terraform::{provider_version, CommandOutput, Workdir};
 
 use std::path::PathBuf;

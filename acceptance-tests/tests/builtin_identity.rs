@@ -22,23 +22,6 @@ fn lock_of(identity_id: &str, identity_name: &str) -> String {
     )
 }
 
-fn config(emulator: &Emulator, body: &str) -> String {
-    format!(
-        r#"
-terraform {{
-  required_providers {{
-    mig = {{ source = "azure-mig/mig" }}
-  }}
-}}
-
-{provider}
-
-{body}
-"#,
-        provider = emulator.provider_block(),
-    )
-}
-
 fn state_of(work: &Workdir, address: &str) -> Json {
     work.state_resources()
         .remove(address)
@@ -48,8 +31,7 @@ fn state_of(work: &Workdir, address: &str) -> Json {
 #[test]
 fn create_makes_group_identity_and_lock_a_removed_lock_comes_back_and_destroy_undoes_it_all() {
     let emulator = Emulator::start(&json!({"subscriptions": [{"id": SUB}]}));
-    let work = Workdir::new(&config(
-        &emulator,
+    let work = Workdir::new(&emulator.configuration(
         r#"resource "mig_builtin_identity" "eastus" {
   location = "East US"
 }"#,
@@ -114,8 +96,7 @@ fn destroy_keeps_a_group_it_did_not_create_and_what_else_is_in_it() {
         "resource_groups": [{"name": "Built-In-Identity-RG", "location": "eastus"}],
         "user_assigned_identities": [{"name": "someone-else", "resource_group": "Built-In-Identity-RG", "location": "eastus"}]
     }]}));
-    let work = Workdir::new(&config(
-        &emulator,
+    let work = Workdir::new(&emulator.configuration(
         r#"resource "mig_builtin_identity" "westeurope" {
   location = "westeurope"
 }"#,
@@ -148,15 +129,12 @@ fn a_bring_your_own_identity_gets_our_lock_and_keeps_living_after_destroy() {
     let mine = format!(
         "/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-mine"
     );
-    let work = Workdir::new(&config(
-        &emulator,
-        &format!(
-            r#"resource "mig_builtin_identity" "eastus" {{
+    let work = Workdir::new(&emulator.configuration(&format!(
+        r#"resource "mig_builtin_identity" "eastus" {{
   location             = "eastus"
   existing_identity_id = "{mine}"
 }}"#
-        ),
-    ));
+    )));
     work.init();
     work.apply();
     let lock_id = lock_of(&mine, "id-mine");
@@ -199,10 +177,9 @@ fn bad_arguments_fail_at_validate_naming_the_attribute() {
         ),
     ];
     for (arguments, attribute) in cases {
-        let work = Workdir::new(&config(
-            &emulator,
-            &format!("resource \"mig_builtin_identity\" \"x\" {{\n  {arguments}\n}}"),
-        ));
+        let work = Workdir::new(&emulator.configuration(&format!(
+            "resource \"mig_builtin_identity\" \"x\" {{\n  {arguments}\n}}"
+        )));
         work.init();
         let validate = work.run(&["validate", "-json", "-no-color"]);
         assert!(!validate.success, "{arguments} must not validate");
@@ -222,8 +199,7 @@ fn bad_arguments_fail_at_validate_naming_the_attribute() {
 #[test]
 fn a_region_the_subscription_does_not_have_fails_at_plan_naming_the_attribute() {
     let emulator = Emulator::start(&json!({}));
-    let work = Workdir::new(&config(
-        &emulator,
+    let work = Workdir::new(&emulator.configuration(
         r#"resource "mig_builtin_identity" "x" {
   location = "atlantis"
 }"#,
@@ -254,10 +230,8 @@ fn principal_replication_delay_does_not_break_create_or_assignment() {
         }],
         "realism": {"principal_replication_seconds": 3}
     }));
-    let work = Workdir::new(&config(
-        &emulator,
-        &format!(
-            r#"resource "mig_builtin_identity" "eastus" {{
+    let work = Workdir::new(&emulator.configuration(&format!(
+        r#"resource "mig_builtin_identity" "eastus" {{
   location = "eastus"
 }}
 
@@ -266,8 +240,7 @@ resource "mig_identity_assignment" "eastus" {{
   scope       = "/subscriptions/{SUB}"
   locations   = ["eastus"]
 }}"#
-        ),
-    ));
+    )));
     work.init();
     work.apply();
     let vm = format!(

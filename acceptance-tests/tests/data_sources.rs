@@ -1,7 +1,7 @@
 //! The inventory and check data sources with real Terraform against the emulator:
 //! `mig_virtual_machines`, `mig_unused_identities` and `mig_permissions`.
 
-use acceptance_tests::{Emulator, Workdir};
+use acceptance_tests::{configuration, Emulator, Workdir};
 use serde_json::{json, Value as Json};
 
 const SUB: &str = "00000000-0000-0000-0000-000000000001";
@@ -36,22 +36,6 @@ fn scenario() -> Json {
         }],
         "principals": [{"id": READER_OBJECT, "app_id": READER_APP, "secret": READER_SECRET, "display_name": "reader"}]
     })
-}
-
-fn configuration(provider: &str, body: &str) -> String {
-    format!(
-        r#"
-terraform {{
-  required_providers {{
-    mig = {{ source = "azure-mig/mig" }}
-  }}
-}}
-
-{provider}
-
-{body}
-"#
-    )
 }
 
 #[test]

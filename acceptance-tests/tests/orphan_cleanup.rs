@@ -46,8 +46,8 @@ fn scenario() -> Json {
     })
 }
 
-/// Principal IDs holding a role assignment visible at the subscription (lower-case).
-fn assigned_principals(emulator: &Emulator) -> BTreeSet<String> {
+/// Every role assignment visible at the subscription (at, above and below it).
+fn role_assignments(emulator: &Emulator) -> Vec<Json> {
     let (status, body) = emulator.arm_send(
         reqwest::Method::GET,
         &format!(
@@ -58,9 +58,12 @@ fn assigned_principals(emulator: &Emulator) -> BTreeSet<String> {
         None,
     );
     assert_eq!(status, 200, "{body}");
-    body["value"]
-        .as_array()
-        .unwrap()
+    body["value"].as_array().cloned().unwrap_or_default()
+}
+
+/// Principal IDs holding a role assignment visible at the subscription (lower-case).
+fn assigned_principals(emulator: &Emulator) -> BTreeSet<String> {
+    role_assignments(emulator)
         .iter()
         .filter_map(|a| {
             a["properties"]["principalId"]
@@ -230,19 +233,7 @@ fn young_assignments_are_never_candidates() {
 
 /// IDs (lower-case) of the role assignments held by `principal`, anywhere in the subscription.
 fn assignment_ids_of(emulator: &Emulator, principal: &str) -> BTreeSet<String> {
-    let (status, body) = emulator.arm_send(
-        reqwest::Method::GET,
-        &format!(
-            "{}/providers/Microsoft.Authorization/roleAssignments",
-            sub_scope()
-        ),
-        "2022-04-01",
-        None,
-    );
-    assert_eq!(status, 200, "{body}");
-    body["value"]
-        .as_array()
-        .unwrap()
+    role_assignments(emulator)
         .iter()
         .filter(|a| a["properties"]["principalId"].as_str() == Some(principal))
         .filter_map(|a| a["id"].as_str().map(str::to_ascii_lowercase))
