@@ -654,17 +654,8 @@ fn writes_once_per_changed_machine_and_a_no_op_plan_reads_each_page_once() {
         }],
         "realism": {"page_size": PAGE_SIZE}
     }));
-    let work = Workdir::new(&format!(
-        r#"
-terraform {{
-  required_providers {{
-    mig = {{ source = "azure-mig/mig" }}
-  }}
-}}
-
-{provider}
-
-resource "mig_identity_assignment" "region" {{
+    let work = Workdir::new(&emulator.configuration(&format!(
+        r#"resource "mig_identity_assignment" "region" {{
   for_each       = toset({regions:?})
   identity_id    = "/subscriptions/{SUB}/resourceGroups/Built-In-Identity-RG/providers/Microsoft.ManagedIdentity/userAssignedIdentities/Built-In-Identity-${{each.key}}"
   scope          = "/subscriptions/{SUB}"
@@ -672,9 +663,8 @@ resource "mig_identity_assignment" "region" {{
   resource_types = ["virtualMachines"]
 }}
 "#,
-        provider = emulator.provider_block(),
         regions = REGIONS,
-    ));
+    )));
     work.init();
     emulator.clear_requests();
     work.apply();
@@ -736,25 +726,15 @@ fn an_interrupted_apply_records_exactly_what_changed_and_the_next_one_finishes()
         }),
         "realistic",
     );
-    let work = Workdir::new(&format!(
-        r#"
-terraform {{
-  required_providers {{
-    mig = {{ source = "azure-mig/mig" }}
-  }}
-}}
-
-{provider}
-
-resource "mig_identity_assignment" "eastus" {{
+    let work = Workdir::new(&emulator.configuration(&format!(
+        r#"resource "mig_identity_assignment" "eastus" {{
   identity_id    = "{identity}"
   scope          = "/subscriptions/{SUB}"
   resource_types = ["virtualMachines"]
 }}
 "#,
-        provider = emulator.provider_block(),
         identity = builtin("eastus"),
-    ));
+    )));
     work.init();
     let apply = work.spawn(&["apply", "-auto-approve", "-input=false", "-no-color"]);
     // Interrupt once the burst is spent and writes trickle at the refill rate.

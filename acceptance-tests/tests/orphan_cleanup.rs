@@ -103,24 +103,14 @@ fn grant_live_identity(emulator: &Emulator) -> String {
 }
 
 fn config(emulator: &Emulator, arguments: &str) -> String {
-    format!(
-        r#"
-terraform {{
-  required_providers {{
-    mig = {{ source = "azure-mig/mig" }}
-  }}
-}}
-
-{provider}
-
-resource "mig_orphan_cleanup" "rg" {{
+    emulator.configuration(&format!(
+        r#"resource "mig_orphan_cleanup" "rg" {{
   scope   = "{scope}"
   {arguments}
 }}
 "#,
-        provider = emulator.provider_block(),
         scope = rg_scope(),
-    )
+    ))
 }
 
 fn orphan_principals(resource: &Json) -> Vec<(String, bool)> {
@@ -327,25 +317,15 @@ output "orphans" {{
 #[test]
 fn the_action_removes_the_same_set() {
     let emulator = Emulator::start(&scenario());
-    let work = Workdir::new(&format!(
-        r#"
-terraform {{
-  required_providers {{
-    mig = {{ source = "azure-mig/mig" }}
-  }}
-}}
-
-{provider}
-
-action "mig_orphan_cleanup" "once" {{
+    let work = Workdir::new(&emulator.configuration(&format!(
+        r#"action "mig_orphan_cleanup" "once" {{
   config {{
     scope = "{scope}"
   }}
 }}
 "#,
-        provider = emulator.provider_block(),
         scope = rg_scope(),
-    ));
+    )));
     work.init();
     let output = work.run_ok(&[
         "apply",
