@@ -107,7 +107,8 @@ impl BucketMirror {
             latest: None,
             sample_start: None,
             refill_per_second: bucket.documented_refill_per_second(),
-            min_refill_per_second: bucket.documented_refill_per_second() / 4.0,
+            // ARM refills at least at its documented rate; a lower estimate only idles.
+            min_refill_per_second: bucket.documented_refill_per_second(),
             blocked_until: None,
         }
     }
@@ -249,10 +250,14 @@ impl Pacer {
             return;
         };
         let throttled = status == 429;
-        if throttled {
+        // One burst often draws several 429s at once: they count as one lesson.
+        let already_blocked = mirror.blocked_until.is_some_and(|until| until > now);
+        if throttled && !already_blocked {
             mirror.refill_per_second =
                 (mirror.refill_per_second * THROTTLED_BACKOFF).max(mirror.min_refill_per_second);
             mirror.sample_start = None;
+        }
+        if throttled {
             let wait = super::arm::retry_after(headers).unwrap_or(Duration::from_secs(1));
             let until = now + wait;
             mirror.blocked_until = Some(mirror.blocked_until.map_or(until, |u| u.max(until)));
