@@ -52,39 +52,10 @@ fn render_id(id: &str) -> String {
 }
 
 pub fn known_location(world: &crate::model::World, sub: &str, loc: &str) -> bool {
-    const EXTRA: &[&str] = &[
-        "eastus",
-        "eastus2",
-        "westus",
-        "westus2",
-        "westus3",
-        "centralus",
-        "northcentralus",
-        "southcentralus",
-        "westcentralus",
-        "northeurope",
-        "westeurope",
-        "uksouth",
-        "ukwest",
-        "francecentral",
-        "germanywestcentral",
-        "swedencentral",
-        "switzerlandnorth",
-        "norwayeast",
-        "japaneast",
-        "japanwest",
-        "australiaeast",
-        "southeastasia",
-        "eastasia",
-        "canadacentral",
-        "brazilsouth",
-        "centralindia",
-        "koreacentral",
-        "southafricanorth",
-        "uaenorth",
-        "global",
-    ];
-    EXTRA.contains(&loc)
+    loc == "global"
+        || crate::util::PUBLIC_REGIONS
+            .iter()
+            .any(|(name, _)| *name == loc)
         || world
             .subscription(sub)
             .is_some_and(|s| s.regions.iter().any(|r| r == loc))
