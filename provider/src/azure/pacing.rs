@@ -97,6 +97,9 @@ struct BucketMirror {
     min_refill_per_second: f64,
     /// Set by a 429: nothing goes before this instant.
     blocked_until: Option<Instant>,
+    /// Answers that carried no remaining count: a service that reports none (Graph) is not
+    /// held to the few requests that wait for the first report.
+    unreported_answers: u64,
 }
 
 impl BucketMirror {
@@ -110,6 +113,7 @@ impl BucketMirror {
             // ARM refills at least at its documented rate; a lower estimate only idles.
             min_refill_per_second: bucket.documented_refill_per_second(),
             blocked_until: None,
+            unreported_answers: 0,
         }
     }
 
@@ -131,7 +135,9 @@ impl BucketMirror {
                 }
             }
             // Nothing known of the bucket yet: a few requests find out before the rest go.
-            None if self.in_flight >= UNREPORTED_IN_FLIGHT => {
+            None if self.in_flight >= UNREPORTED_IN_FLIGHT
+                && self.unreported_answers < UNREPORTED_IN_FLIGHT =>
+            {
                 return Err(Duration::from_millis(5));
             }
             None => {}
@@ -151,6 +157,7 @@ impl BucketMirror {
             self.accepted += 1;
         }
         let Some(reported) = remaining else {
+            self.unreported_answers += 1;
             return;
         };
         // Answers overtake each other: one that left the server earlier may report more than
@@ -456,6 +463,37 @@ mod tests {
         drop(lost);
         pacer.observe(answered, 200, &report(100));
         assert_eq!(pacer.in_flight("s1", Bucket::Writes), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_service_that_reports_no_counts_is_not_held_back() {
+        let pacer = Pacer::default();
+        for _ in 0..UNREPORTED_IN_FLIGHT {
+            let ticket = pacer.acquire("", Bucket::Reads).await;
+            pacer.observe(ticket, 200, &HeaderMap::new());
+        }
+        let started = Instant::now();
+        let in_flight: Vec<Ticket> =
+            futures::future::join_all((0..50).map(|_| pacer.acquire("", Bucket::Reads))).await;
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        assert_eq!(in_flight.len(), 50);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn before_the_first_report_only_a_few_requests_go() {
+        let pacer = Pacer::default();
+        let mut first = Vec::new();
+        for _ in 0..UNREPORTED_IN_FLIGHT {
+            first.push(pacer.acquire("s1", Bucket::Writes).await);
+        }
+        let waiting = tokio::time::timeout(
+            Duration::from_millis(100),
+            pacer.acquire("s1", Bucket::Writes),
+        )
+        .await;
+        assert!(waiting.is_err(), "a fifth request waits for an answer");
+        pacer.observe(first.pop().unwrap(), 200, &report(150));
+        let _next = pacer.acquire("s1", Bucket::Writes).await;
     }
 
     #[test]
