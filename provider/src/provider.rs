@@ -13,12 +13,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::azure::config::{ConfigError, ProviderSettings};
 use crate::azure::AzureClients;
+use crate::handover::Handover;
 
 /// What resources share: the configured Azure clients and the stop signal.
 #[derive(Default)]
 pub struct ProviderData {
     clients: OnceLock<Arc<AzureClients>>,
     stop: CancellationToken,
+    handover: Handover,
 }
 
 impl ProviderData {
@@ -37,6 +39,11 @@ impl ProviderData {
     /// Cancelled when Terraform asks the provider to stop (Ctrl-C): no new writes start.
     pub fn stop_signal(&self) -> &CancellationToken {
         &self.stop
+    }
+
+    /// What identity assignments tell each other within this provider process.
+    pub fn handover(&self) -> &Handover {
+        &self.handover
     }
 }
 

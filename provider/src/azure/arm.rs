@@ -2,6 +2,15 @@
 //! 429 (honouring `Retry-After`), 5xx and connection errors, pacing by ARM's remaining-quota
 //! headers, long-running operations, `nextLink` paging, and ARM error bodies turned into
 //! `ArmError`s with code, message and request id.
+//!
+//! Every call can be given a [`CancellationToken`] (the `*_cancellable` methods; the others
+//! are never cancelled). A stop request and a deadline combine as a child of the stop token
+//! that a timer also cancels at the deadline. A cancelled token stops whatever has not been sent yet, wherever it
+//! waits: in the pacer, for a token, in a retry backoff, between polls of a long-running
+//! operation. Such a call ends at once with [`ArmError::is_not_sent`] when nothing of it
+//! can have reached ARM, or [`ArmError::is_cancelled`] when something was sent and its
+//! outcome is not known. A request already on the wire is allowed to finish (its answer is
+//! the truth the caller records) for at most [`ArmClient::in_flight_grace`].
 
 use std::fmt;
 use std::sync::Arc;
@@ -11,6 +20,7 @@ use futures::stream::BoxStream;
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::Value as Json;
+use tokio_util::sync::CancellationToken;
 
 use super::credentials::TokenProvider;
 use super::pacing::{subscription_of, Bucket, Pacer};
@@ -26,12 +36,68 @@ pub struct ArmError {
 }
 
 impl ArmError {
+    /// `code` of a request that was never sent: ARM was not asked, nothing changed.
+    pub const NOT_SENT: &'static str = "NotSent";
+    /// `code` of a call stopped after something was sent: the change may or may not be made.
+    pub const CANCELLED: &'static str = "Cancelled";
+    /// `code` of a successful answer whose body cannot be read or is not the JSON expected.
+    pub const INVALID_RESPONSE: &'static str = "InvalidResponse";
+
     pub fn transport(message: impl Into<String>) -> Self {
         ArmError {
             status: 0,
             code: "ConnectionFailed".into(),
             message: message.into(),
             request_id: None,
+        }
+    }
+
+    /// The request was stopped before it was sent (every attempt, if any, was refused
+    /// with 429, which ARM does before acting on a request).
+    pub fn not_sent(message: impl Into<String>) -> Self {
+        ArmError {
+            status: 0,
+            code: Self::NOT_SENT.into(),
+            message: message.into(),
+            request_id: None,
+        }
+    }
+
+    /// Stopped after something was sent: the change may still be made, or may be made already.
+    pub fn cancelled(message: impl Into<String>) -> Self {
+        ArmError {
+            status: 0,
+            code: Self::CANCELLED.into(),
+            message: message.into(),
+            request_id: None,
+        }
+    }
+
+    /// True when the call was stopped before anything of it reached ARM: the resource was
+    /// not changed by it.
+    pub fn is_not_sent(&self) -> bool {
+        self.status == 0 && self.code == Self::NOT_SENT
+    }
+
+    /// True when the call was stopped after it sent something: its outcome is unknown, read
+    /// the resource to learn it.
+    #[allow(dead_code)] // API for callers that pass a stop signal
+    pub fn is_cancelled(&self) -> bool {
+        self.status == 0 && self.code == Self::CANCELLED
+    }
+
+    /// True for either kind of stop ([`ArmError::is_not_sent`], [`ArmError::is_cancelled`]).
+    #[allow(dead_code)] // API for callers that pass a stop signal
+    pub fn is_stopped(&self) -> bool {
+        self.is_not_sent() || self.is_cancelled()
+    }
+
+    fn invalid_response(status: u16, headers: &HeaderMap, message: impl Into<String>) -> Self {
+        ArmError {
+            status,
+            code: Self::INVALID_RESPONSE.into(),
+            message: message.into(),
+            request_id: header(headers, "x-ms-request-id"),
         }
     }
 
@@ -119,8 +185,51 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(Duration::try_from(wait).unwrap_or_default())
 }
 
+/// An HTTP answer as the client needs it: the body is read with the exchange, and a body that
+/// could not be read is kept as the error it was.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Result<Vec<u8>, String>,
+}
+
+/// One HTTP exchange: the seam between the client's logic and the network (tests script it).
+#[async_trait::async_trait]
+pub trait Transport: Send + Sync {
+    /// Sends `request` and reads the whole answer; `Err` when no answer arrived.
+    async fn execute(&self, request: reqwest::Request) -> Result<RawResponse, String>;
+}
+
+#[async_trait::async_trait]
+impl Transport for reqwest::Client {
+    async fn execute(&self, request: reqwest::Request) -> Result<RawResponse, String> {
+        let response = reqwest::Client::execute(self, request)
+            .await
+            .map_err(|e| super::http::describe_error(&e))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response
+            .bytes()
+            .await
+            .map(|bytes| bytes.to_vec())
+            .map_err(|e| super::http::describe_error(&e));
+        Ok(RawResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// A token nobody cancels, for the calls that take none.
+fn never() -> CancellationToken {
+    CancellationToken::new()
+}
+
 pub struct ArmClient {
     http: reqwest::Client,
+    transport: Arc<dyn Transport>,
     endpoint: url::Url,
     tokens: Arc<TokenProvider>,
     scope: String,
@@ -128,6 +237,9 @@ pub struct ArmClient {
     pacer: Pacer,
     /// How often to poll a long-running operation when ARM gives no `Retry-After`.
     pub poll_interval: Duration,
+    /// How long a request already sent may still take once its call is cancelled; after
+    /// that its answer is abandoned and the call ends as [`ArmError::is_cancelled`].
+    pub in_flight_grace: Duration,
 }
 
 impl ArmClient {
@@ -137,14 +249,28 @@ impl ArmClient {
         tokens: Arc<TokenProvider>,
         scope: String,
     ) -> Self {
+        let transport = Arc::new(http.clone());
+        Self::with_transport(http, transport, endpoint, tokens, scope)
+    }
+
+    /// A client whose exchanges go through `transport`; `http` only builds the requests.
+    pub fn with_transport(
+        http: reqwest::Client,
+        transport: Arc<dyn Transport>,
+        endpoint: url::Url,
+        tokens: Arc<TokenProvider>,
+        scope: String,
+    ) -> Self {
         ArmClient {
             http,
+            transport,
             endpoint,
             tokens,
             scope,
             retry: RetryPolicy::default(),
             pacer: Pacer::default(),
             poll_interval: Duration::from_secs(2),
+            in_flight_grace: Duration::from_secs(20),
         }
     }
 
@@ -185,6 +311,7 @@ impl ArmClient {
     }
 
     /// One request with retries; `Ok` for 2xx, `Err` for anything else after retries.
+    /// Never cancelled: see [`ArmClient::send_cancellable`].
     pub async fn send(
         &self,
         method: Method,
@@ -193,13 +320,52 @@ impl ArmClient {
         body: Option<&Json>,
         headers: &[(&str, &str)],
     ) -> Result<ArmResponse, ArmError> {
+        self.send_cancellable(method, path_or_url, api_version, body, headers, &never())
+            .await
+    }
+
+    /// One request with retries; `Ok` for 2xx, `Err` for anything else after retries.
+    ///
+    /// Once `cancel` is cancelled nothing more is sent: a request waiting in the pacer, for a
+    /// token or in a retry backoff ends at once, with [`ArmError::is_not_sent`] when no
+    /// attempt can have had an effect (none was sent, or every one was answered 429), else
+    /// [`ArmError::is_cancelled`]. An attempt on the wire is waited for, at most
+    /// [`ArmClient::in_flight_grace`] after the cancellation.
+    pub async fn send_cancellable(
+        &self,
+        method: Method,
+        path_or_url: &str,
+        api_version: Option<&str>,
+        body: Option<&Json>,
+        headers: &[(&str, &str)],
+        cancel: &CancellationToken,
+    ) -> Result<ArmResponse, ArmError> {
         let url = self.url(path_or_url, api_version)?;
         let bucket = Bucket::of(&method);
         let subscription = subscription_of(&url).to_string();
+        let is_read = matches!(method, Method::GET | Method::HEAD);
+        // The latest answer to an attempt that ARM may have acted on (anything but a 429).
+        let mut may_have_acted: Option<ArmError> = None;
+        let stopped = |may_have_acted: Option<ArmError>| {
+            match may_have_acted {
+            None => ArmError::not_sent(format!("{method} {url} was not sent: stopped")),
+            Some(error) => ArmError::cancelled(format!(
+                "{method} {url}: stopped before retrying; the last attempt's outcome is unknown ({error})"
+            )),
+        }
+        };
         let mut attempt = 0;
         loop {
-            let ticket = self.pacer.acquire(&subscription, bucket).await;
-            let token = self.token().await?;
+            let ticket = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Err(stopped(may_have_acted)),
+                ticket = self.pacer.acquire(&subscription, bucket) => ticket,
+            };
+            let token = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Err(stopped(may_have_acted)),
+                token = self.token() => token?,
+            };
             let mut request = self
                 .http
                 .request(method.clone(), url.clone())
@@ -210,14 +376,34 @@ impl ArmClient {
             if let Some(body) = body {
                 request = request.json(body);
             }
+            let request = request
+                .build()
+                .map_err(|e| ArmError::transport(super::http::describe_error(&e)))?;
+            if cancel.is_cancelled() {
+                return Err(stopped(may_have_acted));
+            }
             let started = std::time::Instant::now();
-            let outcome = request.send().await;
+            // From here the request is on the wire: let it finish, within the grace.
+            let exchange = self.transport.execute(request);
+            let grace = async {
+                cancel.cancelled().await;
+                tokio::time::sleep(self.in_flight_grace).await;
+            };
+            let outcome = tokio::select! {
+                outcome = exchange => outcome,
+                _ = grace => {
+                    return Err(ArmError::cancelled(format!(
+                        "{method} {url} was sent but its answer did not come within {:?} of the stop; its outcome is unknown",
+                        self.in_flight_grace
+                    )));
+                }
+            };
+            let last_attempt = attempt + 1 >= self.retry.max_attempts;
             let retry_in = match outcome {
                 Ok(response) => {
-                    let status = response.status().as_u16();
-                    let response_headers = response.headers().clone();
+                    let status = response.status;
+                    let response_headers = response.headers;
                     self.pacer.observe(ticket, status, &response_headers);
-                    let bytes = response.bytes().await.unwrap_or_default();
                     tracing::debug!(
                         method = %method,
                         url = %url,
@@ -227,47 +413,100 @@ impl ArmClient {
                         "ARM request"
                     );
                     if (200..300).contains(&status) {
-                        let body = if bytes.is_empty() {
-                            Json::Null
-                        } else {
-                            serde_json::from_slice(&bytes).unwrap_or(Json::Null)
-                        };
-                        return Ok(ArmResponse {
-                            status,
-                            headers: response_headers,
-                            body,
-                        });
+                        match parse_success(status, &response_headers, response.body) {
+                            Ok(body) => {
+                                return Ok(ArmResponse {
+                                    status,
+                                    headers: response_headers,
+                                    body,
+                                })
+                            }
+                            // A write ARM accepted is done, whatever happened to its body:
+                            // reporting it failed would hide a change.
+                            Err(error) if !is_read => {
+                                tracing::warn!(%error, "write accepted; its response body is unusable");
+                                return Ok(ArmResponse {
+                                    status,
+                                    headers: response_headers,
+                                    body: Json::Null,
+                                });
+                            }
+                            Err(error) => {
+                                // A body cut short may read whole next time; one that is not
+                                // JSON will not.
+                                let truncated = error.message.starts_with("cannot read");
+                                if !truncated || last_attempt {
+                                    return Err(error);
+                                }
+                                tracing::debug!(%error, attempt, "retrying");
+                                self.retry.backoff(attempt)
+                            }
+                        }
+                    } else {
+                        let bytes = response.body.unwrap_or_default();
+                        let error = ArmError::from_response(status, &response_headers, &bytes);
+                        let retryable = status == 429
+                            || status == 408
+                            || (500..600).contains(&status) && status != 501;
+                        if !retryable {
+                            return Err(error);
+                        }
+                        if last_attempt {
+                            return Err(ArmError {
+                                message: format!(
+                                    "{} (gave up after {} attempts)",
+                                    error.message, self.retry.max_attempts
+                                ),
+                                ..error
+                            });
+                        }
+                        tracing::debug!(%error, attempt, "retrying");
+                        let wait = retry_after(&response_headers)
+                            .map(|d| d.min(self.retry.max_delay))
+                            .unwrap_or_else(|| self.retry.backoff(attempt));
+                        // ARM refuses a throttled request before acting on it.
+                        if status != 429 {
+                            may_have_acted = Some(error);
+                        }
+                        wait
                     }
-                    let error = ArmError::from_response(status, &response_headers, &bytes);
-                    let retryable = status == 429
-                        || status == 408
-                        || (500..600).contains(&status) && status != 501;
-                    if !retryable || attempt + 1 >= self.retry.max_attempts {
-                        return Err(error);
-                    }
-                    tracing::debug!(%error, attempt, "retrying");
-                    retry_after(&response_headers)
-                        .map(|d| d.min(self.retry.max_delay))
-                        .unwrap_or_else(|| self.retry.backoff(attempt))
                 }
-                Err(error) => {
-                    let message = super::http::describe_error(&error);
-                    if attempt + 1 >= self.retry.max_attempts {
-                        return Err(ArmError::transport(format!("{method} {url}: {message}")));
+                Err(message) => {
+                    drop(ticket);
+                    if last_attempt {
+                        return Err(ArmError::transport(format!(
+                            "{method} {url}: {message} (gave up after {} attempts)",
+                            self.retry.max_attempts
+                        )));
                     }
                     tracing::debug!(error = %message, attempt, "connection error; retrying");
+                    may_have_acted = Some(ArmError::transport(message));
                     self.retry.backoff(attempt)
                 }
             };
             attempt += 1;
-            tokio::time::sleep(retry_in).await;
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Err(stopped(may_have_acted)),
+                _ = tokio::time::sleep(retry_in) => {}
+            }
         }
     }
 
     /// GET a resource; `None` when it does not exist.
     pub async fn get(&self, path: &str, api_version: &str) -> Result<Option<Json>, ArmError> {
+        self.get_cancellable(path, api_version, &never()).await
+    }
+
+    /// [`ArmClient::get`], stopped by `cancel` (see [`ArmClient::send_cancellable`]).
+    pub async fn get_cancellable(
+        &self,
+        path: &str,
+        api_version: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Option<Json>, ArmError> {
         match self
-            .send(Method::GET, path, Some(api_version), None, &[])
+            .send_cancellable(Method::GET, path, Some(api_version), None, &[], cancel)
             .await
         {
             Ok(response) => Ok(Some(response.body)),
@@ -278,19 +517,49 @@ impl ArmClient {
 
     /// PUT and wait for the operation to finish; returns the resource.
     pub async fn put(&self, path: &str, api_version: &str, body: &Json) -> Result<Json, ArmError> {
+        self.put_cancellable(path, api_version, body, &never())
+            .await
+    }
+
+    /// [`ArmClient::put`], stopped by `cancel`: [`ArmError::is_not_sent`] when the PUT was
+    /// not sent, [`ArmError::is_cancelled`] when it was and the wait for its end was stopped.
+    pub async fn put_cancellable(
+        &self,
+        path: &str,
+        api_version: &str,
+        body: &Json,
+        cancel: &CancellationToken,
+    ) -> Result<Json, ArmError> {
         let response = self
-            .send(Method::PUT, path, Some(api_version), Some(body), &[])
+            .send_cancellable(
+                Method::PUT,
+                path,
+                Some(api_version),
+                Some(body),
+                &[],
+                cancel,
+            )
             .await?;
-        self.finish(path, api_version, response).await
+        self.finish(path, api_version, response, cancel).await
     }
 
     /// DELETE and wait; a resource already gone is not an error.
     pub async fn delete(&self, path: &str, api_version: &str) -> Result<(), ArmError> {
+        self.delete_cancellable(path, api_version, &never()).await
+    }
+
+    /// [`ArmClient::delete`], stopped by `cancel` as [`ArmClient::put_cancellable`] is.
+    pub async fn delete_cancellable(
+        &self,
+        path: &str,
+        api_version: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), ArmError> {
         match self
-            .send(Method::DELETE, path, Some(api_version), None, &[])
+            .send_cancellable(Method::DELETE, path, Some(api_version), None, &[], cancel)
             .await
         {
-            Ok(response) => self.wait(&response).await.map(|_| ()),
+            Ok(response) => self.wait_cancellable(&response, cancel).await.map(|_| ()),
             Err(error) if error.status == 404 => Ok(()),
             Err(error) => Err(error),
         }
@@ -303,6 +572,7 @@ impl ArmClient {
         path: &str,
         api_version: &str,
         response: ArmResponse,
+        cancel: &CancellationToken,
     ) -> Result<Json, ArmError> {
         let asynchronous = response.status == 202
             || header(&response.headers, "azure-asyncoperation").is_some()
@@ -310,18 +580,42 @@ impl ArmClient {
         if !asynchronous {
             return Ok(response.body);
         }
-        self.wait(&response).await?;
-        Ok(self.get(path, api_version).await?.unwrap_or(response.body))
+        self.wait_cancellable(&response, cancel).await?;
+        let fresh = self
+            .get_cancellable(path, api_version, cancel)
+            .await
+            .map_err(|error| written_then_stopped(error, "reading the written resource"))?;
+        Ok(fresh.unwrap_or(response.body))
     }
 
     /// Polls a long-running operation until it ends (`Azure-AsyncOperation`, else
-    /// `Location`); Failed and Canceled become errors with the operation's error.
-    pub async fn wait(&self, response: &ArmResponse) -> Result<Option<Json>, ArmError> {
+    /// `Location`); Failed and Canceled become errors with the operation's error. Stopped by
+    /// `cancel`: the operation was started, so a stop is [`ArmError::is_cancelled`] (it may
+    /// still succeed), never "not sent".
+    pub async fn wait_cancellable(
+        &self,
+        response: &ArmResponse,
+        cancel: &CancellationToken,
+    ) -> Result<Option<Json>, ArmError> {
+        let pause = |delay: Duration| async move {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => Err(ArmError::cancelled(
+                    "stopped while waiting for a long-running operation; it may still finish",
+                )),
+                _ = tokio::time::sleep(delay) => Ok(()),
+            }
+        };
+        let poll = |url: String| async move {
+            self.send_cancellable(Method::GET, &url, None, None, &[], cancel)
+                .await
+                .map_err(|error| written_then_stopped(error, "polling a long-running operation"))
+        };
         if let Some(status_url) = header(&response.headers, "azure-asyncoperation") {
             let mut delay = retry_after(&response.headers).unwrap_or(self.poll_interval);
             loop {
-                tokio::time::sleep(delay).await;
-                let poll = self.send(Method::GET, &status_url, None, None, &[]).await?;
+                pause(delay).await?;
+                let poll = poll(status_url.clone()).await?;
                 let status = poll
                     .body
                     .get("status")
@@ -355,8 +649,8 @@ impl ArmClient {
             if let Some(location) = header(&response.headers, "location") {
                 let mut delay = retry_after(&response.headers).unwrap_or(self.poll_interval);
                 loop {
-                    tokio::time::sleep(delay).await;
-                    let poll = self.send(Method::GET, &location, None, None, &[]).await?;
+                    pause(delay).await?;
+                    let poll = poll(location.clone()).await?;
                     if poll.status != 202 {
                         return Ok(Some(poll.body));
                     }
@@ -367,37 +661,38 @@ impl ArmClient {
         Ok(None)
     }
 
-    /// Pages of a list (`value` items), following `nextLink`; one read per page.
+    /// Pages of a list (`value` items), following `nextLink`; one read per page. A page
+    /// that is not a list (an unreadable or foreign body) is an error, never an empty page.
     pub fn list<'a>(
         &'a self,
         path: String,
         api_version: &'a str,
     ) -> BoxStream<'a, Result<Vec<Json>, ArmError>> {
-        Box::pin(futures::stream::unfold(
-            Some((path, true)),
-            move |next| async move {
+        self.list_cancellable(path, api_version, never())
+    }
+
+    /// [`ArmClient::list`], stopped by `cancel` (the page then ends the stream as an error).
+    pub fn list_cancellable<'a>(
+        &'a self,
+        path: String,
+        api_version: &'a str,
+        cancel: CancellationToken,
+    ) -> BoxStream<'a, Result<Vec<Json>, ArmError>> {
+        Box::pin(futures::stream::unfold(Some((path, true)), move |next| {
+            let cancel = cancel.clone();
+            async move {
                 let (url, first) = next?;
                 let version = if first { Some(api_version) } else { None };
-                match self.send(Method::GET, &url, version, None, &[]).await {
-                    Ok(response) => {
-                        let items = response
-                            .body
-                            .get("value")
-                            .and_then(Json::as_array)
-                            .cloned()
-                            .unwrap_or_default();
-                        let next = response
-                            .body
-                            .get("nextLink")
-                            .and_then(Json::as_str)
-                            .filter(|link| !link.is_empty())
-                            .map(|link| (link.to_string(), false));
-                        Some((Ok(items), next))
-                    }
+                let page = self
+                    .send_cancellable(Method::GET, &url, version, None, &[], &cancel)
+                    .await
+                    .and_then(|response| page_of(&url, response));
+                match page {
+                    Ok((items, next)) => Some((Ok(items), next.map(|link| (link, false)))),
                     Err(error) => Some((Err(error), None)),
                 }
-            },
-        ))
+            }
+        }))
     }
 
     /// Every item of a list.
@@ -409,6 +704,175 @@ impl ArmClient {
             items.extend(page?);
         }
         Ok(items)
+    }
+}
+
+/// The JSON of a 2xx answer (`Null` when empty); an unreadable body or one that is not JSON
+/// is an error.
+fn parse_success(
+    status: u16,
+    headers: &HeaderMap,
+    body: Result<Vec<u8>, String>,
+) -> Result<Json, ArmError> {
+    let bytes = body.map_err(|error| {
+        ArmError::invalid_response(
+            status,
+            headers,
+            format!("cannot read the response body: {error}"),
+        )
+    })?;
+    if bytes.is_empty() {
+        return Ok(Json::Null);
+    }
+    serde_json::from_slice(&bytes).map_err(|error| {
+        let start: String = String::from_utf8_lossy(&bytes).chars().take(200).collect();
+        ArmError::invalid_response(
+            status,
+            headers,
+            format!("the response body is not JSON ({error}): {start}"),
+        )
+    })
+}
+
+/// A page's items and its `nextLink`; an answer without a `value` list is an error.
+fn page_of(url: &str, response: ArmResponse) -> Result<(Vec<Json>, Option<String>), ArmError> {
+    let Some(items) = response.body.get("value").and_then(Json::as_array) else {
+        return Err(ArmError::invalid_response(
+            response.status,
+            &response.headers,
+            format!("the answer to GET {url} is not a list page (no `value` array)"),
+        ));
+    };
+    let next = response
+        .body
+        .get("nextLink")
+        .and_then(Json::as_str)
+        .filter(|link| !link.is_empty())
+        .map(str::to_string);
+    Ok((items.clone(), next))
+}
+
+/// A stop while following up a write that was sent: the write may still take effect.
+fn written_then_stopped(error: ArmError, doing: &str) -> ArmError {
+    if error.is_not_sent() {
+        ArmError::cancelled(format!(
+            "stopped while {doing}; the write was sent and may still take effect"
+        ))
+    } else {
+        error
+    }
+}
+
+/// A client whose network is a script, for tests on tokio's paused clock.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    use tokio::time::Instant;
+
+    #[derive(Debug)]
+    pub struct StaticCredential;
+
+    #[async_trait::async_trait]
+    impl azure_core::credentials::TokenCredential for StaticCredential {
+        async fn get_token(
+            &self,
+            _scopes: &[&str],
+            _options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+            Ok(azure_core::credentials::AccessToken::new(
+                azure_core::credentials::Secret::new("token".to_string()),
+                time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+            ))
+        }
+    }
+
+    /// What the scripted server does with the n-th request (from 0).
+    pub enum Step {
+        Answer(u16, Vec<(&'static str, String)>, Result<Vec<u8>, String>),
+        /// Answers after a while (the request is on the wire meanwhile).
+        Later(Duration, Box<Step>),
+        /// Never answers.
+        Hang,
+    }
+
+    pub type Script = Box<dyn Fn(&reqwest::Request, usize) -> Step + Send + Sync>;
+
+    pub struct Scripted {
+        pub script: Script,
+        pub sent: Mutex<Vec<(Method, String, Instant)>>,
+        pub count: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Transport for Scripted {
+        async fn execute(&self, request: reqwest::Request) -> Result<RawResponse, String> {
+            let n = self.count.fetch_add(1, Ordering::SeqCst);
+            self.sent.lock().unwrap().push((
+                request.method().clone(),
+                request.url().to_string(),
+                Instant::now(),
+            ));
+            let mut step = (self.script)(&request, n);
+            loop {
+                match step {
+                    Step::Answer(status, pairs, body) => {
+                        let mut headers = HeaderMap::new();
+                        for (name, value) in pairs {
+                            headers.insert(name, value.parse().unwrap());
+                        }
+                        return Ok(RawResponse {
+                            status,
+                            headers,
+                            body,
+                        });
+                    }
+                    Step::Later(delay, next) => {
+                        tokio::time::sleep(delay).await;
+                        step = *next;
+                    }
+                    Step::Hang => std::future::pending::<()>().await,
+                }
+            }
+        }
+    }
+
+    pub fn client(
+        script: impl Fn(&reqwest::Request, usize) -> Step + Send + Sync + 'static,
+    ) -> (Arc<ArmClient>, Arc<Scripted>) {
+        let transport = Arc::new(Scripted {
+            script: Box::new(script),
+            sent: Mutex::new(Vec::new()),
+            count: AtomicUsize::new(0),
+        });
+        let client = ArmClient::with_transport(
+            reqwest::Client::new(),
+            transport.clone(),
+            url::Url::parse("https://management.test/").unwrap(),
+            Arc::new(TokenProvider::new(Arc::new(StaticCredential))),
+            "https://management.test/.default".into(),
+        );
+        (Arc::new(client), transport)
+    }
+
+    pub fn ok(body: &str) -> Step {
+        Step::Answer(
+            200,
+            vec![
+                ("x-ms-ratelimit-remaining-subscription-writes", "150".into()),
+                ("x-ms-ratelimit-remaining-subscription-reads", "150".into()),
+            ],
+            Ok(body.as_bytes().to_vec()),
+        )
+    }
+
+    pub fn throttled(retry_after_seconds: u64) -> Step {
+        Step::Answer(
+            429,
+            vec![("retry-after", retry_after_seconds.to_string())],
+            Ok(br#"{"error":{"code":"TooManyRequests","message":"slow down"}}"#.to_vec()),
+        )
     }
 }
 
@@ -460,5 +924,235 @@ mod tests {
         assert!(policy.backoff(0) >= Duration::from_millis(400));
         assert!(policy.backoff(3) >= Duration::from_millis(3200));
         assert!(policy.backoff(20) <= Duration::from_secs(75));
+    }
+
+    use super::test_support::*;
+    use std::sync::atomic::Ordering;
+    use tokio::time::Instant;
+
+    const VM: &str =
+        "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1";
+
+    fn patch(
+        arm: &Arc<ArmClient>,
+        cancel: &CancellationToken,
+    ) -> tokio::task::JoinHandle<Result<ArmResponse, ArmError>> {
+        let (arm, cancel) = (arm.clone(), cancel.clone());
+        tokio::spawn(async move {
+            let body = serde_json::json!({"identity": {"type": "UserAssigned"}});
+            arm.send_cancellable(
+                Method::PATCH,
+                VM,
+                Some("2024-07-01"),
+                Some(&body),
+                &[],
+                &cancel,
+            )
+            .await
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_queued_in_the_pacer_is_not_sent_once_cancelled() {
+        // The first write is throttled for a minute: the bucket is blocked that long.
+        let (arm, transport) = client(|_, n| if n == 0 { throttled(60) } else { ok("{}") });
+        let first = patch(&arm, &CancellationToken::new());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(transport.count.load(Ordering::SeqCst), 1);
+
+        let cancel = CancellationToken::new();
+        let queued = patch(&arm, &cancel);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!queued.is_finished(), "waits in the pacer for the bucket");
+        let stopped_at = Instant::now();
+        cancel.cancel();
+        let error = queued.await.unwrap().unwrap_err();
+        assert!(error.is_not_sent(), "{error}");
+        assert!(!error.is_cancelled());
+        assert_eq!(stopped_at.elapsed(), Duration::ZERO, "ends at once");
+        assert_eq!(
+            transport.count.load(Ordering::SeqCst),
+            1,
+            "the queued write never reached ARM"
+        );
+        // The uncancelled write goes once the bucket refills.
+        first.await.unwrap().unwrap();
+        assert_eq!(transport.count.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_backoff_ends_on_cancel() {
+        // Throttled: every attempt was refused before ARM acted, so nothing was changed.
+        let (arm, transport) = client(|_, _| throttled(30));
+        let cancel = CancellationToken::new();
+        let request = patch(&arm, &cancel);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(transport.count.load(Ordering::SeqCst), 1);
+        let stopped_at = Instant::now();
+        cancel.cancel();
+        let error = request.await.unwrap().unwrap_err();
+        assert!(error.is_not_sent(), "{error}");
+        assert_eq!(stopped_at.elapsed(), Duration::ZERO);
+        assert_eq!(
+            transport.count.load(Ordering::SeqCst),
+            1,
+            "no retry went out"
+        );
+
+        // A 5xx may have been acted on: stopped, but not "not sent".
+        let (arm, transport) =
+            client(|_, _| Step::Answer(503, vec![("retry-after", "30".into())], Ok(Vec::new())));
+        let cancel = CancellationToken::new();
+        let request = patch(&arm, &cancel);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let stopped_at = Instant::now();
+        cancel.cancel();
+        let error = request.await.unwrap().unwrap_err();
+        assert!(error.is_cancelled() && !error.is_not_sent(), "{error}");
+        assert_eq!(stopped_at.elapsed(), Duration::ZERO);
+        assert_eq!(transport.count.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_token_sends_nothing() {
+        let (arm, transport) = client(|_, _| ok("{}"));
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let error = patch(&arm, &cancel).await.unwrap().unwrap_err();
+        assert!(error.is_not_sent(), "{error}");
+        assert_eq!(transport.count.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_on_the_wire_finishes_within_the_grace() {
+        // Answered 3 s after it went: the answer is waited for and is the truth.
+        let (arm, _) = client(|_, _| Step::Later(Duration::from_secs(3), Box::new(ok("{}"))));
+        let cancel = CancellationToken::new();
+        let request = patch(&arm, &cancel);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        cancel.cancel();
+        assert_eq!(request.await.unwrap().unwrap().status, 200);
+
+        // Never answered: abandoned at the grace, with an unknown outcome.
+        let (arm, _) = client(|_, _| Step::Hang);
+        let grace = arm.in_flight_grace;
+        let cancel = CancellationToken::new();
+        let request = patch(&arm, &cancel);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let stopped_at = Instant::now();
+        cancel.cancel();
+        let error = request.await.unwrap().unwrap_err();
+        assert!(error.is_cancelled(), "{error}");
+        assert_eq!(stopped_at.elapsed(), grace);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_for_a_long_running_operation_ends_on_cancel() {
+        let (arm, transport) = client(|request, _| match *request.method() {
+            Method::PUT => Step::Answer(
+                201,
+                vec![
+                    (
+                        "azure-asyncoperation",
+                        "https://management.test/subscriptions/s1/operations/op1".into(),
+                    ),
+                    ("retry-after", "10".into()),
+                ],
+                Ok(b"{}".to_vec()),
+            ),
+            _ => ok(r#"{"status":"InProgress"}"#),
+        });
+        let cancel = CancellationToken::new();
+        let put = {
+            let (arm, cancel) = (arm.clone(), cancel.clone());
+            tokio::spawn(async move {
+                arm.put_cancellable(VM, "2024-07-01", &serde_json::json!({}), &cancel)
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        // The PUT at 0 s, polls at 10 s (its Retry-After), 12 s and 14 s.
+        let polls = transport.count.load(Ordering::SeqCst);
+        assert_eq!(polls, 4, "the PUT and its polls");
+        let stopped_at = Instant::now();
+        cancel.cancel();
+        let error = put.await.unwrap().unwrap_err();
+        assert!(
+            error.is_cancelled() && !error.is_not_sent(),
+            "the PUT was sent: its outcome is unknown, {error}"
+        );
+        assert_eq!(stopped_at.elapsed(), Duration::ZERO);
+        assert_eq!(transport.count.load(Ordering::SeqCst), polls);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_page_whose_body_does_not_parse_is_an_error_not_an_empty_page() {
+        use futures::StreamExt;
+        let (arm, _) = client(|request, _| {
+            if request.url().path().ends_with("/page2") {
+                Step::Answer(200, vec![], Ok(b"<html>gateway says hi".to_vec()))
+            } else {
+                ok(
+                    r#"{"value":[{"id":"a"}],"nextLink":"https://management.test/subscriptions/s1/page2"}"#,
+                )
+            }
+        });
+        let mut pages = arm.list("/subscriptions/s1/items".into(), "1");
+        assert_eq!(pages.next().await.unwrap().unwrap().len(), 1);
+        let error = pages.next().await.unwrap().unwrap_err();
+        assert_eq!(error.code, ArmError::INVALID_RESPONSE, "{error}");
+        assert_eq!(error.status, 200);
+        assert!(pages.next().await.is_none());
+        assert!(arm
+            .list_all("/subscriptions/s1/items".into(), "1")
+            .await
+            .is_err());
+
+        // A page that is JSON but not a list, or a body that cannot be read, is no page either.
+        for step in [
+            || ok(r#"{"unexpected":true}"#),
+            || Step::Answer(200, vec![], Err("connection reset".into())),
+            || Step::Answer(200, vec![], Ok(Vec::new())),
+        ] {
+            let (arm, _) = client(move |_, _| step());
+            let error = arm
+                .list_all("/subscriptions/s1/items".into(), "1")
+                .await
+                .unwrap_err();
+            assert_eq!(error.code, ArmError::INVALID_RESPONSE, "{error}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_get_whose_body_does_not_parse_is_an_error_not_a_missing_resource() {
+        let (arm, _) = client(|_, _| Step::Answer(200, vec![], Ok(b"not json".to_vec())));
+        let error = arm.get(VM, "2024-07-01").await.unwrap_err();
+        assert_eq!(error.code, ArmError::INVALID_RESPONSE);
+        // A write ARM accepted is done, even if its answer's body is unusable.
+        let (arm, _) = client(|_, _| Step::Answer(200, vec![], Ok(b"not json".to_vec())));
+        let response = patch(&arm, &CancellationToken::new())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(response.status, 200);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_give_up_after_max_attempts_of_429_is_an_error() {
+        let (arm, transport) = client(|_, _| throttled(1));
+        let attempts = arm.retry.max_attempts;
+        let error = patch(&arm, &CancellationToken::new())
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(error.status, 429, "{error}");
+        assert!(!error.is_stopped());
+        assert!(
+            error
+                .message
+                .contains(&format!("gave up after {attempts} attempts")),
+            "{error}"
+        );
+        assert_eq!(transport.count.load(Ordering::SeqCst), attempts as usize);
     }
 }

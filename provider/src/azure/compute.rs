@@ -12,6 +12,7 @@ use serde_json::Value as Json;
 
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::arm::{ArmClient, ArmError};
 use super::ids::Scope;
@@ -194,33 +195,90 @@ impl ComputeClient {
             .and_then(|json| Machine::from_json(&json, kind)))
     }
 
+    /// [`ComputeClient::get_machine`], stopped by `cancel` (then [`ArmError::is_stopped`]).
+    #[allow(dead_code)] // API for callers that pass a stop signal
+    pub async fn get_machine_cancellable(
+        &self,
+        id: &str,
+        kind: MachineKind,
+        cancel: &CancellationToken,
+    ) -> Result<Option<Machine>, ArmError> {
+        Ok(self
+            .arm
+            .get_cancellable(id, API_VERSION, cancel)
+            .await?
+            .and_then(|json| Machine::from_json(&json, kind)))
+    }
+
     /// Sends `identity` (the new identity block) as a PATCH, with `If-Match` when an etag is
     /// given. Returns once ARM accepted it; completion is confirmed in bulk by
     /// `wait_until_settled`, since polling each machine's operation would spend a read per
-    /// machine.
+    /// machine. Never cancelled: see [`ComputeClient::patch_identity_cancellable`].
+    // Kept for callers without a stop signal; new code passes one.
+    #[allow(dead_code)]
     pub async fn patch_identity(
+        &self,
+        id: &str,
+        kind: MachineKind,
+        identity: Json,
+        if_match: Option<&str>,
+    ) -> Result<(), ArmError> {
+        self.patch_identity_cancellable(id, kind, identity, if_match, &CancellationToken::new())
+            .await
+    }
+
+    /// [`ComputeClient::patch_identity`], stopped by `cancel` if it has not been sent yet:
+    /// the error is then
+    /// [`ArmError::is_not_sent`] and the machine was not changed. [`ArmError::is_cancelled`]
+    /// means it was stopped after an attempt ARM may have acted on: read the machine to know.
+    pub async fn patch_identity_cancellable(
         &self,
         id: &str,
         _kind: MachineKind,
         identity: Json,
         if_match: Option<&str>,
+        cancel: &CancellationToken,
     ) -> Result<(), ArmError> {
         let patch = serde_json::json!({ "identity": identity });
         let headers: Vec<(&str, &str)> = if_match
             .map(|etag| vec![("If-Match", etag)])
             .unwrap_or_default();
         self.arm
-            .send(Method::PATCH, id, Some(API_VERSION), Some(&patch), &headers)
+            .send_cancellable(
+                Method::PATCH,
+                id,
+                Some(API_VERSION),
+                Some(&patch),
+                &headers,
+                cancel,
+            )
             .await
             .map(|_| ())
     }
 
     /// Waits until none of `ids` is still updating, re-listing the scope (one read per page).
+    /// Never cancelled: see [`ComputeClient::wait_until_settled_cancellable`].
+    // Kept for callers without a stop signal; new code passes one.
+    #[allow(dead_code)]
     pub async fn wait_until_settled(
         &self,
         scope: &Scope,
         kinds: &[MachineKind],
         ids: &BTreeSet<String>,
+    ) -> Result<(), ArmError> {
+        self.wait_until_settled_cancellable(scope, kinds, ids, &CancellationToken::new())
+            .await
+    }
+
+    /// [`ComputeClient::wait_until_settled`] that stops waiting as soon as `cancel` is
+    /// cancelled, with [`ArmError::is_cancelled`] (the writes were sent; they may still be
+    /// finishing).
+    pub async fn wait_until_settled_cancellable(
+        &self,
+        scope: &Scope,
+        kinds: &[MachineKind],
+        ids: &BTreeSet<String>,
+        cancel: &CancellationToken,
     ) -> Result<(), ArmError> {
         if ids.is_empty() {
             return Ok(());
@@ -231,10 +289,21 @@ impl ComputeClient {
         // Any listing started after our writes (or after our last look) shows their outcome,
         // including one another caller started.
         let mut not_before = Instant::now();
+        let stopped = || {
+            ArmError::cancelled(format!(
+                "stopped before the update of {} machine(s) was confirmed",
+                wanted.len()
+            ))
+        };
         loop {
-            let busy = self
-                .inventory(scope, kinds, not_before)
-                .await?
+            // The listing may be shared with other callers: it is not cancelled, only no longer
+            // waited for (another caller then carries it on).
+            let inventory = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Err(stopped()),
+                inventory = self.inventory(scope, kinds, not_before) => inventory?,
+            };
+            let busy = inventory
                 .iter()
                 .filter(|m| wanted.contains(&m.id.to_ascii_lowercase()))
                 .filter(|m| {
@@ -255,7 +324,11 @@ impl ComputeClient {
             }
             tracing::debug!(busy, "waiting for machine updates to finish");
             not_before = Instant::now();
-            tokio::time::sleep(delay).await;
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Err(stopped()),
+                _ = tokio::time::sleep(delay) => {}
+            }
             delay = (delay * 2).min(Duration::from_secs(10));
         }
     }
@@ -264,6 +337,40 @@ impl ComputeClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_for_updates_to_settle_ends_on_cancel() {
+        use crate::azure::arm::test_support::{client, ok};
+        let vm =
+            "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1";
+        let page = serde_json::json!({"value": [{
+            "id": vm, "location": "eastus",
+            "properties": {"provisioningState": "Updating"}
+        }]})
+        .to_string();
+        let (arm, transport) = client(move |_, _| ok(&page));
+        let compute = ComputeClient::new(arm);
+        let scope = Scope::subscription("s1");
+        let cancel = CancellationToken::new();
+        let ids = BTreeSet::from([vm.to_string()]);
+        let wait = compute.wait_until_settled_cancellable(
+            &scope,
+            &[MachineKind::VirtualMachine],
+            &ids,
+            &cancel,
+        );
+        let stopper = async {
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            let listings = transport.count.load(std::sync::atomic::Ordering::SeqCst);
+            assert!(listings >= 2, "still waiting after {listings} listings");
+            cancel.cancel();
+            Instant::now()
+        };
+        let (result, stopped_at) = tokio::join!(wait, stopper);
+        let error = result.unwrap_err();
+        assert!(error.is_cancelled(), "{error}");
+        assert_eq!(stopped_at.elapsed(), Duration::ZERO, "stops at once");
+    }
 
     #[test]
     fn machines_are_read_from_arm_json() {

@@ -6,6 +6,11 @@
 //! one PATCH each with `If-Match`, concurrently and paced by the ARM client; completion is
 //! confirmed from list pages rather than by polling every machine. Destroy takes the identity
 //! back only from the machines this resource attached it to.
+//!
+//! Every argument changes in place (see `crate::ownership`): a new scope, identity, region
+//! list, resource type list or exclusion converges in one apply without stripping a machine
+//! that should keep an identity. When Terraform replaces the object anyway (`-replace`,
+//! taint), the new object takes over what the old one owned (see `crate::handover`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -19,10 +24,13 @@ use tfplugin::{
     Resource, Schema, Type, Value,
 };
 
+use tokio_util::sync::CancellationToken;
+
 use crate::azure::compute::{Machine, MachineKind};
 use crate::azure::ids::{self, Scope, UserAssignedIdentityId};
 use crate::azure::AzureClients;
-use crate::policy::{self, Decision, IdentityBlock, IdentityType, Rules};
+use crate::ownership::{self, Held, Mode, Outcome, Settings, Write};
+use crate::policy::{self, Decision, Rules};
 use crate::provider::ProviderData;
 use crate::timeouts::{self, Operation};
 
@@ -42,17 +50,8 @@ const WRITE_CONCURRENCY: usize = 64;
 /// Attempts per machine when its etag keeps changing under us (HTTP 412).
 const MAX_CONFLICT_RETRIES: usize = 5;
 
-/// Suffix of the `id` of an object whose creation failed part way (see `converge`). It is
-/// in the state rather than private state because Terraform hands the replacement's
-/// destroy the new object's private state, not the tainted one's.
-const INCOMPLETE_SUFFIX: &str = "|incomplete";
-
-fn is_incomplete(state: &Value) -> bool {
-    state
-        .get("id")
-        .as_str()
-        .is_some_and(|id| id.ends_with(INCOMPLETE_SUFFIX))
-}
+/// Suffix that earlier releases put on the `id` of a failed create.
+const LEGACY_INCOMPLETE_SUFFIX: &str = "|incomplete";
 
 const RESOURCE_TYPE_VMS: &str = "virtualMachines";
 const RESOURCE_TYPE_SCALE_SETS: &str = "virtualMachineScaleSets";
@@ -93,10 +92,10 @@ fn sorted_list_of_strings() -> Type {
 fn arguments() -> Vec<Attribute> {
     vec![
         Attribute::required("identity_id", Type::String).description(
-            "Resource ID of the user-assigned identity to attach. Changing it replaces the resource.",
+            "Resource ID of the user-assigned identity to attach. Changing it swaps the identity in place, one write per machine: machines this resource owns lose the old identity and gain the new one together.",
         ),
         Attribute::required("scope", Type::String).description(
-            "A subscription (`/subscriptions/{id}`) or resource group (`/subscriptions/{id}/resourceGroups/{name}`) ID. Changing it replaces the resource.",
+            "A subscription (`/subscriptions/{id}`) or resource group (`/subscriptions/{id}/resourceGroups/{name}`) ID. Changing it converges in place: machines of the new scope get the identity, and machines this resource owns outside it are given back.",
         ),
         Attribute::optional("locations", set_of_strings())
             .description("Only machines in these regions. Null means every region."),
@@ -147,32 +146,6 @@ fn schema() -> Schema {
             ..Block::default()
         },
     )
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Enforce,
-    Audit,
-}
-
-/// The arguments, decoded; built only when every one of them is known.
-#[derive(Debug, Clone)]
-struct Settings {
-    identity_id: String,
-    scope: Scope,
-    locations: Option<BTreeSet<String>>,
-    kinds: Vec<MachineKind>,
-    rules: Rules,
-    mode: Mode,
-}
-
-/// The computed attributes.
-#[derive(Debug, Clone, Default, PartialEq)]
-struct Outcome {
-    assigned_ids: BTreeSet<String>,
-    compliant_ids: BTreeSet<String>,
-    skipped: BTreeMap<String, String>,
-    noncompliant_ids: BTreeSet<String>,
 }
 
 fn strings(value: &Value) -> Option<Vec<String>> {
@@ -411,115 +384,107 @@ fn resource_id(scope: &str, identity_id: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Deciding: the inventory and the policy's rule, machine by machine
+// Ownership across plan and apply: the private state
 // ---------------------------------------------------------------------------------------------
 
-fn identity_block(machine: &Machine) -> IdentityBlock {
-    IdentityBlock {
-        kind: IdentityType::parse(machine.identity_type.as_deref()),
-        user_assigned_ids: machine.user_assigned_identity_ids.clone(),
+/// What travels in Terraform's private state next to the attributes.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Private {
+    /// In the plan of an object that replaces another: the machines it takes over. The old
+    /// object's destroy (which Terraform hands this same private state) leaves them alone,
+    /// and the new one records them as its own.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    taken_over: BTreeSet<String>,
+    /// Listed in `assigned_ids` because the plan said so, but another writer attached the
+    /// identity between plan and apply: not ours. The next refresh moves them to
+    /// `compliant_ids`; destroy never takes the identity back from them.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    not_ours: BTreeSet<String>,
+    /// Machines still carrying an identity this object attached, whose release (or swap
+    /// after `identity_id` changed) did not happen: machine to that identity.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pending_release: BTreeMap<String, String>,
+}
+
+impl Private {
+    fn from_bytes(bytes: &[u8]) -> Private {
+        if bytes.is_empty() {
+            return Private::default();
+        }
+        serde_json::from_slice(bytes).unwrap_or_else(|error| {
+            tracing::warn!(%error, "unreadable private state; treating it as empty");
+            Private::default()
+        })
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        if *self == Private::default() {
+            return Vec::new();
+        }
+        serde_json::to_vec(self).expect("private state serializes")
     }
 }
 
-fn in_locations(machine: &Machine, locations: &Option<BTreeSet<String>>) -> bool {
-    match locations {
-        None => true,
-        Some(wanted) => ids::normalize_location(&machine.location)
-            .map(|location| wanted.contains(&location))
-            .unwrap_or(false),
-    }
-}
-
-/// What apply will do, and the computed attributes it will leave behind.
-#[derive(Debug, Default, Clone, PartialEq)]
-struct Evaluation {
-    outcome: Outcome,
-    /// Machines to attach the identity to (IDs as ARM spells them).
-    to_assign: BTreeSet<String>,
-    /// Machines this resource attached it to that left the scope: it is taken back.
-    to_release: BTreeSet<String>,
-}
-
-/// The policy's rule over the inventory, given which machines this resource already holds.
-fn evaluate(
-    inventory: &[Machine],
-    settings: &Settings,
-    previously_assigned: &BTreeSet<String>,
-) -> Evaluation {
-    let held_by_us: BTreeSet<String> = previously_assigned
-        .iter()
-        .map(|id| id.to_ascii_lowercase())
+/// What an existing object owns: its `assigned_ids` less those another writer attached,
+/// plus releases still owed.
+fn held_from(state: &Value, private: &Private) -> Held {
+    let identity_id = state.get("identity_id").as_str().unwrap_or_default();
+    let assigned: Vec<String> = outcome_from(state)
+        .assigned_ids
+        .into_iter()
+        .filter(|id| !contains_ignoring_case(&private.not_ours, id))
         .collect();
-    let mut evaluation = Evaluation::default();
-    for machine in inventory {
-        let identity = identity_block(machine);
-        let holds_target = identity.holds(&settings.identity_id);
-        let ours = held_by_us.contains(&machine.id.to_ascii_lowercase());
-        if !in_locations(machine, &settings.locations) {
-            if ours && holds_target {
-                evaluation.to_release.insert(machine.id.clone());
-            }
-            continue;
-        }
-        let decision = policy::decide(
-            &policy::Machine {
-                id: &machine.id,
-                identity: &identity,
-                tags: &machine.tags,
-                provisioning_state: machine.provisioning_state.as_deref(),
-            },
-            &settings.identity_id,
-            &settings.rules,
-        );
-        match decision {
-            Decision::Compliant if ours => {
-                evaluation.outcome.assigned_ids.insert(machine.id.clone());
-            }
-            Decision::Compliant => {
-                evaluation.outcome.compliant_ids.insert(machine.id.clone());
-            }
-            Decision::Skip(reason) => {
-                if ours && holds_target {
-                    evaluation.to_release.insert(machine.id.clone());
-                }
-                evaluation
-                    .outcome
-                    .skipped
-                    .insert(machine.id.clone(), reason.as_str().to_string());
-            }
-            Decision::Assign => match settings.mode {
-                Mode::Enforce => {
-                    evaluation.outcome.assigned_ids.insert(machine.id.clone());
-                    evaluation.to_assign.insert(machine.id.clone());
-                }
-                Mode::Audit => {
-                    evaluation
-                        .outcome
-                        .noncompliant_ids
-                        .insert(machine.id.clone());
-                }
-            },
-        }
+    let mut held = Held::new(identity_id, &assigned);
+    for (machine, identity) in &private.pending_release {
+        held.add(identity, [machine]);
     }
-    evaluation
+    held
 }
+
+fn contains_ignoring_case(set: &BTreeSet<String>, id: &str) -> bool {
+    set.iter().any(|item| item.eq_ignore_ascii_case(id))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The inventory: the machines of the new scope, and of the old one while it changes
+// ---------------------------------------------------------------------------------------------
 
 impl IdentityAssignment {
-    /// The machines in scope from a listing at most `max_age` old (shared with other
-    /// resources over the same scope).
-    async fn list_inventory(
+    /// The machines `settings` reach, plus those `previous` reached: owned machines that left
+    /// the scope (or a removed resource type) must be seen to be released.
+    async fn inventory(
         &self,
         clients: &AzureClients,
         settings: &Settings,
+        previous: Option<&Settings>,
         max_age: Duration,
-    ) -> Result<Arc<Vec<Machine>>, String> {
+    ) -> Result<Vec<Machine>, String> {
         let now = tokio::time::Instant::now();
         let not_before = now.checked_sub(max_age).unwrap_or(now);
-        clients
-            .compute
-            .inventory(&settings.scope, &settings.kinds, not_before)
-            .await
-            .map_err(|e| e.to_string())
+        let mut kinds = settings.kinds.clone();
+        if let Some(previous) = previous {
+            kinds.extend(previous.kinds.iter().copied());
+        }
+        kinds.sort();
+        kinds.dedup();
+        let mut scopes = vec![settings.scope.clone()];
+        if let Some(previous) = previous {
+            if !ownership::scope_contains(&settings.scope, &format!("{}/", previous.scope))
+                && previous.scope != settings.scope
+            {
+                scopes.push(previous.scope.clone());
+            }
+        }
+        let mut machines = Vec::new();
+        for scope in &scopes {
+            let listing = clients
+                .compute
+                .inventory(scope, &kinds, not_before)
+                .await
+                .map_err(|e| e.to_string())?;
+            machines.extend(listing.iter().cloned());
+        }
+        Ok(machines)
     }
 }
 
@@ -527,20 +492,15 @@ impl IdentityAssignment {
 // Applying: one PATCH per machine, with If-Match, concurrently
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Change {
-    Attach,
-    Detach,
-}
-
 /// The result of one machine's write.
 enum WriteResult {
-    /// The machine now holds (attach) or no longer holds (detach) the identity.
+    /// The machine now holds (attach, swap) or no longer holds (detach) the identity.
     Done,
-    /// Nothing to do any more: someone else already made the change.
+    /// Nothing to do any more: the identity was already there (attach, swap) or already
+    /// gone (detach). For a swap, the old identity was still taken back.
     AlreadyDone,
     Failed(String),
-    /// Not attempted: the provider was asked to stop.
+    /// Not attempted: the provider was asked to stop, or the operation timed out.
     NotStarted,
 }
 
@@ -550,57 +510,87 @@ async fn write_machine(
     clients: &AzureClients,
     mut machine: Machine,
     target: &str,
-    settings: &Settings,
-    change: Change,
+    rules: &policy::Rules,
+    write: &Write,
+    halt: &CancellationToken,
 ) -> WriteResult {
     for _attempt in 0..MAX_CONFLICT_RETRIES {
-        let identity = identity_block(&machine);
-        let patch = match change {
-            Change::Attach => {
+        let identity = ownership::identity_block(&machine);
+        let patch = match write {
+            Write::Attach | Write::Swap { .. } => {
+                let from = match write {
+                    Write::Swap { from } if identity.holds(from) => Some(from.as_str()),
+                    _ => None,
+                };
                 if identity.kind.has_user_assigned() && identity.holds(target) {
-                    return WriteResult::AlreadyDone;
+                    match from.and_then(|from| policy::removal_patch(&identity, from)) {
+                        // Someone else gave it the new identity; ours still goes.
+                        Some(removal) => removal,
+                        None => return WriteResult::AlreadyDone,
+                    }
+                } else {
+                    if from.is_none() {
+                        let decision = policy::decide(
+                            &policy::Machine {
+                                id: &machine.id,
+                                identity: &identity,
+                                tags: &machine.tags,
+                                provisioning_state: machine.provisioning_state.as_deref(),
+                            },
+                            target,
+                            rules,
+                        );
+                        if let Decision::Skip(reason) = decision {
+                            return WriteResult::Failed(format!(
+                                "changed since plan and is now skipped ({}); plan again",
+                                reason.as_str()
+                            ));
+                        }
+                    }
+                    match from {
+                        Some(from) => ownership::swap_patch(&identity, from, target),
+                        None => policy::assignment_patch(&identity, target),
+                    }
                 }
-                let decision = policy::decide(
-                    &policy::Machine {
-                        id: &machine.id,
-                        identity: &identity,
-                        tags: &machine.tags,
-                        provisioning_state: machine.provisioning_state.as_deref(),
-                    },
-                    target,
-                    &settings.rules,
-                );
-                if let Decision::Skip(reason) = decision {
-                    return WriteResult::Failed(format!(
-                        "changed since plan and is now skipped ({}); plan again",
-                        reason.as_str()
-                    ));
-                }
-                policy::assignment_patch(&identity, target)
             }
-            Change::Detach => match policy::removal_patch(&identity, target) {
+            Write::Detach { identity_id } => match policy::removal_patch(&identity, identity_id) {
                 Some(patch) => patch,
                 None => return WriteResult::AlreadyDone,
             },
         };
         match clients
             .compute
-            .patch_identity(&machine.id, machine.kind, patch, machine.etag.as_deref())
+            .patch_identity_cancellable(
+                &machine.id,
+                machine.kind,
+                patch,
+                machine.etag.as_deref(),
+                halt,
+            )
             .await
         {
             Ok(()) => return WriteResult::Done,
+            Err(error) if error.is_not_sent() => return WriteResult::NotStarted,
+            Err(error) if error.is_cancelled() => {
+                return outcome_after_stop(clients, &machine, target, write).await
+            }
             Err(error) if error.status == 412 => {
                 tracing::debug!(machine = %machine.id, "etag changed under us; reading again");
-                match clients.compute.get_machine(&machine.id, machine.kind).await {
+                match clients
+                    .compute
+                    .get_machine_cancellable(&machine.id, machine.kind, halt)
+                    .await
+                {
+                    Err(error) if error.is_stopped() => return WriteResult::NotStarted,
                     Ok(Some(fresh)) => machine = fresh,
                     Ok(None) => return WriteResult::Failed("deleted since plan".into()),
                     Err(error) => return WriteResult::Failed(error.to_string()),
                 }
             }
             Err(error) if error.status == 404 => {
-                return match change {
-                    Change::Attach => WriteResult::Failed("deleted since plan".into()),
-                    Change::Detach => WriteResult::AlreadyDone,
+                return match write {
+                    Write::Detach { .. } => WriteResult::AlreadyDone,
+                    _ => WriteResult::Failed("deleted since plan".into()),
                 }
             }
             Err(error) => return WriteResult::Failed(error.to_string()),
@@ -609,6 +599,34 @@ async fn write_machine(
     WriteResult::Failed(format!(
         "changed by someone else {MAX_CONFLICT_RETRIES} times in a row while we wrote it; apply again"
     ))
+}
+
+/// A write was stopped after it was sent: read the machine once to learn whether it took.
+async fn outcome_after_stop(
+    clients: &AzureClients,
+    machine: &Machine,
+    target: &str,
+    write: &Write,
+) -> WriteResult {
+    let fresh = match clients.compute.get_machine(&machine.id, machine.kind).await {
+        Ok(Some(fresh)) => fresh,
+        Ok(None) => return WriteResult::Failed("deleted while we wrote it".into()),
+        Err(error) => {
+            return WriteResult::Failed(format!(
+                "stopped while the write was in flight, and reading the machine back failed ({error}); the next refresh reads it"
+            ))
+        }
+    };
+    let block = ownership::identity_block(&fresh);
+    let took = match write {
+        Write::Attach | Write::Swap { .. } => block.holds(target),
+        Write::Detach { identity_id } => !block.holds(identity_id),
+    };
+    if took {
+        WriteResult::Done
+    } else {
+        WriteResult::NotStarted
+    }
 }
 
 /// What a batch of writes achieved, machine by machine.
@@ -620,27 +638,38 @@ struct BatchReport {
     not_started: BTreeSet<String>,
 }
 
+impl BatchReport {
+    fn reached(&self, id: &str) -> bool {
+        contains_ignoring_case(&self.succeeded, id)
+            || contains_ignoring_case(&self.already_done, id)
+    }
+
+    fn failed_or_not_started(&self) -> impl Iterator<Item = &String> {
+        self.failed.keys().chain(self.not_started.iter())
+    }
+}
+
 impl IdentityAssignment {
-    /// Writes `targets` (IDs, any casing) concurrently. Machines missing from the inventory
-    /// were deleted since plan.
+    /// Writes `jobs` (machine ID, any casing, to its write) concurrently. Machines missing
+    /// from the inventory were deleted since plan. Once `halt` fires, no new write starts.
     async fn write_batch(
         &self,
         clients: &AzureClients,
         inventory: &[Machine],
-        targets: &BTreeSet<String>,
+        jobs: &BTreeMap<String, Write>,
         settings: &Settings,
-        change: Change,
+        halt: &CancellationToken,
     ) -> BatchReport {
         let by_id: HashMap<String, &Machine> = inventory
             .iter()
             .map(|m| (m.id.to_ascii_lowercase(), m))
             .collect();
         let mut report = BatchReport::default();
-        let mut jobs = Vec::new();
-        for id in targets {
+        let mut work = Vec::new();
+        for (id, write) in jobs {
             match by_id.get(&id.to_ascii_lowercase()) {
-                Some(machine) => jobs.push((*machine).clone()),
-                None if change == Change::Detach => {
+                Some(machine) => work.push(((*machine).clone(), write.clone())),
+                None if matches!(write, Write::Detach { .. }) => {
                     report.already_done.insert(id.clone());
                 }
                 None => {
@@ -650,18 +679,23 @@ impl IdentityAssignment {
                 }
             }
         }
-        let stop = self.data.stop_signal().clone();
-        let results: Vec<(String, WriteResult)> = futures::stream::iter(jobs)
-            .map(|machine| {
-                let stop = stop.clone();
+        let results: Vec<(String, WriteResult)> = futures::stream::iter(work)
+            .map(|(machine, write)| {
+                let halt = halt.clone();
                 async move {
                     let id = machine.id.clone();
-                    if stop.is_cancelled() {
+                    if halt.is_cancelled() {
                         return (id, WriteResult::NotStarted);
                     }
-                    let result =
-                        write_machine(clients, machine, &settings.identity_id, settings, change)
-                            .await;
+                    let result = write_machine(
+                        clients,
+                        machine,
+                        &settings.identity_id,
+                        &settings.rules,
+                        &write,
+                        &halt,
+                    )
+                    .await;
                     (id, result)
                 }
             })
@@ -686,9 +720,36 @@ impl IdentityAssignment {
         }
         report
     }
+
+    /// Waits until ARM reports the written machines settled, unless `halt` fires first.
+    async fn settle(
+        &self,
+        clients: &AzureClients,
+        settings: &Settings,
+        written: &BTreeSet<String>,
+        halt: &CancellationToken,
+        diagnostics: &mut Diagnostics,
+    ) {
+        let result = clients
+            .compute
+            .wait_until_settled_cancellable(&settings.scope, &settings.kinds, written, halt)
+            .await;
+        match result {
+            Err(error) if !error.is_stopped() => diagnostics.warning(
+                "Could not confirm that every update finished",
+                &format!("The writes were accepted; the next refresh confirms them. {error}"),
+            ),
+            _ => {}
+        }
+    }
 }
 
-fn report_failures(diagnostics: &mut Diagnostics, verb: &str, report: &BatchReport) {
+fn report_failures(
+    diagnostics: &mut Diagnostics,
+    verb: &str,
+    report: &BatchReport,
+    halted_by: &str,
+) {
     if !report.failed.is_empty() {
         let mut lines: Vec<String> = report
             .failed
@@ -710,8 +771,53 @@ fn report_failures(diagnostics: &mut Diagnostics, verb: &str, report: &BatchRepo
     if !report.not_started.is_empty() {
         diagnostics.error(
             &format!("Stopped before {verb} {} machine(s)", report.not_started.len()),
-            "Terraform asked the provider to stop. Writes in flight were finished and are recorded in state; apply again to finish the rest.",
+            &format!("{halted_by} Writes already sent were finished and are recorded in state; apply again to finish the rest."),
         );
+    }
+}
+
+/// Stops new writes when Terraform asks the provider to stop or when the operation's
+/// timeout passes, and says which of the two it was.
+struct Halt {
+    token: CancellationToken,
+    stop: CancellationToken,
+    timeout: Duration,
+}
+
+impl Halt {
+    fn new(stop: &CancellationToken, timeout: Duration) -> Halt {
+        let token = stop.child_token();
+        let timer = token.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = timer.cancelled() => {}
+                () = tokio::time::sleep(timeout) => timer.cancel(),
+            }
+        });
+        Halt {
+            token,
+            stop: stop.clone(),
+            timeout,
+        }
+    }
+
+    /// Why writes stopped, for diagnostics.
+    fn reason(&self) -> String {
+        if self.stop.is_cancelled() {
+            "Terraform asked the provider to stop.".to_string()
+        } else {
+            format!(
+                "The operation reached its timeout ({}); raise it in the `timeouts` block.",
+                humantime::format_duration(self.timeout)
+            )
+        }
+    }
+}
+
+impl Drop for Halt {
+    fn drop(&mut self) {
+        // Ends the deadline's timer task; the provider's stop signal is a parent, untouched.
+        self.token.cancel();
     }
 }
 
@@ -725,24 +831,27 @@ fn error_diagnostics(summary: &str, detail: &str) -> Diagnostics {
     diagnostics
 }
 
-/// Fills optional+computed arguments with their defaults.
-fn with_defaults(proposed: &Value) -> Value {
+/// Fills optional+computed arguments with their defaults wherever the configuration leaves
+/// them out. Terraform's proposed state keeps the prior value of such an argument when its
+/// configuration is null, so the defaults follow the configuration, not the proposal.
+fn with_defaults(proposed: &Value, config: &Value) -> Value {
     let mut fields = proposed.as_object().cloned().unwrap_or_default();
-    let fill = |fields: &mut BTreeMap<String, Value>, name: &str, default: Value| {
-        if fields.get(name).is_none_or(Value::is_null) {
+    let defaults = [
+        (
+            "resource_types",
+            Value::Set(vec![
+                Value::String(RESOURCE_TYPE_VMS.into()),
+                Value::String(RESOURCE_TYPE_SCALE_SETS.into()),
+            ]),
+        ),
+        ("skip_single_user_assigned", Value::Bool(true)),
+        ("mode", Value::String("enforce".into())),
+    ];
+    for (name, default) in defaults {
+        if config.get(name).is_null() {
             fields.insert(name.to_string(), default);
         }
-    };
-    fill(
-        &mut fields,
-        "resource_types",
-        Value::Set(vec![
-            Value::String(RESOURCE_TYPE_VMS.into()),
-            Value::String(RESOURCE_TYPE_SCALE_SETS.into()),
-        ]),
-    );
-    fill(&mut fields, "skip_single_user_assigned", Value::Bool(true));
-    fill(&mut fields, "mode", Value::String("enforce".into()));
+    }
     let id = match (
         fields.get("scope").and_then(Value::as_str),
         fields.get("identity_id").and_then(Value::as_str),
@@ -752,21 +861,6 @@ fn with_defaults(proposed: &Value) -> Value {
     };
     fields.insert("id".into(), id);
     Value::Object(fields)
-}
-
-fn requires_replace(prior: &Value, planned: &Value) -> Vec<AttributePath> {
-    if prior.is_null() {
-        return Vec::new();
-    }
-    ["identity_id", "scope"]
-        .into_iter()
-        .filter(|name| {
-            let before = prior.get(name).as_str().map(str::to_ascii_lowercase);
-            let after = planned.get(name);
-            after.is_unknown() || before != after.as_str().map(str::to_ascii_lowercase)
-        })
-        .map(AttributePath::root)
-        .collect()
 }
 
 #[async_trait]
@@ -792,9 +886,7 @@ impl Resource for IdentityAssignment {
         if request.proposed_new_state.is_null() {
             return response;
         }
-        let mut planned = with_defaults(&request.proposed_new_state);
-        response.requires_replace = requires_replace(&request.prior_state, &planned);
-        let replacing = !response.requires_replace.is_empty();
+        let planned = with_defaults(&request.proposed_new_state, &request.config);
         let Some(settings) = settings_from(&planned) else {
             response.planned_state = with_unknown_outcome(&planned);
             return response;
@@ -806,8 +898,28 @@ impl Resource for IdentityAssignment {
                 return response;
             }
         };
+        let prior_private = Private::from_bytes(&request.prior_private);
+        let previous = settings_from(&request.prior_state);
+        let mut private = Private::default();
+        let held = if request.prior_state.is_null() {
+            // A create. If it replaces an object with the same scope and identity (taint,
+            // `-replace`, a changed address), that object was refreshed or planned just
+            // before in this process: take over what it owns.
+            let taken_over = self
+                .data
+                .handover()
+                .owned_by_predecessor(&settings.scope.to_string(), &settings.identity_id);
+            private.taken_over = taken_over.clone();
+            Held::new(&settings.identity_id, &taken_over)
+        } else {
+            let held = held_from(&request.prior_state, &prior_private);
+            self.record_owned(&request.prior_state, &held);
+            private.not_ours = prior_private.not_ours;
+            private.pending_release = prior_private.pending_release;
+            held
+        };
         let inventory = match self
-            .list_inventory(&clients, &settings, PLAN_LISTING_MAX_AGE)
+            .inventory(&clients, &settings, previous.as_ref(), PLAN_LISTING_MAX_AGE)
             .await
         {
             Ok(inventory) => inventory,
@@ -820,15 +932,23 @@ impl Resource for IdentityAssignment {
                 return response;
             }
         };
-        // A tainted object from a failed creation owns nothing (see `converge`).
-        let previously_assigned = if replacing || is_incomplete(&request.prior_state) {
-            BTreeSet::new()
+        let transition = ownership::transition(&inventory, &settings, Some(&held));
+        private
+            .taken_over
+            .retain(|id| contains_ignoring_case(&transition.outcome.assigned_ids, id));
+        response.planned_state = if private.taken_over.is_empty() {
+            with_outcome(&planned, &transition.outcome)
         } else {
-            outcome_from(&request.prior_state).assigned_ids
+            // Terraform plans this create again during apply, in another process, where the
+            // object it replaces may already be gone (or, with create_before_destroy, not yet
+            // refreshed): the lists then come out differently, so they stay unknown here.
+            tracing::info!(
+                machines = private.taken_over.len(),
+                "taking over the machines of the object this one replaces"
+            );
+            with_unknown_outcome(&planned)
         };
-        let evaluation = evaluate(&inventory, &settings, &previously_assigned);
-        planned = with_outcome(&planned, &evaluation.outcome);
-        response.planned_state = planned;
+        response.planned_private = private.to_bytes();
         response
     }
 
@@ -844,7 +964,7 @@ impl Resource for IdentityAssignment {
             }
         };
         if request.planned_state.is_null() {
-            return self.destroy(&clients, request.prior_state).await;
+            return self.destroy(&clients, &request).await;
         }
         let operation = if request.prior_state.is_null() {
             Operation::Create
@@ -852,27 +972,15 @@ impl Resource for IdentityAssignment {
             Operation::Update
         };
         let deadline = timeouts::get(&request.planned_state, operation, TIMEOUTS);
-        match tokio::time::timeout(deadline, self.converge(&clients, &request)).await {
-            Ok(response) => response,
-            Err(_) => ApplyResponse {
-                new_state: request.prior_state,
-                diagnostics: error_diagnostics(
-                    "Timed out",
-                    &format!(
-                        "The apply did not finish within {}; raise `timeouts`.",
-                        humantime::format_duration(deadline)
-                    ),
-                ),
-                ..ApplyResponse::default()
-            },
-        }
+        let halt = Halt::new(self.data.stop_signal(), deadline);
+        self.converge(&clients, &request, &halt).await
     }
 
     async fn read(&self, request: ReadRequest) -> ReadResponse {
-        let state = request.current_state;
+        let state = without_incomplete_marker(request.current_state);
         let mut response = ReadResponse {
             new_state: state.clone(),
-            private: request.private,
+            private: request.private.clone(),
             ..ReadResponse::default()
         };
         let Some(settings) = settings_from(&state) else {
@@ -886,7 +994,7 @@ impl Resource for IdentityAssignment {
             }
         };
         let inventory = match self
-            .list_inventory(&clients, &settings, PLAN_LISTING_MAX_AGE)
+            .inventory(&clients, &settings, None, PLAN_LISTING_MAX_AGE)
             .await
         {
             Ok(inventory) => inventory,
@@ -896,19 +1004,41 @@ impl Resource for IdentityAssignment {
                 return response;
             }
         };
-        // What we attached and is still there stays ours; anything else is re-decided, so a
-        // machine someone stripped by hand, or a new one, shows up in the next plan.
-        let prior = outcome_from(&state);
-        let mut refreshed = evaluate(&inventory, &settings, &prior.assigned_ids).outcome;
+        // What we attached and is still there stays ours; anything else is decided afresh,
+        // so a machine someone stripped by hand, or a new one, shows up in the next plan,
+        // and a machine another writer attached during our apply becomes compliant.
+        let private = Private::from_bytes(&request.private);
+        let held = held_from(&state, &private);
+        let mut refreshed = ownership::transition(&inventory, &settings, Some(&held)).outcome;
         let holding: BTreeSet<String> = inventory
             .iter()
-            .filter(|m| identity_block(m).holds(&settings.identity_id))
+            .filter(|m| ownership::identity_block(m).holds(&settings.identity_id))
             .map(|m| m.id.to_ascii_lowercase())
             .collect();
-        refreshed
-            .assigned_ids
-            .retain(|id| holding.contains(&id.to_ascii_lowercase()));
-        response.new_state = with_outcome(&state, &refreshed);
+        refreshed.assigned_ids.retain(|id| {
+            holding.contains(&id.to_ascii_lowercase())
+                && held
+                    .identity_on(id)
+                    .is_some_and(|identity| identity.eq_ignore_ascii_case(&settings.identity_id))
+        });
+        let still_pending: BTreeMap<String, String> = private
+            .pending_release
+            .into_iter()
+            .filter(|(machine, identity)| {
+                inventory
+                    .iter()
+                    .find(|m| m.id.eq_ignore_ascii_case(machine))
+                    .is_none_or(|m| ownership::identity_block(m).holds(identity))
+            })
+            .collect();
+        let new_state = with_outcome(&state, &refreshed);
+        self.record_owned(&new_state, &held_from(&new_state, &Private::default()));
+        response.new_state = new_state;
+        response.private = Private {
+            pending_release: still_pending,
+            ..Private::default()
+        }
+        .to_bytes();
         response
     }
 
@@ -939,7 +1069,7 @@ impl Resource for IdentityAssignment {
         }
         // Nothing is recorded as ours: machines holding the identity now are compliant, and
         // destroy will leave them alone.
-        let state = with_outcome(&with_defaults(&skeleton), &Outcome::default());
+        let state = with_outcome(&with_defaults(&skeleton, &skeleton), &Outcome::default());
         response.imported.push(ImportedResource {
             state,
             private: Vec::new(),
@@ -949,10 +1079,48 @@ impl Resource for IdentityAssignment {
     }
 }
 
+/// States written before ownership was handed over between objects marked a failed create
+/// with this suffix on `id`; it means nothing any more.
+fn without_incomplete_marker(state: Value) -> Value {
+    match state.get("id").as_str() {
+        Some(id) if id.ends_with(LEGACY_INCOMPLETE_SUFFIX) => {
+            let id = id.trim_end_matches(LEGACY_INCOMPLETE_SUFFIX).to_string();
+            state.with("id", Value::String(id))
+        }
+        _ => state,
+    }
+}
+
 impl IdentityAssignment {
-    async fn converge(&self, clients: &AzureClients, request: &ApplyRequest) -> ApplyResponse {
+    /// Leaves what an existing object owns for a replacement planned in this process.
+    fn record_owned(&self, state: &Value, held: &Held) {
+        let (Some(scope), Some(identity_id)) = (
+            state.get("scope").as_str(),
+            state.get("identity_id").as_str(),
+        ) else {
+            return;
+        };
+        let machines: BTreeSet<String> = held
+            .iter()
+            .filter(|(_, identity)| identity.eq_ignore_ascii_case(identity_id))
+            .map(|(machine, _)| machine.clone())
+            .collect();
+        let scope = Scope::parse(scope)
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        self.data
+            .handover()
+            .record_owned(&scope, identity_id, &machines);
+    }
+
+    async fn converge(
+        &self,
+        clients: &AzureClients,
+        request: &ApplyRequest,
+        halt: &Halt,
+    ) -> ApplyResponse {
         let planned = &request.planned_state;
-        let mut diagnostics = Diagnostics::default();
+        let creating = request.prior_state.is_null();
         let Some(settings) = settings_from(planned) else {
             return ApplyResponse {
                 new_state: request.prior_state.clone(),
@@ -963,196 +1131,320 @@ impl IdentityAssignment {
                 ..ApplyResponse::default()
             };
         };
-        let prior_assigned = if is_incomplete(&request.prior_state) {
-            BTreeSet::new()
+        let planned_private = Private::from_bytes(&request.planned_private);
+        let held = if creating {
+            Held::new(&settings.identity_id, &planned_private.taken_over)
         } else {
-            outcome_from(&request.prior_state).assigned_ids
+            held_from(&request.prior_state, &planned_private)
         };
-        let replacing = request.prior_state.is_null()
-            || !requires_replace(&request.prior_state, planned).is_empty();
-        let previously_assigned = if replacing {
-            BTreeSet::new()
-        } else {
-            prior_assigned.clone()
-        };
+        let previous = settings_from(&request.prior_state);
         let inventory = match self
-            .list_inventory(clients, &settings, APPLY_LISTING_MAX_AGE)
+            .inventory(clients, &settings, previous.as_ref(), APPLY_LISTING_MAX_AGE)
             .await
         {
             Ok(inventory) => inventory,
             Err(error) => {
+                // Nothing was written. A create keeps what it took over from the object it
+                // replaces (which left those machines alone), so nothing is lost.
+                let new_state = if creating {
+                    let outcome = Outcome {
+                        assigned_ids: planned_private.taken_over.clone(),
+                        ..Outcome::default()
+                    };
+                    with_outcome(planned, &outcome)
+                } else {
+                    request.prior_state.clone()
+                };
                 return ApplyResponse {
-                    new_state: if request.prior_state.is_null() {
-                        Value::Null
+                    new_state,
+                    private: if creating {
+                        Vec::new()
                     } else {
-                        request.prior_state.clone()
+                        request.planned_private.clone()
                     },
                     diagnostics: error_diagnostics("Cannot list the machines in scope", &error),
                     ..ApplyResponse::default()
-                }
+                };
             }
         };
-        // Write exactly what the plan showed: planned assigned_ids that we do not hold yet,
-        // and our machines that left the scope.
-        let planned_outcome = outcome_from(planned);
-        let held: BTreeSet<String> = previously_assigned
-            .iter()
-            .map(|id| id.to_ascii_lowercase())
-            .collect();
-        let to_assign: BTreeSet<String> = planned_outcome
-            .assigned_ids
-            .iter()
-            .filter(|id| !held.contains(&id.to_ascii_lowercase()))
-            .cloned()
-            .collect();
-        let planned_keep: BTreeSet<String> = planned_outcome
-            .assigned_ids
-            .iter()
-            .map(|id| id.to_ascii_lowercase())
-            .collect();
-        let to_release: BTreeSet<String> = previously_assigned
-            .iter()
-            .filter(|id| !planned_keep.contains(&id.to_ascii_lowercase()))
-            .cloned()
-            .collect();
+        // A create that takes over another object's machines left its lists unknown in the
+        // plan (see `plan`): it decides them now, against the machines as they are.
+        let planned_outcome = if planned.get("assigned_ids").is_unknown() {
+            ownership::transition(&inventory, &settings, Some(&held)).outcome
+        } else {
+            outcome_from(planned)
+        };
+        let holds = |machine_id: &str, identity_id: &str| {
+            inventory
+                .iter()
+                .find(|m| m.id.eq_ignore_ascii_case(machine_id))
+                .is_some_and(|m| ownership::identity_block(m).holds(identity_id))
+        };
 
-        let attach = self
-            .write_batch(clients, &inventory, &to_assign, &settings, Change::Attach)
-            .await;
-        let release = self
-            .write_batch(clients, &inventory, &to_release, &settings, Change::Detach)
-            .await;
-        report_failures(&mut diagnostics, "attach the identity to", &attach);
-        report_failures(&mut diagnostics, "take the identity back from", &release);
-
-        let written: BTreeSet<String> = attach
-            .succeeded
-            .union(&release.succeeded)
-            .cloned()
-            .collect();
-        if let Err(error) = clients
-            .compute
-            .wait_until_settled(&settings.scope, &settings.kinds, &written)
-            .await
-        {
-            diagnostics.warning(
-                "Could not confirm that every update finished",
-                &format!("The writes were accepted; the next refresh confirms them. {error}"),
+        // Exactly what the plan showed: planned machines that do not hold our identity from
+        // us yet, and our machines that leave (unless another object in this apply wants
+        // them to keep the identity).
+        let mut jobs: BTreeMap<String, Write> = BTreeMap::new();
+        for id in &planned_outcome.assigned_ids {
+            match held.identity_on(id).filter(|identity| holds(id, identity)) {
+                Some(identity) if identity.eq_ignore_ascii_case(&settings.identity_id) => {}
+                Some(old) => {
+                    jobs.insert(
+                        id.clone(),
+                        Write::Swap {
+                            from: old.to_string(),
+                        },
+                    );
+                }
+                None => {
+                    jobs.insert(id.clone(), Write::Attach);
+                }
+            }
+        }
+        let mut handed_over = BTreeSet::new();
+        for (machine, identity) in held.iter() {
+            if contains_ignoring_case(&planned_outcome.assigned_ids, machine) {
+                continue;
+            }
+            if !holds(machine, identity) {
+                continue;
+            }
+            if self.data.handover().is_claimed(identity, machine) {
+                handed_over.insert(machine.clone());
+                continue;
+            }
+            jobs.insert(
+                machine.clone(),
+                Write::Detach {
+                    identity_id: identity.clone(),
+                },
             );
         }
 
-        let mut outcome = planned_outcome.clone();
-        let failed_or_pending: BTreeSet<String> = attach
-            .failed
-            .keys()
-            .chain(attach.not_started.iter())
-            .map(|id| id.to_ascii_lowercase())
+        let report = self
+            .write_batch(clients, &inventory, &jobs, &settings, &halt.token)
+            .await;
+        let mut diagnostics = Diagnostics::default();
+        let attaching: BTreeMap<String, Write> = jobs
+            .iter()
+            .filter(|(_, w)| !matches!(w, Write::Detach { .. }))
+            .map(|(id, w)| (id.clone(), w.clone()))
             .collect();
-        outcome
-            .assigned_ids
-            .retain(|id| !failed_or_pending.contains(&id.to_ascii_lowercase()));
-        // A release that did not happen leaves the machine ours, so destroy still takes it back.
-        for id in release.failed.keys().chain(release.not_started.iter()) {
-            outcome.assigned_ids.insert(id.clone());
+        let (attach_report, release_report) = report.split(&attaching);
+        report_failures(
+            &mut diagnostics,
+            "attach the identity to",
+            &attach_report,
+            &halt.reason(),
+        );
+        report_failures(
+            &mut diagnostics,
+            "take the identity back from",
+            &release_report,
+            &halt.reason(),
+        );
+        let written: BTreeSet<String> = attach_report
+            .succeeded
+            .union(&release_report.succeeded)
+            .cloned()
+            .collect();
+        self.settle(clients, &settings, &written, &halt.token, &mut diagnostics)
+            .await;
+
+        // The truth, machine by machine.
+        let mut outcome = planned_outcome.clone();
+        let mut private = Private::default();
+        for id in &planned_outcome.assigned_ids {
+            let Some(write) = jobs.get(id) else { continue };
+            if attach_report.already_done.contains(id)
+                && !contains_ignoring_case(&planned_private.taken_over, id)
+            {
+                // Another writer attached it between plan and apply.
+                private.not_ours.insert(id.clone());
+            }
+            if !attach_report.reached(id) {
+                outcome.assigned_ids.remove(id);
+                if let Write::Swap { from } = write {
+                    private.pending_release.insert(id.clone(), from.clone());
+                }
+            }
         }
-        let new_state = with_outcome(planned, &outcome);
-        // Terraform taints a resource whose creation reported errors and replaces it next
-        // time. Marked so, the replacement's destroy leaves the machines reached so far alone
-        // (they count as already compliant for the new object) instead of stripping and
-        // re-attaching the identity, which would also make the new plan inconsistent.
-        let new_state = if request.prior_state.is_null() && diagnostics.has_errors() {
-            let id = new_state.get("id").as_str().unwrap_or_default().to_string();
-            new_state.with("id", Value::String(format!("{id}{INCOMPLETE_SUFFIX}")))
-        } else {
-            new_state
-        };
+        for id in release_report.failed_or_not_started() {
+            if let Some(Write::Detach { identity_id }) = jobs.get(id) {
+                private
+                    .pending_release
+                    .insert(id.clone(), identity_id.clone());
+            }
+        }
+        if diagnostics.has_errors() {
+            // Terraform keeps a failed apply's state as returned, unchecked against the plan:
+            // say exactly what holds.
+            let not_ours = std::mem::take(&mut private.not_ours);
+            outcome
+                .assigned_ids
+                .retain(|id| !contains_ignoring_case(&not_ours, id));
+            outcome.compliant_ids.extend(not_ours);
+        }
+        let claimed: Vec<&String> = outcome
+            .assigned_ids
+            .iter()
+            .chain(outcome.compliant_ids.iter())
+            .collect();
+        self.data
+            .handover()
+            .claim(&settings.identity_id, claimed.into_iter());
+        if !handed_over.is_empty() {
+            tracing::info!(
+                count = handed_over.len(),
+                "machines left holding the identity for another object in this apply"
+            );
+        }
         ApplyResponse {
-            new_state,
+            new_state: with_outcome(planned, &outcome),
+            private: private.to_bytes(),
             diagnostics,
             ..ApplyResponse::default()
         }
     }
 
-    async fn destroy(&self, clients: &AzureClients, prior: Value) -> ApplyResponse {
+    async fn destroy(&self, clients: &AzureClients, request: &ApplyRequest) -> ApplyResponse {
+        let prior = without_incomplete_marker(request.prior_state.clone());
         let Some(settings) = settings_from(&prior) else {
             return ApplyResponse::default();
         };
-        if is_incomplete(&prior) {
-            let left = outcome_from(&prior).assigned_ids;
-            let mut diagnostics = Diagnostics::default();
-            if !left.is_empty() {
-                diagnostics.warning(
-                    "Identity left on machines reached by a failed first apply",
-                    &format!(
-                        "This resource was tainted because its creation failed part way; its {} machine(s) keep the identity and count as compliant from now on:\n{}",
-                        left.len(),
-                        left.iter().map(|id| format!("- {id}")).collect::<Vec<_>>().join("\n")
-                    ),
-                );
-            }
-            return ApplyResponse {
-                diagnostics,
-                ..ApplyResponse::default()
-            };
-        }
+        // In a replacement, Terraform hands this destroy the new object's planned private
+        // state: the machines it takes over keep the identity. Otherwise it is our own.
+        let private = Private::from_bytes(&request.planned_private);
+        let held = held_from(&prior, &private);
         let deadline = timeouts::get(&prior, Operation::Delete, TIMEOUTS);
-        let ours = outcome_from(&prior).assigned_ids;
-        let work = async {
-            let inventory = self
-                .list_inventory(clients, &settings, APPLY_LISTING_MAX_AGE)
-                .await?;
-            let report = self
-                .write_batch(clients, &inventory, &ours, &settings, Change::Detach)
-                .await;
-            let written = report.succeeded.clone();
-            let _ = clients
-                .compute
-                .wait_until_settled(&settings.scope, &settings.kinds, &written)
-                .await;
-            Ok::<BatchReport, String>(report)
-        };
-        let report = match tokio::time::timeout(deadline, work).await {
-            Ok(Ok(report)) => report,
-            Ok(Err(error)) => {
+        let halt = Halt::new(self.data.stop_signal(), deadline);
+        let inventory = match self
+            .inventory(clients, &settings, None, APPLY_LISTING_MAX_AGE)
+            .await
+        {
+            Ok(inventory) => inventory,
+            Err(error) => {
                 return ApplyResponse {
                     new_state: prior,
+                    private: request.planned_private.clone(),
                     diagnostics: error_diagnostics("Cannot list the machines in scope", &error),
                     ..ApplyResponse::default()
                 }
             }
-            Err(_) => {
-                return ApplyResponse {
-                    new_state: prior,
-                    diagnostics: error_diagnostics(
-                        "Timed out",
-                        "Destroy did not finish within the delete timeout; state is unchanged, run destroy again.",
-                    ),
-                    ..ApplyResponse::default()
-                }
-            }
         };
+        let mut jobs = BTreeMap::new();
+        let mut kept = 0usize;
+        for (machine, identity) in held.iter() {
+            let handed_over = contains_ignoring_case(&private.taken_over, machine)
+                || self.data.handover().is_claimed(identity, machine);
+            if handed_over {
+                kept += 1;
+                continue;
+            }
+            jobs.insert(
+                machine.clone(),
+                Write::Detach {
+                    identity_id: identity.clone(),
+                },
+            );
+        }
+        let report = self
+            .write_batch(clients, &inventory, &jobs, &settings, &halt.token)
+            .await;
         let mut diagnostics = Diagnostics::default();
-        report_failures(&mut diagnostics, "take the identity back from", &report);
-        if diagnostics.has_errors() {
-            // Keep in state exactly the machines that still hold our identity.
-            let mut outcome = outcome_from(&prior);
-            outcome.assigned_ids = report
-                .failed
-                .keys()
-                .chain(report.not_started.iter())
-                .cloned()
-                .collect();
+        report_failures(
+            &mut diagnostics,
+            "take the identity back from",
+            &report,
+            &halt.reason(),
+        );
+        self.settle(
+            clients,
+            &settings,
+            &report.succeeded,
+            &halt.token,
+            &mut diagnostics,
+        )
+        .await;
+        if kept > 0 {
+            tracing::info!(
+                kept,
+                "machines handed over to the object replacing this one"
+            );
+            // The replacement is planned again in this process before it is applied: it
+            // finds here what it takes over.
+            self.data.handover().record_owned(
+                &settings.scope.to_string(),
+                &settings.identity_id,
+                &private.taken_over,
+            );
+        }
+        if !diagnostics.has_errors() {
             return ApplyResponse {
-                new_state: with_outcome(&prior, &outcome),
+                new_state: Value::Null,
                 diagnostics,
                 ..ApplyResponse::default()
             };
         }
+        // Keep in state exactly the machines that still hold an identity from us.
+        let mut outcome = outcome_from(&prior);
+        let mut remaining = Private::default();
+        outcome.assigned_ids.clear();
+        for id in report.failed_or_not_started() {
+            match jobs.get(id) {
+                Some(Write::Detach { identity_id })
+                    if identity_id.eq_ignore_ascii_case(&settings.identity_id) =>
+                {
+                    outcome.assigned_ids.insert(id.clone());
+                }
+                Some(Write::Detach { identity_id }) => {
+                    remaining
+                        .pending_release
+                        .insert(id.clone(), identity_id.clone());
+                }
+                _ => {}
+            }
+        }
         ApplyResponse {
-            new_state: Value::Null,
+            new_state: with_outcome(&prior, &outcome),
+            private: remaining.to_bytes(),
             diagnostics,
             ..ApplyResponse::default()
         }
+    }
+}
+
+impl BatchReport {
+    /// This report split into the attaches and swaps (`attaching`) and the releases.
+    fn split(self, attaching: &BTreeMap<String, Write>) -> (BatchReport, BatchReport) {
+        let mut attach = BatchReport::default();
+        let mut release = BatchReport::default();
+        let side = |id: &String| {
+            if attaching.contains_key(id) {
+                0
+            } else {
+                1
+            }
+        };
+        for id in self.succeeded {
+            [&mut attach, &mut release][side(&id)].succeeded.insert(id);
+        }
+        for id in self.already_done {
+            [&mut attach, &mut release][side(&id)]
+                .already_done
+                .insert(id);
+        }
+        for (id, reason) in self.failed {
+            [&mut attach, &mut release][side(&id)]
+                .failed
+                .insert(id, reason);
+        }
+        for id in self.not_started {
+            [&mut attach, &mut release][side(&id)]
+                .not_started
+                .insert(id);
+        }
+        (attach, release)
     }
 }
 
@@ -1160,108 +1452,63 @@ impl IdentityAssignment {
 mod tests {
     use super::*;
 
-    const TARGET: &str = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/Built-In-Identity-RG/providers/Microsoft.ManagedIdentity/userAssignedIdentities/Built-In-Identity-eastus";
-    const OTHER: &str = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/app/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app";
-
-    fn machine(name: &str, location: &str, kind: &str, ids: &[&str]) -> Machine {
-        Machine {
-            id: format!("/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/app/providers/Microsoft.Compute/virtualMachines/{name}"),
-            kind: MachineKind::VirtualMachine,
-            location: location.to_string(),
-            tags: BTreeMap::new(),
-            provisioning_state: Some("Succeeded".into()),
-            identity_type: Some(kind.to_string()),
-            user_assigned_identity_ids: ids.iter().map(|s| s.to_string()).collect(),
-            etag: Some("\"1\"".into()),
-        }
-    }
-
-    fn settings(mode: Mode, locations: Option<&[&str]>) -> Settings {
-        Settings {
-            identity_id: TARGET.into(),
-            scope: Scope::parse("/subscriptions/00000000-0000-0000-0000-000000000001").unwrap(),
-            locations: locations.map(|l| l.iter().map(|s| s.to_string()).collect()),
-            kinds: vec![MachineKind::VirtualMachine],
-            rules: Rules {
-                skip_single_user_assigned: true,
-                ..Rules::default()
-            },
-            mode,
-        }
+    #[test]
+    fn defaults_follow_the_configuration_not_the_proposed_state() {
+        // Terraform proposes the prior `audit` when the argument is removed from config.
+        let proposed = Value::object([
+            ("scope", Value::from("/subscriptions/s")),
+            ("identity_id", Value::from("/i")),
+            ("mode", Value::from("audit")),
+            ("skip_single_user_assigned", Value::Bool(false)),
+            ("resource_types", Value::string_set(["virtualMachines"])),
+        ]);
+        let config = proposed
+            .with("mode", Value::Null)
+            .with("skip_single_user_assigned", Value::Null)
+            .with("resource_types", Value::Null);
+        let planned = with_defaults(&proposed, &config);
+        assert_eq!(planned.get("mode").as_str(), Some("enforce"));
+        assert_eq!(
+            planned.get("skip_single_user_assigned").as_bool(),
+            Some(true)
+        );
+        assert_eq!(
+            planned.get("resource_types").as_list().map(<[Value]>::len),
+            Some(2)
+        );
+        // Set in configuration: kept.
+        let kept = with_defaults(&proposed, &proposed);
+        assert_eq!(kept.get("mode").as_str(), Some("audit"));
     }
 
     #[test]
-    fn evaluation_sorts_machines_into_assign_compliant_and_skipped() {
-        let inventory = vec![
-            machine("none", "eastus", "None", &[]),
-            machine("single", "eastus", "UserAssigned", &[OTHER]),
-            machine("has-it", "eastus", "UserAssigned", &[TARGET]),
-            machine("elsewhere", "westus", "None", &[]),
-        ];
-        let evaluation = evaluate(
-            &inventory,
-            &settings(Mode::Enforce, Some(&["eastus"])),
-            &BTreeSet::new(),
-        );
-        let id = |name: &str| {
-            inventory
-                .iter()
-                .find(|m| m.id.ends_with(name))
-                .unwrap()
-                .id
-                .clone()
+    fn ownership_reads_assigned_less_not_ours_plus_pending_releases() {
+        let state = Value::object([
+            ("identity_id", Value::from("/new")),
+            (
+                "assigned_ids",
+                Value::List(vec![Value::from("/vm/a"), Value::from("/vm/b")]),
+            ),
+        ]);
+        let private = Private {
+            not_ours: BTreeSet::from(["/VM/B".to_string()]),
+            pending_release: BTreeMap::from([("/vm/c".to_string(), "/old".to_string())]),
+            ..Private::default()
         };
-        assert_eq!(evaluation.to_assign, [id("/none")].into_iter().collect());
-        assert_eq!(
-            evaluation.outcome.assigned_ids,
-            [id("/none")].into_iter().collect()
-        );
-        assert_eq!(
-            evaluation.outcome.compliant_ids,
-            [id("/has-it")].into_iter().collect()
-        );
-        assert_eq!(
-            evaluation.outcome.skipped,
-            [(id("/single"), "single_user_assigned".to_string())]
-                .into_iter()
-                .collect()
-        );
-        assert!(evaluation.to_release.is_empty());
+        let held = held_from(&state, &Private::from_bytes(&private.to_bytes()));
+        assert_eq!(held.identity_on("/vm/a"), Some("/new"));
+        assert_eq!(held.identity_on("/vm/b"), None);
+        assert_eq!(held.identity_on("/vm/c"), Some("/old"));
+        assert!(Private::default().to_bytes().is_empty());
     }
 
     #[test]
-    fn machines_we_attached_stay_ours_and_leave_when_out_of_scope() {
-        let inventory = vec![
-            machine("ours", "eastus", "UserAssigned", &[TARGET]),
-            machine("moved-out", "westus", "UserAssigned", &[TARGET]),
-        ];
-        let ours: BTreeSet<String> = inventory
-            .iter()
-            .map(|m| m.id.to_ascii_uppercase())
-            .collect();
-        let evaluation = evaluate(
-            &inventory,
-            &settings(Mode::Enforce, Some(&["eastus"])),
-            &ours,
+    fn legacy_incomplete_marker_is_dropped() {
+        let state = Value::object([("id", Value::from("/subscriptions/s|/i|incomplete"))]);
+        assert_eq!(
+            without_incomplete_marker(state).get("id").as_str(),
+            Some("/subscriptions/s|/i")
         );
-        assert_eq!(evaluation.outcome.assigned_ids.len(), 1);
-        assert!(evaluation.outcome.compliant_ids.is_empty());
-        assert_eq!(evaluation.to_release.len(), 1);
-        assert!(evaluation
-            .to_release
-            .iter()
-            .next()
-            .unwrap()
-            .ends_with("moved-out"));
-    }
-
-    #[test]
-    fn audit_mode_reports_and_changes_nothing() {
-        let inventory = vec![machine("none", "eastus", "SystemAssigned", &[])];
-        let evaluation = evaluate(&inventory, &settings(Mode::Audit, None), &BTreeSet::new());
-        assert!(evaluation.to_assign.is_empty());
-        assert!(evaluation.outcome.assigned_ids.is_empty());
-        assert_eq!(evaluation.outcome.noncompliant_ids.len(), 1);
     }
 
     #[test]

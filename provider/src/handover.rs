@@ -1,0 +1,106 @@
+//! What objects of `mig_identity_assignment` tell each other inside one provider process.
+//!
+//! Terraform runs a whole plan (refresh included) in one provider process, and a whole apply
+//! in another. Two facts need to cross from one object to another inside such a walk:
+//!
+//! - **Take-over at plan.** When an object is replaced (`-replace`, taint, `count` to
+//!   `for_each` without a `moved` block), Terraform plans the new object as a create with no
+//!   prior state. The old object was refreshed (or planned) just before in the same process,
+//!   so it leaves here the machines it owns, keyed by scope and identity; the create takes
+//!   them over, and plans them as its own instead of as "compliant".
+//! - **Claims at apply.** A create or update that finished in this apply claims the machines
+//!   that must hold its identity. A destroy or release in the same apply leaves a claimed
+//!   machine alone: with `create_before_destroy`, or an unordered destroy of the old
+//!   instance after the new one took over, stripping it would leave the machine without the
+//!   identity that the surviving object wants it to have.
+//!
+//! Machine and identity IDs are compared case-insensitively, as ARM does.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+fn key(scope: &str, identity_id: &str) -> (String, String) {
+    (scope.to_ascii_lowercase(), identity_id.to_ascii_lowercase())
+}
+
+#[derive(Default)]
+pub struct Handover {
+    /// (scope, identity) -> machines the refreshed object owns.
+    owned: Mutex<HashMap<(String, String), BTreeSet<String>>>,
+    /// identity -> machine -> how many live objects claim it.
+    claims: Mutex<HashMap<String, HashMap<String, usize>>>,
+}
+
+impl Handover {
+    /// An existing object (refreshed or planned with its prior state) owns `machines`.
+    pub fn record_owned(&self, scope: &str, identity_id: &str, machines: &BTreeSet<String>) {
+        let mut owned = self.owned.lock().expect("handover lock");
+        if machines.is_empty() {
+            owned.remove(&key(scope, identity_id));
+        } else {
+            owned.insert(key(scope, identity_id), machines.clone());
+        }
+    }
+
+    /// What a new object with this scope and identity takes over: the machines a refreshed
+    /// object with the same scope and identity owns. Empty when there is none.
+    pub fn owned_by_predecessor(&self, scope: &str, identity_id: &str) -> BTreeSet<String> {
+        self.owned
+            .lock()
+            .expect("handover lock")
+            .get(&key(scope, identity_id))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// A create or update finished: these machines must keep `identity_id`.
+    pub fn claim<'a>(&self, identity_id: &str, machines: impl IntoIterator<Item = &'a String>) {
+        let mut claims = self.claims.lock().expect("handover lock");
+        let by_machine = claims.entry(identity_id.to_ascii_lowercase()).or_default();
+        for machine in machines {
+            *by_machine.entry(machine.to_ascii_lowercase()).or_default() += 1;
+        }
+    }
+
+    /// True when a live object in this process wants `machine_id` to keep `identity_id`.
+    pub fn is_claimed(&self, identity_id: &str, machine_id: &str) -> bool {
+        self.claims
+            .lock()
+            .expect("handover lock")
+            .get(&identity_id.to_ascii_lowercase())
+            .is_some_and(|by_machine| by_machine.contains_key(&machine_id.to_ascii_lowercase()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_object_takes_over_what_its_predecessor_owned() {
+        let handover = Handover::default();
+        let machines = BTreeSet::from(["/subscriptions/s/vm1".to_string()]);
+        handover.record_owned("/subscriptions/S", "/ID", &machines);
+        assert_eq!(
+            handover.owned_by_predecessor("/subscriptions/s", "/id"),
+            machines
+        );
+        assert!(handover
+            .owned_by_predecessor("/subscriptions/other", "/id")
+            .is_empty());
+        handover.record_owned("/subscriptions/s", "/id", &BTreeSet::new());
+        assert!(handover
+            .owned_by_predecessor("/subscriptions/s", "/id")
+            .is_empty());
+    }
+
+    #[test]
+    fn claims_are_per_identity_and_case_insensitive() {
+        let handover = Handover::default();
+        let vm = "/subscriptions/s/VM1".to_string();
+        handover.claim("/ID/A", [&vm]);
+        assert!(handover.is_claimed("/id/a", "/subscriptions/S/vm1"));
+        assert!(!handover.is_claimed("/id/b", "/subscriptions/s/vm1"));
+        assert!(!handover.is_claimed("/id/a", "/subscriptions/s/vm2"));
+    }
+}

@@ -1,0 +1,510 @@
+//! Which machines a `mig_identity_assignment` object owns, and what every transition of its
+//! arguments does to them. Pure: no Azure calls, no Terraform types.
+//!
+//! The contract: an object owns exactly the machines it attached its identity to (and that
+//! still hold it). A machine that held the identity from someone else is *compliant*, never
+//! owned. Changing any argument converges in place: the new settings are evaluated against
+//! the machines of the old and the new scope together, owned machines that fall out are
+//! released, and a changed identity is swapped in one write per machine, so no machine that
+//! should hold an identity is left without one in between.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::azure::compute::{Machine, MachineKind};
+use crate::azure::ids::{self, Scope};
+use crate::policy::{self, Decision, IdentityBlock, IdentityType, Rules};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Enforce,
+    Audit,
+}
+
+/// The arguments of one object, decoded and normalised.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub identity_id: String,
+    pub scope: Scope,
+    /// Normalised region names; `None` means every region.
+    pub locations: Option<BTreeSet<String>>,
+    pub kinds: Vec<MachineKind>,
+    pub rules: Rules,
+    pub mode: Mode,
+}
+
+/// What an object held before this transition: each machine it attached an identity to,
+/// with that identity. Usually one identity for all; after an interrupted change of
+/// `identity_id`, machines that still carry the old one are owed a release.
+#[derive(Debug, Clone, Default)]
+pub struct Held {
+    /// Lower-cased machine ID to the identity this object attached to it.
+    owned: BTreeMap<String, String>,
+}
+
+impl Held {
+    /// `machines` (any casing) all hold `identity_id` from this object.
+    pub fn new<'a>(identity_id: &str, machines: impl IntoIterator<Item = &'a String>) -> Held {
+        let mut held = Held::default();
+        held.add(identity_id, machines);
+        held
+    }
+
+    pub fn add<'a>(&mut self, identity_id: &str, machines: impl IntoIterator<Item = &'a String>) {
+        for machine in machines {
+            self.owned
+                .insert(machine.to_ascii_lowercase(), identity_id.to_string());
+        }
+    }
+
+    /// The identity this object attached to `machine_id`, if any.
+    pub fn identity_on(&self, machine_id: &str) -> Option<&str> {
+        self.owned
+            .get(&machine_id.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    /// Every owned machine (lower-cased) with its identity.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.owned.iter()
+    }
+}
+
+/// The computed attributes of an object.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    /// Machines this object attached the identity to (or will, once applied).
+    pub assigned_ids: BTreeSet<String>,
+    /// Machines that hold the identity from someone else.
+    pub compliant_ids: BTreeSet<String>,
+    /// Machine to the reason it is left alone.
+    pub skipped: BTreeMap<String, String>,
+    /// In audit mode, the machines enforce would change.
+    pub noncompliant_ids: BTreeSet<String>,
+}
+
+/// One machine's write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// Add the object's identity.
+    Attach,
+    /// Take back `identity_id`, which this object had attached.
+    Detach { identity_id: String },
+    /// Take back `from` and add the object's (new) identity, in one write.
+    Swap { from: String },
+}
+
+/// What a transition plans: the computed attributes after it, and the writes that get there.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Transition {
+    pub outcome: Outcome,
+    /// Machine ID (as ARM spells it) to its write.
+    pub writes: BTreeMap<String, Write>,
+}
+
+/// The identity block of a machine.
+pub fn identity_block(machine: &Machine) -> IdentityBlock {
+    IdentityBlock {
+        kind: IdentityType::parse(machine.identity_type.as_deref()),
+        user_assigned_ids: machine.user_assigned_identity_ids.clone(),
+    }
+}
+
+/// The identity block as it would be without `identity_id`: what the machine looked like
+/// before this object attached it. Deciding against this view keeps a machine that only
+/// looks "single user-assigned" because of our own identity in scope when the identity
+/// changes.
+fn without(block: &IdentityBlock, identity_id: &str) -> IdentityBlock {
+    let remaining: Vec<String> = block
+        .user_assigned_ids
+        .iter()
+        .filter(|id| !id.eq_ignore_ascii_case(identity_id))
+        .cloned()
+        .collect();
+    let kind = match (block.kind.has_system_assigned(), remaining.is_empty()) {
+        (true, true) => IdentityType::SystemAssigned,
+        (true, false) => IdentityType::SystemAssignedUserAssigned,
+        (false, true) => IdentityType::None,
+        (false, false) => IdentityType::UserAssigned,
+    };
+    IdentityBlock {
+        kind,
+        user_assigned_ids: remaining,
+    }
+}
+
+/// True when `machine_id` lies inside `scope` (a subscription or a resource group).
+pub fn scope_contains(scope: &Scope, machine_id: &str) -> bool {
+    let prefix = format!("{scope}/").to_ascii_lowercase();
+    machine_id.to_ascii_lowercase().starts_with(&prefix)
+}
+
+fn in_locations(machine: &Machine, locations: &Option<BTreeSet<String>>) -> bool {
+    match locations {
+        None => true,
+        Some(wanted) => ids::normalize_location(&machine.location)
+            .map(|location| wanted.contains(&location))
+            .unwrap_or(false),
+    }
+}
+
+fn in_reach(machine: &Machine, settings: &Settings) -> bool {
+    settings.kinds.contains(&machine.kind)
+        && scope_contains(&settings.scope, &machine.id)
+        && in_locations(machine, &settings.locations)
+}
+
+/// The policy's rule over `inventory` (the machines of the old and the new scope), given
+/// what the object held before. `held` is `None` for a new object that takes nothing over.
+pub fn transition(inventory: &[Machine], settings: &Settings, held: Option<&Held>) -> Transition {
+    let mut result = Transition::default();
+    let mut seen = BTreeSet::new();
+    for machine in inventory {
+        if !seen.insert(machine.id.to_ascii_lowercase()) {
+            continue;
+        }
+        let block = identity_block(machine);
+        // The identity this object attached to this machine, if it did and it is still there.
+        let ours: Option<&str> = held
+            .and_then(|held| held.identity_on(&machine.id))
+            .filter(|identity| block.holds(identity));
+        let identity_changed =
+            ours.is_some_and(|identity| !identity.eq_ignore_ascii_case(&settings.identity_id));
+        let release = |result: &mut Transition| {
+            if let Some(old) = ours {
+                result.writes.insert(
+                    machine.id.clone(),
+                    Write::Detach {
+                        identity_id: old.to_string(),
+                    },
+                );
+            }
+        };
+        if !in_reach(machine, settings) {
+            release(&mut result);
+            continue;
+        }
+        let view = match ours {
+            Some(old) if identity_changed => without(&block, old),
+            _ => block.clone(),
+        };
+        let decision = policy::decide(
+            &policy::Machine {
+                id: &machine.id,
+                identity: &view,
+                tags: &machine.tags,
+                provisioning_state: machine.provisioning_state.as_deref(),
+            },
+            &settings.identity_id,
+            &settings.rules,
+        );
+        match decision {
+            Decision::Compliant if ours.is_some() && !identity_changed => {
+                result.outcome.assigned_ids.insert(machine.id.clone());
+            }
+            Decision::Compliant => {
+                // Someone else gave it the (new) identity; ours, if any, goes.
+                result.outcome.compliant_ids.insert(machine.id.clone());
+                release(&mut result);
+            }
+            Decision::Skip(reason) => {
+                result
+                    .outcome
+                    .skipped
+                    .insert(machine.id.clone(), reason.as_str().to_string());
+                release(&mut result);
+            }
+            Decision::Assign => match settings.mode {
+                Mode::Enforce => {
+                    result.outcome.assigned_ids.insert(machine.id.clone());
+                    let write = match ours {
+                        Some(old) if identity_changed => Write::Swap {
+                            from: old.to_string(),
+                        },
+                        _ => Write::Attach,
+                    };
+                    result.writes.insert(machine.id.clone(), write);
+                }
+                Mode::Audit => {
+                    result.outcome.noncompliant_ids.insert(machine.id.clone());
+                    release(&mut result);
+                }
+            },
+        }
+    }
+    result
+}
+
+/// The PATCH body that takes `from` off a machine and puts `to` on, in one write.
+pub fn swap_patch(current: &IdentityBlock, from: &str, to: &str) -> serde_json::Value {
+    let kind = if current.kind.has_system_assigned() {
+        IdentityType::SystemAssignedUserAssigned
+    } else {
+        IdentityType::UserAssigned
+    };
+    let held_spelling = current
+        .user_assigned_ids
+        .iter()
+        .find(|id| id.eq_ignore_ascii_case(from))
+        .map(String::as_str)
+        .unwrap_or(from);
+    let mut identities = serde_json::Map::new();
+    identities.insert(held_spelling.to_string(), serde_json::Value::Null);
+    identities.insert(to.to_string(), serde_json::json!({}));
+    serde_json::json!({ "type": kind.as_arm(), "userAssignedIdentities": identities })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SUB: &str = "/subscriptions/00000000-0000-0000-0000-000000000001";
+    const NEW: &str = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/Built-In-Identity-RG/providers/Microsoft.ManagedIdentity/userAssignedIdentities/Built-In-Identity-eastus";
+    const OLD: &str = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/ids/providers/Microsoft.ManagedIdentity/userAssignedIdentities/old";
+    const APP: &str = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/app/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app";
+
+    fn machine(group: &str, name: &str, kind: &str, ids: &[&str]) -> Machine {
+        Machine {
+            id: format!(
+                "{SUB}/resourceGroups/{group}/providers/Microsoft.Compute/virtualMachines/{name}"
+            ),
+            kind: MachineKind::VirtualMachine,
+            location: "eastus".into(),
+            tags: BTreeMap::new(),
+            provisioning_state: Some("Succeeded".into()),
+            identity_type: Some(kind.to_string()),
+            user_assigned_identity_ids: ids.iter().map(|s| s.to_string()).collect(),
+            etag: Some("\"1\"".into()),
+        }
+    }
+
+    fn settings(scope: &str, identity: &str) -> Settings {
+        Settings {
+            identity_id: identity.into(),
+            scope: Scope::parse(scope).unwrap(),
+            locations: None,
+            kinds: vec![MachineKind::VirtualMachine],
+            rules: Rules {
+                skip_single_user_assigned: true,
+                ..Rules::default()
+            },
+            mode: Mode::Enforce,
+        }
+    }
+
+    fn held(identity: &str, machines: &[&Machine]) -> Held {
+        let ids: Vec<String> = machines.iter().map(|m| m.id.to_ascii_uppercase()).collect();
+        Held::new(identity, &ids)
+    }
+
+    #[test]
+    fn new_object_attaches_and_counts_existing_holders_as_compliant() {
+        let bare = machine("a", "bare", "None", &[]);
+        let holder = machine("a", "holder", "UserAssigned", &[NEW, APP]);
+        let single = machine("a", "single", "UserAssigned", &[APP]);
+        let t = transition(
+            &[bare.clone(), holder.clone(), single.clone()],
+            &settings(SUB, NEW),
+            None,
+        );
+        assert_eq!(t.writes, BTreeMap::from([(bare.id.clone(), Write::Attach)]));
+        assert_eq!(t.outcome.assigned_ids, BTreeSet::from([bare.id]));
+        assert_eq!(t.outcome.compliant_ids, BTreeSet::from([holder.id]));
+        assert_eq!(
+            t.outcome.skipped.get(&single.id).unwrap(),
+            "single_user_assigned"
+        );
+    }
+
+    #[test]
+    fn narrowing_the_scope_releases_owned_machines_outside_it() {
+        let inside = machine("a", "in", "UserAssigned", &[NEW]);
+        let outside = machine("b", "out", "UserAssigned", &[NEW]);
+        let held = held(NEW, &[&inside, &outside]);
+        let t = transition(
+            &[inside.clone(), outside.clone()],
+            &settings(&format!("{SUB}/resourceGroups/a"), NEW),
+            Some(&held),
+        );
+        assert_eq!(t.outcome.assigned_ids, BTreeSet::from([inside.id]));
+        assert_eq!(
+            t.writes,
+            BTreeMap::from([(
+                outside.id,
+                Write::Detach {
+                    identity_id: NEW.into()
+                }
+            )])
+        );
+    }
+
+    #[test]
+    fn widening_the_scope_keeps_owned_machines_and_adds_the_new_ones() {
+        let owned = machine("a", "owned", "UserAssigned", &[NEW]);
+        let other_group = machine("b", "bare", "None", &[]);
+        let held = held(NEW, &[&owned]);
+        let t = transition(
+            &[owned.clone(), other_group.clone()],
+            &settings(SUB, NEW),
+            Some(&held),
+        );
+        assert_eq!(
+            t.outcome.assigned_ids,
+            BTreeSet::from([owned.id.clone(), other_group.id.clone()])
+        );
+        assert!(
+            t.outcome.compliant_ids.is_empty(),
+            "an owned machine is never compliant"
+        );
+        assert_eq!(t.writes, BTreeMap::from([(other_group.id, Write::Attach)]));
+    }
+
+    #[test]
+    fn changing_the_identity_swaps_it_in_one_write() {
+        // Before we came, this machine had no identity: after our old identity it looks like
+        // "exactly one user-assigned", which must not make it skipped for the new one.
+        let owned = machine("a", "owned", "UserAssigned", &[OLD]);
+        let foreign = machine("a", "foreign", "UserAssigned", &[OLD, APP]);
+        let held = held(OLD, &[&owned]);
+        let t = transition(
+            &[owned.clone(), foreign.clone()],
+            &settings(SUB, NEW),
+            Some(&held),
+        );
+        assert_eq!(
+            t.writes.get(&owned.id),
+            Some(&Write::Swap { from: OLD.into() })
+        );
+        assert_eq!(t.writes.get(&foreign.id), Some(&Write::Attach));
+        assert_eq!(
+            t.outcome.assigned_ids,
+            BTreeSet::from([owned.id, foreign.id])
+        );
+    }
+
+    #[test]
+    fn identity_change_onto_a_machine_already_holding_the_new_one_releases_the_old() {
+        let owned = machine("a", "owned", "UserAssigned", &[OLD, NEW]);
+        let held = held(OLD, &[&owned]);
+        let t = transition(&[owned.clone()], &settings(SUB, NEW), Some(&held));
+        assert_eq!(t.outcome.compliant_ids, BTreeSet::from([owned.id.clone()]));
+        assert_eq!(
+            t.writes,
+            BTreeMap::from([(
+                owned.id,
+                Write::Detach {
+                    identity_id: OLD.into()
+                }
+            )])
+        );
+    }
+
+    #[test]
+    fn removed_resource_type_releases_its_machines() {
+        let mut scale_set = machine("a", "ss", "UserAssigned", &[NEW]);
+        scale_set.kind = MachineKind::ScaleSet;
+        let held = held(NEW, &[&scale_set]);
+        let t = transition(&[scale_set.clone()], &settings(SUB, NEW), Some(&held));
+        assert_eq!(
+            t.writes,
+            BTreeMap::from([(
+                scale_set.id,
+                Write::Detach {
+                    identity_id: NEW.into()
+                }
+            )])
+        );
+        assert!(t.outcome.assigned_ids.is_empty());
+    }
+
+    #[test]
+    fn an_owned_machine_stripped_by_someone_else_is_no_longer_owned() {
+        let stripped = machine("a", "stripped", "None", &[]);
+        let held = held(NEW, &[&stripped]);
+        let t = transition(&[stripped.clone()], &settings(SUB, NEW), Some(&held));
+        // It is attached again, as a new write, and is ours again afterwards.
+        assert_eq!(
+            t.writes,
+            BTreeMap::from([(stripped.id.clone(), Write::Attach)])
+        );
+        assert_eq!(t.outcome.assigned_ids, BTreeSet::from([stripped.id]));
+    }
+
+    #[test]
+    fn newly_excluded_owned_machine_is_released_and_reported_skipped() {
+        let owned = machine("a", "owned", "UserAssigned", &[NEW]);
+        let held = held(NEW, &[&owned]);
+        let mut excluding = settings(SUB, NEW);
+        excluding
+            .rules
+            .exclude_ids
+            .insert(owned.id.to_ascii_lowercase());
+        let t = transition(&[owned.clone()], &excluding, Some(&held));
+        assert_eq!(t.outcome.skipped.get(&owned.id).unwrap(), "excluded_by_id");
+        assert_eq!(
+            t.writes,
+            BTreeMap::from([(
+                owned.id,
+                Write::Detach {
+                    identity_id: NEW.into()
+                }
+            )])
+        );
+    }
+
+    #[test]
+    fn a_release_owed_from_an_interrupted_identity_change_is_made() {
+        // Swapped already: holds NEW from us. Not swapped yet: still holds OLD from us.
+        let swapped = machine("a", "swapped", "UserAssigned", &[NEW]);
+        let pending = machine("a", "pending", "UserAssigned", &[OLD]);
+        let mut held = held(NEW, &[&swapped]);
+        held.add(OLD, [&pending.id]);
+        let t = transition(
+            &[swapped.clone(), pending.clone()],
+            &settings(SUB, NEW),
+            Some(&held),
+        );
+        assert_eq!(
+            t.writes.get(&pending.id),
+            Some(&Write::Swap { from: OLD.into() })
+        );
+        assert!(!t.writes.contains_key(&swapped.id));
+        assert_eq!(
+            t.outcome.assigned_ids,
+            BTreeSet::from([swapped.id, pending.id])
+        );
+    }
+
+    #[test]
+    fn audit_mode_writes_nothing_new() {
+        let bare = machine("a", "bare", "SystemAssigned", &[]);
+        let mut audit = settings(SUB, NEW);
+        audit.mode = Mode::Audit;
+        let t = transition(&[bare.clone()], &audit, None);
+        assert!(t.writes.is_empty());
+        assert_eq!(t.outcome.noncompliant_ids, BTreeSet::from([bare.id]));
+    }
+
+    #[test]
+    fn duplicate_listings_count_once() {
+        let bare = machine("a", "bare", "None", &[]);
+        let t = transition(&[bare.clone(), bare.clone()], &settings(SUB, NEW), None);
+        assert_eq!(t.writes.len(), 1);
+    }
+
+    #[test]
+    fn swap_patch_removes_the_old_key_as_azure_spells_it_and_adds_the_new() {
+        let block = IdentityBlock {
+            kind: IdentityType::SystemAssignedUserAssigned,
+            user_assigned_ids: vec![OLD.to_ascii_lowercase()],
+        };
+        let patch = swap_patch(&block, OLD, NEW);
+        assert_eq!(patch["type"], "SystemAssigned, UserAssigned");
+        let identities = patch["userAssignedIdentities"].as_object().unwrap();
+        assert_eq!(
+            identities.get(&OLD.to_ascii_lowercase()),
+            Some(&serde_json::Value::Null),
+            "the old key is removed with null"
+        );
+        assert_eq!(patch["userAssignedIdentities"][NEW], serde_json::json!({}));
+    }
+}
