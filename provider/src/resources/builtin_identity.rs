@@ -4,10 +4,15 @@
 //!
 //! Create refuses to adopt an identity that already exists (import it instead). What this
 //! resource created is recorded in private state, so destroy takes back exactly that: our
-//! lock, our identity, and the resource group only if we created it and it is empty.
+//! lock, our identity, and the resource group only if we created it and it is empty. An
+//! imported identity is adopted: destroy forgets it and never deletes it.
+//!
+//! Once the identity exists, create never fails (Terraform would taint it and the next apply
+//! would replace it, orphaning its role assignments): a lock that cannot be placed is a
+//! warning, the state says the lock is missing, and the next plan places it in place.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -36,7 +41,12 @@ const TIMEOUTS: timeouts::Defaults = timeouts::Defaults {
 /// The group location the policy uses when it creates `Built-In-Identity-RG`.
 const DEFAULT_RESOURCE_GROUP_LOCATION: &str = "eastus";
 
-/// Arguments whose change means a different identity.
+/// The permission a lock needs, named in diagnostics.
+const LOCK_PERMISSION: &str = "Microsoft.Authorization/locks/write";
+
+/// Arguments whose change means a different identity (for bring-your-own, not
+/// `subscription_id`: the identity is `existing_identity_id`; the subscription only decides
+/// the lock's default).
 const REPLACING_ARGUMENTS: [&str; 5] = [
     "location",
     "subscription_id",
@@ -75,7 +85,7 @@ fn schema() -> Schema {
                 Attribute::required("location", Type::String).description(
                     "The region, as ARM spells it (`eastus`) or as the portal does (`East US`; normalised). Changing it replaces the identity.",
                 ),
-                text("subscription_id").description("Where the identity lives. Default: the provider's subscription."),
+                text("subscription_id").description("Where the identity lives. Default: the provider's subscription. With `existing_identity_id`, the subscription of the machines, which decides `lock`'s default; changing it then does not replace anything."),
                 text("resource_group_name").description("Default `Built-In-Identity-RG`."),
                 text("resource_group_location")
                     .description("Region of the resource group when this resource creates it. Default `eastus`, as the policy."),
@@ -91,7 +101,7 @@ fn schema() -> Schema {
                 computed("principal_id", "Object ID of the identity's service principal."),
                 computed("client_id", "Client (application) ID of the identity."),
                 computed("tenant_id", "Tenant of the identity."),
-                computed("lock_id", "Resource ID of the lock, null when `lock` is false."),
+                computed("lock_id", "Resource ID of the lock; null when `lock` is false, or when the lock is missing (it could not be placed, or was removed): the next plan places it."),
                 computed("resource_group_id", "Resource ID of the identity's resource group."),
             ],
             block_types: vec![timeouts::block(TIMEOUTS)],
@@ -111,6 +121,9 @@ struct Target {
     identity: UserAssignedIdentityId,
     /// Bring-your-own: never created nor deleted here.
     existing: bool,
+    /// `subscription_id`: the identity's subscription, or for bring-your-own the VMs' one
+    /// (the provider's unless configured), which decides the lock's default.
+    subscription: String,
     location: String,
     resource_group_location: String,
     lock: bool,
@@ -148,9 +161,23 @@ struct Ownership {
     /// We placed the lock (it did not exist). For an identity we created this is always so.
     #[serde(default)]
     placed_lock: bool,
+    /// The identity was imported: it existed before Terraform knew it, so it is not ours to
+    /// delete (nor is its lock, unless we placed it).
+    #[serde(default)]
+    adopted_identity: bool,
 }
 
 impl Ownership {
+    /// Destroy deletes the identity.
+    fn owns_identity(&self, target: &Target) -> bool {
+        !target.existing && !self.adopted_identity
+    }
+
+    /// Destroy (or `lock = false`) removes the lock.
+    fn owns_lock(&self, target: &Target) -> bool {
+        self.placed_lock || self.owns_identity(target)
+    }
+
     fn from_private(bytes: &[u8]) -> Ownership {
         serde_json::from_slice(bytes).unwrap_or_default()
     }
@@ -247,8 +274,75 @@ async fn unknown_regions(clients: &AzureClients, config: &Value, target: &Target
     diagnostics
 }
 
+/// The configuration with every optional argument it leaves out (null) set to its documented
+/// default. Reads the CONFIGURATION, never the proposed state: Terraform's proposed state
+/// keeps the prior value of an optional+computed argument removed from the configuration, so a
+/// default applied there would never come back. A default that depends on an unknown value is
+/// unknown; unknown values stay unknown. One helper, so the declarative layer in proto/ can
+/// take it over.
+fn with_defaults(config: &Value, provider_subscription: Option<&str>) -> Value {
+    let mut fields = config.as_object().cloned().unwrap_or_default();
+    let known = |value: Option<String>| value.map_or_else(Value::unknown, Value::String);
+    let subscription = match config.get("subscription_id") {
+        Value::Null => known(provider_subscription.map(str::to_string)),
+        other => other.clone(),
+    };
+    let existing = config.get("existing_identity_id").clone();
+    let mut defaults: Vec<(&str, Value)> = vec![("subscription_id", subscription.clone())];
+    match &existing {
+        Value::Null => {
+            let location = config.get("location").as_str();
+            let name = location
+                .and_then(|l| ids::normalize_location(l).ok())
+                .map(|l| ids::builtin_identity_name(&l));
+            defaults.extend([
+                (
+                    "resource_group_name",
+                    Value::string(ids::BUILTIN_RESOURCE_GROUP),
+                ),
+                (
+                    "resource_group_location",
+                    Value::string(DEFAULT_RESOURCE_GROUP_LOCATION),
+                ),
+                ("name", known(name)),
+                ("lock", Value::Bool(true)),
+            ]);
+        }
+        // The policy (1.1.0) locks your own identity only in the VMs' subscription.
+        Value::String(existing) => {
+            let same = match (
+                UserAssignedIdentityId::parse(existing),
+                subscription.as_str(),
+            ) {
+                (Ok(id), Some(subscription)) => {
+                    Value::Bool(id.subscription_id().eq_ignore_ascii_case(subscription))
+                }
+                _ => Value::unknown(),
+            };
+            defaults.push(("lock", same));
+        }
+        _ => {
+            for name in [
+                "resource_group_name",
+                "resource_group_location",
+                "name",
+                "lock",
+            ] {
+                defaults.push((name, Value::unknown()));
+            }
+        }
+    }
+    for (name, default) in defaults {
+        if fields.get(name).is_none_or(Value::is_null) {
+            fields.insert(name.to_string(), default);
+        }
+    }
+    Value::Object(fields)
+}
+
 /// The planned value: defaults filled in and the computed IDs derived. Needs the provider's
-/// subscription when the configuration does not name one.
+/// subscription when the configuration does not name one. `None` while anything it depends on
+/// is unknown.
 fn plan_target(
     config: &Value,
     provider_subscription: Option<&str>,
@@ -257,73 +351,48 @@ fn plan_target(
         return Ok(None);
     };
     let location = ids::normalize_location(location)?;
-    if let Some(existing) = config.get("existing_identity_id").as_str() {
-        let identity = UserAssignedIdentityId::parse(existing)?;
-        let subscription = match config.get("subscription_id").as_str() {
-            Some(subscription) => subscription.to_string(),
-            None => match provider_subscription {
-                Some(subscription) => subscription.to_string(),
-                None => return Ok(None),
-            },
-        };
-        let same_subscription = identity
-            .subscription_id()
-            .eq_ignore_ascii_case(&subscription);
-        let lock = match config.get("lock") {
-            Value::Bool(lock) => *lock,
-            Value::Null => same_subscription,
-            _ => return Ok(None),
-        };
+    let values = with_defaults(config, provider_subscription);
+    let relevant = [
+        "subscription_id",
+        "existing_identity_id",
+        "name",
+        "resource_group_name",
+        "resource_group_location",
+        "tags",
+        "lock",
+    ];
+    if relevant
+        .iter()
+        .any(|name| !values.get(name).is_fully_known())
+    {
+        return Ok(None);
+    }
+    let text = |name: &str| values.get(name).as_str().unwrap_or_default().to_string();
+    let subscription = SubscriptionId::parse_guid(&text("subscription_id"))?;
+    let lock = values.get("lock").as_bool().unwrap_or(true);
+    if let Some(existing) = values.get("existing_identity_id").as_str() {
         return Ok(Some(Target {
-            resource_group_location: DEFAULT_RESOURCE_GROUP_LOCATION.into(),
-            identity,
+            identity: UserAssignedIdentityId::parse(existing)?,
             existing: true,
+            subscription: subscription.as_str().to_string(),
             location,
+            resource_group_location: DEFAULT_RESOURCE_GROUP_LOCATION.into(),
             lock,
             tags: BTreeMap::new(),
         }));
     }
-    let subscription = match config.get("subscription_id").as_str() {
-        Some(subscription) => subscription.to_string(),
-        None => match provider_subscription {
-            Some(subscription) => subscription.to_string(),
-            None => return Ok(None),
-        },
-    };
-    if [
-        config.get("name"),
-        config.get("resource_group_name"),
-        config.get("resource_group_location"),
-        config.get("tags"),
-        config.get("lock"),
-    ]
-    .iter()
-    .any(|v| !v.is_fully_known())
-    {
-        return Ok(None);
-    }
-    let subscription = SubscriptionId::parse_guid(&subscription)?;
-    let resource_group = config
-        .get("resource_group_name")
-        .as_str()
-        .unwrap_or(ids::BUILTIN_RESOURCE_GROUP)
-        .to_string();
-    let name = config
-        .get("name")
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| ids::builtin_identity_name(&location));
-    let resource_group_location = match config.get("resource_group_location").as_str() {
-        Some(text) => ids::normalize_location(text)?,
-        None => DEFAULT_RESOURCE_GROUP_LOCATION.into(),
-    };
     Ok(Some(Target {
-        identity: UserAssignedIdentityId::new(subscription.as_str(), &resource_group, &name),
+        identity: UserAssignedIdentityId::new(
+            subscription.as_str(),
+            &text("resource_group_name"),
+            &text("name"),
+        ),
         existing: false,
+        subscription: subscription.as_str().to_string(),
         location,
-        resource_group_location,
-        lock: config.get("lock").as_bool().unwrap_or(true),
-        tags: config.get("tags").as_string_map().unwrap_or_default(),
+        resource_group_location: ids::normalize_location(&text("resource_group_location"))?,
+        lock,
+        tags: values.get("tags").as_string_map().unwrap_or_default(),
     }))
 }
 
@@ -351,7 +420,7 @@ fn state_value(
     set("location", Value::String(location));
     set(
         "subscription_id",
-        Value::String(subscription_of_target(target)),
+        Value::String(target.subscription.clone()),
     );
     if target.existing {
         set("resource_group_name", Value::Null);
@@ -413,9 +482,55 @@ fn state_value(
     Value::Object(state)
 }
 
-/// For bring-your-own the configured subscription is the VMs' one, not the identity's.
-fn subscription_of_target(target: &Target) -> String {
-    target.identity.subscription_id().to_string()
+/// The target under the identity's ID as recorded in `prior` when it names the same identity
+/// (an import spelled `built-in-identity-rg`): ARM compares names case-insensitively, so a
+/// case-only difference is no change.
+fn as_recorded(target: &Target, prior: &Value) -> Target {
+    let recorded = prior
+        .get("id")
+        .as_str()
+        .and_then(|id| UserAssignedIdentityId::parse(id).ok());
+    match recorded {
+        Some(recorded)
+            if recorded
+                .to_string()
+                .eq_ignore_ascii_case(&target.identity.to_string()) =>
+        {
+            Target {
+                subscription: if target.existing {
+                    target.subscription.clone()
+                } else {
+                    recorded.subscription_id().to_string()
+                },
+                identity: recorded,
+                ..target.clone()
+            }
+        }
+        _ => target.clone(),
+    }
+}
+
+/// [`state_value`] of an existing object under its recorded spelling: its `id` as recorded, and
+/// the arguments the configuration sets as configured (Terraform holds a provider to them).
+fn recorded_value(
+    config: &Value,
+    prior: &Value,
+    kept: &Target,
+    identity: Option<&Identity>,
+    lock_present: bool,
+) -> Value {
+    let mut value = state_value(config, kept, identity, lock_present);
+    for name in ["subscription_id", "resource_group_name", "name"] {
+        if let Some(text) = config.get(name).as_str() {
+            value = value.with(name, Value::string(text));
+        }
+    }
+    match prior.get("id").as_str() {
+        Some(id) if id.eq_ignore_ascii_case(&kept.identity.to_string()) => {
+            value.with("id", Value::string(id))
+        }
+        _ => value,
+    }
 }
 
 fn with_prior_identity(planned: Value, prior: &Value) -> Value {
@@ -428,14 +543,14 @@ fn with_prior_identity(planned: Value, prior: &Value) -> Value {
     Value::Object(fields)
 }
 
-fn unknown_computed(config: &Value) -> Value {
-    let mut fields = config.as_object().cloned().unwrap_or_default();
+/// The planned value while some argument is unknown: the configuration with its defaults
+/// (never the proposed state, see [`with_defaults`]), everything computed unknown.
+fn unknown_computed(config: &Value, provider_subscription: Option<&str>) -> Value {
+    let mut fields = with_defaults(config, provider_subscription)
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     for name in [
-        "subscription_id",
-        "resource_group_name",
-        "resource_group_location",
-        "name",
-        "lock",
         "id",
         "principal_id",
         "client_id",
@@ -443,9 +558,7 @@ fn unknown_computed(config: &Value) -> Value {
         "lock_id",
         "resource_group_id",
     ] {
-        if fields.get(name).is_none_or(Value::is_null) {
-            fields.insert(name.into(), Value::unknown());
-        }
+        fields.insert(name.into(), Value::unknown());
     }
     Value::Object(fields)
 }
@@ -495,6 +608,58 @@ async fn remove_lock(clients: &AzureClients, target: &Target) -> Result<(), Stri
         .map_err(|e| e.to_string())
 }
 
+/// One in-process lock per subscription and resource group: creating an identity in a group
+/// and deleting that group never overlap (Terraform creates one region's identity while it
+/// destroys another's in the same apply, and ARM deletes everything in a group).
+fn group_lock(subscription: &str, group: &str) -> Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: LazyLock<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> =
+        LazyLock::new(Default::default);
+    let key = format!(
+        "{}/{}",
+        subscription.to_ascii_lowercase(),
+        group.to_ascii_lowercase()
+    );
+    let mut locks = LOCKS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    locks.entry(key).or_default().clone()
+}
+
+/// Whether the group holds nothing: no resource in ARM's list and no identity in the
+/// identity provider's own list (which does not lag behind a fresh create as ARM's may).
+async fn group_is_empty(
+    clients: &AzureClients,
+    subscription: &str,
+    group: &str,
+) -> Result<bool, String> {
+    if !clients
+        .resource_groups
+        .is_empty(subscription, group)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        return Ok(false);
+    }
+    let scope = ids::Scope::parse(&format!(
+        "/subscriptions/{subscription}/resourceGroups/{group}"
+    ))?;
+    Ok(clients
+        .identities
+        .list(&scope)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_empty())
+}
+
+/// The warning of a create that made the identity but not its lock.
+fn lock_not_placed(target: &Target, error: &str) -> String {
+    format!(
+        "{identity} exists and is recorded in state, but its lock `{lock}` is missing: {error}\n\nPlacing the lock needs `{LOCK_PERMISSION}` on the identity (Owner or User Access Administrator; Contributor excludes it). Grant it to the principal Terraform runs as and apply again: the plan shows an in-place update that places the lock. The identity, its principal ID and its role assignments are kept.",
+        identity = target.identity,
+        lock = target.lock_name(),
+    )
+}
+
 impl BuiltinIdentity {
     async fn create(
         &self,
@@ -524,7 +689,7 @@ impl BuiltinIdentity {
                         Vec::new(),
                         "Identity already exists",
                         &format!(
-                            "{id} already exists (perhaps Azure Policy created it). To manage it with Terraform, import it:\n  terraform import {TYPE_NAME}.<name> {id}\nor add an `import` block with that ID.",
+                            "{id} already exists (perhaps Azure Policy created it). To manage it with Terraform, import it:\n  terraform import {TYPE_NAME}.<name> {id}\nor add an `import` block with that ID. An imported identity is adopted: destroy never deletes it.",
                             id = target.identity
                         ),
                     )
@@ -534,6 +699,10 @@ impl BuiltinIdentity {
             }
             let subscription = target.identity.subscription_id();
             let group = target.identity.resource_group();
+            // No destroy of another region's identity may delete the group between our
+            // finding it and our identity being in it.
+            let group_lock = group_lock(subscription, group);
+            let _in_group = group_lock.lock().await;
             match clients.resource_groups.get(subscription, group).await {
                 Ok(Some(_)) => {}
                 Ok(None) => {
@@ -572,7 +741,6 @@ impl BuiltinIdentity {
             {
                 Ok(identity) => identity,
                 Err(error) => {
-                    // The group we may have created stays recorded, so destroy can take it back.
                     return failure(
                         Value::Null,
                         ownership.to_private(),
@@ -582,6 +750,8 @@ impl BuiltinIdentity {
                 }
             }
         };
+        // From here on the identity exists: never an error (Terraform would taint it and
+        // replace it on the next apply). What is missing is in the state and in a warning.
         let mut lock_present = false;
         let mut diagnostics = Diagnostics::default();
         if target.lock {
@@ -592,12 +762,17 @@ impl BuiltinIdentity {
                         lock_present = true;
                         ownership.placed_lock = true;
                     }
-                    Err(error) => diagnostics.error(
-                        "Cannot lock the identity",
-                        &format!("The identity exists and is recorded in state; the next apply places the lock. {error}"),
+                    Err(error) => diagnostics.warning_at(
+                        AttributePath::root("lock_id"),
+                        "Identity created without its lock",
+                        &lock_not_placed(target, &error),
                     ),
                 },
-                Err(error) => diagnostics.error("Cannot read the lock", &error),
+                Err(error) => diagnostics.warning_at(
+                    AttributePath::root("lock_id"),
+                    "Cannot read the identity's lock",
+                    &format!("{error}\n\nThe identity is recorded in state with its lock missing; the next apply places it."),
+                ),
             }
         }
         if !target.existing {
@@ -672,10 +847,15 @@ impl BuiltinIdentity {
                     lock_present = true;
                     ownership.placed_lock = true;
                 }
-                Err(error) => diagnostics.error("Cannot lock the identity", &error),
+                // An update is never tainted: an error keeps the identity and says why.
+                Err(error) => diagnostics.error_at(
+                    AttributePath::root("lock_id"),
+                    "Cannot lock the identity",
+                    &lock_not_placed(target, &error),
+                ),
             }
         } else if !target.lock && had_lock {
-            if ownership.placed_lock || !target.existing {
+            if ownership.owns_lock(target) {
                 if let Err(error) = remove_lock(clients, target).await {
                     diagnostics.error("Cannot remove the lock", &error);
                 } else {
@@ -691,7 +871,13 @@ impl BuiltinIdentity {
             ..target.clone()
         };
         ApplyResponse {
-            new_state: state_value(&request.config, &shown, Some(&identity), lock_present),
+            new_state: recorded_value(
+                &request.config,
+                &request.prior_state,
+                &shown,
+                Some(&identity),
+                lock_present,
+            ),
             private: ownership.to_private(),
             diagnostics,
             ..ApplyResponse::default()
@@ -709,7 +895,7 @@ impl BuiltinIdentity {
             return ApplyResponse::default();
         };
         let lock_recorded = !prior.get("lock_id").is_null();
-        if lock_recorded && (ownership.placed_lock || !target.existing) {
+        if lock_recorded && ownership.owns_lock(&target) {
             if let Err(error) = remove_lock(clients, &target).await {
                 return failure(
                     prior.clone(),
@@ -719,7 +905,8 @@ impl BuiltinIdentity {
                 );
             }
         }
-        if target.existing {
+        if !ownership.owns_identity(&target) {
+            // Your own identity, or one imported (adopted): forgotten, never deleted.
             return ApplyResponse::default();
         }
         if let Err(error) = clients.identities.delete(&target.identity).await {
@@ -732,32 +919,42 @@ impl BuiltinIdentity {
             );
         }
         if ownership.created_resource_group {
-            let subscription = target.identity.subscription_id();
-            let group = target.identity.resource_group();
-            match clients.resource_groups.is_empty(subscription, group).await {
-                Ok(true) => {
-                    if let Err(error) = clients.resource_groups.delete(subscription, group).await {
-                        return ApplyResponse {
-                            diagnostics: {
-                                let mut d = Diagnostics::default();
-                                d.warning(
-                                    "Resource group left in place",
-                                    &format!("This resource created {group} but could not delete it: {error}"),
-                                );
-                                d
-                            },
-                            ..ApplyResponse::default()
-                        };
-                    }
-                }
-                Ok(false) => tracing::debug!(group, "resource group not empty; left in place"),
-                Err(error) => {
-                    tracing::warn!(group, %error, "cannot tell whether the resource group is empty; left in place")
+            self.delete_group_if_empty(clients, &target).await
+        } else {
+            ApplyResponse::default()
+        }
+    }
+
+    /// Deletes the group this resource created, only if it is empty at that moment: ARM
+    /// deletes everything in a group. Holds the group's lock so no create in this process puts
+    /// an identity into it meanwhile, and checks emptiness under that lock, right before.
+    async fn delete_group_if_empty(
+        &self,
+        clients: &AzureClients,
+        target: &Target,
+    ) -> ApplyResponse {
+        let subscription = target.identity.subscription_id();
+        let group = target.identity.resource_group();
+        let group_lock = group_lock(subscription, group);
+        let _in_group = group_lock.lock().await;
+        let mut response = ApplyResponse::default();
+        match group_is_empty(clients, subscription, group).await {
+            Ok(true) => {
+                if let Err(error) = clients.resource_groups.delete(subscription, group).await {
+                    response.diagnostics.warning(
+                        "Resource group left in place",
+                        &format!("This resource created {group} but could not delete it: {error}"),
+                    );
                 }
             }
+            Ok(false) => tracing::debug!(group, "resource group not empty; left in place"),
+            Err(error) => {
+                tracing::warn!(group, %error, "cannot tell whether the resource group is empty; left in place")
+            }
         }
-        ApplyResponse::default()
+        response
     }
+
     /// Read without the deadline: what Azure has now.
     async fn refresh(&self, request: ReadRequest) -> ReadResponse {
         let state = request.current_state;
@@ -827,9 +1024,15 @@ fn target_from_state(state: &Value) -> Option<Target> {
     let id = state.get("id").as_str()?;
     let identity = UserAssignedIdentityId::parse(id).ok()?;
     let existing = !state.get("existing_identity_id").is_null();
+    let subscription = state
+        .get("subscription_id")
+        .as_str()
+        .unwrap_or(identity.subscription_id())
+        .to_string();
     Some(Target {
         identity,
         existing,
+        subscription,
         location: state
             .get("location")
             .as_str()
@@ -882,7 +1085,8 @@ impl Resource for BuiltinIdentity {
         let target = match plan_target(&request.config, provider_subscription.as_deref()) {
             Ok(Some(target)) => target,
             Ok(None) => {
-                response.planned_state = unknown_computed(&request.proposed_new_state);
+                response.planned_state =
+                    unknown_computed(&request.config, provider_subscription.as_deref());
                 return response;
             }
             Err(reason) => {
@@ -899,10 +1103,18 @@ impl Resource for BuiltinIdentity {
         }
         let creating = request.prior_state.is_null();
         let mut planned = state_value(&request.config, &target, None, true);
+        // A lock still to be placed may not be placeable (a principal without the right): its
+        // ID is known only once it exists, so apply can honestly report it missing.
+        let lock_missing = creating || request.prior_state.get("lock_id").is_null();
+        if target.lock && lock_missing {
+            planned = planned.with("lock_id", Value::unknown());
+        }
         if !creating {
             let prior_id = request.prior_state.get("id").as_str().unwrap_or_default();
+            let byo = target.existing && !request.prior_state.get("existing_identity_id").is_null();
             let replacing: Vec<AttributePath> = REPLACING_ARGUMENTS
                 .iter()
+                .filter(|name| !(byo && **name == "subscription_id"))
                 .filter(|name| {
                     let (before, after) = (request.prior_state.get(name), planned.get(name));
                     match (before.as_str(), after.as_str()) {
@@ -916,9 +1128,24 @@ impl Resource for BuiltinIdentity {
                 .map(|name| AttributePath::root(*name))
                 .collect();
             if replacing.is_empty() && prior_id.eq_ignore_ascii_case(&target.identity.to_string()) {
+                // The identity as recorded: a case-only difference is no change.
+                let kept = as_recorded(&target, &request.prior_state);
+                planned = recorded_value(&request.config, &request.prior_state, &kept, None, true);
+                if target.lock && lock_missing {
+                    planned = planned.with("lock_id", Value::unknown());
+                }
                 planned = with_prior_identity(planned, &request.prior_state);
-                // Keep the ID as recorded (ARM may spell the group in another case).
-                planned = planned.with("id", Value::String(prior_id.to_string()));
+                if target.lock && lock_missing {
+                    response.diagnostics.warning_at(
+                        AttributePath::root("lock_id"),
+                        "The identity's lock is missing",
+                        &format!(
+                            "{} has no lock `{}`; this apply places it, in place (the identity is kept). Placing it needs `{LOCK_PERMISSION}` on the identity (Owner or User Access Administrator; Contributor excludes it).",
+                            target.identity,
+                            target.lock_name()
+                        ),
+                    );
+                }
             }
             response.requires_replace = replacing;
         }
@@ -966,7 +1193,8 @@ impl Resource for BuiltinIdentity {
             if request.prior_state.is_null() {
                 self.create(&clients, &request.config, &target).await
             } else {
-                self.update(&clients, &request, &target).await
+                let kept = as_recorded(&target, &request.prior_state);
+                self.update(&clients, &request, &kept).await
             }
         };
         match tokio::time::timeout(deadline, work).await {
@@ -1004,12 +1232,12 @@ impl Resource for BuiltinIdentity {
 
     async fn import(&self, request: ImportRequest) -> ImportResponse {
         let mut response = ImportResponse::default();
-        let identity_id = match UserAssignedIdentityId::parse(request.id.trim()) {
-            Ok(id) => id,
+        let what = match parse_import_id(&request.id) {
+            Ok(what) => what,
             Err(reason) => {
                 response.diagnostics.error(
                     "Invalid import ID",
-                    &format!("Import {TYPE_NAME} by the identity's resource ID, like /subscriptions/{{id}}/resourceGroups/Built-In-Identity-RG/providers/Microsoft.ManagedIdentity/userAssignedIdentities/Built-In-Identity-eastus. {reason}"),
+                    &format!("{reason}\n\n{IMPORT_ID_FORMATS}"),
                 );
                 return response;
             }
@@ -1020,6 +1248,10 @@ impl Resource for BuiltinIdentity {
                 response.diagnostics = diagnostics;
                 return response;
             }
+        };
+        let identity_id = match &what {
+            ImportTarget::Named(id) => id.clone(),
+            ImportTarget::Existing { identity, .. } => identity.clone(),
         };
         let identity = match clients.identities.get(&identity_id).await {
             Ok(Some(identity)) => identity,
@@ -1037,42 +1269,92 @@ impl Resource for BuiltinIdentity {
                 return response;
             }
         };
-        let resource_group_location = match clients
-            .resource_groups
-            .get(identity_id.subscription_id(), identity_id.resource_group())
-            .await
-        {
-            Ok(Some(group)) => ids::normalize_location(&group.location).unwrap_or(group.location),
-            _ => DEFAULT_RESOURCE_GROUP_LOCATION.to_string(),
-        };
-        let target = Target {
-            location: ids::normalize_location(&identity.location)
-                .unwrap_or(identity.location.clone()),
-            resource_group_location,
-            existing: false,
-            lock: true,
-            tags: identity.tags.clone(),
-            identity: identity_id.clone(),
-        };
-        let lock_present = lock_exists(&clients, &target).await.unwrap_or(false);
-        let skeleton = Value::object([
-            ("existing_identity_id", Value::Null),
-            ("timeouts", Value::Null),
-            (
-                "tags",
-                if identity.tags.is_empty() {
+        let identity_location =
+            ids::normalize_location(&identity.location).unwrap_or(identity.location.clone());
+        let (target, skeleton) = match what {
+            ImportTarget::Named(id) => {
+                let resource_group_location = match clients
+                    .resource_groups
+                    .get(id.subscription_id(), id.resource_group())
+                    .await
+                {
+                    Ok(Some(group)) => {
+                        ids::normalize_location(&group.location).unwrap_or(group.location)
+                    }
+                    _ => DEFAULT_RESOURCE_GROUP_LOCATION.to_string(),
+                };
+                let target = Target {
+                    subscription: id.subscription_id().to_string(),
+                    identity: id,
+                    existing: false,
+                    location: identity_location,
+                    resource_group_location,
+                    lock: true,
+                    tags: identity.tags.clone(),
+                };
+                let tags = if identity.tags.is_empty() {
                     Value::Null
                 } else {
                     Value::Map(BTreeMap::new())
-                },
-            ),
-        ]);
-        let state = state_value(&skeleton, &target, Some(&identity), lock_present)
-            .with("id", Value::String(request.id.trim().to_string()));
-        // An imported identity is now ours to destroy; its lock comes off with it.
+                };
+                let skeleton = Value::object([
+                    ("existing_identity_id", Value::Null),
+                    ("timeouts", Value::Null),
+                    ("tags", tags),
+                ]);
+                (target, skeleton)
+            }
+            ImportTarget::Existing {
+                id_text,
+                identity,
+                location,
+                subscription,
+            } => {
+                let subscription =
+                    subscription.unwrap_or_else(|| clients.subscription_id().to_string());
+                let target = Target {
+                    lock: identity
+                        .subscription_id()
+                        .eq_ignore_ascii_case(&subscription),
+                    identity,
+                    existing: true,
+                    subscription,
+                    location: location.unwrap_or(identity_location),
+                    resource_group_location: DEFAULT_RESOURCE_GROUP_LOCATION.into(),
+                    tags: BTreeMap::new(),
+                };
+                let skeleton = Value::object([
+                    ("existing_identity_id", Value::String(id_text)),
+                    ("timeouts", Value::Null),
+                    ("tags", Value::Null),
+                ]);
+                (target, skeleton)
+            }
+        };
+        let lock_present = if target.lock {
+            match lock_exists(&clients, &target).await {
+                Ok(present) => present,
+                Err(error) => {
+                    response
+                        .diagnostics
+                        .error("Cannot read the identity's lock", &error);
+                    return response;
+                }
+            }
+        } else {
+            false
+        };
+        let mut state = state_value(&skeleton, &target, Some(&identity), lock_present);
+        if !target.existing {
+            // The ID as given (ARM may spell the group in another case).
+            state = state.with("id", Value::String(request.id.trim().to_string()));
+        }
+        // Terraform did not create it: adopted, never deleted by destroy; its lock, if it has
+        // one, is not ours either. A lock the next apply places is.
         let ownership = Ownership {
             created_resource_group: false,
-            placed_lock: true,
+            placed_lock: false,
+            adopted_identity: true,
         };
         response.imported.push(ImportedResource {
             state,
@@ -1081,6 +1363,53 @@ impl Resource for BuiltinIdentity {
         });
         response
     }
+}
+
+/// What an import ID names (docs/resources/builtin_identity.md, "Import").
+#[derive(Debug, Clone, PartialEq)]
+enum ImportTarget {
+    /// `{identity ID}`: an identity configured without `existing_identity_id` (the policy's
+    /// `Built-In-Identity-{location}`, or `name` and `resource_group_name`).
+    Named(UserAssignedIdentityId),
+    /// `existing:{identity ID}[?location={region}&subscription_id={guid}]`: your own identity,
+    /// configured with `existing_identity_id`.
+    Existing {
+        id_text: String,
+        identity: UserAssignedIdentityId,
+        location: Option<String>,
+        subscription: Option<String>,
+    },
+}
+
+const IMPORT_ID_FORMATS: &str = "Import mig_builtin_identity by\n  {identity ID} for an identity configured without `existing_identity_id` (the policy's Built-In-Identity-{location}), or\n  existing:{identity ID}[?location={region}&subscription_id={guid}] for your own identity (`existing_identity_id`); `location` defaults to the identity's region, `subscription_id` to the provider's.\nAn imported identity is adopted: destroy never deletes it.";
+
+fn parse_import_id(text: &str) -> Result<ImportTarget, String> {
+    let text = text.trim();
+    let Some(rest) = text.strip_prefix("existing:") else {
+        return UserAssignedIdentityId::parse(text).map(ImportTarget::Named);
+    };
+    let (id_text, options) = rest.split_once('?').unwrap_or((rest, ""));
+    let identity = UserAssignedIdentityId::parse(id_text)?;
+    let (mut location, mut subscription) = (None, None);
+    for option in options.split('&').filter(|o| !o.is_empty()) {
+        match option.split_once('=') {
+            Some(("location", region)) => location = Some(ids::normalize_location(region)?),
+            Some(("subscription_id", guid)) => {
+                subscription = Some(SubscriptionId::parse_guid(guid)?.as_str().to_string())
+            }
+            _ => {
+                return Err(format!(
+                    "Unknown import option `{option}`; the options are `location` and `subscription_id`."
+                ))
+            }
+        }
+    }
+    Ok(ImportTarget::Existing {
+        id_text: id_text.to_string(),
+        identity,
+        location,
+        subscription,
+    })
 }
 
 #[cfg(test)]
@@ -1199,8 +1528,136 @@ mod tests {
         let ownership = Ownership {
             created_resource_group: true,
             placed_lock: false,
+            adopted_identity: true,
         };
         assert_eq!(Ownership::from_private(&ownership.to_private()), ownership);
         assert_eq!(Ownership::from_private(b""), Ownership::default());
+        // Private state written before adoption was recorded: what we created stays ours.
+        let old =
+            Ownership::from_private(br#"{"created_resource_group":false,"placed_lock":true}"#);
+        assert!(!old.adopted_identity);
+    }
+
+    #[test]
+    fn an_adopted_identity_and_its_lock_are_not_ours_unless_we_placed_the_lock() {
+        let target = plan_target(&config(&[("location", Value::from("eastus"))]), Some(SUB))
+            .unwrap()
+            .unwrap();
+        let adopted = Ownership {
+            adopted_identity: true,
+            ..Ownership::default()
+        };
+        assert!(!adopted.owns_identity(&target));
+        assert!(!adopted.owns_lock(&target));
+        let locked_by_us = Ownership {
+            placed_lock: true,
+            ..adopted
+        };
+        assert!(locked_by_us.owns_lock(&target));
+        assert!(!locked_by_us.owns_identity(&target));
+        assert!(Ownership::default().owns_identity(&target));
+    }
+
+    #[test]
+    fn defaults_come_from_the_configuration_not_the_proposed_state() {
+        let defaulted = with_defaults(
+            &config(&[("location", Value::from("West Europe"))]),
+            Some(SUB),
+        );
+        assert_eq!(defaulted.get("subscription_id").as_str(), Some(SUB));
+        assert_eq!(
+            defaulted.get("resource_group_name").as_str(),
+            Some("Built-In-Identity-RG")
+        );
+        assert_eq!(
+            defaulted.get("resource_group_location").as_str(),
+            Some("eastus")
+        );
+        assert_eq!(
+            defaulted.get("name").as_str(),
+            Some("Built-In-Identity-westeurope")
+        );
+        assert_eq!(defaulted.get("lock").as_bool(), Some(true));
+        // A configured value wins; an unknown one stays unknown, and so do defaults that
+        // depend on it.
+        let configured = with_defaults(
+            &config(&[
+                ("location", Value::unknown()),
+                ("lock", Value::Bool(false)),
+                ("resource_group_location", Value::unknown()),
+            ]),
+            Some(SUB),
+        );
+        assert_eq!(configured.get("lock").as_bool(), Some(false));
+        assert!(configured.get("resource_group_location").is_unknown());
+        assert!(configured.get("name").is_unknown());
+        // Bring your own: nothing to name, the lock as the policy decides.
+        let id = format!("/subscriptions/{OTHER_SUB}/resourceGroups/ids/providers/Microsoft.ManagedIdentity/userAssignedIdentities/shared");
+        let byo = with_defaults(
+            &config(&[
+                ("location", Value::from("eastus")),
+                ("existing_identity_id", Value::from(id.as_str())),
+            ]),
+            Some(SUB),
+        );
+        assert!(byo.get("name").is_null());
+        assert!(byo.get("resource_group_name").is_null());
+        assert_eq!(byo.get("lock").as_bool(), Some(false));
+        // Unknown whether it is your own: nothing is decided.
+        let unknown = with_defaults(
+            &config(&[
+                ("location", Value::from("eastus")),
+                ("existing_identity_id", Value::unknown()),
+            ]),
+            Some(SUB),
+        );
+        assert!(unknown.get("name").is_unknown());
+        assert!(unknown.get("lock").is_unknown());
+        assert_eq!(
+            plan_target(
+                &config(&[
+                    ("location", Value::from("eastus")),
+                    ("existing_identity_id", Value::unknown()),
+                ]),
+                Some(SUB)
+            ),
+            Ok(None),
+            "an unknown `existing_identity_id` is not a policy-named identity"
+        );
+    }
+
+    #[test]
+    fn import_ids_name_the_mode() {
+        let id = format!("/subscriptions/{SUB}/resourceGroups/Built-In-Identity-RG/providers/Microsoft.ManagedIdentity/userAssignedIdentities/Built-In-Identity-eastus");
+        assert_eq!(
+            parse_import_id(&format!(" {id} ")),
+            Ok(ImportTarget::Named(
+                UserAssignedIdentityId::parse(&id).unwrap()
+            ))
+        );
+        let mine = format!("/subscriptions/{OTHER_SUB}/resourceGroups/ids/providers/Microsoft.ManagedIdentity/userAssignedIdentities/shared");
+        assert_eq!(
+            parse_import_id(&format!("existing:{mine}")),
+            Ok(ImportTarget::Existing {
+                id_text: mine.clone(),
+                identity: UserAssignedIdentityId::parse(&mine).unwrap(),
+                location: None,
+                subscription: None,
+            })
+        );
+        assert_eq!(
+            parse_import_id(&format!(
+                "existing:{mine}?location=West Europe&subscription_id={SUB}"
+            )),
+            Ok(ImportTarget::Existing {
+                id_text: mine.clone(),
+                identity: UserAssignedIdentityId::parse(&mine).unwrap(),
+                location: Some("westeurope".into()),
+                subscription: Some(SUB.into()),
+            })
+        );
+        assert!(parse_import_id(&format!("existing:{mine}?lock=false")).is_err());
+        assert!(parse_import_id("existing:/subscriptions/x").is_err());
+        assert!(parse_import_id("Built-In-Identity-eastus").is_err());
     }
 }
