@@ -87,6 +87,18 @@ fn level_name(level: &Level) -> &'static str {
     }
 }
 
+/// go-plugin parses `@timestamp` with Go's layout `2006-01-02T15:04:05.000000Z07:00`: exactly
+/// six fractional digits. A line whose timestamp does not parse is demoted to a DEBUG line of
+/// raw text, losing its level, so warnings would vanish under `TF_LOG=WARN`.
+fn hclog_timestamp(now: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    now.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_default()
+}
+
 /// One log line, as hclog writes it.
 pub fn format_line(
     module: &str,
@@ -94,9 +106,7 @@ pub fn format_line(
     target: &str,
     fields: serde_json::Map<String, serde_json::Value>,
 ) -> String {
-    let timestamp = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let timestamp = hclog_timestamp(time::OffsetDateTime::now_utc());
     let mut line = serde_json::Map::new();
     line.insert("@level".into(), level_name(level).into());
     line.insert("@module".into(), module.into());
@@ -160,5 +170,11 @@ mod tests {
         assert_eq!(parsed["@message"], "listing machines");
         assert_eq!(parsed["scope"], "/subscriptions/x");
         assert!(parsed["@timestamp"].as_str().unwrap().contains('T'));
+    }
+
+    #[test]
+    fn timestamps_have_the_six_fractional_digits_go_plugin_parses() {
+        let at = time::macros::datetime!(2026-11-26 13:39:01.974123456 +01:00);
+        assert_eq!(hclog_timestamp(at), "2026-11-26T12:39:01.974123Z");
     }
 }
