@@ -343,3 +343,165 @@ fn the_action_removes_the_same_set() {
     assert!(!remaining.contains(DEAD_SP));
     assert!(remaining.contains(DEAD_SP_ABOVE) && remaining.contains(DEAD_USER));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Optional arguments with a default: removing one from the configuration plans its default
+// again. Terraform's proposed new state keeps the prior value of an optional+computed
+// argument whose configuration is null, so a provider defaulting from it would keep the old
+// value forever; the defaults are declared on the schema and applied from the configuration.
+// ---------------------------------------------------------------------------------------------
+
+/// With `base` and `setting` (like `mode = "report"`): apply and check the state holds
+/// `set`, run `after_set`; then without `setting`: the plan updates `name` in place back to
+/// `default`, the apply records it, and the next plan is clean. Returns the final state.
+fn removing_goes_back_to_the_default(
+    emulator: &Emulator,
+    base: &str,
+    setting: &str,
+    name: &str,
+    set: Json,
+    default: Json,
+    after_set: impl FnOnce(&Json),
+) -> Json {
+    let work = Workdir::new(&config(emulator, &format!("{base}\n  {setting}")));
+    work.init();
+    work.apply();
+    let state = work
+        .state_resources()
+        .remove("mig_orphan_cleanup.rg")
+        .unwrap();
+    assert_eq!(state[name], set, "{state}");
+    after_set(&state);
+    assert!(!work.plan_has_changes(), "set and applied: nothing to do");
+
+    work.write("main.tf", &config(emulator, base));
+    let plan = work.plan_json();
+    let change = &plan["resource_changes"][0]["change"];
+    assert_eq!(change["actions"], json!(["update"]), "in place: {change}");
+    assert_eq!(change["before"][name], set);
+    assert_eq!(
+        change["after"][name], default,
+        "removed from the configuration, {name} goes back to its default"
+    );
+    work.run_ok(&["apply", "-input=false", "-no-color", "tfplan"]);
+    let state = work
+        .state_resources()
+        .remove("mig_orphan_cleanup.rg")
+        .unwrap();
+    assert_eq!(state[name], default, "{state}");
+    assert!(
+        !work.plan_has_changes(),
+        "the default applied: nothing to do"
+    );
+    state
+}
+
+#[test]
+fn removing_mode_goes_back_to_delete() {
+    let emulator = Emulator::start(&scenario());
+    let before = assigned_principals(&emulator);
+    removing_goes_back_to_the_default(
+        &emulator,
+        "",
+        r#"mode = "report""#,
+        "mode",
+        json!("report"),
+        json!("delete"),
+        |state| {
+            assert_eq!(
+                assigned_principals(&emulator),
+                before,
+                "report mode removes nothing"
+            );
+            assert_eq!(state["removed_ids"], json!([]));
+        },
+    );
+    // Back in `delete` mode, the orphan at the scope was removed, and only it.
+    let remaining = assigned_principals(&emulator);
+    assert!(!remaining.contains(DEAD_SP), "{remaining:?}");
+    let mut expected = before.clone();
+    expected.remove(DEAD_SP);
+    assert_eq!(remaining, expected);
+}
+
+#[test]
+fn removing_max_deletions_goes_back_to_50() {
+    let emulator = Emulator::start(&scenario());
+    let state = removing_goes_back_to_the_default(
+        &emulator,
+        "",
+        "max_deletions = 5",
+        "max_deletions",
+        json!(5),
+        json!(50),
+        |_| {
+            assert!(
+                !assigned_principals(&emulator).contains(DEAD_SP),
+                "1 orphan, at most 5: removed"
+            );
+        },
+    );
+    assert_eq!(state["mode"], json!("delete"));
+    assert_eq!(state["removed_ids"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn removing_min_age_goes_back_to_24h() {
+    let emulator = Emulator::start(&scenario());
+    let before = assigned_principals(&emulator);
+    let state = removing_goes_back_to_the_default(
+        &emulator,
+        r#"mode = "report""#,
+        r#"min_age = "0s""#,
+        "min_age",
+        json!("0s"),
+        json!("24h"),
+        |state| {
+            let found: BTreeSet<String> = orphan_principals(state)
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect();
+            assert!(
+                found.contains(DEAD_SP_YOUNG) && found.contains(REPLICATING_SP),
+                "without min_age the young ones are listed: {found:?}"
+            );
+        },
+    );
+    let found: BTreeSet<String> = orphan_principals(&state)
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(
+        found,
+        BTreeSet::from([DEAD_SP.to_string(), DEAD_SP_ABOVE.to_string()]),
+        "with the default min_age they are not"
+    );
+    assert_eq!(assigned_principals(&emulator), before, "report mode");
+}
+
+#[test]
+fn removing_principal_types_goes_back_to_service_principals() {
+    let emulator = Emulator::start(&scenario());
+    let before = assigned_principals(&emulator);
+    let state = removing_goes_back_to_the_default(
+        &emulator,
+        r#"mode = "report""#,
+        r#"principal_types = ["ServicePrincipal", "User"]"#,
+        "principal_types",
+        json!(["ServicePrincipal", "User"]),
+        json!(["ServicePrincipal"]),
+        |state| {
+            assert!(
+                orphan_principals(state).iter().any(|(p, _)| p == DEAD_USER),
+                "users listed while asked for"
+            );
+        },
+    );
+    assert!(
+        !orphan_principals(&state)
+            .iter()
+            .any(|(p, _)| p == DEAD_USER),
+        "and not once the default is back: {state}"
+    );
+    assert_eq!(assigned_principals(&emulator), before, "report mode");
+}

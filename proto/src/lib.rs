@@ -4,17 +4,23 @@
 //! JSON values, the go-plugin handshake with AutoMTLS) and a small framework on top
 //! (`Provider`, `Resource`, `DataSource`, `Function`, `Action`, `ListResource` traits with
 //! decoded `Value`s, schema builders, diagnostics). A provider only uses the framework.
+//! The framework is declarative where Terraform's semantics are easy to get wrong: defaults,
+//! replacement, computed values and validators are declared on `Attribute`s and applied by
+//! the server (`planning`, `validators`); `model` maps values to and from serde types.
 //! Nothing here knows which cloud the provider talks to.
 
 pub mod codec;
 mod diagnostics;
 mod logging;
+pub mod model;
+pub mod planning;
 mod plugin;
 mod provider;
 mod schema;
 mod server;
 mod tls;
 mod types;
+pub mod validators;
 mod value;
 
 /// The generated protocol types, for tests that speak gRPC to a provider.
@@ -40,9 +46,10 @@ pub use provider::{
     Resource,
 };
 pub use schema::{
-    Attribute, Block, IdentityAttribute, IdentitySchema, NestedAttributes, NestedBlock,
-    NestingMode, Schema,
+    Attribute, AttributePlan, Block, IdentityAttribute, IdentitySchema, NestedAttributes,
+    NestedBlock, NestingMode, ReplaceWhen, Schema,
 };
 pub use server::ProviderService;
 pub use types::Type;
+pub use validators::Validator;
 pub use value::{Number, Refinements, Value};

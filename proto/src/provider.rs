@@ -65,21 +65,35 @@ pub trait Provider: Send + Sync + 'static {
 // Managed resources
 // ------------------------------------------------------------------------------------------
 
+/// What a resource plans from.
+///
+/// Before `Resource::plan` runs, the server adjusts Terraform's proposed new state by what
+/// the schema declares (see `crate::planning`): defaults are filled in where the
+/// *configuration* is null (also on update, so removing an argument goes back to its
+/// default); computed-only attributes are unknown on create, unknown on update unless
+/// declared `use_state_for_unknown`, and their prior value when nothing settable changed.
+/// The resource may refine the planned state further. After it returns, the server adds the
+/// paths of changed `requires_replace` attributes to the response's own `requires_replace`.
 #[derive(Debug, Clone, Default)]
 pub struct PlanRequest {
     /// Null when creating.
     pub prior_state: Value,
-    /// Null when destroying.
+    /// Null when destroying. Already adjusted by the schema's declarations (see above).
     pub proposed_new_state: Value,
     pub config: Value,
     pub prior_private: Vec<u8>,
     pub prior_identity: Option<Value>,
     pub client_capabilities: ClientCapabilities,
+    /// The attributes declared `requires_replace` that the adjusted proposed state changes.
+    /// The server reports them whatever the resource answers; a resource may add its own.
+    pub requires_replace: Vec<AttributePath>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct PlanResponse {
     pub planned_state: Value,
+    /// Paths whose change replaces the resource, besides those the schema declares (the
+    /// server adds those; duplicates are removed).
     pub requires_replace: Vec<AttributePath>,
     pub planned_private: Vec<u8>,
     pub diagnostics: Diagnostics,
@@ -155,9 +169,11 @@ pub trait Resource: Send + Sync {
     fn identity_schema(&self) -> Option<IdentitySchema> {
         None
     }
+    /// Checks beyond the validators declared on the schema (the server runs those first).
     async fn validate_config(&self, _config: &Value) -> Diagnostics {
         Diagnostics::default()
     }
+    /// Plans from the proposed new state the server already adjusted (see `PlanRequest`).
     async fn plan(&self, request: PlanRequest) -> PlanResponse {
         PlanResponse {
             planned_state: request.proposed_new_state,
@@ -205,9 +221,11 @@ pub struct DataReadResponse {
 pub trait DataSource: Send + Sync {
     fn type_name(&self) -> &'static str;
     fn schema(&self) -> Schema;
+    /// Checks beyond the validators declared on the schema (the server runs those first).
     async fn validate_config(&self, _config: &Value) -> Diagnostics {
         Diagnostics::default()
     }
+    /// `request.config` has the schema's declared defaults filled in where it is null.
     async fn read(&self, request: DataReadRequest) -> DataReadResponse;
 }
 
@@ -276,13 +294,17 @@ impl Progress {
 pub trait Action: Send + Sync {
     fn type_name(&self) -> &'static str;
     fn schema(&self) -> Schema;
+    /// Checks beyond the validators declared on the schema (the server runs those first).
     async fn validate_config(&self, _config: &Value) -> Diagnostics {
         Diagnostics::default()
     }
-    /// Checks before apply; the action does nothing yet.
+    /// Checks before apply; the action does nothing yet. The server has run the declared
+    /// validators again (values unknown at validation may be known now) and filled in the
+    /// declared defaults.
     async fn plan(&self, _config: &Value) -> Diagnostics {
         Diagnostics::default()
     }
+    /// `config` has the schema's declared defaults filled in where it is null.
     async fn invoke(&self, config: Value, progress: Progress) -> Diagnostics;
 }
 

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::types::Type;
+use crate::validators::Validator;
+use crate::value::Value;
 use crate::wire::tfplugin6 as wire;
 
 #[derive(Debug, Clone, Default)]
@@ -40,6 +42,17 @@ pub struct Block {
 }
 
 impl Block {
+    /// `config` with every declared default filled in where the configuration is null.
+    /// The server does this for data sources and actions; resources get it in their plan.
+    pub fn apply_defaults(&self, config: &Value) -> Value {
+        crate::planning::apply_defaults(self, config, config)
+    }
+
+    /// Runs the declared validators over `config` (the server does this at validation).
+    pub fn validate(&self, config: &Value) -> crate::Diagnostics {
+        crate::planning::validate(self, config)
+    }
+
     pub fn value_type(&self) -> Type {
         let mut fields: BTreeMap<String, Type> = self
             .attributes
@@ -151,6 +164,31 @@ pub struct Attribute {
     pub sensitive: bool,
     pub deprecated: bool,
     pub write_only: bool,
+    /// Declared behaviour the server applies (see `crate::planning`); never sent to
+    /// Terraform.
+    pub plan: AttributePlan,
+    /// Checks of known, non-null configuration values (element-wise on collections).
+    pub validators: Vec<Validator>,
+}
+
+/// How an attribute plans, declared on the schema and applied by the server before the
+/// resource's own `plan` runs.
+#[derive(Debug, Clone, Default)]
+pub struct AttributePlan {
+    /// Planned when the configuration value is null, on create and on update alike.
+    pub default: Option<Value>,
+    /// A planned value that differs from the prior one replaces the resource.
+    pub requires_replace: Option<ReplaceWhen>,
+    /// A computed attribute keeps its prior value on update instead of going unknown.
+    pub use_state_for_unknown: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplaceWhen {
+    /// Any change.
+    Changed,
+    /// A change other than letter case (ARM IDs, names).
+    ChangedIgnoringCase,
 }
 
 impl Attribute {
@@ -166,6 +204,8 @@ impl Attribute {
             sensitive: false,
             deprecated: false,
             write_only: false,
+            plan: AttributePlan::default(),
+            validators: Vec::new(),
         }
     }
 
@@ -216,6 +256,43 @@ impl Attribute {
     pub fn write_only(mut self) -> Attribute {
         self.write_only = true;
         self
+    }
+
+    /// The value planned when the configuration leaves this attribute out (or sets it to
+    /// null), also on update: removing the argument goes back to the default. Makes the
+    /// attribute optional+computed.
+    pub fn default_value(mut self, value: impl Into<Value>) -> Attribute {
+        self.plan.default = Some(value.into());
+        self.optional_computed()
+    }
+
+    /// Changing this attribute replaces the resource.
+    pub fn requires_replace(mut self) -> Attribute {
+        self.plan.requires_replace = Some(ReplaceWhen::Changed);
+        self
+    }
+
+    /// Changing this attribute other than in letter case replaces the resource.
+    pub fn requires_replace_ignoring_case(mut self) -> Attribute {
+        self.plan.requires_replace = Some(ReplaceWhen::ChangedIgnoringCase);
+        self
+    }
+
+    /// For a computed attribute: on update, plan the prior value instead of unknown.
+    pub fn use_state_for_unknown(mut self) -> Attribute {
+        self.plan.use_state_for_unknown = true;
+        self
+    }
+
+    /// Adds a validator; several compose (each runs and reports on its own).
+    pub fn validator(mut self, validator: Validator) -> Attribute {
+        self.validators.push(validator);
+        self
+    }
+
+    /// Computed and not settable: only the provider writes it.
+    pub fn is_computed_only(&self) -> bool {
+        self.computed && !self.optional && !self.required
     }
 
     pub fn nested(mut self, nesting: NestingMode, attributes: Vec<Attribute>) -> Attribute {

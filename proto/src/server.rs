@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::codec;
 use crate::diagnostics::Diagnostics;
+use crate::planning;
 use crate::provider::{
     Action, ApplyRequest, ClientCapabilities, ConfigureRequest, DataReadRequest, DataSource,
     DeferredReason, Function, ImportRequest, ListRequest, ListResource, ListSink, PlanRequest,
@@ -33,11 +34,13 @@ struct ResourceEntry {
 
 struct DataSourceEntry {
     data_source: Arc<dyn DataSource>,
+    schema: Schema,
     ty: Type,
 }
 
 struct ActionEntry {
     action: Arc<dyn Action>,
+    schema: Schema,
     ty: Type,
 }
 
@@ -112,10 +115,14 @@ impl<P: Provider> ProviderService<P> {
             .data_sources()
             .into_iter()
             .map(|data_source| {
-                let ty = data_source.schema().value_type();
+                let schema = data_source.schema();
                 (
                     data_source.type_name().to_string(),
-                    DataSourceEntry { data_source, ty },
+                    DataSourceEntry {
+                        data_source,
+                        ty: schema.value_type(),
+                        schema,
+                    },
                 )
             })
             .collect();
@@ -128,8 +135,15 @@ impl<P: Provider> ProviderService<P> {
             .actions()
             .into_iter()
             .map(|action| {
-                let ty = action.schema().value_type();
-                (action.type_name().to_string(), ActionEntry { action, ty })
+                let schema = action.schema();
+                (
+                    action.type_name().to_string(),
+                    ActionEntry {
+                        action,
+                        ty: schema.value_type(),
+                        schema,
+                    },
+                )
             })
             .collect();
         let lists: HashMap<String, ListEntry> = provider
@@ -152,7 +166,7 @@ impl<P: Provider> ProviderService<P> {
                 .collect(),
             data_source_schemas: data_sources
                 .iter()
-                .map(|(name, entry)| (name.clone(), entry.data_source.schema().to_wire()))
+                .map(|(name, entry)| (name.clone(), entry.schema.to_wire()))
                 .collect(),
             functions: functions_response.clone(),
             ephemeral_resource_schemas: HashMap::new(),
@@ -167,7 +181,7 @@ impl<P: Provider> ProviderService<P> {
                     (
                         name.clone(),
                         wire::ActionSchema {
-                            schema: Some(entry.action.schema().to_wire()),
+                            schema: Some(entry.schema.to_wire()),
                         },
                     )
                 })
@@ -202,6 +216,16 @@ fn unknown_type(kind: &str, type_name: &str) -> Vec<wire::Diagnostic> {
         &format!("This provider has no {kind} type `{type_name}`."),
     )
     .to_wire()
+}
+
+/// Adds `extra` to `diagnostics`, leaving out any already there (a resource that still
+/// checks by hand what its schema declares reports each problem once).
+fn merge(diagnostics: &mut Diagnostics, extra: Diagnostics) {
+    for diagnostic in extra.items {
+        if !diagnostics.items.contains(&diagnostic) {
+            diagnostics.items.push(diagnostic);
+        }
+    }
 }
 
 fn unsupported(what: &str) -> Vec<wire::Diagnostic> {
@@ -408,7 +432,11 @@ impl<P: Provider> wire::provider_server::Provider for ProviderService<P> {
         let empty = wire::validate_resource_config::Response::default();
         let entry = try_decode!(self.resource(&request.type_name), empty);
         let config = try_decode!(decode(request.config.as_ref(), &entry.ty), empty);
-        let diagnostics = entry.resource.validate_config(&config).await;
+        let mut diagnostics = entry.schema.block.validate(&config);
+        merge(
+            &mut diagnostics,
+            entry.resource.validate_config(&config).await,
+        );
         Ok(Response::new(wire::validate_resource_config::Response {
             diagnostics: diagnostics.to_wire(),
         }))
@@ -427,7 +455,11 @@ impl<P: Provider> wire::provider_server::Provider for ProviderService<P> {
             empty
         );
         let config = try_decode!(decode(request.config.as_ref(), &entry.ty), empty);
-        let diagnostics = entry.data_source.validate_config(&config).await;
+        let mut diagnostics = entry.schema.block.validate(&config);
+        merge(
+            &mut diagnostics,
+            entry.data_source.validate_config(&config).await,
+        );
         Ok(Response::new(
             wire::validate_data_resource_config::Response {
                 diagnostics: diagnostics.to_wire(),
@@ -603,24 +635,35 @@ impl<P: Provider> wire::provider_server::Provider for ProviderService<P> {
             ),
             empty
         );
+        let block = &entry.schema.block;
+        // The declarative layer first: defaults, computed values, replacement.
+        let proposed_new_state =
+            planning::plan_proposed(block, &config, &prior_state, &proposed_new_state);
+        let declared_replace = planning::requires_replace(block, &prior_state, &proposed_new_state);
         let response = entry
             .resource
             .plan(PlanRequest {
-                prior_state,
+                prior_state: prior_state.clone(),
                 proposed_new_state,
                 config,
                 prior_private: request.prior_private,
                 prior_identity,
                 client_capabilities: capabilities(request.client_capabilities.as_ref()),
+                requires_replace: declared_replace,
             })
             .await;
+        // Recomputed on what the resource planned (it may have refined values), then the
+        // resource's own paths added.
+        let mut requires_replace =
+            planning::requires_replace(block, &prior_state, &response.planned_state);
+        for path in response.requires_replace {
+            if !requires_replace.contains(&path) {
+                requires_replace.push(path);
+            }
+        }
         Ok(Response::new(wire::plan_resource_change::Response {
             planned_state: encode(&response.planned_state, &entry.ty),
-            requires_replace: response
-                .requires_replace
-                .iter()
-                .map(|p| p.to_wire())
-                .collect(),
+            requires_replace: requires_replace.iter().map(|p| p.to_wire()).collect(),
             planned_private: response.planned_private,
             diagnostics: response.diagnostics.to_wire(),
             legacy_type_system: false,
@@ -735,7 +778,7 @@ impl<P: Provider> wire::provider_server::Provider for ProviderService<P> {
         let response = entry
             .data_source
             .read(DataReadRequest {
-                config,
+                config: entry.schema.block.apply_defaults(&config),
                 client_capabilities: capabilities(request.client_capabilities.as_ref()),
             })
             .await;
@@ -1050,7 +1093,11 @@ impl<P: Provider> wire::provider_server::Provider for ProviderService<P> {
             empty
         );
         let config = try_decode!(decode(request.config.as_ref(), &entry.ty), empty);
-        let diagnostics = entry.action.plan(&config).await;
+        let mut diagnostics = entry.schema.block.validate(&config);
+        if !diagnostics.has_errors() {
+            let config = entry.schema.block.apply_defaults(&config);
+            merge(&mut diagnostics, entry.action.plan(&config).await);
+        }
         Ok(Response::new(wire::plan_action::Response {
             diagnostics: diagnostics.to_wire(),
             deferred: None,
@@ -1073,8 +1120,12 @@ impl<P: Provider> wire::provider_server::Provider for ProviderService<P> {
             .get(&request.action_type)
             .ok_or_else(|| unknown_type("action", &request.action_type))
             .and_then(|entry| {
-                decode(request.config.as_ref(), &entry.ty)
-                    .map(|config| (entry.action.clone(), config))
+                decode(request.config.as_ref(), &entry.ty).map(|config| {
+                    (
+                        entry.action.clone(),
+                        entry.schema.block.apply_defaults(&config),
+                    )
+                })
             });
         let (action, config) = match decoded {
             Ok(found) => found,
@@ -1122,7 +1173,11 @@ impl<P: Provider> wire::provider_server::Provider for ProviderService<P> {
             empty
         );
         let config = try_decode!(decode(request.config.as_ref(), &entry.ty), empty);
-        let diagnostics = entry.action.validate_config(&config).await;
+        let mut diagnostics = entry.schema.block.validate(&config);
+        merge(
+            &mut diagnostics,
+            entry.action.validate_config(&config).await,
+        );
         Ok(Response::new(wire::validate_action_config::Response {
             diagnostics: diagnostics.to_wire(),
         }))

@@ -120,6 +120,65 @@ impl Function for Echo {
     }
 }
 
+/// A resource that declares instead of coding: a default, replacement, a validator, a
+/// computed value kept across updates; its own plan adds one replacement path by hand.
+struct Gadget;
+
+fn gadget_schema() -> Schema {
+    Schema::new(
+        0,
+        Block {
+            attributes: vec![
+                Attribute::required("name", Type::String).requires_replace_ignoring_case(),
+                Attribute::optional("mode", Type::String)
+                    .default_value("enforce")
+                    .validator(Validator::one_of("Invalid mode", &["enforce", "audit"])),
+                Attribute::optional("size", Type::Number),
+                Attribute::computed("id", Type::String).use_state_for_unknown(),
+                Attribute::computed("revision", Type::Number),
+            ],
+            ..Block::default()
+        },
+    )
+}
+
+#[async_trait]
+impl Resource for Gadget {
+    fn type_name(&self) -> &'static str {
+        "test_declared"
+    }
+    fn schema(&self) -> Schema {
+        gadget_schema()
+    }
+    async fn plan(&self, request: PlanRequest) -> PlanResponse {
+        let mut response = PlanResponse {
+            planned_state: request.proposed_new_state.clone(),
+            ..PlanResponse::default()
+        };
+        // A rule of its own: growing is fine, shrinking replaces.
+        let (before, after) = (
+            request.prior_state.get("size").as_i64(),
+            request.proposed_new_state.get("size").as_i64(),
+        );
+        if matches!((before, after), (Some(b), Some(a)) if a < b) {
+            response.requires_replace.push(AttributePath::root("size"));
+        }
+        response
+    }
+    async fn apply(&self, request: ApplyRequest) -> ApplyResponse {
+        ApplyResponse {
+            new_state: request.planned_state,
+            ..ApplyResponse::default()
+        }
+    }
+    async fn read(&self, request: ReadRequest) -> ReadResponse {
+        ReadResponse {
+            new_state: request.current_state,
+            ..ReadResponse::default()
+        }
+    }
+}
+
 struct TestProvider;
 
 #[async_trait]
@@ -134,7 +193,7 @@ impl Provider for TestProvider {
         Diagnostics::default()
     }
     fn resources(&self) -> Vec<Arc<dyn Resource>> {
-        vec![Arc::new(Widget)]
+        vec![Arc::new(Widget), Arc::new(Gadget)]
     }
     fn functions(&self) -> Vec<Arc<dyn Function>> {
         vec![Arc::new(Echo)]
@@ -347,4 +406,130 @@ async fn unused_features_answer_with_valid_responses() {
         .unwrap()
         .into_inner();
     assert_eq!(metadata.resources[0].type_name, "test_widget");
+}
+
+/// Plans `test_declared` as Terraform would: the proposed state keeps prior values of
+/// computed attributes whose config is null.
+async fn plan_gadget(prior: &Value, config: &Value) -> (Value, Vec<String>, Vec<wire::Diagnostic>) {
+    let ty = gadget_schema().value_type();
+    let mut proposed = config.as_object().unwrap().clone();
+    for name in ["mode", "id", "revision"] {
+        if config.get(name).is_null() {
+            proposed.insert(name.into(), prior.get(name).clone());
+        }
+    }
+    let response = service()
+        .plan_resource_change(Request::new(wire::plan_resource_change::Request {
+            type_name: "test_declared".into(),
+            prior_state: dynamic(prior, &ty),
+            proposed_new_state: dynamic(&Value::Object(proposed), &ty),
+            config: dynamic(config, &ty),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let planned = codec::from_msgpack(&response.planned_state.unwrap().msgpack, &ty).unwrap();
+    let replace = response
+        .requires_replace
+        .iter()
+        .map(|path| match &path.steps[0].selector {
+            Some(wire::attribute_path::step::Selector::AttributeName(name)) => name.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    (planned, replace, response.diagnostics)
+}
+
+fn gadget(fields: &[(&str, Value)]) -> Value {
+    let mut all = Value::object([
+        ("name", Value::Null),
+        ("mode", Value::Null),
+        ("size", Value::Null),
+        ("id", Value::Null),
+        ("revision", Value::Null),
+    ]);
+    for (name, value) in fields {
+        all = all.with(name, value.clone());
+    }
+    all
+}
+
+#[tokio::test]
+async fn declared_default_comes_back_when_the_argument_is_removed() {
+    // Created with mode = "audit" ...
+    let (planned, replace, diagnostics) = plan_gadget(
+        &Value::Null,
+        &gadget(&[("name", Value::from("g")), ("mode", Value::from("audit"))]),
+    )
+    .await;
+    assert!(diagnostics.is_empty() && replace.is_empty());
+    assert_eq!(planned.get("mode"), &Value::from("audit"));
+    assert!(planned.get("id").is_unknown() && planned.get("revision").is_unknown());
+    let state = planned
+        .with("id", Value::from("g-1"))
+        .with("revision", Value::int(1));
+
+    // ... then the argument removed: the plan goes back to the default, in place.
+    let (planned, replace, _) = plan_gadget(&state, &gadget(&[("name", Value::from("g"))])).await;
+    assert_eq!(planned.get("mode"), &Value::from("enforce"));
+    assert_eq!(
+        planned.get("id"),
+        &Value::from("g-1"),
+        "use_state_for_unknown"
+    );
+    assert!(
+        planned.get("revision").is_unknown(),
+        "changes with the update"
+    );
+    assert!(replace.is_empty(), "{replace:?}");
+
+    // Applied; the next plan with the same config is empty.
+    let state = planned.with("revision", Value::int(2));
+    let (planned, replace, _) = plan_gadget(&state, &gadget(&[("name", Value::from("g"))])).await;
+    assert_eq!(planned, state, "no spurious diff");
+    assert!(replace.is_empty());
+
+    // A new name (not just its case) replaces; the resource's own rule adds to that.
+    let (_, replace, _) = plan_gadget(&state, &gadget(&[("name", Value::from("G"))])).await;
+    assert!(replace.is_empty(), "case only: {replace:?}");
+    let sized = state.with("size", Value::int(3));
+    let (_, replace, _) = plan_gadget(
+        &sized,
+        &gadget(&[("name", Value::from("h")), ("size", Value::int(2))]),
+    )
+    .await;
+    assert_eq!(replace, vec!["name".to_string(), "size".to_string()]);
+}
+
+#[tokio::test]
+async fn declared_validators_run_at_validation_with_the_path() {
+    let ty = gadget_schema().value_type();
+    let validate = |config: Value| {
+        let ty = ty.clone();
+        async move {
+            service()
+                .validate_resource_config(Request::new(wire::validate_resource_config::Request {
+                    type_name: "test_declared".into(),
+                    config: dynamic(&config, &ty),
+                    client_capabilities: None,
+                }))
+                .await
+                .unwrap()
+                .into_inner()
+                .diagnostics
+        }
+    };
+    let diagnostics = validate(gadget(&[("mode", Value::from("purge"))])).await;
+    assert_eq!(diagnostics.len(), 1);
+    assert_eq!(diagnostics[0].summary, "Invalid mode");
+    assert_eq!(
+        diagnostics[0].attribute.as_ref().unwrap().steps[0].selector,
+        Some(wire::attribute_path::step::Selector::AttributeName(
+            "mode".into()
+        ))
+    );
+    assert!(validate(gadget(&[("mode", Value::unknown())]))
+        .await
+        .is_empty());
 }

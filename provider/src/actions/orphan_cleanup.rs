@@ -10,7 +10,7 @@ use tfplugin::{Action, AttributePath, Block, Diagnostics, Progress, Schema, Valu
 use crate::orphans;
 use crate::provider::ProviderData;
 use crate::resources::orphan_cleanup::{
-    max_deletions, removal_arguments, search_arguments, search_from, too_many, validate_arguments,
+    removal_arguments, search_arguments, search_from, too_many, RemovalArguments,
 };
 
 pub struct OrphanCleanupAction {
@@ -33,6 +33,7 @@ impl Action for OrphanCleanupAction {
         let mut attributes = search_arguments();
         attributes.extend(removal_arguments(false));
         // An action's schema has no computed values; optional+computed become optional.
+        // Their declared defaults and validators stay: the server applies them to the config.
         for attribute in &mut attributes {
             attribute.computed = false;
         }
@@ -46,13 +47,8 @@ impl Action for OrphanCleanupAction {
         )
     }
 
-    async fn validate_config(&self, config: &Value) -> Diagnostics {
-        validate_arguments(config)
-    }
-
-    async fn plan(&self, config: &Value) -> Diagnostics {
-        validate_arguments(config)
-    }
+    // Validation (at ValidateActionConfig and again at PlanAction) is declared on the
+    // arguments; `config` arrives with their defaults.
 
     async fn invoke(&self, config: Value, progress: Progress) -> Diagnostics {
         let mut diagnostics = Diagnostics::default();
@@ -78,7 +74,7 @@ impl Action for OrphanCleanupAction {
             }
         };
         let candidates: Vec<_> = found.iter().filter(|o| !o.inherited).cloned().collect();
-        let max = max_deletions(&config);
+        let max = RemovalArguments::from(&config).max_deletions();
         if candidates.len() > max {
             diagnostics.error_at(
                 AttributePath::root("max_deletions"),
@@ -122,5 +118,36 @@ impl Action for OrphanCleanupAction {
             ))
             .await;
         diagnostics
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::ProviderData;
+
+    #[test]
+    fn the_schema_is_optional_only_and_keeps_defaults_and_validators() {
+        let action = OrphanCleanupAction::new(Arc::new(ProviderData::default()));
+        let block = action.schema().block;
+        assert!(block.attributes.iter().all(|a| !a.computed));
+        let config = Value::object([
+            (
+                "scope",
+                Value::from("/subscriptions/00000000-0000-0000-0000-000000000001"),
+            ),
+            ("principal_types", Value::Null),
+            ("min_age", Value::Null),
+            ("exclude_role_definition_ids", Value::Null),
+            ("max_deletions", Value::int(-1)),
+        ]);
+        let diagnostics = block.validate(&config);
+        assert_eq!(
+            diagnostics.items[0].attribute,
+            Some(AttributePath::root("max_deletions"))
+        );
+        let defaulted = block.apply_defaults(&config.with("max_deletions", Value::Null));
+        assert!(search_from(&defaulted).is_some());
+        assert_eq!(RemovalArguments::from(&defaulted).max_deletions(), 50);
     }
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tfplugin::{
-    Attribute, AttributePath, Block, DataReadRequest, DataReadResponse, DataSource, Diagnostics,
-    Schema, Type, Value,
+    Attribute, AttributePath, Block, DataReadRequest, DataReadResponse, DataSource, Schema, Type,
+    Validator, Value,
 };
 
 use crate::azure::ids::{self, SubscriptionId};
@@ -36,9 +36,16 @@ impl DataSource for BuiltinIdentityLookup {
             0,
             Block {
                 attributes: vec![
-                    Attribute::required("location", Type::String).description("The region (`eastus` or `East US`)."),
+                    Attribute::required("location", Type::String)
+                        .validator(Validator::string("Invalid region", |location| {
+                            ids::normalize_location(location).map(|_| ())
+                        }))
+                        .description("The region (`eastus` or `East US`)."),
                     Attribute::optional("subscription_id", Type::String)
                         .optional_computed()
+                        .validator(Validator::string("Invalid subscription ID", |id| {
+                            SubscriptionId::parse_guid(id).map(|_| ())
+                        }))
                         .description("Default: the provider's subscription."),
                     text("id", "The identity's resource ID (whether or not it exists)."),
                     text("name", "`Built-In-Identity-{location}`."),
@@ -53,25 +60,6 @@ impl DataSource for BuiltinIdentityLookup {
                 ..Block::default()
             },
         )
-    }
-
-    async fn validate_config(&self, config: &Value) -> Diagnostics {
-        let mut diagnostics = Diagnostics::default();
-        if let Some(location) = config.get("location").as_str() {
-            if let Err(reason) = ids::normalize_location(location) {
-                diagnostics.error_at(AttributePath::root("location"), "Invalid region", &reason);
-            }
-        }
-        if let Some(subscription) = config.get("subscription_id").as_str() {
-            if let Err(reason) = SubscriptionId::parse_guid(subscription) {
-                diagnostics.error_at(
-                    AttributePath::root("subscription_id"),
-                    "Invalid subscription ID",
-                    &reason,
-                );
-            }
-        }
-        diagnostics
     }
 
     async fn read(&self, request: DataReadRequest) -> DataReadResponse {

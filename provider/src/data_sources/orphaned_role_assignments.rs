@@ -1,19 +1,28 @@
 //! `mig_orphaned_role_assignments`: the orphaned role assignments at a scope, report only.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use serde::Serialize;
 use tfplugin::{
-    Attribute, AttributePath, Block, DataReadRequest, DataReadResponse, DataSource, Diagnostics,
-    Schema, Type, Value,
+    model, Attribute, AttributePath, Block, DataReadRequest, DataReadResponse, DataSource, Schema,
+    Type,
 };
 
 use crate::orphans;
 use crate::provider::ProviderData;
 use crate::resources::orphan_cleanup::{
-    orphan_value, orphaned_attribute, search_arguments, search_from, validate_arguments,
-    with_defaults,
+    orphaned_attribute, search_arguments, search_from, OrphanModel,
 };
+
+/// What the read finds.
+#[derive(Serialize)]
+struct Found {
+    id: String,
+    orphaned: Vec<OrphanModel>,
+    ids: BTreeSet<String>,
+}
 
 pub struct OrphanedRoleAssignments {
     data: Arc<ProviderData>,
@@ -51,13 +60,12 @@ impl DataSource for OrphanedRoleAssignments {
         )
     }
 
-    async fn validate_config(&self, config: &Value) -> Diagnostics {
-        validate_arguments(config)
-    }
+    // Arguments are validated by the validators declared on them; `read` gets the config
+    // with their defaults.
 
     async fn read(&self, request: DataReadRequest) -> DataReadResponse {
         let mut response = DataReadResponse::default();
-        let config = with_defaults(&request.config);
+        let config = request.config;
         let Some((scope, rules)) = search_from(&config) else {
             response.diagnostics.error(
                 "Arguments unknown",
@@ -74,17 +82,12 @@ impl DataSource for OrphanedRoleAssignments {
         };
         match orphans::find(&clients, &scope, &rules).await {
             Ok(found) => {
-                let mut state = config.as_object().cloned().unwrap_or_default();
-                state.insert("id".into(), Value::from(scope.as_str()));
-                state.insert(
-                    "orphaned".into(),
-                    Value::List(found.iter().map(orphan_value).collect()),
-                );
-                state.insert(
-                    "ids".into(),
-                    Value::string_set(found.iter().map(|o| o.id.clone())),
-                );
-                response.state = Value::Object(state);
+                let outcome = Found {
+                    id: scope,
+                    orphaned: found.iter().map(OrphanModel::from).collect(),
+                    ids: found.iter().map(|o| o.id.clone()).collect(),
+                };
+                response.state = model::update(&config, &outcome, &self.schema().value_type());
             }
             Err(error) => response.diagnostics.error_at(
                 AttributePath::root("scope"),

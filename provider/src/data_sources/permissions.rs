@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tfplugin::{
-    Attribute, AttributePath, Block, DataReadRequest, DataReadResponse, DataSource, Diagnostics,
-    Schema, Type, Value,
+    Attribute, Block, DataReadRequest, DataReadResponse, DataSource, Schema, Type, Value,
 };
 
 use crate::provider::ProviderData;
@@ -91,7 +90,9 @@ impl DataSource for Permissions {
             0,
             Block {
                 attributes: vec![
-                    Attribute::required("scope", Type::String).description("A subscription or resource group ID."),
+                    Attribute::required("scope", Type::String)
+                        .validator(super::scope_validator())
+                        .description("A subscription or resource group ID."),
                     Attribute::optional("actions", Type::set(Type::String)).description(
                         "The actions to check. Default: every action the mig resources need.",
                     ),
@@ -106,16 +107,6 @@ impl DataSource for Permissions {
                 ..Block::default()
             },
         )
-    }
-
-    async fn validate_config(&self, config: &Value) -> Diagnostics {
-        let mut diagnostics = Diagnostics::default();
-        if let Some(scope) = config.get("scope").as_str() {
-            if let Err(reason) = crate::azure::ids::Scope::parse(scope) {
-                diagnostics.error_at(AttributePath::root("scope"), "Invalid scope", &reason);
-            }
-        }
-        diagnostics
     }
 
     async fn read(&self, request: DataReadRequest) -> DataReadResponse {

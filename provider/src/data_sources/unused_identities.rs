@@ -39,7 +39,9 @@ impl DataSource for UnusedIdentities {
             0,
             Block {
                 attributes: vec![
-                    Attribute::required("scope", Type::String).description("A subscription or resource group ID."),
+                    Attribute::required("scope", Type::String)
+                        .validator(super::scope_validator())
+                        .description("A subscription or resource group ID."),
                     text("id", "The scope."),
                     Attribute::computed("identities", Type::Dynamic)
                         .nested(
@@ -59,16 +61,6 @@ impl DataSource for UnusedIdentities {
                 ..Block::default()
             },
         )
-    }
-
-    async fn validate_config(&self, config: &Value) -> Diagnostics {
-        let mut diagnostics = Diagnostics::default();
-        if let Some(scope) = config.get("scope").as_str() {
-            if let Err(reason) = Scope::parse(scope) {
-                diagnostics.error_at(AttributePath::root("scope"), "Invalid scope", &reason);
-            }
-        }
-        diagnostics
     }
 
     async fn read(&self, request: DataReadRequest) -> DataReadResponse {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::StreamExt;
 use tfplugin::{
-    Attribute, AttributePath, Block, DataReadRequest, DataReadResponse, DataSource, Diagnostics,
-    NestingMode, Schema, Type, Value,
+    Attribute, AttributePath, Block, DataReadRequest, DataReadResponse, DataSource, NestingMode,
+    Schema, Type, Validator, Value,
 };
 
 use crate::azure::compute::{Machine, MachineKind};
@@ -132,22 +132,24 @@ fn machine_value(machine: &Machine) -> Value {
     ])
 }
 
+fn kind_from(name: &str) -> Result<MachineKind, String> {
+    match name {
+        RESOURCE_TYPE_VMS => Ok(MachineKind::VirtualMachine),
+        RESOURCE_TYPE_SCALE_SETS => Ok(MachineKind::ScaleSet),
+        other => Err(format!(
+            "`{other}` is not a machine type; use `{RESOURCE_TYPE_VMS}` and/or `{RESOURCE_TYPE_SCALE_SETS}`."
+        )),
+    }
+}
+
 fn kinds_from(value: &Value) -> Result<Vec<MachineKind>, String> {
     let Some(names) = value.as_string_list() else {
         return Ok(vec![MachineKind::VirtualMachine, MachineKind::ScaleSet]);
     };
-    let mut kinds = Vec::new();
-    for name in names {
-        match name.as_str() {
-            RESOURCE_TYPE_VMS => kinds.push(MachineKind::VirtualMachine),
-            RESOURCE_TYPE_SCALE_SETS => kinds.push(MachineKind::ScaleSet),
-            other => {
-                return Err(format!(
-                    "`{other}` is not a machine type; use `{RESOURCE_TYPE_VMS}` and/or `{RESOURCE_TYPE_SCALE_SETS}`."
-                ))
-            }
-        }
-    }
+    let mut kinds = names
+        .iter()
+        .map(|name| kind_from(name))
+        .collect::<Result<Vec<_>, _>>()?;
     kinds.sort();
     kinds.dedup();
     Ok(kinds)
@@ -165,8 +167,13 @@ impl DataSource for VirtualMachines {
             Block {
                 attributes: vec![
                     Attribute::required("scope", Type::String)
+                        .validator(super::scope_validator())
                         .description("A subscription (`/subscriptions/{id}`) or resource group ID."),
-                    Attribute::optional("resource_types", Type::set(Type::String)).description(
+                    Attribute::optional("resource_types", Type::set(Type::String))
+                        .validator(Validator::string("Invalid resource type", |name| {
+                            kind_from(name).map(|_| ())
+                        }))
+                        .description(
                         "`virtualMachines` and/or `virtualMachineScaleSets`. Default: both.",
                     ),
                     Attribute::computed("id", Type::String).description("The scope."),
@@ -181,25 +188,6 @@ impl DataSource for VirtualMachines {
                 ..Block::default()
             },
         )
-    }
-
-    async fn validate_config(&self, config: &Value) -> Diagnostics {
-        let mut diagnostics = Diagnostics::default();
-        if let Some(scope) = config.get("scope").as_str() {
-            if let Err(reason) = Scope::parse(scope) {
-                diagnostics.error_at(AttributePath::root("scope"), "Invalid scope", &reason);
-            }
-        }
-        if config.get("resource_types").is_fully_known() {
-            if let Err(reason) = kinds_from(config.get("resource_types")) {
-                diagnostics.error_at(
-                    AttributePath::root("resource_types"),
-                    "Invalid resource type",
-                    &reason,
-                );
-            }
-        }
-        diagnostics
     }
 
     async fn read(&self, request: DataReadRequest) -> DataReadResponse {

@@ -7,12 +7,13 @@
 //! with the `mig_orphan_cleanup` action and the `mig_orphaned_role_assignments` data source.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use tfplugin::{
-    ApplyRequest, ApplyResponse, Attribute, AttributePath, Block, Diagnostics, PlanRequest,
-    PlanResponse, ReadRequest, ReadResponse, Resource, Schema, Type, Value,
+    model, ApplyRequest, ApplyResponse, Attribute, AttributePath, Block, Diagnostics, PlanRequest,
+    PlanResponse, ReadRequest, ReadResponse, Resource, Schema, Type, Validator, Value,
 };
 
 use crate::azure::ids;
@@ -24,6 +25,7 @@ pub const TYPE_NAME: &str = "mig_orphan_cleanup";
 const DEFAULT_MIN_AGE: &str = "24h";
 const DEFAULT_MAX_DELETIONS: i64 = 50;
 const DEFAULT_PRINCIPAL_TYPE: &str = "ServicePrincipal";
+const DEFAULT_MODE: &str = "delete";
 const PRINCIPAL_TYPES: [&str; 4] = ["ServicePrincipal", "User", "Group", "ForeignGroup"];
 
 pub struct OrphanCleanup {
@@ -43,13 +45,32 @@ impl OrphanCleanup {
 /// The search arguments: `scope`, `principal_types`, `min_age`, `exclude_role_definition_ids`.
 pub fn search_arguments() -> Vec<Attribute> {
     vec![
-        Attribute::required("scope", Type::String).description(
+        Attribute::required("scope", Type::String)
+            .validator(Validator::string("Invalid scope", validate_scope))
+            .description(
             "A subscription, resource group or management group ID. Assignments at it and below it are candidates; those inherited from above are reported, never removed.",
         ),
         Attribute::optional("principal_types", Type::set(Type::String))
-            .optional_computed()
+            .default_value(Value::string_set([DEFAULT_PRINCIPAL_TYPE]))
+            .validator(Validator::string("Unknown principal type", |kind| {
+                if PRINCIPAL_TYPES.iter().any(|known| known.eq_ignore_ascii_case(kind)) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "`{kind}` is not a principal type; use {}.",
+                        PRINCIPAL_TYPES.join(", ")
+                    ))
+                }
+            }))
             .description("Principal types to consider: `ServicePrincipal` (default), `User`, `Group`, `ForeignGroup`."),
-        Attribute::optional("min_age", Type::String).optional_computed().description(
+        Attribute::optional("min_age", Type::String)
+            .default_value(DEFAULT_MIN_AGE)
+            .validator(Validator::string("Invalid duration", |text| {
+                humantime::parse_duration(text).map(|_| ()).map_err(|error| {
+                    format!("`{text}` is not a duration ({error}); write it like `24h` or `7d`.")
+                })
+            }))
+            .description(
             "An assignment younger than this is never treated as orphaned: a new principal may not have replicated to Microsoft Graph yet. Default `24h`.",
         ),
         Attribute::optional("exclude_role_definition_ids", Type::set(Type::String))
@@ -59,13 +80,29 @@ pub fn search_arguments() -> Vec<Attribute> {
 
 /// The removal arguments: `max_deletions` and `mode`.
 pub fn removal_arguments(with_mode: bool) -> Vec<Attribute> {
-    let mut attributes = vec![Attribute::optional("max_deletions", Type::Number).optional_computed().description(
+    let mut attributes = vec![Attribute::optional("max_deletions", Type::Number)
+        .default_value(DEFAULT_MAX_DELETIONS)
+        .validator(Validator::new("Invalid limit", |value| {
+            match value.as_number().map(|n| n.as_i64()) {
+                Some(Some(max)) if max < 0 => Err("`max_deletions` must be 0 or more.".into()),
+                Some(None) => Err("`max_deletions` must be a whole number.".into()),
+                _ => Ok(()),
+            }
+        }))
+        .description(
         "When more orphans than this are found, nothing is deleted and apply fails: a mass of \"orphans\" more likely means Microsoft Graph is wrong than that so many identities died. Default 50.",
     )];
     if with_mode {
         attributes.push(
             Attribute::optional("mode", Type::String)
-                .optional_computed()
+                .default_value(DEFAULT_MODE)
+                .validator(Validator::string("Invalid mode", |mode| {
+                    if mode == "delete" || mode == "report" {
+                        Ok(())
+                    } else {
+                        Err(format!("`{mode}` is not a mode; use `delete` or `report`."))
+                    }
+                }))
                 .description(
                     "`delete` (default): remove the orphans at apply. `report`: only list them.",
                 ),
@@ -100,43 +137,47 @@ pub fn orphaned_attribute(description: &str) -> Attribute {
         .description(description)
 }
 
-pub fn orphan_value(orphan: &Orphan) -> Value {
-    Value::object([
-        ("id", Value::from(orphan.id.as_str())),
-        ("principal_id", Value::from(orphan.principal_id.as_str())),
-        (
-            "principal_type",
-            Value::from(orphan.principal_type.as_str()),
-        ),
-        (
-            "role_definition_id",
-            Value::from(orphan.role_definition_id.as_str()),
-        ),
-        (
-            "role_name",
-            Value::optional_string(orphan.role_name.clone()),
-        ),
-        ("scope", Value::from(orphan.scope.as_str())),
-        (
-            "created_on",
-            Value::optional_string(orphan.created_on.clone()),
-        ),
-        ("inherited", Value::Bool(orphan.inherited)),
-    ])
+/// One element of `orphaned`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OrphanModel {
+    id: String,
+    principal_id: Option<String>,
+    principal_type: Option<String>,
+    role_definition_id: Option<String>,
+    role_name: Option<String>,
+    scope: Option<String>,
+    created_on: Option<String>,
+    inherited: Option<bool>,
 }
 
-pub fn orphan_from_value(value: &Value) -> Option<Orphan> {
-    let text = |name: &str| value.get(name).as_str().map(str::to_string);
-    Some(Orphan {
-        id: text("id")?,
-        principal_id: text("principal_id").unwrap_or_default(),
-        principal_type: text("principal_type").unwrap_or_default(),
-        role_definition_id: text("role_definition_id").unwrap_or_default(),
-        role_name: text("role_name"),
-        scope: text("scope").unwrap_or_default(),
-        created_on: text("created_on"),
-        inherited: value.get("inherited").as_bool().unwrap_or(false),
-    })
+impl From<&Orphan> for OrphanModel {
+    fn from(orphan: &Orphan) -> Self {
+        OrphanModel {
+            id: orphan.id.clone(),
+            principal_id: Some(orphan.principal_id.clone()),
+            principal_type: Some(orphan.principal_type.clone()),
+            role_definition_id: Some(orphan.role_definition_id.clone()),
+            role_name: orphan.role_name.clone(),
+            scope: Some(orphan.scope.clone()),
+            created_on: orphan.created_on.clone(),
+            inherited: Some(orphan.inherited),
+        }
+    }
+}
+
+impl From<OrphanModel> for Orphan {
+    fn from(model: OrphanModel) -> Self {
+        Orphan {
+            id: model.id,
+            principal_id: model.principal_id.unwrap_or_default(),
+            principal_type: model.principal_type.unwrap_or_default(),
+            role_definition_id: model.role_definition_id.unwrap_or_default(),
+            role_name: model.role_name,
+            scope: model.scope.unwrap_or_default(),
+            created_on: model.created_on,
+            inherited: model.inherited.unwrap_or(false),
+        }
+    }
 }
 
 fn validate_scope(scope: &str) -> Result<(), String> {
@@ -152,122 +193,72 @@ fn validate_scope(scope: &str) -> Result<(), String> {
     })
 }
 
-/// Problems with the arguments visible without Azure (unknown values are skipped).
-pub fn validate_arguments(config: &Value) -> Diagnostics {
-    let mut diagnostics = Diagnostics::default();
-    if let Some(scope) = config.get("scope").as_str() {
-        if let Err(reason) = validate_scope(scope) {
-            diagnostics.error_at(AttributePath::root("scope"), "Invalid scope", &reason);
-        }
-    }
-    if let Some(types) = config.get("principal_types").as_string_list() {
-        for kind in types {
-            if !PRINCIPAL_TYPES
+/// The search arguments, declared defaults applied (the server applies them to the
+/// resource's plan, the data source's read and the action's config).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SearchArguments {
+    pub scope: String,
+    pub principal_types: BTreeSet<String>,
+    pub min_age: String,
+    pub exclude_role_definition_ids: Option<BTreeSet<String>>,
+}
+
+impl SearchArguments {
+    pub fn rules(&self) -> Option<Rules> {
+        Some(Rules {
+            principal_types: self
+                .principal_types
                 .iter()
-                .any(|known| known.eq_ignore_ascii_case(&kind))
-            {
-                diagnostics.error_at(
-                    AttributePath::root("principal_types"),
-                    "Unknown principal type",
-                    &format!(
-                        "`{kind}` is not a principal type; use {}.",
-                        PRINCIPAL_TYPES.join(", ")
-                    ),
-                );
-            }
-        }
+                .map(|t| t.to_ascii_lowercase())
+                .collect(),
+            min_age: humantime::parse_duration(&self.min_age).ok()?,
+            excluded_roles: self
+                .exclude_role_definition_ids
+                .iter()
+                .flatten()
+                .map(|id| orphans::role_guid(id))
+                .collect(),
+        })
     }
-    if let Some(text) = config.get("min_age").as_str() {
-        if let Err(error) = humantime::parse_duration(text) {
-            diagnostics.error_at(
-                AttributePath::root("min_age"),
-                "Invalid duration",
-                &format!("`{text}` is not a duration ({error}); write it like `24h` or `7d`."),
-            );
-        }
-    }
-    if let Some(max) = config.get("max_deletions").as_i64() {
-        if max < 0 {
-            diagnostics.error_at(
-                AttributePath::root("max_deletions"),
-                "Invalid limit",
-                "`max_deletions` must be 0 or more.",
-            );
-        }
-    } else if config.get("max_deletions").as_number().is_some() {
-        diagnostics.error_at(
-            AttributePath::root("max_deletions"),
-            "Invalid limit",
-            "`max_deletions` must be a whole number.",
-        );
-    }
-    if let Some(mode) = config.get("mode").as_str() {
-        if mode != "delete" && mode != "report" {
-            diagnostics.error_at(
-                AttributePath::root("mode"),
-                "Invalid mode",
-                &format!("`{mode}` is not a mode; use `delete` or `report`."),
-            );
-        }
-    }
-    diagnostics
 }
 
-/// Optional+computed arguments with their defaults.
-pub fn with_defaults(config: &Value) -> Value {
-    let mut fields = config.as_object().cloned().unwrap_or_default();
-    let mut fill = |name: &str, default: Value| {
-        if fields.get(name).is_none_or(Value::is_null) && fields.contains_key(name) {
-            fields.insert(name.to_string(), default);
-        }
-    };
-    fill(
-        "principal_types",
-        Value::string_set([DEFAULT_PRINCIPAL_TYPE]),
-    );
-    fill("min_age", Value::from(DEFAULT_MIN_AGE));
-    fill("max_deletions", Value::int(DEFAULT_MAX_DELETIONS));
-    fill("mode", Value::from("delete"));
-    Value::Object(fields)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Delete,
+    Report,
 }
 
-/// The scope and rules, once every argument is known (defaults applied).
+/// The removal arguments; `None` where not known yet (or not in the schema: the action has
+/// no `mode`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RemovalArguments {
+    pub max_deletions: Option<i64>,
+    pub mode: Option<Mode>,
+}
+
+impl RemovalArguments {
+    pub fn from(config: &Value) -> RemovalArguments {
+        model::decode_lenient(config).unwrap_or(RemovalArguments {
+            max_deletions: None,
+            mode: None,
+        })
+    }
+
+    pub fn max_deletions(&self) -> usize {
+        self.max_deletions.unwrap_or(DEFAULT_MAX_DELETIONS).max(0) as usize
+    }
+}
+
+/// The scope and rules, once every search argument is known.
 pub fn search_from(config: &Value) -> Option<(String, Rules)> {
-    let config = with_defaults(config);
-    let scope = config.get("scope").as_str()?.to_string();
-    let principal_types = config
-        .get("principal_types")
-        .as_string_list()?
-        .into_iter()
-        .map(|t| t.to_ascii_lowercase())
-        .collect();
-    let min_age = humantime::parse_duration(config.get("min_age").as_str()?).ok()?;
-    let exclusions = config.get("exclude_role_definition_ids");
-    if !exclusions.is_fully_known() {
-        return None;
-    }
-    let excluded_roles = exclusions
-        .as_string_list()
-        .unwrap_or_default()
-        .iter()
-        .map(|id| orphans::role_guid(id))
-        .collect();
-    Some((
-        scope,
-        Rules {
-            principal_types,
-            min_age,
-            excluded_roles,
-        },
-    ))
+    let arguments: SearchArguments = model::decode(config).ok()?;
+    let rules = arguments.rules()?;
+    Some((arguments.scope, rules))
 }
 
 pub fn max_deletions(config: &Value) -> usize {
-    config
-        .get("max_deletions")
-        .as_i64()
-        .unwrap_or(DEFAULT_MAX_DELETIONS)
-        .max(0) as usize
+    RemovalArguments::from(config).max_deletions()
 }
 
 pub fn too_many(count: usize, max: usize) -> String {
@@ -281,7 +272,14 @@ pub fn too_many(count: usize, max: usize) -> String {
 // ---------------------------------------------------------------------------------------------
 
 fn schema() -> Schema {
-    let mut attributes = search_arguments();
+    let mut attributes: Vec<Attribute> = search_arguments()
+        .into_iter()
+        .map(|a| match a.name.as_str() {
+            // Another scope is another resource (ARM IDs compare without case).
+            "scope" => a.requires_replace_ignoring_case(),
+            _ => a,
+        })
+        .collect();
     attributes.extend(removal_arguments(true));
     attributes.push(Attribute::computed("id", Type::String).description("The scope."));
     attributes.push(orphaned_attribute(
@@ -301,38 +299,50 @@ fn schema() -> Schema {
     )
 }
 
-fn orphans_in(state: &Value) -> Vec<Orphan> {
-    state
-        .get("orphaned")
-        .as_list()
-        .map(|items| items.iter().filter_map(orphan_from_value).collect())
-        .unwrap_or_default()
+fn state_type() -> &'static Type {
+    static TYPE: LazyLock<Type> = LazyLock::new(|| schema().value_type());
+    &TYPE
 }
 
-fn with_outcome(config: &Value, orphaned: &[Orphan], removed: &BTreeSet<String>) -> Value {
-    let mut fields: BTreeMap<String, Value> = with_defaults(config)
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-    fields.insert("id".into(), config.get("scope").clone());
-    fields.insert(
-        "orphaned".into(),
-        Value::List(orphaned.iter().map(orphan_value).collect()),
-    );
-    fields.insert(
-        "removed_ids".into(),
-        Value::string_set(removed.iter().cloned()),
-    );
-    Value::Object(fields)
+/// What the resource computes and records: `id`, `orphaned`, `removed_ids`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Outcome {
+    id: Option<String>,
+    orphaned: Option<Vec<OrphanModel>>,
+    removed_ids: Option<BTreeSet<String>>,
+}
+
+impl Outcome {
+    /// The outcome recorded in a state (empty where unknown or absent).
+    fn of(state: &Value) -> Outcome {
+        model::decode_lenient(state).unwrap_or_default()
+    }
+
+    fn orphans(self) -> Vec<Orphan> {
+        self.orphaned
+            .unwrap_or_default()
+            .into_iter()
+            .map(Orphan::from)
+            .collect()
+    }
+}
+
+fn orphans_in(state: &Value) -> Vec<Orphan> {
+    Outcome::of(state).orphans()
 }
 
 fn removed_in(state: &Value) -> BTreeSet<String> {
-    state
-        .get("removed_ids")
-        .as_string_list()
-        .unwrap_or_default()
-        .into_iter()
-        .collect()
+    Outcome::of(state).removed_ids.unwrap_or_default()
+}
+
+/// The arguments of `config` (defaults applied) with the outcome.
+fn with_outcome(config: &Value, orphaned: &[Orphan], removed: &BTreeSet<String>) -> Value {
+    let outcome = Outcome {
+        id: config.get("scope").as_str().map(str::to_string),
+        orphaned: Some(orphaned.iter().map(OrphanModel::from).collect()),
+        removed_ids: Some(removed.clone()),
+    };
+    model::update(config, &outcome, state_type())
 }
 
 #[async_trait]
@@ -345,9 +355,8 @@ impl Resource for OrphanCleanup {
         schema()
     }
 
-    async fn validate_config(&self, config: &Value) -> Diagnostics {
-        validate_arguments(config)
-    }
+    // Arguments are checked by the validators declared in `search_arguments` and
+    // `removal_arguments`; defaults and replacement (`scope`) are declared there too.
 
     async fn plan(&self, request: PlanRequest) -> PlanResponse {
         let mut response = PlanResponse {
@@ -355,26 +364,17 @@ impl Resource for OrphanCleanup {
             planned_private: request.prior_private.clone(),
             ..PlanResponse::default()
         };
-        if request.proposed_new_state.is_null() {
+        let proposed = &request.proposed_new_state;
+        if proposed.is_null() {
             return response;
         }
-        if !request.prior_state.is_null()
-            && !request
-                .prior_state
-                .get("scope")
-                .as_str()
-                .zip(request.config.get("scope").as_str())
-                .is_some_and(|(a, b)| a.eq_ignore_ascii_case(b))
-        {
-            response.requires_replace.push(AttributePath::root("scope"));
-        }
-        let proposed = with_defaults(&request.proposed_new_state);
-        let Some((scope, rules)) = search_from(&proposed) else {
-            let mut fields = proposed.as_object().cloned().unwrap_or_default();
-            for name in ["id", "orphaned", "removed_ids"] {
-                fields.insert(name.into(), Value::unknown());
-            }
-            response.planned_state = Value::Object(fields);
+        let Some((scope, rules)) = search_from(proposed) else {
+            // Arguments not known yet: so is the outcome (the server already planned these
+            // unknown, as the arguments changed; said here for the reader).
+            response.planned_state = proposed
+                .with("id", Value::unknown())
+                .with("orphaned", Value::unknown())
+                .with("removed_ids", Value::unknown());
             return response;
         };
         let clients = match self.data.clients() {
@@ -384,7 +384,7 @@ impl Resource for OrphanCleanup {
                 return response;
             }
         };
-        let prior_removed = if response.requires_replace.is_empty() {
+        let prior_removed = if request.requires_replace.is_empty() {
             removed_in(&request.prior_state)
         } else {
             BTreeSet::new()
@@ -400,11 +400,12 @@ impl Resource for OrphanCleanup {
                 return response;
             }
         };
-        let deleting = proposed.get("mode").as_str() == Some("delete");
+        let removal = RemovalArguments::from(proposed);
+        let deleting = removal.mode == Some(Mode::Delete);
         let (removable, remaining): (Vec<Orphan>, Vec<Orphan>) = found
             .into_iter()
             .partition(|orphan| deleting && !orphan.inherited);
-        let max = max_deletions(&proposed);
+        let max = removal.max_deletions();
         if removable.len() > max {
             response.diagnostics.warning_at(
                 AttributePath::root("max_deletions"),
@@ -414,7 +415,7 @@ impl Resource for OrphanCleanup {
         }
         let mut removed = prior_removed;
         removed.extend(removable.iter().map(|o| o.id.clone()));
-        response.planned_state = with_outcome(&proposed, &remaining, &removed);
+        response.planned_state = with_outcome(proposed, &remaining, &removed);
         response
     }
 
@@ -578,25 +579,73 @@ mod tests {
         Value::Object(all)
     }
 
+    const SCOPE: &str = "/subscriptions/00000000-0000-0000-0000-000000000001";
+
     #[test]
     fn defaults_are_safe() {
-        let (scope, rules) = search_from(&config(&[(
-            "scope",
-            Value::from("/subscriptions/00000000-0000-0000-0000-000000000001"),
-        )]))
-        .unwrap();
+        let block = schema().block;
+        let (scope, rules) =
+            search_from(&block.apply_defaults(&config(&[("scope", Value::from(SCOPE))]))).unwrap();
         assert!(scope.starts_with("/subscriptions/"));
         assert_eq!(
             rules.principal_types,
             BTreeSet::from(["serviceprincipal".to_string()])
         );
         assert_eq!(rules.min_age, Duration::from_secs(24 * 3600));
-        assert_eq!(max_deletions(&with_defaults(&config(&[]))), 50);
+        let defaulted = block.apply_defaults(&config(&[]));
+        assert_eq!(max_deletions(&defaulted), 50);
+        assert_eq!(RemovalArguments::from(&defaulted).mode, Some(Mode::Delete));
+    }
+
+    /// Terraform's proposed new state keeps the prior value of an optional+computed
+    /// argument whose configuration is null: the declared default must win over it.
+    #[test]
+    fn removing_an_argument_plans_its_default_again() {
+        let block = schema().block;
+        let prior = with_outcome(
+            &block.apply_defaults(&config(&[
+                ("scope", Value::from(SCOPE)),
+                ("mode", Value::from("report")),
+                ("max_deletions", Value::int(5)),
+                ("min_age", Value::from("1h")),
+                ("principal_types", Value::string_set(["User"])),
+            ])),
+            &[],
+            &BTreeSet::new(),
+        );
+        let config = config(&[("scope", Value::from(SCOPE))]);
+        let mut proposed = prior.clone();
+        for name in ["scope", "exclude_role_definition_ids"] {
+            proposed = proposed.with(name, config.get(name).clone());
+        }
+        let planned = tfplugin::planning::plan_proposed(&block, &config, &prior, &proposed);
+        assert_eq!(planned.get("mode"), &Value::from("delete"));
+        assert_eq!(planned.get("max_deletions"), &Value::int(50));
+        assert_eq!(planned.get("min_age"), &Value::from("24h"));
+        assert_eq!(
+            planned.get("principal_types"),
+            &Value::string_set(["ServicePrincipal"])
+        );
+        assert!(
+            planned.get("removed_ids").is_unknown(),
+            "the outcome is replanned"
+        );
+        assert!(tfplugin::planning::requires_replace(&block, &prior, &planned).is_empty());
+        let moved = planned.with("scope", Value::from(SCOPE.to_uppercase()));
+        assert!(
+            tfplugin::planning::requires_replace(&block, &prior, &moved).is_empty(),
+            "ARM IDs compare without case"
+        );
+        let moved = planned.with("scope", Value::from(format!("{SCOPE}/resourceGroups/rg")));
+        assert_eq!(
+            tfplugin::planning::requires_replace(&block, &prior, &moved),
+            vec![AttributePath::root("scope")]
+        );
     }
 
     #[test]
     fn bad_arguments_name_the_attribute() {
-        let diagnostics = validate_arguments(&config(&[
+        let diagnostics = schema().block.validate(&config(&[
             ("scope", Value::from("/subscriptions/x/resourceGroups")),
             ("principal_types", Value::string_set(["Robot"])),
             ("min_age", Value::from("yesterday")),
@@ -623,9 +672,55 @@ mod tests {
     }
 
     #[test]
+    fn unknown_arguments_are_not_validated_and_good_ones_pass() {
+        let diagnostics = schema().block.validate(&config(&[
+            ("scope", Value::unknown()),
+            ("principal_types", Value::Set(vec![Value::unknown()])),
+            ("mode", Value::from("report")),
+            ("max_deletions", Value::int(0)),
+            ("min_age", Value::from("7d")),
+        ]));
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let whole = schema().block.validate(&config(&[(
+            "max_deletions",
+            Value::Number(tfplugin::Number::Float(1.5)),
+        )]));
+        assert_eq!(
+            whole.items[0].detail,
+            "`max_deletions` must be a whole number."
+        );
+    }
+
+    #[test]
     fn management_groups_are_scopes() {
         assert!(validate_scope("/providers/Microsoft.Management/managementGroups/root").is_ok());
         assert!(validate_scope("/providers/Microsoft.Management/managementGroups/").is_err());
+    }
+
+    fn orphan_type() -> &'static Type {
+        static TYPE: LazyLock<Type> = LazyLock::new(|| {
+            orphaned_attribute("")
+                .nested
+                .map(|nested| {
+                    Type::Object(
+                        nested
+                            .attributes
+                            .iter()
+                            .map(|a| (a.name.clone(), a.value_type()))
+                            .collect(),
+                    )
+                })
+                .expect("orphaned has nested attributes")
+        });
+        &TYPE
+    }
+
+    pub fn orphan_value(orphan: &Orphan) -> Value {
+        model::encode(&OrphanModel::from(orphan), orphan_type())
+    }
+
+    fn orphan_from_value(value: &Value) -> Option<Orphan> {
+        model::decode::<OrphanModel>(value).ok().map(Orphan::from)
     }
 
     #[test]
