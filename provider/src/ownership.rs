@@ -70,7 +70,8 @@ impl Held {
 }
 
 /// The computed attributes of an object.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Outcome {
     /// Machines this object attached the identity to (or will, once applied).
     pub assigned_ids: BTreeSet<String>,
@@ -385,7 +386,11 @@ mod tests {
     fn identity_change_onto_a_machine_already_holding_the_new_one_releases_the_old() {
         let owned = machine("a", "owned", "UserAssigned", &[OLD, NEW]);
         let held = held(OLD, &[&owned]);
-        let t = transition(&[owned.clone()], &settings(SUB, NEW), Some(&held));
+        let t = transition(
+            std::slice::from_ref(&owned),
+            &settings(SUB, NEW),
+            Some(&held),
+        );
         assert_eq!(t.outcome.compliant_ids, BTreeSet::from([owned.id.clone()]));
         assert_eq!(
             t.writes,
@@ -420,7 +425,11 @@ mod tests {
     fn an_owned_machine_stripped_by_someone_else_is_no_longer_owned() {
         let stripped = machine("a", "stripped", "None", &[]);
         let held = held(NEW, &[&stripped]);
-        let t = transition(&[stripped.clone()], &settings(SUB, NEW), Some(&held));
+        let t = transition(
+            std::slice::from_ref(&stripped),
+            &settings(SUB, NEW),
+            Some(&held),
+        );
         // It is attached again, as a new write, and is ours again afterwards.
         assert_eq!(
             t.writes,
@@ -438,7 +447,7 @@ mod tests {
             .rules
             .exclude_ids
             .insert(owned.id.to_ascii_lowercase());
-        let t = transition(&[owned.clone()], &excluding, Some(&held));
+        let t = transition(std::slice::from_ref(&owned), &excluding, Some(&held));
         assert_eq!(t.outcome.skipped.get(&owned.id).unwrap(), "excluded_by_id");
         assert_eq!(
             t.writes,
@@ -479,7 +488,7 @@ mod tests {
         let bare = machine("a", "bare", "SystemAssigned", &[]);
         let mut audit = settings(SUB, NEW);
         audit.mode = Mode::Audit;
-        let t = transition(&[bare.clone()], &audit, None);
+        let t = transition(std::slice::from_ref(&bare), &audit, None);
         assert!(t.writes.is_empty());
         assert_eq!(t.outcome.noncompliant_ids, BTreeSet::from([bare.id]));
     }

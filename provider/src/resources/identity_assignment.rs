@@ -19,9 +19,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt;
 use tfplugin::{
-    ApplyRequest, ApplyResponse, Attribute, AttributePath, Block, Diagnostics, ImportRequest,
-    ImportResponse, ImportedResource, PlanRequest, PlanResponse, ReadRequest, ReadResponse,
-    Resource, Schema, Type, Value,
+    model, ApplyRequest, ApplyResponse, Attribute, AttributePath, Block, Diagnostics,
+    ImportRequest, ImportResponse, ImportedResource, PlanRequest, PlanResponse, ReadRequest,
+    ReadResponse, Resource, Schema, Type, Validator, Value,
 };
 
 use tokio_util::sync::CancellationToken;
@@ -89,32 +89,69 @@ fn sorted_list_of_strings() -> Type {
     Type::List(Box::new(Type::String))
 }
 
+const DEFAULT_MODE: &str = "enforce";
+const DEFAULT_SKIP_SINGLE_USER_ASSIGNED: bool = true;
+
+fn default_resource_types() -> Value {
+    Value::string_set([RESOURCE_TYPE_VMS, RESOURCE_TYPE_SCALE_SETS])
+}
+
 fn arguments() -> Vec<Attribute> {
     vec![
-        Attribute::required("identity_id", Type::String).description(
-            "Resource ID of the user-assigned identity to attach. Changing it swaps the identity in place, one write per machine: machines this resource owns lose the old identity and gain the new one together.",
-        ),
-        Attribute::required("scope", Type::String).description(
-            "A subscription (`/subscriptions/{id}`) or resource group (`/subscriptions/{id}/resourceGroups/{name}`) ID. Changing it converges in place: machines of the new scope get the identity, and machines this resource owns outside it are given back.",
-        ),
+        Attribute::required("identity_id", Type::String)
+            .description(
+                "Resource ID of the user-assigned identity to attach. Changing it swaps the identity in place, one write per machine: machines this resource owns lose the old identity and gain the new one together.",
+            )
+            .validator(Validator::string("Invalid identity ID", |id| {
+                UserAssignedIdentityId::parse(id).map(|_| ()).map_err(|reason| {
+                    format!("{reason}. Expected `/subscriptions/{{id}}/resourceGroups/{{group}}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{{name}}`, e.g. `mig_builtin_identity.x.id`.")
+                })
+            })),
+        Attribute::required("scope", Type::String)
+            .description(
+                "A subscription (`/subscriptions/{id}`) or resource group (`/subscriptions/{id}/resourceGroups/{name}`) ID. Changing it converges in place: machines of the new scope get the identity, and machines this resource owns outside it are given back.",
+            )
+            .validator(Validator::string("Invalid scope", |scope| {
+                Scope::parse(scope).map(|_| ()).map_err(|reason| {
+                    format!("{reason}. Expected a subscription ID (`/subscriptions/{{id}}`) or a resource group ID (`/subscriptions/{{id}}/resourceGroups/{{name}}`).")
+                })
+            })),
         Attribute::optional("locations", set_of_strings())
-            .description("Only machines in these regions. Null means every region."),
+            .description("Only machines in these regions. Null means every region.")
+            .validator(Validator::string("Unknown region", |location| {
+                ids::normalize_location(location)
+                    .map(|_| ())
+                    .map_err(|reason| format!("`{location}`: {reason}"))
+            })),
         Attribute::optional("resource_types", set_of_strings())
-            .optional_computed()
-            .description("`virtualMachines`, `virtualMachineScaleSets`, or both (the default)."),
+            .default_value(default_resource_types())
+            .description("`virtualMachines`, `virtualMachineScaleSets`, or both (the default).")
+            .validator(Validator::string("Unknown resource type", |kind| {
+                parse_kind(kind).map(|_| ()).ok_or_else(|| {
+                    format!("`{kind}` is not one of `virtualMachines`, `virtualMachineScaleSets`.")
+                })
+            })),
         Attribute::optional("skip_single_user_assigned", Type::Bool)
-            .optional_computed()
+            .default_value(DEFAULT_SKIP_SINGLE_USER_ASSIGNED)
             .description(
                 "Skip machines whose identity `type` is exactly `UserAssigned` with exactly one identity, as the policy does (a second identity breaks IMDS token requests that name none). Default `true`.",
             ),
         Attribute::optional("exclude_ids", set_of_strings())
-            .description("Machines (resource IDs, any casing) to leave alone."),
+            .description("Machines (resource IDs, any casing) to leave alone.")
+            .validator(Validator::string("Invalid resource ID", |id| {
+                ids::ResourceId::parse(id).map(|_| ()).map_err(|_| {
+                    format!("`{id}` is not an ARM resource ID of a virtual machine or scale set.")
+                })
+            })),
         Attribute::optional("exclude_tags", Type::Map(Box::new(Type::String))).description(
             "A machine carrying any one of these tag key/value pairs is left alone.",
         ),
-        Attribute::optional("mode", Type::String).optional_computed().description(
-            "`enforce` (default): attach the identity. `audit`: change nothing and report in `noncompliant_ids` what enforce would change.",
-        ),
+        Attribute::optional("mode", Type::String)
+            .default_value(DEFAULT_MODE)
+            .description(
+                "`enforce` (default): attach the identity. `audit`: change nothing and report in `noncompliant_ids` what enforce would change.",
+            )
+            .validator(Validator::one_of("Unknown mode", &["enforce", "audit"])),
     ]
 }
 
@@ -148,100 +185,77 @@ fn schema() -> Schema {
     )
 }
 
-fn strings(value: &Value) -> Option<Vec<String>> {
-    value.as_list().map(|items| {
-        items
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect()
-    })
+fn state_type() -> &'static Type {
+    static TYPE: std::sync::OnceLock<Type> = std::sync::OnceLock::new();
+    TYPE.get_or_init(|| schema().value_type())
 }
 
-fn string_map(value: &Value) -> BTreeMap<String, String> {
-    value
-        .as_map()
-        .map(|map| {
-            map.iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                .collect()
+/// The arguments as configuration, plan or state hold them (defaults filled in).
+#[derive(Debug, serde::Deserialize)]
+struct Arguments {
+    identity_id: String,
+    scope: String,
+    locations: Option<Vec<String>>,
+    resource_types: Option<Vec<String>>,
+    skip_single_user_assigned: Option<bool>,
+    exclude_ids: Option<Vec<String>>,
+    exclude_tags: Option<BTreeMap<String, String>>,
+    mode: Option<String>,
+}
+
+impl Arguments {
+    fn settings(self) -> Option<Settings> {
+        Some(Settings {
+            scope: Scope::parse(&self.scope).ok()?,
+            identity_id: self.identity_id,
+            locations: self.locations.map(|list| {
+                list.iter()
+                    .filter_map(|l| ids::normalize_location(l).ok())
+                    .collect()
+            }),
+            kinds: match self.resource_types {
+                Some(list) => list.iter().filter_map(|k| parse_kind(k)).collect(),
+                None => vec![MachineKind::VirtualMachine, MachineKind::ScaleSet],
+            },
+            rules: Rules {
+                skip_single_user_assigned: self
+                    .skip_single_user_assigned
+                    .unwrap_or(DEFAULT_SKIP_SINGLE_USER_ASSIGNED),
+                exclude_ids: self
+                    .exclude_ids
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|id| normalize_machine_id(id))
+                    .collect(),
+                exclude_tags: self.exclude_tags.unwrap_or_default(),
+            },
+            mode: match self.mode.as_deref().unwrap_or(DEFAULT_MODE) {
+                "audit" => Mode::Audit,
+                _ => Mode::Enforce,
+            },
         })
-        .unwrap_or_default()
+    }
 }
 
-/// Every problem with the arguments that can be seen without calling Azure. Unknown values
-/// are skipped: they are checked again once known.
+/// A machine ID as compared: lower case, without a trailing slash.
+fn normalize_machine_id(id: &str) -> String {
+    id.trim_end_matches('/').to_ascii_lowercase()
+}
+
+/// Every problem with the arguments that the declared validators cannot see alone.
 fn validate_arguments(config: &Value) -> Diagnostics {
-    let mut diagnostics = Diagnostics::default();
-    if let Some(identity_id) = config.get("identity_id").as_str() {
-        if let Err(reason) = UserAssignedIdentityId::parse(identity_id) {
-            diagnostics.error_at(
-                AttributePath::root("identity_id"),
-                "Invalid identity ID",
-                &format!("{reason}. Expected `/subscriptions/{{id}}/resourceGroups/{{group}}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{{name}}`, e.g. `mig_builtin_identity.x.id`."),
-            );
-        }
+    let mut diagnostics = schema().block.validate(config);
+    if config
+        .get("resource_types")
+        .as_list()
+        .is_some_and(<[Value]>::is_empty)
+    {
+        diagnostics.error_at(
+            AttributePath::root("resource_types"),
+            "No resource types",
+            "Name at least one of `virtualMachines` and `virtualMachineScaleSets`, or leave the argument out for both.",
+        );
     }
-    if let Some(scope) = config.get("scope").as_str() {
-        if let Err(reason) = Scope::parse(scope) {
-            diagnostics.error_at(
-                AttributePath::root("scope"),
-                "Invalid scope",
-                &format!("{reason}. Expected a subscription ID (`/subscriptions/{{id}}`) or a resource group ID (`/subscriptions/{{id}}/resourceGroups/{{name}}`)."),
-            );
-        }
-    }
-    if let Some(locations) = strings(config.get("locations")) {
-        for location in locations {
-            if let Err(reason) = ids::normalize_location(&location) {
-                diagnostics.error_at(
-                    AttributePath::root("locations"),
-                    "Unknown region",
-                    &format!("`{location}`: {reason}"),
-                );
-            }
-        }
-    }
-    if let Some(types) = strings(config.get("resource_types")) {
-        if types.is_empty() {
-            diagnostics.error_at(
-                AttributePath::root("resource_types"),
-                "No resource types",
-                "Name at least one of `virtualMachines` and `virtualMachineScaleSets`, or leave the argument out for both.",
-            );
-        }
-        for kind in types {
-            if parse_kind(&kind).is_none() {
-                diagnostics.error_at(
-                    AttributePath::root("resource_types"),
-                    "Unknown resource type",
-                    &format!(
-                        "`{kind}` is not one of `virtualMachines`, `virtualMachineScaleSets`."
-                    ),
-                );
-            }
-        }
-    }
-    if let Some(mode) = config.get("mode").as_str() {
-        if parse_mode(mode).is_none() {
-            diagnostics.error_at(
-                AttributePath::root("mode"),
-                "Unknown mode",
-                &format!("`{mode}` is not one of `enforce`, `audit`."),
-            );
-        }
-    }
-    if let Some(ids) = strings(config.get("exclude_ids")) {
-        for id in ids {
-            if ids::ResourceId::parse(&id).is_err() {
-                diagnostics.error_at(
-                    AttributePath::root("exclude_ids"),
-                    "Invalid resource ID",
-                    &format!("`{id}` is not an ARM resource ID of a virtual machine or scale set."),
-                );
-            }
-        }
-    }
-    timeouts::validate(config, &mut diagnostics);
     diagnostics
 }
 
@@ -255,115 +269,22 @@ fn parse_kind(text: &str) -> Option<MachineKind> {
     }
 }
 
-fn parse_mode(text: &str) -> Option<Mode> {
-    match text {
-        "enforce" => Some(Mode::Enforce),
-        "audit" => Some(Mode::Audit),
-        _ => None,
-    }
-}
-
-/// Settings from a planned or prior state object (defaults already filled in by plan), or
-/// `None` when something they depend on is still unknown.
+/// Settings from a planned or prior state object, or `None` when something they depend on
+/// is still unknown (or the object is null).
 fn settings_from(resource: &Value) -> Option<Settings> {
-    let argument_names = [
-        "identity_id",
-        "scope",
-        "locations",
-        "resource_types",
-        "skip_single_user_assigned",
-        "exclude_ids",
-        "exclude_tags",
-        "mode",
-    ];
-    if argument_names
-        .iter()
-        .any(|name| !resource.get(name).is_fully_known())
-    {
+    if resource.is_null() {
         return None;
     }
-    let identity_id = resource.get("identity_id").as_str()?.to_string();
-    let scope = Scope::parse(resource.get("scope").as_str()?).ok()?;
-    let locations = strings(resource.get("locations")).map(|list| {
-        list.iter()
-            .filter_map(|l| ids::normalize_location(l).ok())
-            .collect()
-    });
-    let kinds = strings(resource.get("resource_types"))
-        .map(|list| list.iter().filter_map(|k| parse_kind(k)).collect())
-        .unwrap_or_else(|| vec![MachineKind::VirtualMachine, MachineKind::ScaleSet]);
-    let rules = Rules {
-        skip_single_user_assigned: resource
-            .get("skip_single_user_assigned")
-            .as_bool()
-            .unwrap_or(true),
-        exclude_ids: strings(resource.get("exclude_ids"))
-            .unwrap_or_default()
-            .into_iter()
-            .map(|id| id.to_ascii_lowercase())
-            .collect(),
-        exclude_tags: string_map(resource.get("exclude_tags")),
-    };
-    let mode = resource
-        .get("mode")
-        .as_str()
-        .and_then(parse_mode)
-        .unwrap_or(Mode::Enforce);
-    Some(Settings {
-        identity_id,
-        scope,
-        locations,
-        kinds,
-        rules,
-        mode,
-    })
+    model::decode::<Arguments>(resource).ok()?.settings()
 }
 
 fn outcome_from(resource: &Value) -> Outcome {
-    let set = |name: &str| -> BTreeSet<String> {
-        strings(resource.get(name))
-            .unwrap_or_default()
-            .into_iter()
-            .collect()
-    };
-    Outcome {
-        assigned_ids: set("assigned_ids"),
-        compliant_ids: set("compliant_ids"),
-        skipped: string_map(resource.get("skipped")),
-        noncompliant_ids: set("noncompliant_ids"),
-    }
-}
-
-fn sorted_list_value(items: &BTreeSet<String>) -> Value {
-    Value::List(items.iter().cloned().map(Value::String).collect())
+    model::decode_lenient(resource).unwrap_or_default()
 }
 
 /// `resource` with the computed attributes replaced by `outcome`.
 fn with_outcome(resource: &Value, outcome: &Outcome) -> Value {
-    let mut fields = resource.as_object().cloned().unwrap_or_default();
-    fields.insert(
-        "assigned_ids".into(),
-        sorted_list_value(&outcome.assigned_ids),
-    );
-    fields.insert(
-        "compliant_ids".into(),
-        sorted_list_value(&outcome.compliant_ids),
-    );
-    fields.insert(
-        "skipped".into(),
-        Value::Map(
-            outcome
-                .skipped
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                .collect(),
-        ),
-    );
-    fields.insert(
-        "noncompliant_ids".into(),
-        sorted_list_value(&outcome.noncompliant_ids),
-    );
-    Value::Object(fields)
+    model::update(resource, outcome, state_type())
 }
 
 fn with_unknown_outcome(resource: &Value) -> Value {
@@ -831,36 +752,16 @@ fn error_diagnostics(summary: &str, detail: &str) -> Diagnostics {
     diagnostics
 }
 
-/// Fills optional+computed arguments with their defaults wherever the configuration leaves
-/// them out. Terraform's proposed state keeps the prior value of such an argument when its
-/// configuration is null, so the defaults follow the configuration, not the proposal.
-fn with_defaults(proposed: &Value, config: &Value) -> Value {
-    let mut fields = proposed.as_object().cloned().unwrap_or_default();
-    let defaults = [
-        (
-            "resource_types",
-            Value::Set(vec![
-                Value::String(RESOURCE_TYPE_VMS.into()),
-                Value::String(RESOURCE_TYPE_SCALE_SETS.into()),
-            ]),
-        ),
-        ("skip_single_user_assigned", Value::Bool(true)),
-        ("mode", Value::String("enforce".into())),
-    ];
-    for (name, default) in defaults {
-        if config.get(name).is_null() {
-            fields.insert(name.to_string(), default);
-        }
-    }
+/// The planned state with its `id` (the framework already filled in the defaults).
+fn with_id(planned: &Value) -> Value {
     let id = match (
-        fields.get("scope").and_then(Value::as_str),
-        fields.get("identity_id").and_then(Value::as_str),
+        planned.get("scope").as_str(),
+        planned.get("identity_id").as_str(),
     ) {
         (Some(scope), Some(identity)) => Value::String(resource_id(scope, identity)),
         _ => Value::unknown(),
     };
-    fields.insert("id".into(), id);
-    Value::Object(fields)
+    planned.with("id", id)
 }
 
 #[async_trait]
@@ -886,7 +787,7 @@ impl Resource for IdentityAssignment {
         if request.proposed_new_state.is_null() {
             return response;
         }
-        let planned = with_defaults(&request.proposed_new_state, &request.config);
+        let planned = with_id(&request.proposed_new_state);
         let Some(settings) = settings_from(&planned) else {
             response.planned_state = with_unknown_outcome(&planned);
             return response;
@@ -1069,7 +970,10 @@ impl Resource for IdentityAssignment {
         }
         // Nothing is recorded as ours: machines holding the identity now are compliant, and
         // destroy will leave them alone.
-        let state = with_outcome(&with_defaults(&skeleton, &skeleton), &Outcome::default());
+        let state = with_outcome(
+            &with_id(&schema().block.apply_defaults(&skeleton)),
+            &Outcome::default(),
+        );
         response.imported.push(ImportedResource {
             state,
             private: Vec::new(),
@@ -1290,9 +1194,7 @@ impl IdentityAssignment {
             .iter()
             .chain(outcome.compliant_ids.iter())
             .collect();
-        self.data
-            .handover()
-            .claim(&settings.identity_id, claimed.into_iter());
+        self.data.handover().claim(&settings.identity_id, claimed);
         if !handed_over.is_empty() {
             tracing::info!(
                 count = handed_over.len(),
@@ -1453,32 +1355,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_follow_the_configuration_not_the_proposed_state() {
+    fn removed_arguments_plan_their_defaults() {
         // Terraform proposes the prior `audit` when the argument is removed from config.
-        let proposed = Value::object([
-            ("scope", Value::from("/subscriptions/s")),
+        let prior = schema().block.apply_defaults(&Value::object([
+            (
+                "scope",
+                Value::from("/subscriptions/00000000-0000-0000-0000-000000000001"),
+            ),
             ("identity_id", Value::from("/i")),
             ("mode", Value::from("audit")),
             ("skip_single_user_assigned", Value::Bool(false)),
             ("resource_types", Value::string_set(["virtualMachines"])),
-        ]);
-        let config = proposed
+        ]));
+        let config = prior
             .with("mode", Value::Null)
             .with("skip_single_user_assigned", Value::Null)
             .with("resource_types", Value::Null);
-        let planned = with_defaults(&proposed, &config);
+        let planned = tfplugin::planning::plan_proposed(&schema().block, &config, &prior, &prior);
         assert_eq!(planned.get("mode").as_str(), Some("enforce"));
         assert_eq!(
             planned.get("skip_single_user_assigned").as_bool(),
             Some(true)
         );
-        assert_eq!(
-            planned.get("resource_types").as_list().map(<[Value]>::len),
-            Some(2)
-        );
-        // Set in configuration: kept.
-        let kept = with_defaults(&proposed, &proposed);
-        assert_eq!(kept.get("mode").as_str(), Some("audit"));
+        assert_eq!(planned.get("resource_types"), &default_resource_types());
+        let settings = settings_from(&with_id(&planned)).unwrap();
+        assert_eq!(settings.mode, Mode::Enforce);
+        assert_eq!(settings.kinds.len(), 2);
     }
 
     #[test]
