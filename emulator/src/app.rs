@@ -21,8 +21,12 @@ pub struct LogEntry {
     /// The caller's object id (token `oid`), if authenticated.
     pub caller: Option<String>,
     pub caller_appid: Option<String>,
+    /// When the answer left (RFC 3339, milliseconds).
     pub time: String,
     pub duration_ms: f64,
+    /// When the request arrived, in milliseconds since the Unix epoch: what a test compares
+    /// with its own clock (e.g. "no write arrived after the stop").
+    pub received_unix_ms: u64,
 }
 
 pub const LOG_CAP: usize = 500_000;

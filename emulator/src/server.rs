@@ -118,6 +118,7 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, DropConnection> {
     let started = Instant::now();
+    let received_unix_ms = now_ms();
     let req = match read_request(req).await {
         Ok(r) => r,
         Err(resp) => return Ok(to_response(resp)),
@@ -153,6 +154,7 @@ pub async fn handle(
                 caller_appid: None,
                 time: rfc3339_z(now_ms()),
                 duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+                received_unix_ms,
             });
             return Err(DropConnection);
         }
@@ -216,6 +218,7 @@ pub async fn handle(
         caller_appid: claims.and_then(|c| c.appid.clone()),
         time: rfc3339_z(now_ms()),
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        received_unix_ms,
     });
     tracing::debug!("{} {} -> {}", req.method, req.path, resp.status_u16());
     Ok(to_response(resp))

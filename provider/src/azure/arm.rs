@@ -81,13 +81,11 @@ impl ArmError {
 
     /// True when the call was stopped after it sent something: its outcome is unknown, read
     /// the resource to learn it.
-    #[allow(dead_code)] // API for callers that pass a stop signal
     pub fn is_cancelled(&self) -> bool {
         self.status == 0 && self.code == Self::CANCELLED
     }
 
     /// True for either kind of stop ([`ArmError::is_not_sent`], [`ArmError::is_cancelled`]).
-    #[allow(dead_code)] // API for callers that pass a stop signal
     pub fn is_stopped(&self) -> bool {
         self.is_not_sent() || self.is_cancelled()
     }

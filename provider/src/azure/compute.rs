@@ -93,7 +93,7 @@ type ListingKey = (String, Vec<MachineKind>);
 
 pub struct ComputeClient {
     arm: Arc<ArmClient>,
-    /// Bound on `wait_until_settled`.
+    /// Bound on `wait_until_settled_cancellable`.
     pub settle_timeout: Duration,
     listings: Mutex<HashMap<ListingKey, Arc<Listing>>>,
 }
@@ -196,7 +196,6 @@ impl ComputeClient {
     }
 
     /// [`ComputeClient::get_machine`], stopped by `cancel` (then [`ArmError::is_stopped`]).
-    #[allow(dead_code)] // API for callers that pass a stop signal
     pub async fn get_machine_cancellable(
         &self,
         id: &str,
@@ -212,23 +211,10 @@ impl ComputeClient {
 
     /// Sends `identity` (the new identity block) as a PATCH, with `If-Match` when an etag is
     /// given. Returns once ARM accepted it; completion is confirmed in bulk by
-    /// `wait_until_settled`, since polling each machine's operation would spend a read per
-    /// machine. Never cancelled: see [`ComputeClient::patch_identity_cancellable`].
-    // Kept for callers without a stop signal; new code passes one.
-    #[allow(dead_code)]
-    pub async fn patch_identity(
-        &self,
-        id: &str,
-        kind: MachineKind,
-        identity: Json,
-        if_match: Option<&str>,
-    ) -> Result<(), ArmError> {
-        self.patch_identity_cancellable(id, kind, identity, if_match, &CancellationToken::new())
-            .await
-    }
-
-    /// [`ComputeClient::patch_identity`], stopped by `cancel` if it has not been sent yet:
-    /// the error is then
+    /// `wait_until_settled_cancellable`, since polling each machine's operation would spend a
+    /// read per machine.
+    ///
+    /// `cancel` stops it if it has not been sent yet: the error is then
     /// [`ArmError::is_not_sent`] and the machine was not changed. [`ArmError::is_cancelled`]
     /// means it was stopped after an attempt ARM may have acted on: read the machine to know.
     pub async fn patch_identity_cancellable(
@@ -257,22 +243,8 @@ impl ComputeClient {
     }
 
     /// Waits until none of `ids` is still updating, re-listing the scope (one read per page).
-    /// Never cancelled: see [`ComputeClient::wait_until_settled_cancellable`].
-    // Kept for callers without a stop signal; new code passes one.
-    #[allow(dead_code)]
-    pub async fn wait_until_settled(
-        &self,
-        scope: &Scope,
-        kinds: &[MachineKind],
-        ids: &BTreeSet<String>,
-    ) -> Result<(), ArmError> {
-        self.wait_until_settled_cancellable(scope, kinds, ids, &CancellationToken::new())
-            .await
-    }
-
-    /// [`ComputeClient::wait_until_settled`] that stops waiting as soon as `cancel` is
-    /// cancelled, with [`ArmError::is_cancelled`] (the writes were sent; they may still be
-    /// finishing).
+    /// Stops waiting as soon as `cancel` is cancelled, with [`ArmError::is_cancelled`] (the
+    /// writes were sent; they may still be finishing).
     pub async fn wait_until_settled_cancellable(
         &self,
         scope: &Scope,

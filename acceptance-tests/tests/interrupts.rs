@@ -1,0 +1,281 @@
+//! Ctrl-C with real Terraform: once the provider is told to stop, no write that was not
+//! already sent goes out (queued in the pacer, in a retry backoff or not started), and state
+//! records exactly what ARM holds.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use acceptance_tests::{Emulator, Workdir};
+use serde_json::{json, Value as Json};
+
+const SUB: &str = "00000000-0000-0000-0000-000000000001";
+
+/// How long after StopProvider a write may still reach ARM: one already on the wire.
+const STOP_BUDGET_MS: u64 = 1_000;
+
+fn builtin(location: &str) -> String {
+    format!(
+        "/subscriptions/{SUB}/resourceGroups/Built-In-Identity-RG/providers/Microsoft.ManagedIdentity/userAssignedIdentities/Built-In-Identity-{location}"
+    )
+}
+
+fn vm_id(name: &str) -> String {
+    format!("/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachines/{name}")
+}
+
+fn now_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as u64
+}
+
+/// Milliseconds since the Unix epoch of an hclog timestamp at the start of `line`
+/// (`2026-11-26T13:45:01.123Z` or `...123+0100`).
+fn hclog_unix_ms(line: &str) -> Option<u64> {
+    let stamp = line.split_whitespace().next()?;
+    let (date, time) = stamp.split_once('T')?;
+    let mut ymd = date.split('-').map(|p| p.parse::<i64>());
+    let (y, m, d) = (ymd.next()?.ok()?, ymd.next()?.ok()?, ymd.next()?.ok()?);
+    let (clock, offset_minutes) = match time.find(['Z', '+', '-']) {
+        Some(i) if &time[i..] == "Z" => (&time[..i], 0),
+        Some(i) => {
+            let zone = &time[i..];
+            let sign = if zone.starts_with('-') { -1 } else { 1 };
+            let digits: String = zone[1..].chars().filter(char::is_ascii_digit).collect();
+            let hours: i64 = digits.get(..2)?.parse().ok()?;
+            let minutes: i64 = digits.get(2..4).unwrap_or("0").parse().ok()?;
+            (&time[..i], sign * (hours * 60 + minutes))
+        }
+        None => (time, 0),
+    };
+    let (hms, fraction) = clock.split_once('.').unwrap_or((clock, "0"));
+    let mut parts = hms.split(':').map(|p| p.parse::<i64>());
+    let (hh, mm, ss) = (
+        parts.next()?.ok()?,
+        parts.next()?.ok()?,
+        parts.next()?.ok()?,
+    );
+    let millis: i64 = format!("{fraction:0<3}").get(..3)?.parse().ok()?;
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let seconds = days * 86_400 + hh * 3_600 + mm * 60 + ss - offset_minutes * 60;
+    u64::try_from(seconds * 1_000 + millis).ok()
+}
+
+/// When Terraform asked the provider to stop, from its core log: it logs this line, then
+/// calls StopProvider on every provider.
+fn stop_requested_at(log: &str) -> Option<u64> {
+    log.lines()
+        .find(|line| line.contains("requesting providers and provisioners to gracefully stop"))
+        .and_then(hclog_unix_ms)
+}
+
+fn strings(value: &Json) -> BTreeSet<String> {
+    value
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|v| v.as_str().map(|s| s.to_ascii_lowercase()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn hclog_timestamps_are_read() {
+    assert_eq!(
+        hclog_unix_ms("1970-01-01T00:00:01.250Z [TRACE] x"),
+        Some(1_250)
+    );
+    assert_eq!(
+        hclog_unix_ms("2026-11-26T13:45:01.123Z [TRACE] x"),
+        Some(1_795_700_701_123)
+    );
+    assert_eq!(
+        hclog_unix_ms("2026-11-26T14:45:01.123+0100 [TRACE] x"),
+        Some(1_795_700_701_123)
+    );
+}
+
+/// One Ctrl-C half way through a throttled apply: Terraform sends StopProvider, and within a
+/// second no further PATCH reaches ARM, although dozens were queued in the pacer and ten
+/// waited in a 30 s retry backoff. State then holds exactly the machines that hold the
+/// identity.
+#[test]
+fn after_one_sigint_no_write_reaches_arm_a_second_after_the_stop_and_state_matches_arm() {
+    const MACHINES: usize = 300;
+    let machines: Vec<Json> = (0..MACHINES)
+        .map(|i| json!({"name": format!("vm-{i:03}"), "resource_group": "rg-app", "location": "eastus"}))
+        .collect();
+    // Realistic throttling: the first 200 writes go at once, then 10 a second, so the writes
+    // after the burst wait in the pacer (and the odd one in a 429's backoff).
+    let emulator = Emulator::start_with(
+        &json!({
+            "subscriptions": [{
+                "id": SUB,
+                "resource_groups": [{"name": "rg-app", "location": "eastus"}],
+                "user_assigned_identities": [{
+                    "name": "Built-In-Identity-eastus", "resource_group": "Built-In-Identity-RG", "location": "eastus"
+                }],
+                "virtual_machines": machines,
+            }],
+            "realism": {"vm_update_seconds": 0, "principal_replication_seconds": 0}
+        }),
+        "realistic",
+    );
+    let mut work = Workdir::new(&emulator.configuration(&format!(
+        r#"resource "mig_identity_assignment" "eastus" {{
+  identity_id    = "{identity}"
+  scope          = "/subscriptions/{SUB}"
+  resource_types = ["virtualMachines"]
+}}
+"#,
+        identity = builtin("eastus"),
+    )));
+    work.init();
+    // Ten machines' first writes fail with a 503 asking to retry in 30 s: at the stop they
+    // sit in a retry backoff, and their retries must never go.
+    emulator.inject_fault(&json!({
+        "kind": "status", "status": 503, "retry_after": 30, "count": 10,
+        "method": "PATCH", "path_contains": "/virtualMachines/vm-00"
+    }));
+    let log_path = work.path().join("terraform-core.log");
+    work.env("TF_LOG_CORE", "trace")
+        .env("TF_LOG_PATH", &log_path.display().to_string());
+    let apply = work.spawn(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+
+    // Interrupt once the burst is spent and writes trickle at the refill rate.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let written = emulator
+            .requests()
+            .iter()
+            .filter(|r| r["method"] == "PATCH" && r["status"] == 200)
+            .count();
+        if written >= 210 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {written} writes within 90 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sigint_at = now_unix_ms();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &apply.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+    let finished = apply.wait_with_output().expect("terraform apply ends");
+    let ended_at = now_unix_ms();
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&finished.stdout),
+        String::from_utf8_lossy(&finished.stderr)
+    );
+    assert!(
+        !finished.status.success(),
+        "an interrupted apply reports failure:\n{output}"
+    );
+    assert!(
+        output.contains("Stopped before"),
+        "the machines not written are reported as stopped:\n{output}"
+    );
+
+    // StopProvider's time: Terraform logs that it asks providers to stop, then asks them.
+    let core_log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let stop_at = stop_requested_at(&core_log).unwrap_or_else(|| {
+        eprintln!("no stop line in Terraform's core log; using the SIGINT time");
+        sigint_at
+    });
+    assert!(
+        stop_at + 2_000 >= sigint_at && stop_at <= ended_at,
+        "the stop ({stop_at}) came with the SIGINT ({sigint_at})"
+    );
+
+    let requests = emulator.requests();
+    let patches: Vec<&Json> = requests.iter().filter(|r| r["method"] == "PATCH").collect();
+    let received = |r: &Json| r["received_unix_ms"].as_u64().expect("received_unix_ms");
+    let late: Vec<(u64, &Json)> = patches
+        .iter()
+        .map(|r| (received(r), *r))
+        .filter(|(at, _)| *at > stop_at + STOP_BUDGET_MS)
+        .collect();
+    let after_stop = patches.iter().filter(|r| received(r) > stop_at).count();
+    let last = patches.iter().map(|r| received(r)).max().unwrap_or(0);
+    eprintln!(
+        "{} PATCHes in all, {after_stop} arrived after the stop, the last {} ms after it; the apply ended {} ms after it",
+        patches.len(),
+        last as i64 - stop_at as i64,
+        ended_at as i64 - stop_at as i64,
+    );
+    assert!(
+        late.is_empty(),
+        "{} PATCH(es) reached ARM more than {STOP_BUDGET_MS} ms after StopProvider, the last {} ms after:\n{:#?}",
+        late.len(),
+        last - stop_at,
+        late.iter().take(5).map(|(_, r)| r).collect::<Vec<_>>()
+    );
+    let retried = patches
+        .iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .is_some_and(|p| p.contains("/virtualMachines/vm-00"))
+        })
+        .count();
+    assert_eq!(
+        retried, 10,
+        "the writes in a 503 backoff were not retried after the stop"
+    );
+    assert!(
+        ended_at - stop_at < 10_000,
+        "the apply ended {} ms after the stop",
+        ended_at - stop_at
+    );
+
+    // The checks below read every machine: not through the throttled buckets.
+    emulator.admin(
+        reqwest::Method::POST,
+        "realism",
+        Some(&json!({"throttling": false})),
+    );
+    let target = builtin("eastus").to_ascii_lowercase();
+    let holding: BTreeSet<String> = (0..MACHINES)
+        .map(|i| vm_id(&format!("vm-{i:03}")))
+        .filter(|id| emulator.identity_of(id).1.contains(&target))
+        .map(|id| id.to_ascii_lowercase())
+        .collect();
+    assert!(
+        (0..10).all(|i| !holding.contains(&vm_id(&format!("vm-{i:03}")).to_ascii_lowercase())),
+        "the machines whose writes were refused and never retried are unchanged"
+    );
+    assert!(
+        holding.len() < MACHINES,
+        "the stop came before every write: {} hold the identity",
+        holding.len()
+    );
+    let state = work
+        .state_resources()
+        .remove("mig_identity_assignment.eastus")
+        .expect("the interrupted assignment is in state");
+    let assigned = strings(&state["assigned_ids"]);
+    let claimed_not_held: Vec<_> = assigned.difference(&holding).collect();
+    let held_not_recorded: Vec<_> = holding.difference(&assigned).collect();
+    assert!(
+        claimed_not_held.is_empty(),
+        "state claims machines that do not hold the identity: {claimed_not_held:?}"
+    );
+    assert!(
+        held_not_recorded.is_empty(),
+        "machines changed by this apply are missing from state: {held_not_recorded:?}"
+    );
+}
