@@ -14,6 +14,10 @@
 //!   instance after the new one took over, stripping it would leave the machine without the
 //!   identity that the surviving object wants it to have.
 //!
+//! - **Identities planned.** `mig_builtin_identity` plans its identity's ID before the
+//!   identity exists; an assignment planned after it in the same run that names that ID must
+//!   not be refused for naming an identity that does not exist yet.
+//!
 //! Machine and identity IDs are compared case-insensitively, as ARM does.
 
 use std::collections::{BTreeSet, HashMap};
@@ -29,6 +33,8 @@ pub struct Handover {
     owned: Mutex<HashMap<(String, String), BTreeSet<String>>>,
     /// identity -> machine -> how many live objects claim it.
     claims: Mutex<HashMap<String, HashMap<String, usize>>>,
+    /// Identities that a resource planned in this process will create.
+    planned_identities: Mutex<BTreeSet<String>>,
 }
 
 impl Handover {
@@ -72,6 +78,24 @@ impl Handover {
     }
 }
 
+impl Handover {
+    /// A resource in this run plans to create the identity `id`.
+    pub fn note_planned_identity(&self, id: &str) {
+        self.planned_identities
+            .lock()
+            .expect("handover lock")
+            .insert(id.to_ascii_lowercase());
+    }
+
+    /// True when a resource in this run plans to create the identity `id`.
+    pub fn is_planned_identity(&self, id: &str) -> bool {
+        self.planned_identities
+            .lock()
+            .expect("handover lock")
+            .contains(&id.trim_end_matches('/').to_ascii_lowercase())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +116,14 @@ mod tests {
         assert!(handover
             .owned_by_predecessor("/subscriptions/s", "/id")
             .is_empty());
+    }
+
+    #[test]
+    fn planned_identities_are_found_in_any_spelling() {
+        let handover = Handover::default();
+        handover.note_planned_identity("/Sub/RG/ID");
+        assert!(handover.is_planned_identity("/sub/rg/id/"));
+        assert!(!handover.is_planned_identity("/sub/rg/other"));
     }
 
     #[test]

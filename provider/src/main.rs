@@ -2,6 +2,7 @@
 //! Terraform provider. Terraform launches this binary; run directly it explains itself.
 
 mod actions;
+mod arguments;
 mod azure;
 mod data_sources;
 mod functions;

@@ -1102,6 +1102,13 @@ impl Resource for BuiltinIdentity {
             }
         }
         let creating = request.prior_state.is_null();
+        if !target.existing {
+            // Resources planned after this one in the same run may name this identity before
+            // it exists; they find here that it will.
+            self.data
+                .handover()
+                .note_planned_identity(&target.identity.to_string());
+        }
         let mut planned = state_value(&request.config, &target, None, true);
         // A lock still to be placed may not be placeable (a principal without the right): its
         // ID is known only once it exists, so apply can honestly report it missing.

@@ -26,8 +26,9 @@ use tfplugin::{
 
 use tokio_util::sync::CancellationToken;
 
+use crate::arguments;
 use crate::azure::compute::{Machine, MachineKind};
-use crate::azure::ids::{self, Scope, UserAssignedIdentityId};
+use crate::azure::ids::{self, Scope};
 use crate::azure::AzureClients;
 use crate::ownership::{self, Held, Mode, Outcome, Settings, Write};
 use crate::policy::{self, Decision, Rules};
@@ -102,27 +103,15 @@ fn arguments() -> Vec<Attribute> {
             .description(
                 "Resource ID of the user-assigned identity to attach. Changing it swaps the identity in place, one write per machine: machines this resource owns lose the old identity and gain the new one together.",
             )
-            .validator(Validator::string("Invalid identity ID", |id| {
-                UserAssignedIdentityId::parse(id).map(|_| ()).map_err(|reason| {
-                    format!("{reason}. Expected `/subscriptions/{{id}}/resourceGroups/{{group}}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{{name}}`, e.g. `mig_builtin_identity.x.id`.")
-                })
-            })),
+            .validator(arguments::identity_id()),
         Attribute::required("scope", Type::String)
             .description(
                 "A subscription (`/subscriptions/{id}`) or resource group (`/subscriptions/{id}/resourceGroups/{name}`) ID. Changing it converges in place: machines of the new scope get the identity, and machines this resource owns outside it are given back.",
             )
-            .validator(Validator::string("Invalid scope", |scope| {
-                Scope::parse(scope).map(|_| ()).map_err(|reason| {
-                    format!("{reason}. Expected a subscription ID (`/subscriptions/{{id}}`) or a resource group ID (`/subscriptions/{{id}}/resourceGroups/{{name}}`).")
-                })
-            })),
+            .validator(arguments::scope()),
         Attribute::optional("locations", set_of_strings())
             .description("Only machines in these regions. Null means every region.")
-            .validator(Validator::string("Unknown region", |location| {
-                ids::normalize_location(location)
-                    .map(|_| ())
-                    .map_err(|reason| format!("`{location}`: {reason}"))
-            })),
+            .validator(arguments::region()),
         Attribute::optional("resource_types", set_of_strings())
             .default_value(default_resource_types())
             .description("`virtualMachines`, `virtualMachineScaleSets`, or both (the default).")
@@ -138,11 +127,7 @@ fn arguments() -> Vec<Attribute> {
             ),
         Attribute::optional("exclude_ids", set_of_strings())
             .description("Machines (resource IDs, any casing) to leave alone.")
-            .validator(Validator::string("Invalid resource ID", |id| {
-                ids::ResourceId::parse(id).map(|_| ()).map_err(|_| {
-                    format!("`{id}` is not an ARM resource ID of a virtual machine or scale set.")
-                })
-            })),
+            .validator(arguments::machine_id()),
         Attribute::optional("exclude_tags", Type::Map(Box::new(Type::String))).description(
             "A machine carrying any one of these tag key/value pairs is left alone.",
         ),
@@ -206,8 +191,8 @@ struct Arguments {
 impl Arguments {
     fn settings(self) -> Option<Settings> {
         Some(Settings {
-            scope: Scope::parse(&self.scope).ok()?,
-            identity_id: self.identity_id,
+            scope: Scope::parse(arguments::trim_arm_id(&self.scope)).ok()?,
+            identity_id: arguments::trim_arm_id(&self.identity_id).to_string(),
             locations: self.locations.map(|list| {
                 list.iter()
                     .filter_map(|l| ids::normalize_location(l).ok())
@@ -225,7 +210,7 @@ impl Arguments {
                     .exclude_ids
                     .unwrap_or_default()
                     .iter()
-                    .map(|id| normalize_machine_id(id))
+                    .map(|id| arguments::normalize_arm_id(id))
                     .collect(),
                 exclude_tags: self.exclude_tags.unwrap_or_default(),
             },
@@ -237,14 +222,20 @@ impl Arguments {
     }
 }
 
-/// A machine ID as compared: lower case, without a trailing slash.
-fn normalize_machine_id(id: &str) -> String {
-    id.trim_end_matches('/').to_ascii_lowercase()
-}
-
 /// Every problem with the arguments that the declared validators cannot see alone.
 fn validate_arguments(config: &Value) -> Diagnostics {
     let mut diagnostics = schema().block.validate(config);
+    if config
+        .get("locations")
+        .as_list()
+        .is_some_and(<[Value]>::is_empty)
+    {
+        diagnostics.error_at(
+            AttributePath::root("locations"),
+            "No regions",
+            "An empty list matches no machine. Name at least one region, or leave `locations` out for every region.",
+        );
+    }
     if config
         .get("resource_types")
         .as_list()
@@ -801,6 +792,12 @@ impl Resource for IdentityAssignment {
         };
         let prior_private = Private::from_bytes(&request.prior_private);
         let previous = settings_from(&request.prior_state);
+        response.diagnostics = self
+            .check_against_azure(&clients, &request, &settings)
+            .await;
+        if response.diagnostics.has_errors() {
+            return response;
+        }
         let mut private = Private::default();
         let held = if request.prior_state.is_null() {
             // A create. If it replaces an object with the same scope and identity (taint,
@@ -996,6 +993,46 @@ fn without_incomplete_marker(state: Value) -> Value {
 }
 
 impl IdentityAssignment {
+    /// What only Azure can tell about the arguments, checked when they are new or changed
+    /// (a no-op plan makes no extra reads): the identity exists, the regions do.
+    async fn check_against_azure(
+        &self,
+        clients: &AzureClients,
+        request: &PlanRequest,
+        settings: &Settings,
+    ) -> Diagnostics {
+        let changed = |name: &str| request.prior_state.get(name) != request.config.get(name);
+        let mut diagnostics = Diagnostics::default();
+        if changed("identity_id")
+            && !self
+                .data
+                .handover()
+                .is_planned_identity(&settings.identity_id)
+        {
+            diagnostics.extend(
+                arguments::check_identity_exists(clients, "identity_id", &settings.identity_id)
+                    .await,
+            );
+        }
+        if changed("locations") {
+            let regions = request
+                .config
+                .get("locations")
+                .as_string_list()
+                .unwrap_or_default();
+            diagnostics.extend(
+                arguments::check_regions_exist(
+                    clients,
+                    settings.scope.subscription_id(),
+                    "locations",
+                    &regions,
+                )
+                .await,
+            );
+        }
+        diagnostics
+    }
+
     /// Leaves what an existing object owns for a replacement planned in this process.
     fn record_owned(&self, state: &Value, held: &Held) {
         let (Some(scope), Some(identity_id)) = (

@@ -1,0 +1,460 @@
+//! What each kind of argument accepts: one rule per kind of value, declared as a validator
+//! on every attribute that takes it (resources, data sources, the action) and called by the
+//! functions, so a value is judged the same way wherever it is written.
+//!
+//! Where Azure is lenient the rule is too, and the value is normalised where it is used
+//! (`normalize_*`): any casing of an ARM ID, a trailing `/`, a region's portal spelling.
+//! Where Azure would refuse the value, or where it would silently mean something else than
+//! the user meant (a role name where an ID belongs, a group where a machine belongs), the
+//! rule refuses it at `validate`, naming the fix.
+
+use tfplugin::{AttributePath, Diagnostics, Validator, Value};
+
+use crate::azure::ids::{self, ResourceId, Scope, UserAssignedIdentityId};
+use crate::azure::AzureClients;
+
+const COMPUTE: &str = "Microsoft.Compute";
+const MACHINE_TYPES: [&str; 2] = ["virtualMachines", "virtualMachineScaleSets"];
+
+/// An ARM ID as compared: without a trailing `/`, lower case.
+pub fn normalize_arm_id(id: &str) -> String {
+    id.trim_end_matches('/').to_ascii_lowercase()
+}
+
+/// An ARM ID as written to Azure: the given spelling without a trailing `/`.
+pub fn trim_arm_id(id: &str) -> &str {
+    id.trim_end_matches('/')
+}
+
+fn refuse_query(id: &str) -> Result<(), String> {
+    if id.contains(['?', '#']) {
+        return Err(format!(
+            "`{id}` carries a query string; an ID ends at its name. Remove everything from `?` on."
+        ));
+    }
+    if id.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "`{id}` contains white space; copy the ID exactly as Azure shows it."
+        ));
+    }
+    Ok(())
+}
+
+/// The ID of a virtual machine or scale set.
+pub fn check_machine_id(id: &str) -> Result<(), String> {
+    refuse_query(id)?;
+    let parsed = ResourceId::parse(id).map_err(|reason| format!("{reason}. Expected the ID of a virtual machine or scale set: /subscriptions/{{guid}}/resourceGroups/{{group}}/providers/Microsoft.Compute/virtualMachines/{{name}}."))?;
+    let is_machine = parsed.resource_group_name.is_some()
+        && parsed
+            .provider_namespace
+            .as_deref()
+            .is_some_and(|ns| ns.eq_ignore_ascii_case(COMPUTE))
+        && parsed
+            .resource_type
+            .as_deref()
+            .is_some_and(|t| MACHINE_TYPES.iter().any(|m| m.eq_ignore_ascii_case(t)));
+    if is_machine {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{id}` is not the ID of a virtual machine or scale set (Microsoft.Compute/virtualMachines or Microsoft.Compute/virtualMachineScaleSets); to leave a whole group out, narrow `scope` or tag its machines and use `exclude_tags`."
+        ))
+    }
+}
+
+pub fn machine_id() -> Validator {
+    Validator::string("Invalid machine ID", check_machine_id)
+}
+
+/// The ID of a user-assigned managed identity.
+pub fn check_identity_id(id: &str) -> Result<(), String> {
+    refuse_query(id)?;
+    UserAssignedIdentityId::parse(trim_arm_id(id)).map(|_| ()).map_err(|reason| {
+        format!("{reason}. Expected /subscriptions/{{guid}}/resourceGroups/{{group}}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{{name}}, e.g. `mig_builtin_identity.x.id`.")
+    })
+}
+
+pub fn identity_id() -> Validator {
+    Validator::string("Invalid identity ID", check_identity_id)
+}
+
+/// A subscription or resource group ID.
+pub fn check_scope(id: &str) -> Result<(), String> {
+    refuse_query(id)?;
+    Scope::parse(trim_arm_id(id)).map(|_| ()).map_err(|reason| {
+        format!("{reason}. Expected a subscription ID (/subscriptions/{{guid}}) or a resource group ID (/subscriptions/{{guid}}/resourceGroups/{{name}}).")
+    })
+}
+
+pub fn scope() -> Validator {
+    Validator::string("Invalid scope", check_scope)
+}
+
+/// A role definition: its full ID (at any scope) or its GUID. A role *name* is refused: a
+/// name matches nothing, so what the user meant to protect would not be.
+pub fn check_role_definition(text: &str) -> Result<(), String> {
+    refuse_query(text)?;
+    let guid = trim_arm_id(text).rsplit('/').next().unwrap_or_default();
+    let is_id = text.contains('/')
+        && text
+            .to_ascii_lowercase()
+            .contains("/providers/microsoft.authorization/roledefinitions/");
+    let shape_ok = if text.contains('/') { is_id } else { true };
+    if shape_ok && ids::validate_guid("role definition", guid).is_ok() {
+        return Ok(());
+    }
+    Err(format!(
+        "`{text}` is not a role definition ID or GUID. Give the role's ID, e.g. `/providers/Microsoft.Authorization/roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c` or just `b24988ac-6180-42a0-ab88-20f7382dd24c` (Contributor); a role's name cannot be matched."
+    ))
+}
+
+pub fn role_definition() -> Validator {
+    Validator::string("Invalid role definition", check_role_definition)
+}
+
+/// The GUID of a role definition given by ID or GUID, lower case.
+pub fn role_definition_guid(text: &str) -> String {
+    trim_arm_id(text)
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
+/// A region name, in ARM's spelling (`eastus`) or the portal's (`East US`). Whether the
+/// subscription has it is checked at plan, against its region list.
+pub fn region() -> Validator {
+    Validator::string("Invalid region", |text| {
+        ids::normalize_location(text).map(|_| ())
+    })
+}
+
+/// A resource group name, by ARM's rules: 1 to 90 letters, digits, `_`, `-`, `.`, `(` or
+/// `)`, not ending in `.`.
+pub fn check_resource_group_name(name: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '(' | ')');
+    let length = name.chars().count();
+    if length == 0 || length > 90 || !name.chars().all(allowed) || name.ends_with('.') {
+        return Err(format!(
+            "`{name}` is not a resource group name: 1 to 90 letters, digits, `_`, `-`, `.`, `(` or `)`, not ending in `.`."
+        ));
+    }
+    Ok(())
+}
+
+pub fn resource_group_name() -> Validator {
+    Validator::string("Invalid resource group name", check_resource_group_name)
+}
+
+/// A user-assigned identity's name, by ARM's rules: 3 to 128 letters, digits, `-` or `_`,
+/// starting with a letter or digit.
+pub fn check_identity_name(name: &str) -> Result<(), String> {
+    let length = name.chars().count();
+    let starts_well = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
+    let allowed = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+    if !(3..=128).contains(&length) || !starts_well || !allowed {
+        return Err(format!(
+            "`{name}` is not a managed identity name: 3 to 128 letters, digits, `-` or `_`, starting with a letter or digit."
+        ));
+    }
+    Ok(())
+}
+
+pub fn identity_name() -> Validator {
+    Validator::string("Invalid identity name", check_identity_name)
+}
+
+/// A tag value: at most 256 characters.
+pub fn check_tag_value(value: &str) -> Result<(), String> {
+    if value.chars().count() > 256 {
+        return Err("a tag value holds at most 256 characters.".to_string());
+    }
+    Ok(())
+}
+
+/// A tag name: 1 to 512 characters, none of `<>%&\?/`.
+pub fn check_tag_name(name: &str) -> Result<(), String> {
+    let length = name.chars().count();
+    if length == 0 || length > 512 || name.contains(['<', '>', '%', '&', '\\', '?', '/']) {
+        return Err(format!(
+            "`{name}` is not a tag name: 1 to 512 characters, none of `<>%&\\?/`."
+        ));
+    }
+    Ok(())
+}
+
+/// A map of tags: each key a tag name, each value a tag value. (Declared validators see map
+/// elements, so the keys are checked by the resource's `validate_config` with
+/// [`check_tag_name`].)
+pub fn tag_value() -> Validator {
+    Validator::string("Invalid tag value", check_tag_value)
+}
+
+/// A duration such as `30s`, `10m` or `1h30m`; zero is refused where an operation needs time.
+pub fn check_duration(text: &str, allow_zero: bool) -> Result<(), String> {
+    let duration = humantime::parse_duration(text).map_err(|error| {
+        format!("`{text}` is not a duration ({error}). Write it like `30s`, `10m` or `1h30m`.")
+    })?;
+    if !allow_zero && duration.is_zero() {
+        return Err(format!(
+            "`{text}` leaves no time at all; give a positive duration like `30s` or `10m`."
+        ));
+    }
+    Ok(())
+}
+
+pub fn positive_duration() -> Validator {
+    Validator::string("Invalid duration", |text| check_duration(text, false))
+}
+
+/// A duration such as `24h`, zero included, where zero has a meaning (e.g. `min_age = "0s"`:
+/// no age limit).
+pub fn duration() -> Validator {
+    Validator::string("Invalid duration", |text| check_duration(text, true))
+}
+
+/// Where role assignments are looked for: a subscription, a resource group or a management
+/// group ID. A trailing `/` is accepted (and trimmed where used); a query string is not.
+pub fn check_role_assignment_scope(id: &str) -> Result<(), String> {
+    refuse_query(id)?;
+    let trimmed = trim_arm_id(id);
+    if let Some(name) = trimmed
+        .to_ascii_lowercase()
+        .strip_prefix("/providers/microsoft.management/managementgroups/")
+    {
+        if !name.is_empty() && !name.contains('/') {
+            return Ok(());
+        }
+    }
+    Scope::parse(trimmed).map(|_| ()).map_err(|reason| {
+        format!("{reason}. Expected a subscription ID (/subscriptions/{{guid}}), a resource group ID (/subscriptions/{{guid}}/resourceGroups/{{name}}) or a management group ID (/providers/Microsoft.Management/managementGroups/{{name}}).")
+    })
+}
+
+pub fn role_assignment_scope() -> Validator {
+    Validator::string("Invalid scope", check_role_assignment_scope)
+}
+
+/// A machine resource type, in any casing: `virtualMachines` or `virtualMachineScaleSets`.
+pub fn parse_machine_kind(text: &str) -> Option<crate::azure::compute::MachineKind> {
+    use crate::azure::compute::MachineKind;
+    if text.eq_ignore_ascii_case(MACHINE_TYPES[0]) {
+        Some(MachineKind::VirtualMachine)
+    } else if text.eq_ignore_ascii_case(MACHINE_TYPES[1]) {
+        Some(MachineKind::ScaleSet)
+    } else {
+        None
+    }
+}
+
+pub fn check_resource_type(text: &str) -> Result<(), String> {
+    parse_machine_kind(text).map(|_| ()).ok_or_else(|| {
+        format!("`{text}` is not one of `virtualMachines`, `virtualMachineScaleSets`.")
+    })
+}
+
+/// Each element of `resource_types` (see [`check_resource_types_listed`] for the empty set).
+pub fn resource_type() -> Validator {
+    Validator::string("Unknown resource type", check_resource_type)
+}
+
+/// An error at `attribute` when `config` sets it to an empty list, set or map: a filter
+/// that matches nothing is refused, `fix` says what to write instead.
+pub fn check_not_empty(config: &Value, attribute: &str, summary: &str, fix: &str) -> Diagnostics {
+    let mut diagnostics = Diagnostics::default();
+    let value = config.get(attribute);
+    let empty = value.as_list().is_some_and(<[Value]>::is_empty)
+        || matches!(value, Value::Map(map) if map.is_empty());
+    if empty {
+        diagnostics.error_at(AttributePath::root(attribute), summary, fix);
+    }
+    diagnostics
+}
+
+/// `resource_types = []` is refused: it would match no machine.
+pub fn check_resource_types_listed(config: &Value) -> Diagnostics {
+    check_not_empty(
+        config,
+        "resource_types",
+        "No resource types",
+        "Name at least one of `virtualMachines` and `virtualMachineScaleSets`, or leave the argument out for both.",
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks only Azure can answer, made at plan once the value is known
+// ---------------------------------------------------------------------------------------------
+
+/// An error at `attribute` for each of `regions` (any spelling) the subscription does not
+/// have. When the region list cannot be read, nothing is refused: apply will tell.
+pub async fn check_regions_exist(
+    clients: &AzureClients,
+    subscription_id: &str,
+    attribute: &str,
+    regions: &[String],
+) -> Diagnostics {
+    let mut diagnostics = Diagnostics::default();
+    if regions.is_empty() {
+        return diagnostics;
+    }
+    let known = match clients.subscriptions.regions(subscription_id).await {
+        Ok(known) => known,
+        Err(error) => {
+            tracing::debug!(%error, "cannot list the subscription's regions; not checking them");
+            return diagnostics;
+        }
+    };
+    for region in regions {
+        let Ok(name) = ids::normalize_location(region) else {
+            continue;
+        };
+        if !known.contains(&name) {
+            diagnostics.error_at(
+                AttributePath::root(attribute),
+                "Unknown region",
+                &format!(
+                    "Subscription {subscription_id} has no region `{region}`. Regions it has: {}.",
+                    known.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+    }
+    diagnostics
+}
+
+/// An error at `attribute` when the user-assigned identity `id` does not exist (or the
+/// principal cannot see it).
+pub async fn check_identity_exists(
+    clients: &AzureClients,
+    attribute: &str,
+    id: &str,
+) -> Diagnostics {
+    let mut diagnostics = Diagnostics::default();
+    let Ok(parsed) = UserAssignedIdentityId::parse(trim_arm_id(id)) else {
+        return diagnostics;
+    };
+    match clients.identities.get(&parsed).await {
+        Ok(Some(_)) => {}
+        Ok(None) => diagnostics.error_at(
+            AttributePath::root(attribute),
+            "Identity not found",
+            &format!(
+                "`{id}` does not exist, or this principal cannot read it. Create it first (for example with `mig_builtin_identity`, and reference its `id`), or correct the ID."
+            ),
+        ),
+        Err(error) if error.status == 403 => diagnostics.error_at(
+            AttributePath::root(attribute),
+            "Identity not readable",
+            &format!(
+                "This principal may not read `{id}` ({error}). Grant it Managed Identity Operator (or Reader) on the identity."
+            ),
+        ),
+        Err(error) => {
+            tracing::debug!(%error, "cannot read the identity; not checking it");
+        }
+    }
+    diagnostics
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SUB: &str = "/subscriptions/00000000-0000-0000-0000-000000000001";
+
+    #[test]
+    fn machine_ids_must_name_a_machine() {
+        let vm =
+            format!("{SUB}/resourceGroups/app/providers/Microsoft.Compute/virtualMachines/vm1");
+        assert!(check_machine_id(&vm).is_ok());
+        assert!(
+            check_machine_id(&format!("{vm}/")).is_ok(),
+            "a trailing slash is normalised"
+        );
+        assert!(
+            check_machine_id(&vm.to_uppercase().replace("SUBSCRIPTIONS", "subscriptions")).is_ok()
+        );
+        assert!(
+            check_machine_id(&format!("{SUB}/resourceGroups/app")).is_err(),
+            "a group is not a machine"
+        );
+        assert!(check_machine_id(&format!("{vm}?api-version=2024-07-01")).is_err());
+        assert!(check_machine_id("garbage").is_err());
+        let disk = format!("{SUB}/resourceGroups/app/providers/Microsoft.Compute/disks/d1");
+        assert!(check_machine_id(&disk).is_err());
+        let scale_set = format!(
+            "{SUB}/resourceGroups/app/providers/Microsoft.Compute/virtualMachineScaleSets/ss"
+        );
+        assert!(check_machine_id(&scale_set).is_ok());
+        assert_eq!(normalize_arm_id(&format!("{vm}/")), vm.to_ascii_lowercase());
+    }
+
+    #[test]
+    fn identity_ids_refuse_query_strings_and_accept_a_trailing_slash() {
+        let id = format!("{SUB}/resourceGroups/ids/providers/Microsoft.ManagedIdentity/userAssignedIdentities/one");
+        assert!(check_identity_id(&id).is_ok());
+        assert!(check_identity_id(&format!("{id}/")).is_ok());
+        assert!(check_identity_id(&format!("{id}?api-version=2023-01-31")).is_err());
+        assert!(check_identity_id(&format!("{SUB}/resourceGroups/ids")).is_err());
+    }
+
+    #[test]
+    fn role_definitions_are_ids_or_guids_never_names() {
+        assert!(check_role_definition("b24988ac-6180-42a0-ab88-20f7382dd24c").is_ok());
+        assert!(check_role_definition(
+            "/providers/Microsoft.Authorization/roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c"
+        )
+        .is_ok());
+        assert!(check_role_definition(&format!(
+            "{SUB}/providers/Microsoft.Authorization/roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c"
+        ))
+        .is_ok());
+        let refused = check_role_definition("Contributor").unwrap_err();
+        assert!(refused.contains("b24988ac"), "names the fix: {refused}");
+        assert!(check_role_definition(&format!(
+            "{SUB}/resourceGroups/x/b24988ac-6180-42a0-ab88-20f7382dd24c"
+        ))
+        .is_err());
+        assert_eq!(
+            role_definition_guid("/providers/Microsoft.Authorization/roleDefinitions/B24988AC-6180-42A0-AB88-20F7382DD24C/"),
+            "b24988ac-6180-42a0-ab88-20f7382dd24c"
+        );
+    }
+
+    #[test]
+    fn names_follow_arms_rules() {
+        assert!(check_resource_group_name("Built-In-Identity-RG").is_ok());
+        assert!(check_resource_group_name("rg(1).a").is_ok());
+        for bad in ["", "a/b", "ends.", &"x".repeat(91), "has space"] {
+            assert!(check_resource_group_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_identity_name("Built-In-Identity-eastus").is_ok());
+        for bad in ["ab", "-lead", "has space", "a.b", &"x".repeat(129)] {
+            assert!(check_identity_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_tag_name("env").is_ok());
+        assert!(check_tag_name("a<b").is_err());
+        assert!(check_tag_value(&"v".repeat(257)).is_err());
+    }
+
+    #[test]
+    fn durations_refuse_zero_where_time_is_needed() {
+        assert!(check_duration("30s", false).is_ok());
+        assert!(check_duration("0s", false).is_err());
+        assert!(check_duration("0s", true).is_ok());
+        assert!(check_duration("soon", true).is_err());
+    }
+
+    #[test]
+    fn validators_carry_the_rules() {
+        let value = tfplugin::Value::from("Contributor");
+        assert!(role_definition().check(&value).is_err());
+        assert!(region().check(&tfplugin::Value::from("East US")).is_ok());
+        assert!(region().check(&tfplugin::Value::from("east-us!")).is_err());
+    }
+}
