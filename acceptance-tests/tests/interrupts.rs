@@ -279,3 +279,242 @@ fn after_one_sigint_no_write_reaches_arm_a_second_after_the_stop_and_state_match
         "machines changed by this apply are missing from state: {held_not_recorded:?}"
     );
 }
+
+/// A throttled estate: `small` machines in `rg-first`, `MACHINES` in `rg-app`.
+fn throttled_estate(small: usize) -> Emulator {
+    let machines: Vec<Json> = (0..MACHINES_UPDATE)
+        .map(|i| json!({"name": format!("vm-{i:03}"), "resource_group": "rg-app", "location": "eastus"}))
+        .chain((0..small).map(|i| {
+            json!({"name": format!("first-{i}"), "resource_group": "rg-first", "location": "eastus"})
+        }))
+        .collect();
+    Emulator::start_with(
+        &json!({
+            "subscriptions": [{
+                "id": SUB,
+                "resource_groups": [
+                    {"name": "rg-app", "location": "eastus"},
+                    {"name": "rg-first", "location": "eastus"}
+                ],
+                "user_assigned_identities": [{
+                    "name": "Built-In-Identity-eastus", "resource_group": "Built-In-Identity-RG", "location": "eastus"
+                }],
+                "virtual_machines": machines,
+            }],
+            "realism": {"vm_update_seconds": 0, "principal_replication_seconds": 0}
+        }),
+        "realistic",
+    )
+}
+
+const MACHINES_UPDATE: usize = 300;
+
+fn assignment(scope: &str, timeouts: &str) -> String {
+    format!(
+        r#"resource "mig_identity_assignment" "eastus" {{
+  identity_id    = "{identity}"
+  scope          = "{scope}"
+  resource_types = ["virtualMachines"]
+  {timeouts}
+}}
+"#,
+        identity = builtin("eastus"),
+    )
+}
+
+/// Every machine of the estate's ID, and the ones holding the identity now.
+fn holding(emulator: &Emulator, small: usize) -> (Vec<String>, BTreeSet<String>) {
+    emulator.admin(
+        reqwest::Method::POST,
+        "realism",
+        Some(&json!({"throttling": false})),
+    );
+    let target = builtin("eastus").to_ascii_lowercase();
+    let all: Vec<String> = (0..MACHINES_UPDATE)
+        .map(|i| vm_id(&format!("vm-{i:03}")))
+        .chain((0..small).map(|i| {
+            format!("/subscriptions/{SUB}/resourceGroups/rg-first/providers/Microsoft.Compute/virtualMachines/first-{i}")
+        }))
+        .collect();
+    let holding = all
+        .iter()
+        .filter(|id| emulator.identity_of(id).1.contains(&target))
+        .map(|id| id.to_ascii_lowercase())
+        .collect();
+    (all, holding)
+}
+
+fn assigned_in_state(work: &Workdir) -> BTreeSet<String> {
+    let state = work
+        .state_resources()
+        .remove("mig_identity_assignment.eastus")
+        .expect("the assignment is in state");
+    strings(&state["assigned_ids"])
+}
+
+/// Waits until `count` PATCHes were accepted.
+fn wait_for_writes(emulator: &Emulator, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let written = emulator
+            .requests()
+            .iter()
+            .filter(|r| r["method"] == "PATCH" && r["status"] == 200)
+            .count();
+        if written >= count {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {written} writes within 90 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// How an update is cut short.
+enum Cut {
+    Timeout,
+    OneSigint,
+}
+
+/// Widening the scope (an update) of a throttled assignment is cut short; state records
+/// exactly the machines holding the identity, the next apply finishes, destroy restores.
+fn an_update_cut_short_records_exactly_what_changed(cut: Cut) {
+    const SMALL: usize = 5;
+    let emulator = throttled_estate(SMALL);
+    let group = format!("/subscriptions/{SUB}/resourceGroups/rg-first");
+    let whole = format!("/subscriptions/{SUB}");
+    let work = Workdir::new(&emulator.configuration(&assignment(&group, "")));
+    work.init();
+    work.apply();
+    let widened = match cut {
+        Cut::Timeout => assignment(&whole, "timeouts {\n    update = \"4s\"\n  }"),
+        Cut::OneSigint => assignment(&whole, ""),
+    };
+    work.write("main.tf", &emulator.configuration(&widened));
+    match cut {
+        Cut::Timeout => {
+            let failed = work.try_apply();
+            assert!(!failed.success, "the update times out");
+            assert!(
+                failed.all().contains("timeout"),
+                "the error names the timeout: {}",
+                failed.all()
+            );
+        }
+        Cut::OneSigint => {
+            let apply = work.spawn(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+            wait_for_writes(&emulator, 210);
+            let status = std::process::Command::new("kill")
+                .args(["-INT", &apply.id().to_string()])
+                .status()
+                .expect("kill -INT");
+            assert!(status.success());
+            let finished = apply.wait_with_output().expect("terraform apply ends");
+            assert!(!finished.status.success(), "an interrupted apply fails");
+        }
+    }
+    let (all, held) = holding(&emulator, SMALL);
+    assert!(
+        held.len() > SMALL && held.len() < all.len(),
+        "the update was cut part way: {} of {} hold the identity",
+        held.len(),
+        all.len()
+    );
+    assert_eq!(
+        assigned_in_state(&work),
+        held,
+        "state records exactly the machines that hold the identity"
+    );
+
+    work.write("main.tf", &emulator.configuration(&assignment(&whole, "")));
+    work.apply();
+    let (all, held) = holding(&emulator, SMALL);
+    assert_eq!(held.len(), all.len(), "the next apply finished the job");
+    assert!(!work.plan_has_changes());
+    work.destroy();
+    let (_, held) = holding(&emulator, SMALL);
+    assert!(held.is_empty(), "destroy took back everything: {held:?}");
+}
+
+#[test]
+fn an_update_that_times_out_records_exactly_what_changed_and_the_next_apply_finishes() {
+    an_update_cut_short_records_exactly_what_changed(Cut::Timeout);
+}
+
+#[test]
+fn an_update_stopped_by_one_sigint_records_exactly_what_changed_and_the_next_apply_finishes() {
+    an_update_cut_short_records_exactly_what_changed(Cut::OneSigint);
+}
+
+/// Two Ctrl-C: Terraform exits at once and warns that data may be lost. Whatever the
+/// provider had written is not in state, but no machine loses an identity it held, and the
+/// next apply converges.
+#[test]
+fn after_two_sigints_no_machine_loses_an_identity_and_the_next_apply_converges() {
+    let emulator = throttled_estate(0);
+    let other = format!(
+        "/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app"
+    );
+    // A machine that held another identity, and one that held ours from someone else.
+    emulator.arm_send(
+        reqwest::Method::PUT,
+        &other,
+        "2023-01-31",
+        Some(&json!({"location": "eastus"})),
+    );
+    for (name, identities) in [
+        ("vm-000", vec![other.clone()]),
+        ("vm-001", vec![builtin("eastus")]),
+    ] {
+        let map: serde_json::Map<String, Json> = identities
+            .iter()
+            .map(|id| (id.clone(), json!({})))
+            .collect();
+        emulator.arm_send(
+            reqwest::Method::PATCH,
+            &vm_id(name),
+            "2024-07-01",
+            Some(&json!({"identity": {"type": "SystemAssigned, UserAssigned", "userAssignedIdentities": map}})),
+        );
+    }
+    let before: Vec<_> = (0..2)
+        .map(|i| emulator.identity_of(&vm_id(&format!("vm-{i:03}"))))
+        .collect();
+    let work =
+        Workdir::new(&emulator.configuration(&assignment(&format!("/subscriptions/{SUB}"), "")));
+    work.init();
+    emulator.clear_requests();
+    let apply = work.spawn(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    wait_for_writes(&emulator, 210);
+    for _ in 0..2 {
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &apply.id().to_string()])
+            .status()
+            .expect("kill -INT");
+        assert!(status.success());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let finished = apply.wait_with_output().expect("terraform apply ends");
+    assert!(!finished.status.success(), "a killed apply fails");
+
+    let other_lower = other.to_ascii_lowercase();
+    for (i, (kind, identities)) in before.iter().enumerate() {
+        let (now_kind, now) = emulator.identity_of(&vm_id(&format!("vm-{i:03}")));
+        assert!(
+            identities.is_subset(&now),
+            "vm-{i:03} kept every identity it held ({kind} {identities:?} -> {now_kind} {now:?})"
+        );
+    }
+    assert!(emulator
+        .identity_of(&vm_id("vm-000"))
+        .1
+        .contains(&other_lower));
+
+    work.apply();
+    let (all, held) = holding(&emulator, 0);
+    assert_eq!(held.len(), all.len(), "the next apply converged");
+    assert!(held.contains(&vm_id("vm-001").to_ascii_lowercase()));
+    assert!(!work.plan_has_changes());
+}
