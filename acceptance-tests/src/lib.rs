@@ -13,7 +13,7 @@ pub mod plugin_client;
 mod terraform;
 
 pub use emulator::{configuration, Emulator, ReadyInfo};
-pub use terraform::{provider_version, CommandOutput, Workdir};
+pub use terraform::{provider_version, terraform_has, terraform_minor, CommandOutput, Workdir};
 
 use std::path::PathBuf;
 

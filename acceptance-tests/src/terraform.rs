@@ -78,6 +78,36 @@ fn platform() -> String {
     format!("{os}_{arch}")
 }
 
+/// The minor version of the Terraform under test (`15` for 1.15.5).
+pub fn terraform_minor() -> u64 {
+    static MINOR: OnceLock<u64> = OnceLock::new();
+    *MINOR.get_or_init(|| {
+        let output = Command::new(&toolchain().terraform)
+            .args(["version", "-json"])
+            .env("TF_CLI_CONFIG_FILE", &toolchain().cli_config)
+            .output()
+            .expect("terraform version");
+        let version: Json = serde_json::from_slice(&output.stdout).unwrap_or(Json::Null);
+        version["terraform_version"]
+            .as_str()
+            .and_then(|v| v.split('.').nth(1))
+            .and_then(|minor| minor.parse().ok())
+            .unwrap_or(0)
+    })
+}
+
+/// True when the Terraform under test (1.x) has `feature`, which arrived in 1.`since`;
+/// otherwise says on stderr that the test is skipped on this line. Each test that needs a
+/// feature newer than 1.6 starts with `if !terraform_has(8, "provider functions") { return; }`.
+pub fn terraform_has(since: u64, feature: &str) -> bool {
+    let minor = terraform_minor();
+    if minor >= since {
+        return true;
+    }
+    eprintln!("skipped on Terraform 1.{minor}: {feature} need Terraform 1.{since}+");
+    false
+}
+
 fn find_terraform() -> PathBuf {
     if let Ok(bin) = std::env::var("MIG_TF_BIN") {
         return PathBuf::from(bin);

@@ -42,6 +42,9 @@ fn init_finds_the_provider_and_schema_lists_provider_block_and_functions() {
         );
     }
     assert_eq!(provider_attrs["client_secret"]["sensitive"], true);
+    if !acceptance_tests::terraform_has(8, "provider functions") {
+        return;
+    }
     let functions = &provider["functions"];
     for name in [
         "builtin_identity_id",
@@ -127,6 +130,9 @@ data "mig_client_config" "current" {}
 
 #[test]
 fn functions_compute_outputs_in_apply() {
+    if !acceptance_tests::terraform_has(8, "provider functions") {
+        return;
+    }
     let work = Workdir::new(&config(&format!(
         r#"
 output "id" {{
@@ -158,6 +164,9 @@ output "parsed" {{
 
 #[test]
 fn function_errors_name_the_argument() {
+    if !acceptance_tests::terraform_has(8, "provider functions") {
+        return;
+    }
     let work = Workdir::new(&config(
         r#"
 output "bad" {
@@ -190,6 +199,9 @@ output "bad" {
 
 #[test]
 fn unknown_values_flow_through_functions_at_plan() {
+    if !acceptance_tests::terraform_has(8, "provider functions") {
+        return;
+    }
     let work = Workdir::new(&config(&format!(
         r#"
 resource "terraform_data" "region" {{

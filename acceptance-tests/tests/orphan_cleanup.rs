@@ -316,6 +316,9 @@ output "orphans" {{
 
 #[test]
 fn the_action_removes_the_same_set() {
+    if !acceptance_tests::terraform_has(14, "actions") {
+        return;
+    }
     let emulator = Emulator::start(&scenario());
     let work = Workdir::new(&emulator.configuration(&format!(
         r#"action "mig_orphan_cleanup" "once" {{
