@@ -23,51 +23,9 @@ GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 
 
 def scenario():
-    rg = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-app"
-    return {
-        "subscriptions": [
-            {
-                "id": SUBSCRIPTION,
-                "display_name": "Conformance",
-                "regions": ["eastus", "westeurope"],
-                "resource_groups": [{"name": "rg-app", "location": "eastus"}],
-                "user_assigned_identities": [
-                    {"name": "id-app", "resource_group": "rg-app", "location": "eastus"}
-                ],
-                "virtual_machines": [
-                    {"name": f"vm-{i}", "resource_group": "rg-app", "location": "eastus"}
-                    for i in range(7)
-                ]
-                + [
-                    {
-                        "name": "vm-one-uami",
-                        "resource_group": "rg-app",
-                        "location": "eastus",
-                        "identity": {"type": "UserAssigned", "user_assigned": ["id-app"]},
-                    }
-                ],
-                "scale_sets": [{"name": "ss-1", "resource_group": "rg-app", "location": "eastus"}],
-                "role_assignments": [
-                    {
-                        "scope": rg,
-                        "role": "Reader",
-                        "principal_id": DELETED_PRINCIPAL,
-                        "created_on": "2025-01-02T03:04:05Z",
-                    },
-                    {"scope": rg, "role": "Reader", "principal_id": LIVE_PRINCIPAL},
-                ],
-            }
-        ],
-        "principals": [{"id": LIVE_PRINCIPAL, "display_name": "ci"}],
-        "deleted_principals": [DELETED_PRINCIPAL],
-        # The "host" the managed identity endpoints speak for: a system-assigned identity
-        # and id-app, so a request naming no identity gets the system-assigned one.
-        "managed_identities_on_host": {
-            "system_assigned": True,
-            "user_assigned": [f"{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-app"],
-        },
-        "realism": {"page_size": 3, "vm_update_seconds": 1},
-    }
+    """The world every suite (Python, JavaScript, CLI) starts from: scenario.json."""
+    with open(os.path.join(os.path.dirname(__file__), "scenario.json")) as f:
+        return json.load(f)
 
 
 def _binary():

@@ -3,7 +3,6 @@ long-running operations, and optimistic concurrency with If-Match."""
 
 import pytest
 from azure.core.exceptions import HttpResponseError
-from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute.models import (
     UserAssignedIdentitiesValue,
     VirtualMachineIdentity,
@@ -14,6 +13,7 @@ from azure.mgmt.compute.models import (
 from azure.mgmt.msi import ManagedServiceIdentityClient
 
 from conftest import arm_client
+from sdk import ComputeManagementClient, if_match
 
 
 def test_list_all_follows_next_link_across_pages(emulator, credential, admin):
@@ -66,7 +66,7 @@ def test_if_match_with_a_stale_etag_is_refused(emulator, credential):
             "rg-app",
             "vm-2",
             VirtualMachineUpdate(tags={"a": "2"}),
-            if_match=vm.etag,
+            **if_match(compute.virtual_machines.begin_update, vm.etag),
         ).result()
     assert error.value.status_code == 412
 
@@ -76,7 +76,7 @@ def test_if_match_with_a_stale_etag_is_refused(emulator, credential):
         "rg-app",
         "vm-2",
         VirtualMachineUpdate(tags={"a": "2"}),
-        if_match=current.etag,
+        **if_match(compute.virtual_machines.begin_update, current.etag),
     ).result()
     assert updated.tags == {"a": "2"}
     assert updated.etag != current.etag

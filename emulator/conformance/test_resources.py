@@ -6,10 +6,9 @@ import uuid
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.msi import ManagedServiceIdentityClient
-from azure.mgmt.resource import ResourceManagementClient
-from azure.mgmt.resource.locks import ManagementLockClient
 
 from conftest import arm_client
+from sdk import ManagementLockClient, ResourceManagementClient
 
 
 def test_resource_group_lifecycle_with_long_running_delete(emulator, credential):

@@ -1,8 +1,8 @@
 """ARM throttling and transient faults as the SDKs' retry policy sees them."""
 
-from azure.mgmt.resource import ResourceManagementClient
 
 from conftest import arm_client
+from sdk import ResourceManagementClient
 
 
 def test_sdk_retries_a_429_with_retry_after_and_succeeds(emulator, credential, admin):

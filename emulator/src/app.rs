@@ -37,6 +37,10 @@ pub struct App {
     pub base: String,
     /// `127.0.0.1:PORT`.
     pub host: String,
+    /// Microsoft Graph's own listener, `https://localhost:PORT2` (no trailing slash): another
+    /// host name than ARM's, so a client that picks the token audience from the URL (the
+    /// CLI's `az rest`) gets Graph's. Graph is served on `base` too.
+    pub graph_base: String,
     pub signer: Signer,
     pub token_cache: RwLock<HashMap<String, Arc<Claims>>>,
     pub limiter: Limiter,
@@ -50,12 +54,20 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(world: World, base: String, host: String, profile: &str, ca_file: String) -> App {
+    pub fn new(
+        world: World,
+        base: String,
+        host: String,
+        graph_base: String,
+        profile: &str,
+        ca_file: String,
+    ) -> App {
         App {
             ca_file,
             world: RwLock::new(world),
             base,
             host,
+            graph_base,
             signer: Signer::new(),
             token_cache: RwLock::new(HashMap::new()),
             limiter: Limiter::default(),
@@ -69,6 +81,12 @@ impl App {
     /// The ARM endpoint with a trailing slash.
     pub fn arm_endpoint(&self) -> String {
         format!("{}/", self.base)
+    }
+
+    /// Microsoft Graph's endpoint (its own listener) with a trailing slash: also the
+    /// audience (`microsoftGraphResourceId`) the endpoints metadata announces.
+    pub fn graph_endpoint(&self) -> String {
+        format!("{}/", self.graph_base)
     }
 
     pub fn record(&self, entry: LogEntry) {

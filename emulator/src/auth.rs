@@ -42,7 +42,7 @@ pub fn metadata_endpoints(app: &App) -> Resp {
             },
             "media": "https://rest.media.azure.net",
             "graphAudience": "https://graph.windows.net/",
-            "graph": base,
+            "graph": app.graph_endpoint(),
             "name": "AzureCloud",
             "suffixes": {
                 "azureDataLakeStoreFileSystem": "azuredatalakestore.net",
@@ -65,7 +65,7 @@ pub fn metadata_endpoints(app: &App) -> Resp {
             "vmImageAliasDoc": "https://raw.githubusercontent.com/Azure/azure-rest-api-specs/main/arm-compute/quickstart-templates/aliases.json",
             "activeDirectoryDataLake": "https://datalake.azure.net/",
             "sqlManagement": "https://management.core.windows.net:8443/",
-            "microsoftGraphResourceId": "https://graph.microsoft.com/",
+            "microsoftGraphResourceId": app.graph_endpoint(),
             "appInsightsResourceId": "https://api.applicationinsights.io",
             "appInsightsTelemetryChannelResourceId": "https://dc.applicationinsights.azure.com/v2/track",
             "attestationResourceId": "https://attest.azure.net",
@@ -564,6 +564,7 @@ pub fn authenticate(app: &App, req: &Req, aud: Audience) -> Result<Arc<Claims>, 
         Audience::Graph => {
             GRAPH_AUDIENCES.contains(&claims.aud.as_str())
                 || claims.aud.trim_end_matches('/') == app.base
+                || claims.aud.trim_end_matches('/') == app.graph_base
         }
     };
     if !ok_aud {

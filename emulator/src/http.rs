@@ -41,10 +41,21 @@ impl Req {
             return Ok(Value::Null);
         }
         serde_json::from_slice(&self.body).map_err(|e| {
+            // Json.NET's wording: "<what>. Path '', line L, position P."
+            let what = e.to_string();
+            let what = what.split(" at line ").next().unwrap_or(&what).to_string();
+            let mut what = what;
+            if let Some(first) = what.get(..1) {
+                what = first.to_ascii_uppercase() + &what[1..];
+            }
             Resp::arm_error(
                 400,
                 "InvalidRequestContent",
-                &format!("The request content was invalid and could not be deserialized: '{e}'."),
+                &format!(
+                    "The request content was invalid and could not be deserialized: '{what}. Path '', line {}, position {}.'.",
+                    e.line(),
+                    e.column()
+                ),
             )
         })
     }

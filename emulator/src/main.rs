@@ -29,18 +29,20 @@ use crate::scenario::{build_world, Scenario};
 
 struct Args {
     listen: String,
+    graph_listen: Option<String>,
     ready_file: Option<PathBuf>,
     scenario: Option<PathBuf>,
     profile: String,
     state_file: Option<PathBuf>,
 }
 
-const USAGE: &str = "usage: azure-emulator --listen 127.0.0.1:0 --ready-file PATH [--scenario FILE] [--profile fast|realistic] [--state-file FILE]
+const USAGE: &str = "usage: azure-emulator --listen 127.0.0.1:0 [--graph-listen 127.0.0.1:0] --ready-file PATH [--scenario FILE] [--profile fast|realistic] [--state-file FILE]
        azure-emulator generate --vms N --regions R [--scale-sets M] [--subscriptions S] [--seed X] --out FILE";
 
 fn parse_args(argv: &[String]) -> anyhow::Result<Args> {
     let mut a = Args {
         listen: "127.0.0.1:0".into(),
+        graph_listen: None,
         ready_file: None,
         scenario: None,
         profile: "fast".into(),
@@ -64,6 +66,7 @@ fn parse_args(argv: &[String]) -> anyhow::Result<Args> {
         };
         match name {
             "--listen" => a.listen = value()?,
+            "--graph-listen" => a.graph_listen = Some(value()?),
             "--ready-file" => a.ready_file = Some(PathBuf::from(value()?)),
             "--scenario" => a.scenario = Some(PathBuf::from(value()?)),
             "--profile" => {
@@ -92,6 +95,9 @@ pub fn ready_json(app: &App) -> Value {
         "arm_endpoint": ep,
         "authority_host": ep,
         "graph_endpoint": ep,
+        // Graph on its own listener and host name (what `/metadata/endpoints` announces as
+        // `microsoftGraphResourceId` and `graph`).
+        "graph_host_endpoint": app.graph_endpoint(),
         "metadata_host": app.host,
         "ca_cert_file": app.ca_file,
         "tenant_id": world.tenant_id,
@@ -197,11 +203,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
         addr.to_string()
     };
     let base = format!("https://{host}");
+    // Graph's own listener: same interface, another port, and the host name `localhost`
+    // when on loopback, so no URL of one is a prefix of the other's.
+    let graph_listen = args
+        .graph_listen
+        .clone()
+        .unwrap_or_else(|| format!("{}:0", addr.ip()));
+    let graph_listener = tokio::net::TcpListener::bind(&graph_listen)
+        .await
+        .with_context(|| format!("bind {graph_listen}"))?;
+    let graph_addr = graph_listener.local_addr()?;
+    let graph_host = if graph_addr.ip().is_loopback() || graph_addr.ip().is_unspecified() {
+        format!("localhost:{}", graph_addr.port())
+    } else {
+        graph_addr.to_string()
+    };
     let profile = world.profile.clone();
     let app = Arc::new(App::new(
         world,
         base.clone(),
         host,
+        format!("https://{graph_host}"),
         &profile,
         ca_file.display().to_string(),
     ));
@@ -210,13 +232,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
         app.clone(),
         listener,
         tls.config.clone(),
+        stop_rx.clone(),
+        server::Listener::Main,
+    ));
+    let graph_server = tokio::spawn(server::serve(
+        app.clone(),
+        graph_listener,
+        tls.config.clone(),
         stop_rx,
+        server::Listener::Graph,
     ));
     if let Some(ready) = &args.ready_file {
         let doc = serde_json::to_vec_pretty(&ready_json(&app))?;
         write_atomically(ready, &doc)?;
     }
-    tracing::info!("azure-emulator listening on {base}/ (profile {profile})");
+    tracing::info!(
+        "azure-emulator listening on {base}/ and Graph on {} (profile {profile})",
+        app.graph_endpoint()
+    );
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -225,6 +258,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), server).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), graph_server).await;
     if let Some(state) = &args.state_file {
         let world = app.world.read();
         let bytes = serde_json::to_vec(&*world)?;

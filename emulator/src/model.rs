@@ -170,6 +170,9 @@ pub struct UserIdentity {
     pub tenant_id: String,
     pub isolation_scope: Option<String>,
     pub created_ms: u64,
+    /// Last write (epoch ms); 0 = never changed since creation.
+    #[serde(default)]
+    pub changed_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -279,6 +282,9 @@ pub struct Compute {
     pub busy_until_ms: u64,
     pub unique_id: String,
     pub time_created_ms: u64,
+    /// Last write (epoch ms); 0 = never changed since creation.
+    #[serde(default)]
+    pub changed_ms: u64,
 }
 
 impl Compute {

@@ -550,6 +550,7 @@ pub fn create_identity(
         tenant_id: world.tenant_id.clone(),
         isolation_scope: None,
         created_ms: now_ms(),
+        changed_ms: 0,
     };
     world.add_mi_principal(
         &ident.principal_id,
@@ -714,6 +715,7 @@ fn seed_compute(
         busy_until_ms: 0,
         unique_id: stable_guid(&format!("vm:{}", key(&id))),
         time_created_ms: now,
+        changed_ms: 0,
     };
     world.compute_map_mut(kind).insert(key(&id), c);
 }

@@ -29,11 +29,21 @@ impl std::fmt::Display for DropConnection {
 
 impl std::error::Error for DropConnection {}
 
+/// Which listener a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// Everything: ARM, Entra ID, Graph, managed identity, admin.
+    Main,
+    /// Microsoft Graph only (`/v1.0`, `/beta`), on its own host name.
+    Graph,
+}
+
 pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
+    which: Listener,
 ) {
     let acceptor = TlsAcceptor::from(tls);
     loop {
@@ -62,7 +72,7 @@ pub async fn serve(
             };
             let service = hyper::service::service_fn(move |req| {
                 let app = app.clone();
-                async move { handle(app, req).await }
+                async move { handle(app, req, which).await }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
@@ -116,6 +126,7 @@ async fn read_request(req: Request<Incoming>) -> Result<Req, Resp> {
 pub async fn handle(
     app: Arc<App>,
     req: Request<Incoming>,
+    which: Listener,
 ) -> Result<Response<Full<Bytes>>, DropConnection> {
     let started = Instant::now();
     let received_unix_ms = now_ms();
@@ -123,6 +134,16 @@ pub async fn handle(
         Ok(r) => r,
         Err(resp) => return Ok(to_response(resp)),
     };
+    if which == Listener::Graph && !is_graph_path(&req.path) {
+        // graph.microsoft.com answers an unknown version segment so.
+        let version = req.path.split('/').find(|s| !s.is_empty()).unwrap_or("");
+        let mut resp = Resp::json(
+            400,
+            &serde_json::json!({"error": {"code": "BadRequest", "message": format!("Invalid version: {version}")}}),
+        );
+        resp.set_header("date", http_date(now_ms()));
+        return Ok(to_response(resp));
+    }
     if req.path.starts_with("/_emulator") {
         return Ok(to_response(crate::admin::handle(&app, &req)));
     }
@@ -224,6 +245,11 @@ pub async fn handle(
     Ok(to_response(resp))
 }
 
+fn is_graph_path(p: &str) -> bool {
+    let l = p.to_ascii_lowercase();
+    l.starts_with("/v1.0/") || l.starts_with("/beta/") || l == "/v1.0" || l == "/beta"
+}
+
 fn is_arm_path(p: &str) -> bool {
     let l = p.to_ascii_lowercase();
     l == "/subscriptions"
@@ -249,7 +275,7 @@ fn route(app: &Arc<App>, req: &Req, ctx: &mut Ctx) -> Resp {
     if is_arm_path(path) {
         return arm_entry(app, req, ctx);
     }
-    if lower.starts_with("/v1.0/") || lower.starts_with("/beta/") {
+    if is_graph_path(path) {
         match auth::authenticate(app, req, Audience::Graph) {
             Ok(c) => ctx.claims = Some(c),
             Err(r) => return r,

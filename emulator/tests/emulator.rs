@@ -18,6 +18,7 @@ fn ready_file_has_the_documented_keys_and_metadata_endpoint_answers() {
         "arm_endpoint",
         "authority_host",
         "graph_endpoint",
+        "graph_host_endpoint",
         "metadata_host",
         "ca_cert_file",
         "tenant_id",
@@ -58,10 +59,12 @@ fn ready_file_has_the_documented_keys_and_metadata_endpoint_answers() {
         r.body["authentication"]["audiences"][1],
         "https://management.azure.com/"
     );
-    assert_eq!(
-        r.body["microsoftGraphResourceId"],
-        "https://graph.microsoft.com/"
-    );
+    // Graph has its own listener and host name, announced both as its address and as
+    // its audience, so a client that picks the audience from the URL gets Graph's.
+    let graph = emu.ready["graph_host_endpoint"].as_str().unwrap();
+    assert!(graph.starts_with("https://localhost:") && graph.ends_with('/'));
+    assert_eq!(r.body["microsoftGraphResourceId"], graph);
+    assert_eq!(r.body["graph"], graph);
     let tenant = emu.ready["tenant_id"].as_str().unwrap();
     let oidc = emu.call_with(
         Method::GET,

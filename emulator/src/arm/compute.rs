@@ -735,6 +735,7 @@ pub fn item(
                         busy_until_ms: 0,
                         unique_id: guid(),
                         time_created_ms: now,
+                        changed_ms: 0,
                     };
                     c.identity = change.identity.clone();
                     commit_identity_principals(&mut world, &change, &c);
@@ -795,6 +796,7 @@ pub fn item(
                     c.identity = change.identity.clone();
                     commit_identity_principals(&mut world, &change, &c);
                     c.etag += 1;
+                    c.changed_ms = now_ms();
                     let op = new_operation(&mut world, &c.id);
                     c.provisioning_state = "Updating".into();
                     c.busy_until_ms = op.until_ms;
@@ -950,6 +952,7 @@ pub fn concurrent_write(app: &App, path: &str, tag: Option<&str>, add_identity: 
     let ident = add_identity.and_then(|i| world.identity(i).cloned());
     if let Some(c) = world.compute_map_mut(kind).get_mut(&k) {
         c.etag += 1;
+        c.changed_ms = now_ms();
         c.tags.insert(
             tag.unwrap_or("concurrentWriter").to_string(),
             json!(format!("write-{}", c.etag)),

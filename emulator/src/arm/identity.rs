@@ -190,6 +190,7 @@ pub fn item(app: &Arc<App>, req: &Req, ctx: &Ctx, sub: &str, rg: &str, name: &st
                 if isolation.is_some() {
                     i.isolation_scope = isolation;
                 }
+                i.changed_ms = crate::util::now_ms();
                 world.identities.insert(key(&id), i.clone());
                 return Resp::json(200, &identity_json(&i, &version));
             }
@@ -221,6 +222,7 @@ pub fn item(app: &Arc<App>, req: &Req, ctx: &Ctx, sub: &str, rg: &str, name: &st
                     if isolation.is_some() {
                         i.isolation_scope = isolation;
                     }
+                    i.changed_ms = crate::util::now_ms();
                     world.identities.insert(key(&id), i.clone());
                     Resp::json(200, &identity_json(&i, &version))
                 }

@@ -84,6 +84,7 @@ pub const COMPUTE_VERSIONS: &[&str] = &[
     "2025-02-01",
     "2025-04-01",
     "2025-11-01",
+    "2026-04-01",
 ];
 pub const LOCK_VERSIONS: &[&str] = &["2015-01-01", "2016-09-01", "2020-05-01"];
 pub const ROLE_ASSIGNMENT_VERSIONS: &[&str] = &[
@@ -319,7 +320,101 @@ fn eq(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
 }
 
+/// What ARM's front door checks of every PUT/PATCH body before a resource provider sees it:
+/// valid JSON, an object, and the envelope members in their declared types (`location` a
+/// string, `tags` a map of strings, `properties` an object). Otherwise `400
+/// InvalidRequestContent` with Json.NET's description of the first problem.
+pub fn check_body_shape(req: &Req) -> Result<(), Resp> {
+    let body = req.json()?;
+    let invalid = |detail: String| {
+        Resp::arm_error(
+            400,
+            "InvalidRequestContent",
+            &format!("The request content was invalid and could not be deserialized: '{detail}'."),
+        )
+    };
+    let position = |member: &str| -> usize {
+        // Where the member's value ends in the raw body, as Json.NET reports it.
+        let text = String::from_utf8_lossy(&req.body);
+        let Some(at) = text.find(&format!("\"{member}\"")) else {
+            return 0;
+        };
+        let Some(colon) = text[at..].find(':') else {
+            return 0;
+        };
+        let start = at + colon + 1;
+        let mut stream =
+            serde_json::Deserializer::from_str(&text[start..]).into_iter::<serde_json::Value>();
+        let _ = stream.next();
+        start + stream.byte_offset()
+    };
+    let kind = |v: &Value| match v {
+        Value::Array(_) => "array (e.g. [1,2,3])",
+        _ => "object (e.g. {\"name\":\"value\"})",
+    };
+    let object = match &body {
+        Value::Null => return Ok(()),
+        Value::Object(o) => o,
+        other => {
+            return Err(invalid(format!(
+                "Cannot deserialize the current JSON {} into type 'ResourceDefinition' because the type requires a JSON object (e.g. {{\"name\":\"value\"}}) to deserialize correctly. Path '', line 1, position 1.",
+                if other.is_array() { "array (e.g. [1,2,3])" } else { "value" }
+            )))
+        }
+    };
+    if let Some(location) = object.get("location") {
+        if location.is_object() || location.is_array() {
+            return Err(invalid(format!(
+                "Unexpected character encountered while parsing value: {}. Path 'location', line 1, position {}.",
+                if location.is_array() { '[' } else { '{' },
+                position("location")
+            )));
+        }
+    }
+    if let Some(tags) = object.get("tags") {
+        match tags {
+            Value::Null => {}
+            Value::Object(map) => {
+                if let Some((k, v)) = map.iter().find(|(_, v)| v.is_object() || v.is_array()) {
+                    return Err(invalid(format!(
+                        "Unexpected character encountered while parsing value: {}. Path 'tags.{k}', line 1, position {}.",
+                        if v.is_array() { '[' } else { '{' },
+                        position(k)
+                    )));
+                }
+            }
+            Value::Array(_) => {
+                return Err(invalid(format!(
+                    "Cannot deserialize the current JSON {} into type 'System.Collections.Generic.Dictionary`2[System.String,System.String]' because the type requires a JSON object (e.g. {{\"name\":\"value\"}}) to deserialize correctly. Path 'tags', line 1, position {}.",
+                    kind(tags),
+                    position("tags")
+                )))
+            }
+            other => {
+                return Err(invalid(format!(
+                    "Error converting value {other} to type 'System.Collections.Generic.Dictionary`2[System.String,System.String]'. Path 'tags', line 1, position {}.",
+                    position("tags")
+                )))
+            }
+        }
+    }
+    if let Some(properties) = object.get("properties") {
+        if !(properties.is_object() || properties.is_null()) {
+            return Err(invalid(format!(
+                "Error converting value {properties} to type 'Newtonsoft.Json.Linq.JObject'. Path 'properties', line 1, position {}.",
+                position("properties")
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub fn handle(app: &Arc<App>, req: &Req, ctx: &Ctx) -> Resp {
+    if matches!(req.method, hyper::Method::PUT | hyper::Method::PATCH) {
+        if let Err(r) = check_body_shape(req) {
+            return r;
+        }
+    }
     let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
     // `{scope}/providers/Microsoft.Authorization/{type}[/{name}]`
     if let Some(i) = (0..segs.len().saturating_sub(2))

@@ -614,6 +614,28 @@ pub fn list_resources(app: &Arc<App>, req: &Req, ctx: &Ctx, sub: &str, rg: Optio
         let rest = &f[i + 17..];
         rest.find('\'').map(|e| rest[..e].to_ascii_lowercase())
     });
+    // `$expand=createdTime,changedTime,provisioningState` (what `az resource list` sends)
+    // adds those read-only members to every item (GenericResourceExpanded).
+    let expand: Vec<String> = req
+        .q("$expand")
+        .map(|e| {
+            e.split(',')
+                .map(|s| s.trim().to_ascii_lowercase())
+                .collect()
+        })
+        .unwrap_or_default();
+    let expanded = |v: &mut Value, created: u64, changed: u64, state: &str| {
+        if expand.iter().any(|e| e == "createdtime") {
+            v["createdTime"] = json!(crate::util::rfc3339_z(created));
+        }
+        if expand.iter().any(|e| e == "changedtime") {
+            v["changedTime"] = json!(crate::util::rfc3339_z(changed.max(created)));
+        }
+        if expand.iter().any(|e| e == "provisioningstate") {
+            v["provisioningState"] = json!(state);
+        }
+    };
+    let now = crate::util::now_ms();
     let prefix = format!("{}/", key(&scope));
     let mut items: Vec<(String, Value)> = Vec::new();
     let want = |t: &str| {
@@ -627,7 +649,9 @@ pub fn list_resources(app: &Arc<App>, req: &Req, ctx: &Ctx, sub: &str, rg: Optio
             .range(prefix.clone()..)
             .take_while(|(k, _)| k.starts_with(&prefix))
         {
-            items.push((k.clone(), json!({"id": i.id, "name": i.name, "type": "Microsoft.ManagedIdentity/userAssignedIdentities", "location": i.location, "tags": i.tags})));
+            let mut v = json!({"id": i.id, "name": i.name, "type": "Microsoft.ManagedIdentity/userAssignedIdentities", "location": i.location, "tags": i.tags});
+            expanded(&mut v, i.created_ms, i.changed_ms, "Succeeded");
+            items.push((k.clone(), v));
         }
     }
     for kind in [
@@ -646,6 +670,12 @@ pub fn list_resources(app: &Arc<App>, req: &Req, ctx: &Ctx, sub: &str, rg: Optio
             if let Some(idn) = c.identity.to_json() {
                 v["identity"] = idn;
             }
+            expanded(
+                &mut v,
+                c.time_created_ms,
+                c.changed_ms,
+                &c.effective_state(now),
+            );
             items.push((k.clone(), v));
         }
     }
