@@ -457,4 +457,27 @@ mod tests {
         assert!(region().check(&tfplugin::Value::from("East US")).is_ok());
         assert!(region().check(&tfplugin::Value::from("east-us!")).is_err());
     }
+
+    #[test]
+    fn role_assignment_scopes_resource_types_and_empty_sets() {
+        assert!(check_role_assignment_scope(SUB).is_ok());
+        assert!(check_role_assignment_scope(&format!("{SUB}/resourceGroups/rg/")).is_ok());
+        assert!(check_role_assignment_scope(
+            "/providers/Microsoft.Management/managementGroups/root/"
+        )
+        .is_ok());
+        assert!(check_role_assignment_scope(&format!("{SUB}?api-version=1")).is_err());
+        assert!(
+            check_role_assignment_scope("/providers/Microsoft.Management/managementGroups/")
+                .is_err()
+        );
+        assert!(check_resource_type("VIRTUALMACHINES").is_ok());
+        assert!(check_resource_type("disks").is_err());
+        let config = Value::object([("resource_types", Value::Set(vec![]))]);
+        assert!(check_resource_types_listed(&config).has_errors());
+        let config = Value::object([("resource_types", Value::Null)]);
+        assert!(!check_resource_types_listed(&config).has_errors());
+        assert!(duration().check(&Value::from("0s")).is_ok());
+        assert!(duration().check(&Value::from("-1h")).is_err());
+    }
 }

@@ -73,9 +73,9 @@ fn provider_schema() -> Schema {
         string_attr("tenant_id", "The Microsoft Entra tenant. Also `ARM_TENANT_ID`."),
         string_attr(
             "client_id",
-            "The client (application) ID of the service principal, or of the managed identity with `use_msi`. Also `ARM_CLIENT_ID`.",
+            "The client (application) ID, a GUID, of the service principal, or of the managed identity with `use_msi`. Also `ARM_CLIENT_ID`.",
         ),
-        string_attr("client_secret", "A client secret of the service principal. Also `ARM_CLIENT_SECRET`.").sensitive(),
+        string_attr("client_secret", "A client secret of the service principal. Also `ARM_CLIENT_SECRET`. An empty string is refused (leave the argument out to use the environment).").sensitive(),
         string_attr(
             "client_certificate_path",
             "Path to a PKCS#12 (`.pfx`) or PEM file holding the service principal's certificate and private key. Also `ARM_CLIENT_CERTIFICATE_PATH`.",

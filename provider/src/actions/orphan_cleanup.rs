@@ -10,7 +10,7 @@ use tfplugin::{Action, AttributePath, Block, Diagnostics, Progress, Schema, Valu
 use crate::orphans;
 use crate::provider::ProviderData;
 use crate::resources::orphan_cleanup::{
-    removal_arguments, search_arguments, search_from, too_many, RemovalArguments,
+    removal_arguments, search_arguments, search_from, too_many, validate_search, RemovalArguments,
 };
 
 pub struct OrphanCleanupAction {
@@ -48,7 +48,17 @@ impl Action for OrphanCleanupAction {
     }
 
     // Validation (at ValidateActionConfig and again at PlanAction) is declared on the
-    // arguments; `config` arrives with their defaults.
+    // arguments, the same as the resource's; `config` arrives with their defaults. What
+    // the validators cannot see alone (empty sets) is the resource's `validate_search`,
+    // run at both stages: a value unknown at validate is known at plan.
+
+    async fn validate_config(&self, config: &Value) -> Diagnostics {
+        validate_search(config)
+    }
+
+    async fn plan(&self, config: &Value) -> Diagnostics {
+        validate_search(config)
+    }
 
     async fn invoke(&self, config: Value, progress: Progress) -> Diagnostics {
         let mut diagnostics = Diagnostics::default();

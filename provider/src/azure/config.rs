@@ -249,6 +249,11 @@ fn parse_bool(name: &str, text: &str) -> Result<bool, ConfigError> {
     }
 }
 
+/// A value set to something other than blanks (blank ones are reported once, as empty).
+fn set(value: &Option<String>) -> Option<&String> {
+    value.as_ref().filter(|v| !v.trim().is_empty())
+}
+
 fn is_loopback_or_imds(url: &Url) -> bool {
     matches!(
         url.host_str(),
@@ -257,10 +262,75 @@ fn is_loopback_or_imds(url: &Url) -> bool {
 }
 
 impl ProviderSettings {
-    /// Problems visible in the provider block alone (`terraform validate`).
+    /// The string arguments with their environment variables, for the messages.
+    fn texts(&self) -> [(&'static str, &'static str, &Option<String>); 13] {
+        [
+            (
+                "subscription_id",
+                "ARM_SUBSCRIPTION_ID",
+                &self.subscription_id,
+            ),
+            ("tenant_id", "ARM_TENANT_ID", &self.tenant_id),
+            ("client_id", "ARM_CLIENT_ID", &self.client_id),
+            ("client_secret", "ARM_CLIENT_SECRET", &self.client_secret),
+            (
+                "client_certificate_path",
+                "ARM_CLIENT_CERTIFICATE_PATH",
+                &self.client_certificate_path,
+            ),
+            (
+                "client_certificate_password",
+                "ARM_CLIENT_CERTIFICATE_PASSWORD",
+                &self.client_certificate_password,
+            ),
+            ("oidc_token", "ARM_OIDC_TOKEN", &self.oidc_token),
+            (
+                "oidc_token_file_path",
+                "ARM_OIDC_TOKEN_FILE_PATH",
+                &self.oidc_token_file_path,
+            ),
+            (
+                "oidc_request_url",
+                "ARM_OIDC_REQUEST_URL",
+                &self.oidc_request_url,
+            ),
+            (
+                "oidc_request_token",
+                "ARM_OIDC_REQUEST_TOKEN",
+                &self.oidc_request_token,
+            ),
+            ("msi_endpoint", "ARM_MSI_ENDPOINT", &self.msi_endpoint),
+            ("environment", "ARM_ENVIRONMENT", &self.environment),
+            (
+                "metadata_host",
+                "ARM_METADATA_HOSTNAME",
+                &self.metadata_host,
+            ),
+        ]
+    }
+
+    /// Problems visible in the provider block alone (`terraform validate`), and again in
+    /// the block merged with the environment at configure.
     pub fn static_errors(&self) -> Vec<ConfigError> {
         let mut errors = Vec::new();
-        if let Some(environment) = &self.environment {
+        // An empty string is a value, not an absence: it would win over the environment and
+        // fail later, far from here. (Empty environment variables count as unset.)
+        let mut blank = Vec::new();
+        for (name, variable, value) in self.texts().into_iter().chain([(
+            "ca_certificate_file",
+            "ARM_CA_CERTIFICATE_FILE",
+            &self.ca_certificate_file,
+        )]) {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                blank.push(name);
+                errors.push(config_error(
+                    name,
+                    &format!("Empty `{name}`"),
+                    format!("`{name}` is set to an empty string. Give it a value, or leave it out (null) to take `{variable}` from the environment or use another authentication method."),
+                ));
+            }
+        }
+        if let Some(environment) = set(&self.environment) {
             if cloud_by_name(environment).is_none() {
                 errors.push(config_error(
                     "environment",
@@ -269,8 +339,8 @@ impl ProviderSettings {
                 ));
             }
         }
-        if let Some(host) = &self.metadata_host {
-            if host.contains("://") || host.contains('/') || host.trim().is_empty() {
+        if let Some(host) = set(&self.metadata_host) {
+            if host.contains("://") || host.contains('/') || host.contains(char::is_whitespace) {
                 errors.push(config_error(
                     "metadata_host",
                     "Invalid metadata host",
@@ -278,7 +348,7 @@ impl ProviderSettings {
                 ));
             }
         }
-        if let Some(subscription) = &self.subscription_id {
+        if let Some(subscription) = set(&self.subscription_id) {
             if let Err(reason) = ids::validate_guid("subscription ID", subscription) {
                 errors.push(config_error(
                     "subscription_id",
@@ -287,7 +357,16 @@ impl ProviderSettings {
                 ));
             }
         }
-        if let Some(tenant) = &self.tenant_id {
+        if let Some(client) = set(&self.client_id) {
+            if let Err(reason) = ids::validate_guid("client ID", client) {
+                errors.push(config_error(
+                    "client_id",
+                    "Invalid client ID",
+                    format!("{reason}. `client_id` (or `ARM_CLIENT_ID`) is the application (client) ID of the service principal or managed identity, as the portal shows it, not its name or object ID's path."),
+                ));
+            }
+        }
+        if let Some(tenant) = set(&self.tenant_id) {
             let domain = tenant.contains('.') && !tenant.contains(['/', ' ']);
             if ids::validate_guid("tenant ID", tenant).is_err() && !domain {
                 errors.push(config_error(
@@ -297,7 +376,7 @@ impl ProviderSettings {
                 ));
             }
         }
-        if let Some(endpoint) = &self.msi_endpoint {
+        if let Some(endpoint) = set(&self.msi_endpoint) {
             match Url::parse(endpoint) {
                 Ok(url) if url.scheme() == "https" || (url.scheme() == "http" && is_loopback_or_imds(&url)) => {}
                 Ok(_) => errors.push(config_error(
@@ -305,7 +384,7 @@ impl ProviderSettings {
                     "Insecure managed identity endpoint",
                     format!("`msi_endpoint` = {endpoint:?}: tokens only travel over https://, or plain http:// to IMDS (169.254.169.254) or localhost."),
                 )),
-                Err(e) => errors.push(config_error("msi_endpoint", "Invalid managed identity endpoint", format!("{endpoint:?}: {e}"))),
+                Err(e) => errors.push(config_error("msi_endpoint", "Invalid managed identity endpoint", format!("`msi_endpoint` = {endpoint:?}: {e}. Give a full URL like \"http://169.254.169.254/metadata/identity/oauth2/token\" (also `ARM_MSI_ENDPOINT`)."))),
             }
         }
         let explicit: Vec<&str> = [
@@ -319,6 +398,7 @@ impl ProviderSettings {
         ]
         .into_iter()
         .filter_map(|(set, name)| set.then_some(name))
+        .filter(|name| !blank.contains(name))
         .collect();
         if explicit.len() > 1 {
             errors.push(config_error(
@@ -625,12 +705,45 @@ fn read_ca_files(
             return Err(config_error(
                 "ca_certificate_file",
                 "Not a PEM certificate file",
-                format!("{path} holds no `-----BEGIN CERTIFICATE-----` block."),
+                format!("{path} holds no `-----BEGIN CERTIFICATE-----` block. Point `ca_certificate_file` (or ARM_CA_CERTIFICATE_FILE) at a PEM file of CA certificates."),
+            ));
+        }
+        // A truncated or corrupt certificate would otherwise fail the first HTTPS client
+        // built with it, reported against whatever that client was for.
+        if let Err(reason) = check_pem_bundle(&pem) {
+            return Err(config_error(
+                "ca_certificate_file",
+                "Unreadable CA certificate",
+                format!("{path}: {reason}. The file must hold complete PEM certificates, each from `-----BEGIN CERTIFICATE-----` to `-----END CERTIFICATE-----`; export the CA again (or fix ARM_CA_CERTIFICATE_FILE)."),
             ));
         }
         pems.push(pem);
     }
     Ok(pems)
+}
+
+/// Whether every certificate in a PEM bundle is whole: PEM framing, base64 and DER.
+fn check_pem_bundle(pem: &[u8]) -> Result<(), String> {
+    let text = String::from_utf8_lossy(pem);
+    let begins = text.matches("-----BEGIN CERTIFICATE-----").count();
+    let ends = text.matches("-----END CERTIFICATE-----").count();
+    if begins != ends {
+        return Err(format!(
+            "{begins} certificate(s) begin but {ends} end: the file is truncated"
+        ));
+    }
+    let certificates = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| e.to_string())?;
+    if certificates.is_empty() {
+        return Err("no certificate could be read".into());
+    }
+    for certificate in certificates {
+        reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(certificate)
+            .build()
+            .map_err(|e| format!("a certificate is not valid DER ({e})"))?;
+    }
+    Ok(())
 }
 
 async fn discover_endpoints(
@@ -667,6 +780,7 @@ mod tests {
 
     const SUB: &str = "00000000-0000-0000-0000-000000000001";
     const TENANT: &str = "00000000-0000-0000-0000-0000000000aa";
+    const CLIENT: &str = "00000000-0000-0000-0000-0000000000c1";
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + Sync {
         let map: HashMap<String, String> = pairs
@@ -704,7 +818,7 @@ mod tests {
                     "11111111-1111-1111-1111-111111111111",
                 ),
                 ("ARM_TENANT_ID", TENANT),
-                ("ARM_CLIENT_ID", "app"),
+                ("ARM_CLIENT_ID", CLIENT),
                 ("ARM_CLIENT_SECRET", "from-env"),
             ],
         )
@@ -727,7 +841,7 @@ mod tests {
             &[
                 ("ARM_SUBSCRIPTION_ID", SUB),
                 ("ARM_TENANT_ID", TENANT),
-                ("ARM_CLIENT_ID", "app"),
+                ("ARM_CLIENT_ID", CLIENT),
                 ("ARM_CLIENT_SECRET", "s"),
                 ("ARM_ENVIRONMENT", "usgovernment"),
             ],
@@ -770,7 +884,10 @@ mod tests {
         };
         let resolved = resolve(
             settings,
-            &[("ARM_CLIENT_SECRET", "left over"), ("ARM_CLIENT_ID", "x")],
+            &[
+                ("ARM_CLIENT_SECRET", "left over"),
+                ("ARM_CLIENT_ID", CLIENT),
+            ],
         )
         .unwrap();
         assert!(matches!(resolved.auth, AuthMethod::ManagedIdentity { .. }));
@@ -808,7 +925,7 @@ mod tests {
         let settings = ProviderSettings {
             subscription_id: Some(SUB.into()),
             tenant_id: Some(TENANT.into()),
-            client_id: Some("app".into()),
+            client_id: Some(CLIENT.into()),
             client_certificate_path: Some("/nonexistent/cert.pfx".into()),
             ..Default::default()
         };
@@ -831,11 +948,47 @@ mod tests {
     }
 
     #[test]
+    fn empty_values_and_truncated_ca_files_name_their_argument() {
+        let settings = ProviderSettings {
+            subscription_id: Some(SUB.into()),
+            tenant_id: Some(TENANT.into()),
+            client_id: Some(CLIENT.into()),
+            client_secret: Some(String::new()),
+            ..Default::default()
+        };
+        let errors = settings.static_errors();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].attribute, "client_secret");
+        assert!(errors[0].detail.contains("ARM_CLIENT_SECRET"), "{errors:?}");
+        let not_guid = ProviderSettings {
+            client_id: Some("my-app".into()),
+            ..Default::default()
+        };
+        assert_eq!(not_guid.static_errors()[0].attribute, "client_id");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n").unwrap();
+        let settings = ProviderSettings {
+            subscription_id: Some(SUB.into()),
+            tenant_id: Some(TENANT.into()),
+            client_id: Some(CLIENT.into()),
+            client_secret: Some("s".into()),
+            metadata_host: Some("127.0.0.1:1".into()),
+            ca_certificate_file: Some(path.display().to_string()),
+            ..Default::default()
+        };
+        let errors = resolve(settings, &[]).unwrap_err();
+        assert_eq!(errors[0].attribute, "ca_certificate_file", "{errors:?}");
+        assert!(errors[0].detail.contains("truncated"), "{errors:?}");
+    }
+
+    #[test]
     fn oidc_needs_a_token_source() {
         let settings = ProviderSettings {
             subscription_id: Some(SUB.into()),
             tenant_id: Some(TENANT.into()),
-            client_id: Some("app".into()),
+            client_id: Some(CLIENT.into()),
             use_oidc: Some(true),
             ..Default::default()
         };

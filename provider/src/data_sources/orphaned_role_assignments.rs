@@ -6,14 +6,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Serialize;
 use tfplugin::{
-    model, Attribute, AttributePath, Block, DataReadRequest, DataReadResponse, DataSource, Schema,
-    Type,
+    model, Attribute, AttributePath, Block, DataReadRequest, DataReadResponse, DataSource,
+    Diagnostics, Schema, Type, Value,
 };
 
 use crate::orphans;
 use crate::provider::ProviderData;
 use crate::resources::orphan_cleanup::{
-    orphaned_attribute, search_arguments, search_from, OrphanModel,
+    orphaned_attribute, search_arguments, search_from, validate_search, OrphanModel,
 };
 
 /// What the read finds.
@@ -60,8 +60,13 @@ impl DataSource for OrphanedRoleAssignments {
         )
     }
 
-    // Arguments are validated by the validators declared on them; `read` gets the config
-    // with their defaults.
+    // Arguments are validated by the validators declared on them (shared with the
+    // resource and the action) and by `validate_search`; `read` gets the config with their
+    // defaults.
+
+    async fn validate_config(&self, config: &Value) -> Diagnostics {
+        validate_search(config)
+    }
 
     async fn read(&self, request: DataReadRequest) -> DataReadResponse {
         let mut response = DataReadResponse::default();

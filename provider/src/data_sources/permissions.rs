@@ -7,10 +7,27 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tfplugin::{
-    Attribute, Block, DataReadRequest, DataReadResponse, DataSource, Schema, Type, Value,
+    Attribute, Block, DataReadRequest, DataReadResponse, DataSource, Diagnostics, Schema, Type,
+    Validator, Value,
 };
 
+use crate::arguments;
 use crate::provider::ProviderData;
+
+/// An ARM action as role definitions spell it: `{Namespace}/{type}/.../{verb}`, `*`
+/// wildcards allowed.
+fn check_action(action: &str) -> Result<(), String> {
+    let parts: Vec<&str> = action.split('/').collect();
+    if parts.len() < 2
+        || parts.iter().any(|p| p.is_empty())
+        || action.chars().any(char::is_whitespace)
+    {
+        return Err(format!(
+            "`{action}` is not an ARM action; write it as role definitions do, like `Microsoft.Compute/virtualMachines/write`."
+        ));
+    }
+    Ok(())
+}
 
 /// What each resource does, as ARM actions.
 pub const REQUIRED_ACTIONS: [(&str, &str); 14] = [
@@ -91,10 +108,12 @@ impl DataSource for Permissions {
             Block {
                 attributes: vec![
                     Attribute::required("scope", Type::String)
-                        .validator(super::scope_validator())
-                        .description("A subscription or resource group ID."),
-                    Attribute::optional("actions", Type::set(Type::String)).description(
-                        "The actions to check. Default: every action the mig resources need.",
+                        .validator(arguments::scope())
+                        .description("A subscription or resource group ID. A trailing `/` is ignored; a query string is refused."),
+                    Attribute::optional("actions", Type::set(Type::String))
+                        .validator(Validator::string("Invalid action", check_action))
+                        .description(
+                        "The actions to check, like `Microsoft.Compute/virtualMachines/write`. Default (null): every action the mig resources need. An empty set is refused: it would check nothing and always report `sufficient`.",
                     ),
                     Attribute::computed("id", Type::String).description("The scope."),
                     Attribute::computed("missing_actions", Type::set(Type::String))
@@ -109,14 +128,20 @@ impl DataSource for Permissions {
         )
     }
 
+    async fn validate_config(&self, config: &Value) -> Diagnostics {
+        arguments::check_not_empty(
+            config,
+            "actions",
+            "No actions",
+            "An empty set checks nothing, so `sufficient` would always be true. Name the actions to check, or leave `actions` out for every action the mig resources need.",
+        )
+    }
+
     async fn read(&self, request: DataReadRequest) -> DataReadResponse {
         let mut response = DataReadResponse::default();
-        let scope = request
-            .config
-            .get("scope")
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let scope =
+            arguments::trim_arm_id(request.config.get("scope").as_str().unwrap_or_default())
+                .to_string();
         let clients = match self.data.clients() {
             Ok(clients) => clients,
             Err(diagnostics) => {

@@ -11,6 +11,7 @@ use tfplugin::{
     NestingMode, Schema, Type, Value,
 };
 
+use crate::arguments;
 use crate::azure::compute::MachineKind;
 use crate::azure::ids::Scope;
 use crate::provider::ProviderData;
@@ -40,8 +41,8 @@ impl DataSource for UnusedIdentities {
             Block {
                 attributes: vec![
                     Attribute::required("scope", Type::String)
-                        .validator(super::scope_validator())
-                        .description("A subscription or resource group ID."),
+                        .validator(arguments::scope())
+                        .description("A subscription or resource group ID. A trailing `/` is ignored; a query string is refused."),
                     text("id", "The scope."),
                     Attribute::computed("identities", Type::Dynamic)
                         .nested(
@@ -65,7 +66,9 @@ impl DataSource for UnusedIdentities {
 
     async fn read(&self, request: DataReadRequest) -> DataReadResponse {
         let mut response = DataReadResponse::default();
-        let scope = match Scope::parse(request.config.get("scope").as_str().unwrap_or_default()) {
+        let scope = match Scope::parse(arguments::trim_arm_id(
+            request.config.get("scope").as_str().unwrap_or_default(),
+        )) {
             Ok(scope) => scope,
             Err(reason) => {
                 response.diagnostics.error_at(
@@ -128,7 +131,8 @@ impl DataSource for UnusedIdentities {
             .filter(|i| !granted.contains(&i.principal_id.to_ascii_lowercase()))
             .collect();
         response.state = Value::object([
-            ("scope", Value::from(scope.to_string())),
+            // The configuration's own spelling: a data source's arguments come back as given.
+            ("scope", request.config.get("scope").clone()),
             ("id", Value::from(scope.to_string())),
             (
                 "identities",

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::StreamExt;
 use tfplugin::{
-    Attribute, AttributePath, Block, DataReadRequest, DataReadResponse, DataSource, NestingMode,
-    Schema, Type, Validator, Value,
+    Attribute, AttributePath, Block, DataReadRequest, DataReadResponse, DataSource, Diagnostics,
+    NestingMode, Schema, Type, Value,
 };
 
+use crate::arguments;
 use crate::azure::compute::{Machine, MachineKind};
 use crate::azure::ids::{self, Scope};
 use crate::provider::ProviderData;
@@ -132,24 +133,17 @@ fn machine_value(machine: &Machine) -> Value {
     ])
 }
 
-fn kind_from(name: &str) -> Result<MachineKind, String> {
-    match name {
-        RESOURCE_TYPE_VMS => Ok(MachineKind::VirtualMachine),
-        RESOURCE_TYPE_SCALE_SETS => Ok(MachineKind::ScaleSet),
-        other => Err(format!(
-            "`{other}` is not a machine type; use `{RESOURCE_TYPE_VMS}` and/or `{RESOURCE_TYPE_SCALE_SETS}`."
-        )),
-    }
-}
-
+/// The machine kinds `resource_types` names (the rule is `mig_identity_assignment`'s, in
+/// `arguments`: any casing; null means both; an empty set is refused at validate).
 fn kinds_from(value: &Value) -> Result<Vec<MachineKind>, String> {
     let Some(names) = value.as_string_list() else {
         return Ok(vec![MachineKind::VirtualMachine, MachineKind::ScaleSet]);
     };
-    let mut kinds = names
-        .iter()
-        .map(|name| kind_from(name))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut kinds = Vec::new();
+    for name in &names {
+        arguments::check_resource_type(name)?;
+        kinds.extend(arguments::parse_machine_kind(name));
+    }
     kinds.sort();
     kinds.dedup();
     Ok(kinds)
@@ -167,14 +161,12 @@ impl DataSource for VirtualMachines {
             Block {
                 attributes: vec![
                     Attribute::required("scope", Type::String)
-                        .validator(super::scope_validator())
-                        .description("A subscription (`/subscriptions/{id}`) or resource group ID."),
+                        .validator(arguments::scope())
+                        .description("A subscription (`/subscriptions/{id}`) or resource group ID. A trailing `/` is ignored; a query string is refused."),
                     Attribute::optional("resource_types", Type::set(Type::String))
-                        .validator(Validator::string("Invalid resource type", |name| {
-                            kind_from(name).map(|_| ())
-                        }))
+                        .validator(arguments::resource_type())
                         .description(
-                        "`virtualMachines` and/or `virtualMachineScaleSets`. Default: both.",
+                        "`virtualMachines` and/or `virtualMachineScaleSets`, in any casing. Default (null): both. An empty set is refused: leave the argument out for both. The same rule as `mig_identity_assignment`'s.",
                     ),
                     Attribute::computed("id", Type::String).description("The scope."),
                     Attribute::computed("locations", Type::set(Type::String))
@@ -190,11 +182,17 @@ impl DataSource for VirtualMachines {
         )
     }
 
+    async fn validate_config(&self, config: &Value) -> Diagnostics {
+        arguments::check_resource_types_listed(config)
+    }
+
     async fn read(&self, request: DataReadRequest) -> DataReadResponse {
         let mut response = DataReadResponse::default();
         let config = &request.config;
         let (scope, kinds) = match (
-            Scope::parse(config.get("scope").as_str().unwrap_or_default()),
+            Scope::parse(arguments::trim_arm_id(
+                config.get("scope").as_str().unwrap_or_default(),
+            )),
             kinds_from(config.get("resource_types")),
         ) {
             (Ok(scope), Ok(kinds)) => (scope, kinds),

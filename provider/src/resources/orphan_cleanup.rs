@@ -16,7 +16,7 @@ use tfplugin::{
     PlanResponse, ReadRequest, ReadResponse, Resource, Schema, Type, Validator, Value,
 };
 
-use crate::azure::ids;
+use crate::arguments;
 use crate::orphans::{self, Orphan, Rules};
 use crate::provider::ProviderData;
 
@@ -46,9 +46,9 @@ impl OrphanCleanup {
 pub fn search_arguments() -> Vec<Attribute> {
     vec![
         Attribute::required("scope", Type::String)
-            .validator(Validator::string("Invalid scope", validate_scope))
+            .validator(arguments::role_assignment_scope())
             .description(
-            "A subscription, resource group or management group ID. Assignments at it and below it are candidates; those inherited from above are reported, never removed.",
+            "A subscription, resource group or management group ID. Assignments at it and below it are candidates; those inherited from above are reported, never removed. A trailing `/` is ignored; a query string is refused.",
         ),
         Attribute::optional("principal_types", Type::set(Type::String))
             .default_value(Value::string_set([DEFAULT_PRINCIPAL_TYPE]))
@@ -62,19 +62,18 @@ pub fn search_arguments() -> Vec<Attribute> {
                     ))
                 }
             }))
-            .description("Principal types to consider: `ServicePrincipal` (default), `User`, `Group`, `ForeignGroup`."),
+            .description("Principal types to consider: `ServicePrincipal` (default), `User`, `Group`, `ForeignGroup`, in any casing. An empty set is refused: leave the argument out for the default."),
         Attribute::optional("min_age", Type::String)
             .default_value(DEFAULT_MIN_AGE)
-            .validator(Validator::string("Invalid duration", |text| {
-                humantime::parse_duration(text).map(|_| ()).map_err(|error| {
-                    format!("`{text}` is not a duration ({error}); write it like `24h` or `7d`.")
-                })
-            }))
+            // Zero is meaningful: no age limit. Each candidate is still confirmed absent
+            // from Graph right before it is deleted.
+            .validator(arguments::duration())
             .description(
-            "An assignment younger than this is never treated as orphaned: a new principal may not have replicated to Microsoft Graph yet. Default `24h`.",
+            "An assignment younger than this is never treated as orphaned: a new principal may not have replicated to Microsoft Graph yet. Default `24h`. `0s` means no age limit (every candidate is still confirmed absent from Graph right before it is deleted, but a principal created moments ago may not have replicated yet).",
         ),
         Attribute::optional("exclude_role_definition_ids", Type::set(Type::String))
-            .description("Role definitions (IDs or GUIDs) whose assignments are never touched."),
+            .validator(arguments::role_definition())
+            .description("Role definitions whose assignments are never touched: full role definition IDs (at any scope) or bare GUIDs, compared by GUID. A role *name* such as `Contributor` is refused at validate: it would match nothing and protect nothing."),
     ]
 }
 
@@ -180,17 +179,15 @@ impl From<OrphanModel> for Orphan {
     }
 }
 
-fn validate_scope(scope: &str) -> Result<(), String> {
-    let management_group = scope
-        .to_ascii_lowercase()
-        .strip_prefix("/providers/microsoft.management/managementgroups/")
-        .is_some_and(|name| !name.is_empty() && !name.contains('/'));
-    if management_group {
-        return Ok(());
-    }
-    ids::Scope::parse(scope).map(|_| ()).map_err(|_| {
-        format!("{scope:?} is not a scope: use a subscription (/subscriptions/{{id}}), a resource group (/subscriptions/{{id}}/resourceGroups/{{name}}) or a management group (/providers/Microsoft.Management/managementGroups/{{name}}).")
-    })
+/// What the declared validators cannot see alone: empty sets. Run at validate by the
+/// resource, the action (and again at its plan) and the data source.
+pub fn validate_search(config: &Value) -> Diagnostics {
+    arguments::check_not_empty(
+        config,
+        "principal_types",
+        "No principal types",
+        "An empty set considers no assignment at all. Name at least one of `ServicePrincipal`, `User`, `Group`, `ForeignGroup`, or leave `principal_types` out for `ServicePrincipal`.",
+    )
 }
 
 /// The search arguments, declared defaults applied (the server applies them to the
@@ -216,7 +213,7 @@ impl SearchArguments {
                 .exclude_role_definition_ids
                 .iter()
                 .flatten()
-                .map(|id| orphans::role_guid(id))
+                .map(|id| arguments::role_definition_guid(id))
                 .collect(),
         })
     }
@@ -254,7 +251,7 @@ impl RemovalArguments {
 pub fn search_from(config: &Value) -> Option<(String, Rules)> {
     let arguments: SearchArguments = model::decode(config).ok()?;
     let rules = arguments.rules()?;
-    Some((arguments.scope, rules))
+    Some((arguments::trim_arm_id(&arguments.scope).to_string(), rules))
 }
 
 pub fn max_deletions(config: &Value) -> usize {
@@ -338,7 +335,10 @@ fn removed_in(state: &Value) -> BTreeSet<String> {
 /// The arguments of `config` (defaults applied) with the outcome.
 fn with_outcome(config: &Value, orphaned: &[Orphan], removed: &BTreeSet<String>) -> Value {
     let outcome = Outcome {
-        id: config.get("scope").as_str().map(str::to_string),
+        id: config
+            .get("scope")
+            .as_str()
+            .map(|scope| arguments::trim_arm_id(scope).to_string()),
         orphaned: Some(orphaned.iter().map(OrphanModel::from).collect()),
         removed_ids: Some(removed.clone()),
     };
@@ -356,7 +356,12 @@ impl Resource for OrphanCleanup {
     }
 
     // Arguments are checked by the validators declared in `search_arguments` and
-    // `removal_arguments`; defaults and replacement (`scope`) are declared there too.
+    // `removal_arguments` (and `validate_search`); defaults and replacement (`scope`) are
+    // declared there too.
+
+    async fn validate_config(&self, config: &Value) -> Diagnostics {
+        validate_search(config)
+    }
 
     async fn plan(&self, request: PlanRequest) -> PlanResponse {
         let mut response = PlanResponse {
@@ -693,8 +698,55 @@ mod tests {
 
     #[test]
     fn management_groups_are_scopes() {
-        assert!(validate_scope("/providers/Microsoft.Management/managementGroups/root").is_ok());
-        assert!(validate_scope("/providers/Microsoft.Management/managementGroups/").is_err());
+        let scope = |text: &str| {
+            schema()
+                .block
+                .validate(&config(&[("scope", Value::from(text))]))
+        };
+        assert!(scope("/providers/Microsoft.Management/managementGroups/root").is_empty());
+        assert!(!scope("/providers/Microsoft.Management/managementGroups/").is_empty());
+        assert!(
+            scope(&format!("{SCOPE}/")).is_empty(),
+            "a trailing / is trimmed"
+        );
+        assert!(!scope(&format!("{SCOPE}?api-version=1")).is_empty());
+    }
+
+    #[test]
+    fn role_names_are_refused_and_ids_compare_by_guid() {
+        let diagnostics = schema().block.validate(&config(&[(
+            "exclude_role_definition_ids",
+            Value::string_set(["Contributor"]),
+        )]));
+        assert_eq!(
+            diagnostics.items[0].attribute,
+            Some(AttributePath::root("exclude_role_definition_ids"))
+        );
+        let block = schema().block;
+        let (scope, rules) = search_from(&block.apply_defaults(&config(&[
+            ("scope", Value::from(format!("{SCOPE}/"))),
+            (
+                "exclude_role_definition_ids",
+                Value::string_set([
+                    "B24988AC-6180-42A0-AB88-20F7382DD24C",
+                    "/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7/",
+                ]),
+            ),
+        ])))
+        .unwrap();
+        assert_eq!(scope, SCOPE);
+        assert_eq!(
+            rules.excluded_roles,
+            BTreeSet::from([
+                "acdd72a7-3385-48ef-bd42-f606fba81ae7".to_string(),
+                "b24988ac-6180-42a0-ab88-20f7382dd24c".to_string(),
+            ])
+        );
+        let empty = validate_search(&config(&[("principal_types", Value::Set(vec![]))]));
+        assert_eq!(
+            empty.items[0].attribute,
+            Some(AttributePath::root("principal_types"))
+        );
     }
 
     fn orphan_type() -> &'static Type {
