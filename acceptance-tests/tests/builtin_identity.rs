@@ -807,3 +807,65 @@ resource "mig_builtin_identity" "eastus" {{
     );
     assert!(!work.plan_has_changes());
 }
+
+#[test]
+fn a_create_that_times_out_once_the_identity_exists_records_it_and_the_next_apply_locks_it() {
+    let emulator = Emulator::start(&json!({"subscriptions": [{"id": SUB}]}));
+    let id = identity("Built-In-Identity-eastus");
+    let lock_id = lock_of(&id, "Built-In-Identity-eastus");
+    // ARM answers the lock's PUT "busy, retry in 30s": the client waits, the create's
+    // deadline passes meanwhile, and nothing more is sent.
+    emulator.inject_fault(&json!({
+        "kind": "status", "status": 503, "retry_after": 30, "count": 10,
+        "method": "PUT", "path_contains": "/locks/CanNotDeleteLock-Built-In-Identity-eastus"
+    }));
+    let work = Workdir::new(&emulator.configuration(
+        r#"resource "mig_builtin_identity" "eastus" {
+  location = "eastus"
+  timeouts {
+    create = "3s"
+  }
+}"#,
+    ));
+    work.init();
+    let started = std::time::Instant::now();
+    let apply = work.try_apply();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(25),
+        "the deadline ends the wait: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        apply.success,
+        "the identity exists: a warning, never a create error (it would be tainted):\n{}",
+        apply.all()
+    );
+    assert!(
+        apply
+            .diagnostics()
+            .iter()
+            .any(|d| d["severity"] == "warning"
+                && d["detail"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("timeout") && t.contains("was not placed"))),
+        "{}",
+        apply.all()
+    );
+    let principal = principal_of(&emulator, &id);
+    let state = state_of(&work, "mig_builtin_identity.eastus");
+    assert_eq!(
+        state["principal_id"],
+        principal.as_str(),
+        "state says what exists"
+    );
+    assert!(state["lock_id"].is_null(), "and that the lock is missing");
+    assert!(emulator.arm_get(&lock_id, LOCK_API).is_none());
+
+    emulator.clear_faults();
+    let change = change_of(&work.plan_json(), "mig_builtin_identity.eastus");
+    assert_eq!(actions(&change), ["update"], "in place: {change:#}");
+    work.apply();
+    assert!(emulator.arm_get(&lock_id, LOCK_API).is_some(), "locked");
+    assert_eq!(principal_of(&emulator, &id), principal, "the same identity");
+    assert!(!work.plan_has_changes());
+}

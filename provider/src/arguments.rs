@@ -286,6 +286,56 @@ pub fn check_resource_types_listed(config: &Value) -> Diagnostics {
     )
 }
 
+/// A subscription ID: a GUID (`00000000-0000-0000-0000-000000000000`), not a
+/// `/subscriptions/{guid}` path nor a subscription's name.
+pub fn check_subscription_id(text: &str) -> Result<(), String> {
+    ids::SubscriptionId::parse_guid(text).map(|_| ()).map_err(|reason| {
+        let hint = match text.trim_end_matches('/').rsplit_once("/subscriptions/") {
+            Some((_, guid)) if ids::validate_guid("", guid).is_ok() => {
+                format!(" Give the GUID alone: `{guid}`.")
+            }
+            _ => " Give the subscription's GUID, e.g. `data.mig_client_config.current.subscription_id`.".to_string(),
+        };
+        format!("{reason}.{hint}")
+    })
+}
+
+pub fn subscription_id() -> Validator {
+    Validator::string("Invalid subscription ID", check_subscription_id)
+}
+
+/// A region's name, in ARM's spelling (`eastus`) or the portal's (`East US`): letters and
+/// digits, white space ignored. The same rule as [`region`], for code that is not a schema
+/// (provider functions, which cannot ask Azure whether the region exists).
+pub fn check_region(text: &str) -> Result<(), String> {
+    ids::normalize_location(text).map(|_| ())
+}
+
+/// Any ARM ID: a subscription, resource group or resource. A trailing `/` is accepted (and
+/// trimmed where used); a query string or white space is not.
+pub fn check_resource_id(id: &str) -> Result<(), String> {
+    refuse_query(id)?;
+    ResourceId::parse(trim_arm_id(id)).map(|_| ())
+}
+
+/// An error at `attribute[key]` for each key of the map `attribute` in `config` that is not
+/// a tag name ([`check_tag_name`]); declared validators see only a map's values.
+pub fn check_tag_names(config: &Value, attribute: &str) -> Diagnostics {
+    let mut diagnostics = Diagnostics::default();
+    if let Value::Map(tags) = config.get(attribute) {
+        for name in tags.keys() {
+            if let Err(detail) = check_tag_name(name) {
+                diagnostics.error_at(
+                    AttributePath::root(attribute).key_string(name),
+                    "Invalid tag name",
+                    &detail,
+                );
+            }
+        }
+    }
+    diagnostics
+}
+
 // ---------------------------------------------------------------------------------------------
 // Checks only Azure can answer, made at plan once the value is known
 // ---------------------------------------------------------------------------------------------
@@ -457,7 +507,6 @@ mod tests {
         assert!(region().check(&tfplugin::Value::from("East US")).is_ok());
         assert!(region().check(&tfplugin::Value::from("east-us!")).is_err());
     }
-
     #[test]
     fn role_assignment_scopes_resource_types_and_empty_sets() {
         assert!(check_role_assignment_scope(SUB).is_ok());
@@ -479,5 +528,65 @@ mod tests {
         assert!(!check_resource_types_listed(&config).has_errors());
         assert!(duration().check(&Value::from("0s")).is_ok());
         assert!(duration().check(&Value::from("-1h")).is_err());
+    }
+}
+
+#[cfg(test)]
+mod builtin_identity_rules {
+    use super::*;
+
+    #[test]
+    fn subscription_ids_are_guids_and_a_path_names_the_guid_to_give() {
+        assert!(check_subscription_id("00000000-0000-0000-0000-000000000001").is_ok());
+        let path = check_subscription_id("/subscriptions/00000000-0000-0000-0000-000000000001")
+            .unwrap_err();
+        assert!(
+            path.contains("`00000000-0000-0000-0000-000000000001`"),
+            "{path}"
+        );
+        assert!(check_subscription_id("not-a-guid").is_err());
+        assert!(subscription_id().check(&Value::from("x")).is_err());
+    }
+
+    #[test]
+    fn regions_are_judged_by_their_shape() {
+        assert!(check_region("East US 2").is_ok());
+        assert!(
+            check_region("eastus3").is_ok(),
+            "existence is checked against Azure"
+        );
+        assert!(check_region("east-us!").is_err());
+        assert!(check_region("").is_err());
+    }
+
+    #[test]
+    fn resource_ids_accept_a_trailing_slash_and_refuse_a_query() {
+        let group = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg";
+        assert!(check_resource_id(group).is_ok());
+        assert!(check_resource_id(&format!("{group}/")).is_ok());
+        assert!(check_resource_id(&format!("{group}?api-version=2022-09-01")).is_err());
+        assert!(check_resource_id("rg").is_err());
+    }
+
+    #[test]
+    fn tag_names_are_checked_key_by_key() {
+        let config = Value::object([(
+            "tags",
+            Value::Map(
+                [
+                    ("ok".to_string(), Value::from("1")),
+                    ("a<b".to_string(), Value::from("2")),
+                ]
+                .into_iter()
+                .collect(),
+            ),
+        )]);
+        let diagnostics = check_tag_names(&config, "tags");
+        assert_eq!(diagnostics.items.len(), 1);
+        assert_eq!(
+            diagnostics.items[0].attribute,
+            Some(AttributePath::root("tags").key_string("a<b"))
+        );
+        assert!(check_tag_names(&Value::object([("tags", Value::Null)]), "tags").is_empty());
     }
 }

@@ -2,9 +2,7 @@
 
 use std::time::Duration;
 
-use tfplugin::{
-    Attribute, AttributePath, Block, Diagnostics, NestedBlock, NestingMode, Type, Validator, Value,
-};
+use tfplugin::{Attribute, Block, NestedBlock, NestingMode, Type, Value};
 
 /// Default durations of one resource type's operations.
 #[derive(Debug, Clone, Copy)]
@@ -33,21 +31,13 @@ impl Operation {
     }
 }
 
-/// `Err(detail)` when `text` is not a duration.
-fn check_duration(text: &str) -> Result<(), String> {
-    humantime::parse_duration(text)
-        .map(|_| ())
-        .map_err(|error| {
-            format!("`{text}` is not a duration ({error}). Write it like `30s`, `10m` or `1h30m`.")
-        })
-}
-
-/// The `timeouts` nested block; its attributes declare their validator, which the server
-/// runs at validation.
+/// The `timeouts` nested block; its attributes declare their validator
+/// (`arguments::positive_duration`: a duration, and not zero, since every operation needs
+/// time), which the server runs at validation.
 pub fn block(defaults: Defaults) -> NestedBlock {
     let attribute = |name: &str, default: Duration| {
         Attribute::optional(name, Type::String)
-            .validator(Validator::string("Invalid duration", check_duration))
+            .validator(crate::arguments::positive_duration())
             .description(format!(
                 "How long the {name} may take, as a duration (`30s`, `10m`, `2h`). Default `{}`.",
                 humantime::format_duration(default)
@@ -84,26 +74,10 @@ pub fn get(resource: &Value, operation: Operation, defaults: Defaults) -> Durati
         .unwrap_or(default)
 }
 
-/// Diagnostics for durations that do not parse, for code that checks by hand (at plan,
-/// say). The validators `block` declares report the same at validation; the server reports
-/// a diagnostic found both ways once.
-pub fn validate(config: &Value, diagnostics: &mut Diagnostics) {
-    for name in ["create", "read", "update", "delete"] {
-        if let Some(text) = config.get("timeouts").get(name).as_str() {
-            if let Err(detail) = check_duration(text) {
-                diagnostics.error_at(
-                    AttributePath::root("timeouts").attribute(name),
-                    "Invalid duration",
-                    &detail,
-                );
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tfplugin::AttributePath;
 
     const DEFAULTS: Defaults = Defaults {
         create: Duration::from_secs(60),
@@ -113,7 +87,7 @@ mod tests {
     };
 
     #[test]
-    fn declared_validators_and_the_hand_check_agree() {
+    fn declared_validators_refuse_what_is_not_a_positive_duration() {
         let block = Block {
             block_types: vec![block(DEFAULTS)],
             ..Block::default()
@@ -124,16 +98,19 @@ mod tests {
                 ("create", Value::from("soon")),
                 ("read", Value::from("5m")),
                 ("update", Value::unknown()),
-                ("delete", Value::Null),
+                ("delete", Value::from("0s")),
             ]),
         )]);
         let declared = block.validate(&config);
-        let mut by_hand = Diagnostics::default();
-        validate(&config, &mut by_hand);
-        assert_eq!(declared, by_hand);
+        assert_eq!(declared.items.len(), 2, "{declared:?}");
+        assert!(declared.items[1].detail.contains("no time"), "zero refused");
         assert_eq!(
             declared.items[0].attribute,
             Some(AttributePath::root("timeouts").attribute("create"))
+        );
+        assert_eq!(
+            declared.items[1].attribute,
+            Some(AttributePath::root("timeouts").attribute("delete"))
         );
     }
 }

@@ -1,14 +1,20 @@
 //! `mig_builtin_identity` (data source): the built-in policy's identity for a subscription
 //! and region, if it exists, with its lock.
+//!
+//! Arguments follow `crate::arguments`' rules, declared on the schema (checked at
+//! validate); a region the subscription does not have is refused at read (which Terraform
+//! runs at plan) against the subscription's region list, naming `location`, rather than read
+//! as an identity that does not exist.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use tfplugin::{
     Attribute, AttributePath, Block, DataReadRequest, DataReadResponse, DataSource, Schema, Type,
-    Validator, Value,
+    Value,
 };
 
+use crate::arguments;
 use crate::azure::ids::{self, SubscriptionId};
 use crate::provider::ProviderData;
 
@@ -37,16 +43,12 @@ impl DataSource for BuiltinIdentityLookup {
             Block {
                 attributes: vec![
                     Attribute::required("location", Type::String)
-                        .validator(Validator::string("Invalid region", |location| {
-                            ids::normalize_location(location).map(|_| ())
-                        }))
-                        .description("The region (`eastus` or `East US`)."),
+                        .validator(arguments::region())
+                        .description("The region (`eastus` or `East US`). One the subscription does not have is an error at plan."),
                     Attribute::optional("subscription_id", Type::String)
                         .optional_computed()
-                        .validator(Validator::string("Invalid subscription ID", |id| {
-                            SubscriptionId::parse_guid(id).map(|_| ())
-                        }))
-                        .description("Default: the provider's subscription."),
+                        .validator(arguments::subscription_id())
+                        .description("A GUID. Default: the provider's subscription."),
                     text("id", "The identity's resource ID (whether or not it exists)."),
                     text("name", "`Built-In-Identity-{location}`."),
                     Attribute::computed("exists", Type::Bool).description("Whether the identity exists."),
@@ -101,6 +103,18 @@ impl DataSource for BuiltinIdentityLookup {
                 return response;
             }
         };
+        // Not "does not exist": a region the subscription lacks is a mistake in `location`.
+        let unknown = arguments::check_regions_exist(
+            &clients,
+            subscription.as_str(),
+            "location",
+            std::slice::from_ref(&location),
+        )
+        .await;
+        if unknown.has_errors() {
+            response.diagnostics = unknown;
+            return response;
+        }
         let id = ids::builtin_identity_id(&subscription, &location);
         let identity = match clients.identities.get(&id).await {
             Ok(identity) => identity,

@@ -10,19 +10,41 @@
 //! Once the identity exists, create never fails (Terraform would taint it and the next apply
 //! would replace it, orphaning its role assignments): a lock that cannot be placed is a
 //! warning, the state says the lock is missing, and the next plan places it in place.
+//!
+//! Arguments are declared on the schema (`crate::arguments`' rules as validators, the
+//! constant defaults, replacement of `name` and `resource_group_name`); what the declarative
+//! layer cannot express is planned here, in one place each:
+//! - defaults that depend on other arguments ([`with_dependent_defaults`]): `subscription_id`
+//!   (the provider's), `name` (from `location`), `lock` (the policy's rule for your own
+//!   identity), and no group or name at all for your own identity;
+//! - replacement that compares meanings, not text ([`replacements`]): `location` in any
+//!   spelling, `existing_identity_id` with or without a trailing `/`, and `subscription_id`,
+//!   which replaces nothing for your own identity.
+//!
+//! Non-computed arguments are planned exactly as configured (`East US` stays `East US`) and
+//! normalised where they are used (ARM gets `eastus`).
+//!
+//! Stops and timeouts: every Azure call runs under a child of the provider's stop signal
+//! that the operation's deadline also cancels ([`Halt`]). Nothing new starts once it is
+//! cancelled; a call under way is given [`IN_FLIGHT_GRACE`] to finish, and when its outcome
+//! is still unknown what it touched is read back. The state returned then describes exactly
+//! what exists.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tfplugin::{
-    ApplyRequest, ApplyResponse, Attribute, AttributePath, Block, Diagnostics, ImportRequest,
-    ImportResponse, ImportedResource, PlanRequest, PlanResponse, ReadRequest, ReadResponse,
-    Resource, Schema, Type, Value,
+    model, ApplyRequest, ApplyResponse, Attribute, AttributePath, Block, Diagnostics,
+    ImportRequest, ImportResponse, ImportedResource, PlanRequest, PlanResponse, ReadRequest,
+    ReadResponse, Resource, Schema, Type, Value,
 };
+use tokio_util::sync::CancellationToken;
 
+use crate::arguments;
 use crate::azure::identities::Identity;
 use crate::azure::ids::{self, SubscriptionId, UserAssignedIdentityId};
 use crate::azure::AzureClients;
@@ -44,17 +66,6 @@ const DEFAULT_RESOURCE_GROUP_LOCATION: &str = "eastus";
 /// The permission a lock needs, named in diagnostics.
 const LOCK_PERMISSION: &str = "Microsoft.Authorization/locks/write";
 
-/// Arguments whose change means a different identity (for bring-your-own, not
-/// `subscription_id`: the identity is `existing_identity_id`; the subscription only decides
-/// the lock's default).
-const REPLACING_ARGUMENTS: [&str; 5] = [
-    "location",
-    "subscription_id",
-    "resource_group_name",
-    "name",
-    "existing_identity_id",
-];
-
 /// Arguments that describe an identity this resource creates, meaningless for your own.
 const CREATE_ONLY_ARGUMENTS: [&str; 4] = [
     "name",
@@ -62,6 +73,13 @@ const CREATE_ONLY_ARGUMENTS: [&str; 4] = [
     "resource_group_location",
     "tags",
 ];
+
+/// How long an Azure call already under way when the operation is stopped may still finish;
+/// after that its outcome is unknown and what it touched is read back.
+const IN_FLIGHT_GRACE: Duration = Duration::from_secs(10);
+
+/// Bound on reading back what exists after a stop.
+const READ_BACK: Duration = Duration::from_secs(30);
 
 pub struct BuiltinIdentity {
     data: Arc<ProviderData>,
@@ -74,7 +92,6 @@ impl BuiltinIdentity {
 }
 
 fn schema() -> Schema {
-    let text = |name: &str| Attribute::optional(name, Type::String).optional_computed();
     let computed = |name: &str, description: &str| {
         Attribute::computed(name, Type::String).description(description)
     };
@@ -82,27 +99,49 @@ fn schema() -> Schema {
         0,
         Block {
             attributes: vec![
-                Attribute::required("location", Type::String).description(
-                    "The region, as ARM spells it (`eastus`) or as the portal does (`East US`; normalised). Changing it replaces the identity.",
-                ),
-                text("subscription_id").description("Where the identity lives. Default: the provider's subscription. With `existing_identity_id`, the subscription of the machines, which decides `lock`'s default; changing it then does not replace anything."),
-                text("resource_group_name").description("Default `Built-In-Identity-RG`."),
-                text("resource_group_location")
-                    .description("Region of the resource group when this resource creates it. Default `eastus`, as the policy."),
-                text("name").description("Default `Built-In-Identity-{location}`."),
-                Attribute::optional("existing_identity_id", Type::String).description(
-                    "Bring your own identity: adopted and locked, never created or deleted. Conflicts with `name`, `resource_group_name`, `resource_group_location` and `tags`.",
-                ),
+                Attribute::required("location", Type::String)
+                    .validator(arguments::region())
+                    .description(
+                        "The region, as ARM spells it (`eastus`) or as the portal does (`East US`; kept as written, normalised where used). One the subscription does not have is an error at plan. Changing it (other than in spelling) replaces the identity.",
+                    ),
+                Attribute::optional("subscription_id", Type::String)
+                    .optional_computed()
+                    .validator(arguments::subscription_id())
+                    .description("Where the identity lives, a GUID. Default: the provider's subscription. With `existing_identity_id`, the subscription of the machines, which decides `lock`'s default; changing it then does not replace anything."),
+                Attribute::optional("resource_group_name", Type::String)
+                    .default_value(ids::BUILTIN_RESOURCE_GROUP)
+                    .requires_replace_ignoring_case()
+                    .validator(arguments::resource_group_name())
+                    .description("Default `Built-In-Identity-RG` (null with `existing_identity_id`). 1 to 90 letters, digits, `_`, `-`, `.`, `(` or `)`, not ending in `.`."),
+                Attribute::optional("resource_group_location", Type::String)
+                    .default_value(DEFAULT_RESOURCE_GROUP_LOCATION)
+                    .validator(arguments::region())
+                    .description("Region of the resource group when this resource creates it, in either spelling (kept as written). Default `eastus`, as the policy (null with `existing_identity_id`)."),
+                Attribute::optional("name", Type::String)
+                    .optional_computed()
+                    .requires_replace_ignoring_case()
+                    .validator(arguments::identity_name())
+                    .description("Default `Built-In-Identity-{location}`. 3 to 128 letters, digits, `-` or `_`, starting with a letter or digit."),
+                Attribute::optional("existing_identity_id", Type::String)
+                    .validator(arguments::identity_id())
+                    .description(
+                        "Bring your own identity: adopted and locked, never created or deleted. A trailing `/` is ignored; a query string is an error, and so, at plan, is an identity that does not exist. Conflicts with `name`, `resource_group_name`, `resource_group_location` and `tags`.",
+                    ),
                 Attribute::optional("lock", Type::Bool).optional_computed().description(
                     "Place the `CanNotDelete` lock. Default as the policy: `true`, except for a bring-your-own identity in another subscription than `subscription_id`.",
                 ),
-                Attribute::optional("tags", Type::map(Type::String)).description("Tags of a created identity."),
-                computed("id", "The identity's resource ID."),
-                computed("principal_id", "Object ID of the identity's service principal."),
-                computed("client_id", "Client (application) ID of the identity."),
-                computed("tenant_id", "Tenant of the identity."),
+                Attribute::optional("tags", Type::map(Type::String))
+                    .validator(arguments::tag_value())
+                    .description("Tags of a created identity: names of 1 to 512 characters without `<>%&\\?/`, values of at most 256."),
+                computed("id", "The identity's resource ID.").use_state_for_unknown(),
+                computed("principal_id", "Object ID of the identity's service principal.")
+                    .use_state_for_unknown(),
+                computed("client_id", "Client (application) ID of the identity.")
+                    .use_state_for_unknown(),
+                computed("tenant_id", "Tenant of the identity.").use_state_for_unknown(),
                 computed("lock_id", "Resource ID of the lock; null when `lock` is false, or when the lock is missing (it could not be placed, or was removed): the next plan places it."),
-                computed("resource_group_id", "Resource ID of the identity's resource group."),
+                computed("resource_group_id", "Resource ID of the identity's resource group.")
+                    .use_state_for_unknown(),
             ],
             block_types: vec![timeouts::block(TIMEOUTS)],
             description: "One user-assigned managed identity per subscription and region, locked as Azure's built-in policy locks it.".into(),
@@ -111,9 +150,52 @@ fn schema() -> Schema {
     )
 }
 
+fn state_type() -> &'static Type {
+    static TYPE: LazyLock<Type> = LazyLock::new(|| schema().value_type());
+    &TYPE
+}
+
 // ---------------------------------------------------------------------------------------------
 // The typed model
 // ---------------------------------------------------------------------------------------------
+
+/// The resource's attributes (the `timeouts` block aside), as configuration, plan or state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Model {
+    location: Option<String>,
+    subscription_id: Option<String>,
+    resource_group_name: Option<String>,
+    resource_group_location: Option<String>,
+    name: Option<String>,
+    existing_identity_id: Option<String>,
+    lock: Option<bool>,
+    tags: Option<BTreeMap<String, String>>,
+    id: Option<String>,
+    principal_id: Option<String>,
+    client_id: Option<String>,
+    tenant_id: Option<String>,
+    lock_id: Option<String>,
+    resource_group_id: Option<String>,
+}
+
+impl Model {
+    /// What a configuration, state or plan holds; unknown values read as null.
+    fn of(value: &Value) -> Model {
+        model::decode_lenient(value).unwrap_or_default()
+    }
+}
+
+/// Arguments a target depends on: while any is unknown, so is the target.
+const TARGET_ARGUMENTS: [&str; 8] = [
+    "location",
+    "subscription_id",
+    "existing_identity_id",
+    "name",
+    "resource_group_name",
+    "resource_group_location",
+    "tags",
+    "lock",
+];
 
 /// What this resource manages, decided from the (known) arguments.
 #[derive(Debug, Clone, PartialEq)]
@@ -187,45 +269,11 @@ impl Ownership {
     }
 }
 
-/// Problems with the arguments visible without Azure. Unknown values are skipped.
+/// What the declared validators cannot see: tag names (validators see a map's values) and
+/// arguments that conflict with `existing_identity_id`. Unknown values are skipped.
 fn validate_arguments(config: &Value) -> Diagnostics {
-    let mut diagnostics = Diagnostics::default();
-    for name in ["location", "resource_group_location"] {
-        if let Some(location) = config.get(name).as_str() {
-            if let Err(reason) = ids::normalize_location(location) {
-                diagnostics.error_at(AttributePath::root(name), "Invalid region", &reason);
-            }
-        }
-    }
-    if let Some(subscription) = config.get("subscription_id").as_str() {
-        if let Err(reason) = SubscriptionId::parse_guid(subscription) {
-            diagnostics.error_at(
-                AttributePath::root("subscription_id"),
-                "Invalid subscription ID",
-                &reason,
-            );
-        }
-    }
-    if let Some(name) = config.get("name").as_str() {
-        if name.is_empty() || name.len() > 128 || name.contains(['/', '\\', '?', '#']) {
-            diagnostics.error_at(
-                AttributePath::root("name"),
-                "Invalid identity name",
-                &format!("`{name}` is not a valid user-assigned identity name: 1 to 128 characters, no `/`, `\\`, `?` or `#`."),
-            );
-        }
-    }
-    let existing = config.get("existing_identity_id");
-    if let Some(id) = existing.as_str() {
-        if let Err(reason) = UserAssignedIdentityId::parse(id) {
-            diagnostics.error_at(
-                AttributePath::root("existing_identity_id"),
-                "Invalid identity ID",
-                &reason,
-            );
-        }
-    }
-    if !existing.is_null() {
+    let mut diagnostics = arguments::check_tag_names(config, "tags");
+    if !config.get("existing_identity_id").is_null() {
         for name in CREATE_ONLY_ARGUMENTS {
             if !config.get(name).is_null() {
                 diagnostics.error_at(
@@ -236,82 +284,43 @@ fn validate_arguments(config: &Value) -> Diagnostics {
             }
         }
     }
-    timeouts::validate(config, &mut diagnostics);
     diagnostics
 }
 
-/// Regions the target's subscription does not offer, as errors on the argument that names
-/// them. When the regions cannot be read (a principal without the right), ARM itself judges
-/// at apply.
-async fn unknown_regions(clients: &AzureClients, config: &Value, target: &Target) -> Diagnostics {
-    let mut diagnostics = Diagnostics::default();
-    let subscription = target.identity.subscription_id();
-    let regions = match clients.subscriptions.regions(subscription).await {
-        Ok(regions) => regions,
-        Err(error) => {
-            tracing::debug!(%error, "cannot list the subscription's regions; not checking them");
-            return diagnostics;
-        }
-    };
-    let mut check = |argument: &str, region: &str| {
-        if !regions.contains(region) {
-            diagnostics.error_at(
-                AttributePath::root(argument),
-                "Unknown region",
-                &format!(
-                    "Subscription {subscription} has no region `{region}`. Regions it has: {}.",
-                    regions.iter().cloned().collect::<Vec<_>>().join(", ")
-                ),
-            );
-        }
-    };
-    if !target.existing {
-        check("location", &target.location);
-        if !config.get("resource_group_location").is_null() {
-            check("resource_group_location", &target.resource_group_location);
-        }
-    }
-    diagnostics
-}
-
-/// The configuration with every optional argument it leaves out (null) set to its documented
-/// default. Reads the CONFIGURATION, never the proposed state: Terraform's proposed state
-/// keeps the prior value of an optional+computed argument removed from the configuration, so a
-/// default applied there would never come back. A default that depends on an unknown value is
-/// unknown; unknown values stay unknown. One helper, so the declarative layer in proto/ can
-/// take it over.
-fn with_defaults(config: &Value, provider_subscription: Option<&str>) -> Value {
-    let mut fields = config.as_object().cloned().unwrap_or_default();
+/// The configuration with every default applied: the declared ones (from the
+/// configuration, never the proposed state: Terraform's proposed state keeps the prior value
+/// of an optional+computed argument removed from the configuration), then those that depend
+/// on other arguments, which the declarative layer cannot express. A default that depends on
+/// an unknown value is unknown; unknown values stay unknown.
+fn with_dependent_defaults(config: &Value, provider_subscription: Option<&str>) -> Value {
+    let declared = schema().block.apply_defaults(config);
+    let mut fields = declared.as_object().cloned().unwrap_or_default();
     let known = |value: Option<String>| value.map_or_else(Value::unknown, Value::String);
     let subscription = match config.get("subscription_id") {
         Value::Null => known(provider_subscription.map(str::to_string)),
         other => other.clone(),
     };
-    let existing = config.get("existing_identity_id").clone();
-    let mut defaults: Vec<(&str, Value)> = vec![("subscription_id", subscription.clone())];
-    match &existing {
+    fields.insert("subscription_id".into(), subscription.clone());
+    let mut set_if_null = |name: &str, value: Value| {
+        if config.get(name).is_null() {
+            fields.insert(name.to_string(), value);
+        }
+    };
+    match config.get("existing_identity_id") {
         Value::Null => {
-            let location = config.get("location").as_str();
-            let name = location
+            let name = config
+                .get("location")
+                .as_str()
                 .and_then(|l| ids::normalize_location(l).ok())
                 .map(|l| ids::builtin_identity_name(&l));
-            defaults.extend([
-                (
-                    "resource_group_name",
-                    Value::string(ids::BUILTIN_RESOURCE_GROUP),
-                ),
-                (
-                    "resource_group_location",
-                    Value::string(DEFAULT_RESOURCE_GROUP_LOCATION),
-                ),
-                ("name", known(name)),
-                ("lock", Value::Bool(true)),
-            ]);
+            set_if_null("name", known(name));
+            set_if_null("lock", Value::Bool(true));
         }
-        // The policy (1.1.0) locks your own identity only in the VMs' subscription.
+        // Your own identity: no group, no name; locked (policy 1.1.0) only in the VMs'
+        // subscription.
         Value::String(existing) => {
             let same = match (
-                UserAssignedIdentityId::parse(existing),
+                UserAssignedIdentityId::parse(arguments::trim_arm_id(existing)),
                 subscription.as_str(),
             ) {
                 (Ok(id), Some(subscription)) => {
@@ -319,7 +328,10 @@ fn with_defaults(config: &Value, provider_subscription: Option<&str>) -> Value {
                 }
                 _ => Value::unknown(),
             };
-            defaults.push(("lock", same));
+            set_if_null("lock", same);
+            for name in ["resource_group_name", "resource_group_location"] {
+                set_if_null(name, Value::Null);
+            }
         }
         _ => {
             for name in [
@@ -328,51 +340,36 @@ fn with_defaults(config: &Value, provider_subscription: Option<&str>) -> Value {
                 "name",
                 "lock",
             ] {
-                defaults.push((name, Value::unknown()));
+                set_if_null(name, Value::unknown());
             }
-        }
-    }
-    for (name, default) in defaults {
-        if fields.get(name).is_none_or(Value::is_null) {
-            fields.insert(name.to_string(), default);
         }
     }
     Value::Object(fields)
 }
 
-/// The planned value: defaults filled in and the computed IDs derived. Needs the provider's
-/// subscription when the configuration does not name one. `None` while anything it depends on
-/// is unknown.
-fn plan_target(
-    config: &Value,
-    provider_subscription: Option<&str>,
-) -> Result<Option<Target>, String> {
-    let Some(location) = config.get("location").as_str() else {
-        return Ok(None);
-    };
-    let location = ids::normalize_location(location)?;
-    let values = with_defaults(config, provider_subscription);
-    let relevant = [
-        "subscription_id",
-        "existing_identity_id",
-        "name",
-        "resource_group_name",
-        "resource_group_location",
-        "tags",
-        "lock",
-    ];
-    if relevant
+/// The target of arguments with their defaults ([`with_dependent_defaults`]); `None` while
+/// anything it depends on is unknown.
+fn plan_target(arguments: &Value) -> Result<Option<Target>, String> {
+    if TARGET_ARGUMENTS
         .iter()
-        .any(|name| !values.get(name).is_fully_known())
+        .any(|name| !arguments.get(name).is_fully_known())
     {
         return Ok(None);
     }
-    let text = |name: &str| values.get(name).as_str().unwrap_or_default().to_string();
-    let subscription = SubscriptionId::parse_guid(&text("subscription_id"))?;
-    let lock = values.get("lock").as_bool().unwrap_or(true);
-    if let Some(existing) = values.get("existing_identity_id").as_str() {
+    let values: Model = model::decode(arguments).map_err(|diagnostics| {
+        diagnostics
+            .iter()
+            .map(|d| format!("{}: {}", d.summary, d.detail))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    let location = ids::normalize_location(values.location.as_deref().unwrap_or_default())?;
+    let subscription =
+        SubscriptionId::parse_guid(values.subscription_id.as_deref().unwrap_or_default())?;
+    let lock = values.lock.unwrap_or(true);
+    if let Some(existing) = &values.existing_identity_id {
         return Ok(Some(Target {
-            identity: UserAssignedIdentityId::parse(existing)?,
+            identity: UserAssignedIdentityId::parse(arguments::trim_arm_id(existing))?,
             existing: true,
             subscription: subscription.as_str().to_string(),
             location,
@@ -381,105 +378,65 @@ fn plan_target(
             tags: BTreeMap::new(),
         }));
     }
+    let text = |value: &Option<String>| value.clone().unwrap_or_default();
     Ok(Some(Target {
         identity: UserAssignedIdentityId::new(
             subscription.as_str(),
-            &text("resource_group_name"),
-            &text("name"),
+            &text(&values.resource_group_name),
+            &text(&values.name),
         ),
         existing: false,
         subscription: subscription.as_str().to_string(),
         location,
-        resource_group_location: ids::normalize_location(&text("resource_group_location"))?,
+        resource_group_location: ids::normalize_location(&text(&values.resource_group_location))?,
         lock,
-        tags: values.get("tags").as_string_map().unwrap_or_default(),
+        tags: values.tags.unwrap_or_default(),
     }))
 }
 
 /// The resource's value for a target; `identity` fills the server-generated IDs (unknown
 /// until created), `lock_present` says whether the lock exists (drift when it should).
+/// `configured` holds the arguments as the user wrote them: their spelling is kept
+/// (Terraform holds a provider to the configured value of an argument), ARM's spelling is
+/// used for every call.
 fn state_value(
-    config: &Value,
+    configured: &Value,
     target: &Target,
     identity: Option<&Identity>,
     lock_present: bool,
 ) -> Value {
-    let known_or_unknown =
-        |text: Option<&str>| text.map_or_else(Value::unknown, |t| Value::String(t.to_string()));
-    let mut state = config.as_object().cloned().unwrap_or_default();
-    let mut set = |name: &str, value: Value| {
-        state.insert(name.to_string(), value);
+    let config = Model::of(configured);
+    let mut state = Model {
+        location: Some(config.location.unwrap_or(target.location.clone())),
+        subscription_id: Some(target.subscription.clone()),
+        existing_identity_id: config.existing_identity_id,
+        lock: Some(target.lock),
+        id: Some(target.identity.to_string()),
+        principal_id: identity.map(|i| i.principal_id.clone()),
+        client_id: identity.map(|i| i.client_id.clone()),
+        tenant_id: identity.map(|i| i.tenant_id.clone()),
+        lock_id: (target.lock && lock_present).then(|| target.lock_id()),
+        resource_group_id: Some(target.resource_group_id()),
+        ..Model::default()
     };
-    // The spelling the configuration uses ("East US"): Terraform holds a provider to the
-    // configured value of a non-computed argument; ARM's spelling is used for every call.
-    let location = config
-        .get("location")
-        .as_str()
-        .unwrap_or(&target.location)
-        .to_string();
-    set("location", Value::String(location));
-    set(
-        "subscription_id",
-        Value::String(target.subscription.clone()),
-    );
-    if target.existing {
-        set("resource_group_name", Value::Null);
-        set("resource_group_location", Value::Null);
-        set("name", Value::Null);
-        set("tags", Value::Null);
-    } else {
-        set(
-            "resource_group_name",
-            Value::String(target.identity.resource_group().to_string()),
+    if !target.existing {
+        state.resource_group_name = Some(target.identity.resource_group().to_string());
+        state.resource_group_location = Some(
+            config
+                .resource_group_location
+                .unwrap_or(target.resource_group_location.clone()),
         );
-        set(
-            "resource_group_location",
-            Value::String(target.resource_group_location.clone()),
-        );
-        set("name", Value::String(target.identity.name().to_string()));
-        let tags_configured = !config.get("tags").is_null();
-        set(
-            "tags",
-            if tags_configured || !target.tags.is_empty() {
-                Value::Map(
-                    target
-                        .tags
-                        .iter()
-                        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                        .collect(),
-                )
-            } else {
-                Value::Null
-            },
-        );
+        state.name = Some(target.identity.name().to_string());
+        state.tags =
+            (config.tags.is_some() || !target.tags.is_empty()).then(|| target.tags.clone());
     }
-    set("lock", Value::Bool(target.lock));
-    set("id", Value::String(target.identity.to_string()));
-    set(
-        "principal_id",
-        known_or_unknown(identity.map(|i| i.principal_id.as_str())),
-    );
-    set(
-        "client_id",
-        known_or_unknown(identity.map(|i| i.client_id.as_str())),
-    );
-    set(
-        "tenant_id",
-        known_or_unknown(identity.map(|i| i.tenant_id.as_str())),
-    );
-    set(
-        "lock_id",
-        if target.lock && lock_present {
-            Value::String(target.lock_id())
-        } else {
-            Value::Null
-        },
-    );
-    set(
-        "resource_group_id",
-        Value::String(target.resource_group_id()),
-    );
-    Value::Object(state)
+    let mut value = model::update(configured, &state, state_type());
+    if identity.is_none() {
+        for name in ["principal_id", "client_id", "tenant_id"] {
+            value = value.with(name, Value::unknown());
+        }
+    }
+    value
 }
 
 /// The target under the identity's ID as recorded in `prior` when it names the same identity
@@ -543,13 +500,10 @@ fn with_prior_identity(planned: Value, prior: &Value) -> Value {
     Value::Object(fields)
 }
 
-/// The planned value while some argument is unknown: the configuration with its defaults
-/// (never the proposed state, see [`with_defaults`]), everything computed unknown.
-fn unknown_computed(config: &Value, provider_subscription: Option<&str>) -> Value {
-    let mut fields = with_defaults(config, provider_subscription)
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
+/// The planned value while some argument is unknown: the arguments with their defaults,
+/// everything computed unknown.
+fn unknown_computed(arguments: &Value) -> Value {
+    let mut fields = arguments.as_object().cloned().unwrap_or_default();
     for name in [
         "id",
         "principal_id",
@@ -563,6 +517,140 @@ fn unknown_computed(config: &Value, provider_subscription: Option<&str>) -> Valu
     Value::Object(fields)
 }
 
+/// Replacement the declarative layer cannot judge, because it compares text: `location` in
+/// either spelling, `existing_identity_id` with or without a trailing `/` (any case), and
+/// `subscription_id`, which for your own identity (before and after) only decides the lock's
+/// default. An unknown planned value may differ. (`name` and `resource_group_name` are
+/// declared `requires_replace_ignoring_case`.)
+fn replacements(prior: &Value, planned: &Value) -> Vec<AttributePath> {
+    if prior.is_null() || planned.is_null() {
+        return Vec::new();
+    }
+    let differs = |name: &str, normalize: &dyn Fn(&str) -> String| {
+        let (before, after) = (prior.get(name), planned.get(name));
+        match (before.as_str(), after.as_str()) {
+            (Some(a), Some(b)) => normalize(a) != normalize(b),
+            _ => after.is_unknown() || before != after,
+        }
+    };
+    let location = |text: &str| ids::normalize_location(text).unwrap_or(text.to_string());
+    let byo = !prior.get("existing_identity_id").is_null()
+        && !planned.get("existing_identity_id").is_null();
+    let mut out = Vec::new();
+    if differs("location", &location) {
+        out.push(AttributePath::root("location"));
+    }
+    if differs("existing_identity_id", &arguments::normalize_arm_id) {
+        out.push(AttributePath::root("existing_identity_id"));
+    }
+    if !byo && differs("subscription_id", &|text: &str| text.to_ascii_lowercase()) {
+        out.push(AttributePath::root("subscription_id"));
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stops and deadlines
+// ---------------------------------------------------------------------------------------------
+
+/// Cancelled when Terraform asks the provider to stop or when the operation's deadline
+/// passes: a child of the provider's stop signal that a timer also cancels.
+struct Halt {
+    token: CancellationToken,
+    stop: CancellationToken,
+    timeout: Duration,
+}
+
+/// What became of one Azure call run under a [`Halt`].
+enum Step<T> {
+    /// It ran to its end (successfully or not).
+    Done(T),
+    /// Halted before it started: it changed nothing.
+    NotSent,
+    /// Halted while under way and not finished within [`IN_FLIGHT_GRACE`]: its outcome is
+    /// unknown; read back what it touched.
+    Unknown,
+}
+
+impl Halt {
+    fn new(stop: &CancellationToken, timeout: Duration) -> Halt {
+        let token = stop.child_token();
+        let timer = token.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = timer.cancelled() => {}
+                () = tokio::time::sleep(timeout) => timer.cancel(),
+            }
+        });
+        Halt {
+            token,
+            stop: stop.clone(),
+            timeout,
+        }
+    }
+
+    fn is_halted(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    /// Runs one Azure call: not at all once halted; a call under way when halted is given
+    /// [`IN_FLIGHT_GRACE`] to finish (its answer is the truth to record).
+    async fn run<T>(&self, call: impl Future<Output = T>) -> Step<T> {
+        if self.is_halted() {
+            return Step::NotSent;
+        }
+        tokio::pin!(call);
+        tokio::select! {
+            biased;
+            outcome = &mut call => Step::Done(outcome),
+            () = self.token.cancelled() => match tokio::time::timeout(IN_FLIGHT_GRACE, call).await {
+                Ok(outcome) => Step::Done(outcome),
+                Err(_) => Step::Unknown,
+            },
+        }
+    }
+
+    /// Why the operation stopped, for diagnostics.
+    fn reason(&self) -> String {
+        if self.stop.is_cancelled() {
+            "Terraform asked the provider to stop.".to_string()
+        } else {
+            format!(
+                "The operation reached its timeout ({}); raise it in the `timeouts` block.",
+                humantime::format_duration(self.timeout)
+            )
+        }
+    }
+
+    fn summary(&self) -> &'static str {
+        if self.stop.is_cancelled() {
+            "Stopped"
+        } else {
+            "Timed out"
+        }
+    }
+}
+
+impl Drop for Halt {
+    fn drop(&mut self) {
+        // Ends the deadline's timer task; the provider's stop signal, a parent, is untouched.
+        self.token.cancel();
+    }
+}
+
+/// Reads back after a halted call: not cancelled by the halt, bounded by [`READ_BACK`].
+async fn read_back<T, E: std::fmt::Display>(
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(READ_BACK, call).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err(format!(
+            "no answer within {}",
+            humantime::format_duration(READ_BACK)
+        )),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Azure operations
 // ---------------------------------------------------------------------------------------------
@@ -574,6 +662,28 @@ fn failure(prior: Value, private: Vec<u8>, summary: &str, detail: &str) -> Apply
         diagnostics: Diagnostics::from_error(summary, detail),
         ..ApplyResponse::default()
     }
+}
+
+/// A halted create that left nothing behind but, perhaps, an empty group.
+fn halted_before_identity(halt: &Halt, target: &Target, created_group: bool) -> ApplyResponse {
+    let group = if created_group {
+        format!(
+            " The resource group {} was created and is left in place (empty).",
+            target.resource_group_id()
+        )
+    } else {
+        String::new()
+    };
+    failure(
+        Value::Null,
+        Vec::new(),
+        halt.summary(),
+        &format!(
+            "{} {} was not created.{group} Apply again to create it.",
+            halt.reason(),
+            target.identity
+        ),
+    )
 }
 
 /// Whether our lock is on the identity.
@@ -606,6 +716,26 @@ async fn remove_lock(clients: &AzureClients, target: &Target) -> Result<(), Stri
         .delete(&target.identity.to_string(), &target.lock_name())
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Whether the lock is there after a lock write whose outcome is unknown; `None` when that
+/// cannot be read either.
+async fn lock_read_back(clients: &AzureClients, target: &Target) -> Option<bool> {
+    read_back(lock_exists(clients, target)).await.ok()
+}
+
+/// Places the lock under `halt`: `Ok(true)` when it is there afterwards, `Ok(false)` when it
+/// is not (halted before, or read back missing), `Err` when placing it failed.
+async fn place_lock_halted(
+    clients: &AzureClients,
+    target: &Target,
+    halt: &Halt,
+) -> Result<bool, String> {
+    match halt.run(place_lock(clients, target)).await {
+        Step::Done(result) => result.map(|()| true),
+        Step::NotSent => Ok(false),
+        Step::Unknown => Ok(lock_read_back(clients, target).await.unwrap_or(false)),
+    }
 }
 
 /// One in-process lock per subscription and resource group: creating an identity in a group
@@ -666,12 +796,14 @@ impl BuiltinIdentity {
         clients: &AzureClients,
         config: &Value,
         target: &Target,
+        halt: &Halt,
     ) -> ApplyResponse {
         let mut ownership = Ownership::default();
+        let mut diagnostics = Diagnostics::default();
         let identity = if target.existing {
-            match clients.identities.get(&target.identity).await {
-                Ok(Some(identity)) => identity,
-                Ok(None) => {
+            match halt.run(clients.identities.get(&target.identity)).await {
+                Step::Done(Ok(Some(identity))) => identity,
+                Step::Done(Ok(None)) => {
                     return failure(
                         Value::Null,
                         Vec::new(),
@@ -679,11 +811,19 @@ impl BuiltinIdentity {
                         &format!("`existing_identity_id` names {}, which does not exist. Create it first, or leave `existing_identity_id` out to let this resource create the built-in identity.", target.identity),
                     )
                 }
-                Err(error) => return failure(Value::Null, Vec::new(), "Cannot read the identity", &error.to_string()),
+                Step::Done(Err(error)) => return failure(Value::Null, Vec::new(), "Cannot read the identity", &error.to_string()),
+                Step::NotSent | Step::Unknown => {
+                    return failure(
+                        Value::Null,
+                        Vec::new(),
+                        halt.summary(),
+                        &format!("{} Nothing was changed: {} was not adopted. Apply again.", halt.reason(), target.identity),
+                    )
+                }
             }
         } else {
-            match clients.identities.get(&target.identity).await {
-                Ok(Some(_)) => {
+            match halt.run(clients.identities.get(&target.identity)).await {
+                Step::Done(Ok(Some(_))) => {
                     return failure(
                         Value::Null,
                         Vec::new(),
@@ -694,8 +834,9 @@ impl BuiltinIdentity {
                         ),
                     )
                 }
-                Ok(None) => {}
-                Err(error) => return failure(Value::Null, Vec::new(), "Cannot read the identity", &error.to_string()),
+                Step::Done(Ok(None)) => {}
+                Step::Done(Err(error)) => return failure(Value::Null, Vec::new(), "Cannot read the identity", &error.to_string()),
+                Step::NotSent | Step::Unknown => return halted_before_identity(halt, target, false),
             }
             let subscription = target.identity.subscription_id();
             let group = target.identity.resource_group();
@@ -703,29 +844,35 @@ impl BuiltinIdentity {
             // finding it and our identity being in it.
             let group_lock = group_lock(subscription, group);
             let _in_group = group_lock.lock().await;
-            match clients.resource_groups.get(subscription, group).await {
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    if let Err(error) = clients
-                        .resource_groups
-                        .create_or_update(
-                            subscription,
-                            group,
-                            &target.resource_group_location,
-                            &BTreeMap::new(),
-                        )
-                        .await
-                    {
-                        return failure(
-                            Value::Null,
-                            Vec::new(),
-                            "Cannot create the resource group",
-                            &error.to_string(),
-                        );
+            match halt
+                .run(clients.resource_groups.get(subscription, group))
+                .await
+            {
+                Step::Done(Ok(Some(_))) => {}
+                Step::Done(Ok(None)) => {
+                    let no_tags = BTreeMap::new();
+                    let create = clients.resource_groups.create_or_update(
+                        subscription,
+                        group,
+                        &target.resource_group_location,
+                        &no_tags,
+                    );
+                    match halt.run(create).await {
+                        Step::Done(Ok(_)) => ownership.created_resource_group = true,
+                        Step::Done(Err(error)) => {
+                            return failure(
+                                Value::Null,
+                                Vec::new(),
+                                "Cannot create the resource group",
+                                &error.to_string(),
+                            )
+                        }
+                        Step::NotSent => return halted_before_identity(halt, target, false),
+                        // Perhaps created, and empty: nothing of the identity exists yet.
+                        Step::Unknown => return halted_before_identity(halt, target, true),
                     }
-                    ownership.created_resource_group = true;
                 }
-                Err(error) => {
+                Step::Done(Err(error)) => {
                     return failure(
                         Value::Null,
                         Vec::new(),
@@ -733,14 +880,18 @@ impl BuiltinIdentity {
                         &error.to_string(),
                     )
                 }
+                Step::NotSent | Step::Unknown => {
+                    return halted_before_identity(halt, target, false)
+                }
             }
-            match clients
-                .identities
-                .create_or_update(&target.identity, &target.location, &target.tags)
-                .await
-            {
-                Ok(identity) => identity,
-                Err(error) => {
+            let create = clients.identities.create_or_update(
+                &target.identity,
+                &target.location,
+                &target.tags,
+            );
+            match halt.run(create).await {
+                Step::Done(Ok(identity)) => identity,
+                Step::Done(Err(error)) => {
                     return failure(
                         Value::Null,
                         ownership.to_private(),
@@ -748,30 +899,77 @@ impl BuiltinIdentity {
                         &error.to_string(),
                     );
                 }
+                Step::NotSent => {
+                    return halted_before_identity(halt, target, ownership.created_resource_group)
+                }
+                Step::Unknown => match read_back(clients.identities.get(&target.identity)).await {
+                    Ok(Some(identity)) => identity,
+                    Ok(None) => {
+                        return halted_before_identity(
+                            halt,
+                            target,
+                            ownership.created_resource_group,
+                        )
+                    }
+                    Err(error) => {
+                        // Perhaps created: recorded (and so replaced by the next apply),
+                        // never lost.
+                        ownership.placed_lock = true;
+                        let state = state_value(config, target, None, false)
+                            .with("principal_id", Value::Null)
+                            .with("client_id", Value::Null)
+                            .with("tenant_id", Value::Null);
+                        return failure(
+                            state,
+                            ownership.to_private(),
+                            halt.summary(),
+                            &format!("{} Whether {} was created is unknown ({error}); it is recorded in state, and the next apply replaces it.", halt.reason(), target.identity),
+                        );
+                    }
+                },
             }
         };
         // From here on the identity exists: never an error (Terraform would taint it and
         // replace it on the next apply). What is missing is in the state and in a warning.
         let mut lock_present = false;
-        let mut diagnostics = Diagnostics::default();
         if target.lock {
-            match lock_exists(clients, target).await {
-                Ok(true) => lock_present = true,
-                Ok(false) => match place_lock(clients, target).await {
-                    Ok(()) => {
+            match halt.run(lock_exists(clients, target)).await {
+                Step::Done(Ok(true)) => lock_present = true,
+                Step::Done(Ok(false)) => match place_lock_halted(clients, target, halt).await {
+                    Ok(true) => {
                         lock_present = true;
                         ownership.placed_lock = true;
                     }
+                    Ok(false) => diagnostics.warning_at(
+                        AttributePath::root("lock_id"),
+                        "Identity created without its lock",
+                        &format!(
+                            "{} {} exists and is recorded in state, but its lock `{}` was not placed. The next plan places it, in place (the identity is kept).",
+                            halt.reason(),
+                            target.identity,
+                            target.lock_name()
+                        ),
+                    ),
                     Err(error) => diagnostics.warning_at(
                         AttributePath::root("lock_id"),
                         "Identity created without its lock",
                         &lock_not_placed(target, &error),
                     ),
                 },
-                Err(error) => diagnostics.warning_at(
+                Step::Done(Err(error)) => diagnostics.warning_at(
                     AttributePath::root("lock_id"),
                     "Cannot read the identity's lock",
                     &format!("{error}\n\nThe identity is recorded in state with its lock missing; the next apply places it."),
+                ),
+                Step::NotSent | Step::Unknown => diagnostics.warning_at(
+                    AttributePath::root("lock_id"),
+                    "Identity created without its lock",
+                    &format!(
+                        "{} {} exists and is recorded in state; its lock `{}` was not checked nor placed. The next plan places it, in place (the identity is kept).",
+                        halt.reason(),
+                        target.identity,
+                        target.lock_name()
+                    ),
                 ),
             }
         }
@@ -792,18 +990,29 @@ impl BuiltinIdentity {
         clients: &AzureClients,
         request: &ApplyRequest,
         target: &Target,
+        halt: &Halt,
     ) -> ApplyResponse {
         let mut ownership = Ownership::from_private(&request.planned_private);
-        let prior_target = plan_target(&request.prior_state, None).ok().flatten();
+        let prior = target_from_state(&request.prior_state);
+        let stopped = |state: Value, what: &str| {
+            failure(
+                state,
+                request.planned_private.clone(),
+                halt.summary(),
+                &format!("{} {what} Apply again to finish.", halt.reason()),
+            )
+        };
         let mut identity = None;
-        if !target.existing && prior_target.as_ref().map(|p| &p.tags) != Some(&target.tags) {
-            match clients
-                .identities
-                .create_or_update(&target.identity, &target.location, &target.tags)
-                .await
-            {
-                Ok(updated) => identity = Some(updated),
-                Err(error) => {
+        let mut tags_written = true;
+        if !target.existing && prior.as_ref().map(|p| &p.tags) != Some(&target.tags) {
+            let write = clients.identities.create_or_update(
+                &target.identity,
+                &target.location,
+                &target.tags,
+            );
+            match halt.run(write).await {
+                Step::Done(Ok(updated)) => identity = Some(updated),
+                Step::Done(Err(error)) => {
                     return failure(
                         request.prior_state.clone(),
                         request.planned_private.clone(),
@@ -811,13 +1020,31 @@ impl BuiltinIdentity {
                         &error.to_string(),
                     )
                 }
+                Step::NotSent => {
+                    return stopped(
+                        request.prior_state.clone(),
+                        "Nothing was changed: the tags were not written.",
+                    )
+                }
+                Step::Unknown => {
+                    tags_written = false;
+                    match read_back(clients.identities.get(&target.identity)).await {
+                        Ok(Some(found)) => identity = Some(found),
+                        _ => {
+                            return stopped(
+                                request.prior_state.clone(),
+                                "Whether the tags were written is unknown; the next refresh reads them.",
+                            )
+                        }
+                    }
+                }
             }
         }
         let identity = match identity {
             Some(identity) => identity,
-            None => match clients.identities.get(&target.identity).await {
-                Ok(Some(identity)) => identity,
-                Ok(None) => {
+            None => match halt.run(clients.identities.get(&target.identity)).await {
+                Step::Done(Ok(Some(identity))) => identity,
+                Step::Done(Ok(None)) => {
                     return failure(
                         Value::Null,
                         Vec::new(),
@@ -828,7 +1055,7 @@ impl BuiltinIdentity {
                         ),
                     )
                 }
-                Err(error) => {
+                Step::Done(Err(error)) => {
                     return failure(
                         request.prior_state.clone(),
                         request.planned_private.clone(),
@@ -836,17 +1063,38 @@ impl BuiltinIdentity {
                         &error.to_string(),
                     )
                 }
+                Step::NotSent | Step::Unknown => {
+                    return stopped(request.prior_state.clone(), "Nothing was changed.")
+                }
             },
         };
         let had_lock = !request.prior_state.get("lock_id").is_null();
         let mut lock_present = had_lock;
         let mut diagnostics = Diagnostics::default();
+        if !tags_written {
+            diagnostics.error(
+                halt.summary(),
+                &format!(
+                    "{} The identity was read back after its tags were sent; the state holds what it has.",
+                    halt.reason()
+                ),
+            );
+        }
         if target.lock && !had_lock {
-            match place_lock(clients, target).await {
-                Ok(()) => {
+            match place_lock_halted(clients, target, halt).await {
+                Ok(true) => {
                     lock_present = true;
                     ownership.placed_lock = true;
                 }
+                Ok(false) => diagnostics.error_at(
+                    AttributePath::root("lock_id"),
+                    halt.summary(),
+                    &format!(
+                        "{} The lock `{}` was not placed; the identity is kept. Apply again to place it.",
+                        halt.reason(),
+                        target.lock_name()
+                    ),
+                ),
                 // An update is never tainted: an error keeps the identity and says why.
                 Err(error) => diagnostics.error_at(
                     AttributePath::root("lock_id"),
@@ -856,10 +1104,23 @@ impl BuiltinIdentity {
             }
         } else if !target.lock && had_lock {
             if ownership.owns_lock(target) {
-                if let Err(error) = remove_lock(clients, target).await {
-                    diagnostics.error("Cannot remove the lock", &error);
-                } else {
-                    lock_present = false;
+                match halt.run(remove_lock(clients, target)).await {
+                    Step::Done(Ok(())) => lock_present = false,
+                    Step::Done(Err(error)) => diagnostics.error("Cannot remove the lock", &error),
+                    Step::NotSent => diagnostics.error(
+                        halt.summary(),
+                        &format!("{} The lock was not removed; apply again.", halt.reason()),
+                    ),
+                    Step::Unknown => {
+                        lock_present = lock_read_back(clients, target).await.unwrap_or(true);
+                        diagnostics.error(
+                            halt.summary(),
+                            &format!(
+                                "{} The lock's removal was sent; the state says whether it is gone.",
+                                halt.reason()
+                            ),
+                        );
+                    }
                 }
             } else {
                 // Someone else's lock: we stop tracking it but leave it in place.
@@ -868,6 +1129,12 @@ impl BuiltinIdentity {
         }
         let shown = Target {
             lock: target.lock || lock_present,
+            // Tags whose write was cut short: what the identity has, read back.
+            tags: if target.existing || tags_written {
+                target.tags.clone()
+            } else {
+                identity.tags.clone()
+            },
             ..target.clone()
         };
         ApplyResponse {
@@ -889,40 +1156,83 @@ impl BuiltinIdentity {
         clients: &AzureClients,
         prior: &Value,
         private: &[u8],
+        halt: &Halt,
     ) -> ApplyResponse {
         let ownership = Ownership::from_private(private);
         let Some(target) = target_from_state(prior) else {
             return ApplyResponse::default();
         };
+        let stopped = |state: Value, what: &str| {
+            failure(
+                state,
+                private.to_vec(),
+                halt.summary(),
+                &format!("{} {what} Destroy again to finish.", halt.reason()),
+            )
+        };
         let lock_recorded = !prior.get("lock_id").is_null();
+        let mut state = prior.clone();
         if lock_recorded && ownership.owns_lock(&target) {
-            if let Err(error) = remove_lock(clients, &target).await {
-                return failure(
-                    prior.clone(),
-                    private.to_vec(),
-                    "Cannot remove the lock",
-                    &error,
-                );
+            match halt.run(remove_lock(clients, &target)).await {
+                Step::Done(Ok(())) => state = state.with("lock_id", Value::Null),
+                Step::Done(Err(error)) => {
+                    return failure(
+                        prior.clone(),
+                        private.to_vec(),
+                        "Cannot remove the lock",
+                        &error,
+                    )
+                }
+                Step::NotSent => return stopped(state, "Nothing was removed."),
+                Step::Unknown => {
+                    if lock_read_back(clients, &target).await == Some(false) {
+                        state = state.with("lock_id", Value::Null);
+                    }
+                    return stopped(state, "The lock's removal was sent; the identity is kept.");
+                }
             }
         }
         if !ownership.owns_identity(&target) {
             // Your own identity, or one imported (adopted): forgotten, never deleted.
             return ApplyResponse::default();
         }
-        if let Err(error) = clients.identities.delete(&target.identity).await {
-            let still_locked = prior.with("lock_id", Value::Null);
-            return failure(
-                still_locked,
-                private.to_vec(),
-                "Cannot delete the identity",
-                &error.to_string(),
+        match halt.run(clients.identities.delete(&target.identity)).await {
+            Step::Done(Ok(())) => {}
+            Step::Done(Err(error)) => {
+                return failure(
+                    state,
+                    private.to_vec(),
+                    "Cannot delete the identity",
+                    &error.to_string(),
+                );
+            }
+            Step::NotSent => return stopped(state, "The identity was not deleted."),
+            Step::Unknown => match read_back(clients.identities.get(&target.identity)).await {
+                Ok(None) => {}
+                _ => {
+                    return stopped(
+                        state,
+                        "The identity's deletion was sent but may not have finished; it is kept in state.",
+                    )
+                }
+            },
+        }
+        if !ownership.created_resource_group {
+            return ApplyResponse::default();
+        }
+        if halt.is_halted() {
+            let mut response = ApplyResponse::default();
+            response.diagnostics.warning(
+                "Resource group left in place",
+                &format!(
+                    "{} This resource created {} and would have deleted it once empty.",
+                    halt.reason(),
+                    target.resource_group_id()
+                ),
             );
+            return response;
         }
-        if ownership.created_resource_group {
-            self.delete_group_if_empty(clients, &target).await
-        } else {
-            ApplyResponse::default()
-        }
+        self.delete_group_if_empty(clients, &target, halt).await
     }
 
     /// Deletes the group this resource created, only if it is empty at that moment: ARM
@@ -932,31 +1242,43 @@ impl BuiltinIdentity {
         &self,
         clients: &AzureClients,
         target: &Target,
+        halt: &Halt,
     ) -> ApplyResponse {
         let subscription = target.identity.subscription_id();
         let group = target.identity.resource_group();
         let group_lock = group_lock(subscription, group);
         let _in_group = group_lock.lock().await;
         let mut response = ApplyResponse::default();
-        match group_is_empty(clients, subscription, group).await {
-            Ok(true) => {
-                if let Err(error) = clients.resource_groups.delete(subscription, group).await {
-                    response.diagnostics.warning(
-                        "Resource group left in place",
-                        &format!("This resource created {group} but could not delete it: {error}"),
-                    );
+        let left = |response: &mut ApplyResponse, why: String| {
+            response.diagnostics.warning(
+                "Resource group left in place",
+                &format!("This resource created {group} but did not delete it: {why}"),
+            )
+        };
+        match halt.run(group_is_empty(clients, subscription, group)).await {
+            Step::Done(Ok(true)) => {
+                match halt
+                    .run(clients.resource_groups.delete(subscription, group))
+                    .await
+                {
+                    Step::Done(Ok(())) => {}
+                    Step::Done(Err(error)) => left(&mut response, error.to_string()),
+                    Step::NotSent | Step::Unknown => left(&mut response, halt.reason()),
                 }
             }
-            Ok(false) => tracing::debug!(group, "resource group not empty; left in place"),
-            Err(error) => {
+            Step::Done(Ok(false)) => {
+                tracing::debug!(group, "resource group not empty; left in place")
+            }
+            Step::Done(Err(error)) => {
                 tracing::warn!(group, %error, "cannot tell whether the resource group is empty; left in place")
             }
+            Step::NotSent | Step::Unknown => left(&mut response, halt.reason()),
         }
         response
     }
 
-    /// Read without the deadline: what Azure has now.
-    async fn refresh(&self, request: ReadRequest) -> ReadResponse {
+    /// What Azure has now; halted, the state is kept as it was.
+    async fn refresh(&self, request: ReadRequest, halt: &Halt) -> ReadResponse {
         let state = request.current_state;
         let mut response = ReadResponse {
             new_state: state.clone(),
@@ -973,25 +1295,42 @@ impl BuiltinIdentity {
                 return response;
             }
         };
-        let identity = match clients.identities.get(&target.identity).await {
-            Ok(Some(identity)) => identity,
-            Ok(None) => {
+        let halted = |response: &mut ReadResponse| {
+            response.diagnostics.error(
+                halt.summary(),
+                &format!(
+                    "{} Reading the identity did not finish; raise `timeouts.read` if it needs longer.",
+                    halt.reason()
+                ),
+            )
+        };
+        let identity = match halt.run(clients.identities.get(&target.identity)).await {
+            Step::Done(Ok(Some(identity))) => identity,
+            Step::Done(Ok(None)) => {
                 // Gone: Terraform plans to create it again.
                 response.new_state = Value::Null;
                 return response;
             }
-            Err(error) => {
+            Step::Done(Err(error)) => {
                 response
                     .diagnostics
                     .error("Cannot read the identity", &error.to_string());
                 return response;
             }
+            Step::NotSent | Step::Unknown => {
+                halted(&mut response);
+                return response;
+            }
         };
         let lock_present = if target.lock {
-            match lock_exists(&clients, &target).await {
-                Ok(present) => present,
-                Err(error) => {
+            match halt.run(lock_exists(&clients, &target)).await {
+                Step::Done(Ok(present)) => present,
+                Step::Done(Err(error)) => {
                     response.diagnostics.error("Cannot read the lock", &error);
+                    return response;
+                }
+                Step::NotSent | Step::Unknown => {
+                    halted(&mut response);
                     return response;
                 }
             }
@@ -1021,30 +1360,26 @@ impl BuiltinIdentity {
 
 /// The target recorded in state (all values known there).
 fn target_from_state(state: &Value) -> Option<Target> {
-    let id = state.get("id").as_str()?;
-    let identity = UserAssignedIdentityId::parse(id).ok()?;
-    let existing = !state.get("existing_identity_id").is_null();
-    let subscription = state
-        .get("subscription_id")
-        .as_str()
-        .unwrap_or(identity.subscription_id())
-        .to_string();
+    let recorded = Model::of(state);
+    let identity = UserAssignedIdentityId::parse(recorded.id.as_deref()?).ok()?;
     Some(Target {
+        existing: recorded.existing_identity_id.is_some(),
+        subscription: recorded
+            .subscription_id
+            .unwrap_or(identity.subscription_id().to_string()),
         identity,
-        existing,
-        subscription,
-        location: state
-            .get("location")
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        resource_group_location: state
-            .get("resource_group_location")
-            .as_str()
-            .unwrap_or(DEFAULT_RESOURCE_GROUP_LOCATION)
-            .to_string(),
-        lock: state.get("lock").as_bool().unwrap_or(true),
-        tags: state.get("tags").as_string_map().unwrap_or_default(),
+        location: recorded
+            .location
+            .as_deref()
+            .map(|l| ids::normalize_location(l).unwrap_or(l.to_string()))
+            .unwrap_or_default(),
+        resource_group_location: recorded
+            .resource_group_location
+            .as_deref()
+            .map(|l| ids::normalize_location(l).unwrap_or(l.to_string()))
+            .unwrap_or(DEFAULT_RESOURCE_GROUP_LOCATION.to_string()),
+        lock: recorded.lock.unwrap_or(true),
+        tags: recorded.tags.unwrap_or_default(),
     })
 }
 
@@ -1071,22 +1406,23 @@ impl Resource for BuiltinIdentity {
         if request.proposed_new_state.is_null() {
             return response;
         }
-        let problems = validate_arguments(&request.config);
+        // Values unknown at validate and known now get the same checks.
+        let mut problems = schema().block.validate(&request.config);
+        problems.extend(validate_arguments(&request.config));
         if problems.has_errors() {
             response.diagnostics = problems;
             return response;
         }
-        let provider_subscription = self
-            .data
-            .clients()
-            .ok()
-            .map(|c| c.subscription_id().to_string());
-        // Config decides; for optional+computed arguments left out, the defaults.
-        let target = match plan_target(&request.config, provider_subscription.as_deref()) {
+        let clients = self.data.clients().ok();
+        let provider_subscription = clients.as_ref().map(|c| c.subscription_id().to_string());
+        let arguments = with_dependent_defaults(&request.config, provider_subscription.as_deref());
+        let creating = request.prior_state.is_null();
+        let target = match plan_target(&arguments) {
             Ok(Some(target)) => target,
             Ok(None) => {
-                response.planned_state =
-                    unknown_computed(&request.config, provider_subscription.as_deref());
+                response.planned_state = unknown_computed(&arguments);
+                response.requires_replace =
+                    replacements(&request.prior_state, &response.planned_state);
                 return response;
             }
             Err(reason) => {
@@ -1094,14 +1430,13 @@ impl Resource for BuiltinIdentity {
                 return response;
             }
         };
-        if let Ok(clients) = self.data.clients() {
-            let unknown = unknown_regions(&clients, &request.config, &target).await;
-            if unknown.has_errors() {
-                response.diagnostics = unknown;
+        if let Some(clients) = &clients {
+            let checks = self.checks_against_azure(clients, &request, &target).await;
+            if checks.has_errors() {
+                response.diagnostics = checks;
                 return response;
             }
         }
-        let creating = request.prior_state.is_null();
         if !target.existing {
             // Resources planned after this one in the same run may name this identity before
             // it exists; they find here that it will.
@@ -1118,22 +1453,7 @@ impl Resource for BuiltinIdentity {
         }
         if !creating {
             let prior_id = request.prior_state.get("id").as_str().unwrap_or_default();
-            let byo = target.existing && !request.prior_state.get("existing_identity_id").is_null();
-            let replacing: Vec<AttributePath> = REPLACING_ARGUMENTS
-                .iter()
-                .filter(|name| !(byo && **name == "subscription_id"))
-                .filter(|name| {
-                    let (before, after) = (request.prior_state.get(name), planned.get(name));
-                    match (before.as_str(), after.as_str()) {
-                        (Some(a), Some(b)) if **name == "location" => {
-                            ids::normalize_location(a).ok() != ids::normalize_location(b).ok()
-                        }
-                        (Some(a), Some(b)) => !a.eq_ignore_ascii_case(b),
-                        _ => before != after,
-                    }
-                })
-                .map(|name| AttributePath::root(*name))
-                .collect();
+            let replacing = replacements(&request.prior_state, &planned);
             if replacing.is_empty() && prior_id.eq_ignore_ascii_case(&target.identity.to_string()) {
                 // The identity as recorded: a case-only difference is no change.
                 let kept = as_recorded(&target, &request.prior_state);
@@ -1179,62 +1499,46 @@ impl Resource for BuiltinIdentity {
         } else {
             (Operation::Update, &request.planned_state)
         };
-        let deadline = timeouts::get(state_for_timeout, operation, TIMEOUTS);
-        let work = async {
-            if request.planned_state.is_null() {
-                return self
-                    .destroy(&clients, &request.prior_state, &request.planned_private)
-                    .await;
-            }
-            let target = match plan_target(&request.config, Some(clients.subscription_id())) {
-                Ok(Some(target)) => target,
-                Ok(None) | Err(_) => {
-                    return failure(
-                        request.prior_state.clone(),
-                        request.planned_private.clone(),
-                        "Arguments unknown at apply",
-                        "Terraform passed unknown arguments to apply; this is a bug in Terraform or the provider.",
-                    )
-                }
-            };
-            if request.prior_state.is_null() {
-                self.create(&clients, &request.config, &target).await
-            } else {
-                let kept = as_recorded(&target, &request.prior_state);
-                self.update(&clients, &request, &kept).await
+        let halt = Halt::new(
+            self.data.stop_signal(),
+            timeouts::get(state_for_timeout, operation, TIMEOUTS),
+        );
+        if request.planned_state.is_null() {
+            return self
+                .destroy(
+                    &clients,
+                    &request.prior_state,
+                    &request.planned_private,
+                    &halt,
+                )
+                .await;
+        }
+        let arguments = with_dependent_defaults(&request.config, Some(clients.subscription_id()));
+        let target = match plan_target(&arguments) {
+            Ok(Some(target)) => target,
+            Ok(None) | Err(_) => {
+                return failure(
+                    request.prior_state.clone(),
+                    request.planned_private.clone(),
+                    "Arguments unknown at apply",
+                    "Terraform passed unknown arguments to apply; this is a bug in Terraform or the provider.",
+                )
             }
         };
-        match tokio::time::timeout(deadline, work).await {
-            Ok(response) => response,
-            Err(_) => failure(
-                request.prior_state.clone(),
-                request.planned_private.clone(),
-                "Timed out",
-                &format!(
-                    "The operation did not finish within {}; raise `timeouts` and apply again.",
-                    humantime::format_duration(deadline)
-                ),
-            ),
+        if request.prior_state.is_null() {
+            self.create(&clients, &request.config, &target, &halt).await
+        } else {
+            let kept = as_recorded(&target, &request.prior_state);
+            self.update(&clients, &request, &kept, &halt).await
         }
     }
 
     async fn read(&self, request: ReadRequest) -> ReadResponse {
-        let deadline = timeouts::get(&request.current_state, Operation::Read, TIMEOUTS);
-        let fallback = ReadResponse {
-            new_state: request.current_state.clone(),
-            private: request.private.clone(),
-            diagnostics: Diagnostics::from_error(
-                "Timed out",
-                &format!(
-                    "Reading the identity took longer than {}; raise `timeouts.read`.",
-                    humantime::format_duration(deadline)
-                ),
-            ),
-            ..ReadResponse::default()
-        };
-        tokio::time::timeout(deadline, self.refresh(request))
-            .await
-            .unwrap_or(fallback)
+        let halt = Halt::new(
+            self.data.stop_signal(),
+            timeouts::get(&request.current_state, Operation::Read, TIMEOUTS),
+        );
+        self.refresh(request, &halt).await
     }
 
     async fn import(&self, request: ImportRequest) -> ImportResponse {
@@ -1372,6 +1676,61 @@ impl Resource for BuiltinIdentity {
     }
 }
 
+impl BuiltinIdentity {
+    /// Checks only Azure can answer, once the values are known: regions the target's
+    /// subscription does not offer (for an identity this resource creates), and your own
+    /// identity when it does not exist (on create, or when it changes). When Azure cannot
+    /// tell (a principal without the right to read), nothing is refused: apply will tell.
+    async fn checks_against_azure(
+        &self,
+        clients: &AzureClients,
+        request: &PlanRequest,
+        target: &Target,
+    ) -> Diagnostics {
+        let mut diagnostics = Diagnostics::default();
+        let subscription = target.identity.subscription_id();
+        if target.existing {
+            let existing = request
+                .config
+                .get("existing_identity_id")
+                .as_str()
+                .unwrap_or_default();
+            let before = request.prior_state.get("existing_identity_id").as_str();
+            let changed = before.is_none_or(|before| {
+                arguments::normalize_arm_id(before) != arguments::normalize_arm_id(existing)
+            });
+            if changed {
+                diagnostics.extend(
+                    arguments::check_identity_exists(clients, "existing_identity_id", existing)
+                        .await,
+                );
+            }
+            return diagnostics;
+        }
+        diagnostics.extend(
+            arguments::check_regions_exist(
+                clients,
+                subscription,
+                "location",
+                std::slice::from_ref(&target.location),
+            )
+            .await,
+        );
+        if let Some(group_location) = request.config.get("resource_group_location").as_str() {
+            diagnostics.extend(
+                arguments::check_regions_exist(
+                    clients,
+                    subscription,
+                    "resource_group_location",
+                    &[group_location.to_string()],
+                )
+                .await,
+            );
+        }
+        diagnostics
+    }
+}
+
 /// What an import ID names (docs/resources/builtin_identity.md, "Import").
 #[derive(Debug, Clone, PartialEq)]
 enum ImportTarget {
@@ -1440,9 +1799,16 @@ mod tests {
         Value::Object(all)
     }
 
+    fn plan_target_of(
+        config: &Value,
+        provider_subscription: Option<&str>,
+    ) -> Result<Option<Target>, String> {
+        plan_target(&with_dependent_defaults(config, provider_subscription))
+    }
+
     #[test]
     fn defaults_are_the_policys() {
-        let target = plan_target(
+        let target = plan_target_of(
             &config(&[("location", Value::from("West Europe"))]),
             Some(SUB),
         )
@@ -1463,7 +1829,7 @@ mod tests {
     #[test]
     fn byo_identity_in_another_subscription_is_not_locked_by_default() {
         let id = format!("/subscriptions/{OTHER_SUB}/resourceGroups/ids/providers/Microsoft.ManagedIdentity/userAssignedIdentities/shared");
-        let target = plan_target(
+        let target = plan_target_of(
             &config(&[
                 ("location", Value::from("eastus")),
                 ("existing_identity_id", Value::from(id.as_str())),
@@ -1478,7 +1844,7 @@ mod tests {
             "1.1.0 semantics: no lock outside the VMs' subscription"
         );
         let same = id.replace(OTHER_SUB, SUB);
-        let target = plan_target(
+        let target = plan_target_of(
             &config(&[
                 ("location", Value::from("eastus")),
                 ("existing_identity_id", Value::from(same.as_str())),
@@ -1492,7 +1858,13 @@ mod tests {
 
     #[test]
     fn conflicting_and_malformed_arguments_name_the_attribute() {
-        let diagnostics = validate_arguments(&config(&[
+        // What the server runs at validate: the declared validators, then the resource's.
+        let validate = |config: &Value| {
+            let mut diagnostics = schema().block.validate(config);
+            diagnostics.extend(validate_arguments(config));
+            diagnostics
+        };
+        let diagnostics = validate(&config(&[
             ("location", Value::from("mars!")),
             ("existing_identity_id", Value::from("/subscriptions/x")),
             ("name", Value::from("mine")),
@@ -1512,9 +1884,149 @@ mod tests {
     }
 
     #[test]
+    fn arguments_azure_would_refuse_are_refused_by_the_shared_rules() {
+        let validate = |fields: &[(&str, Value)]| {
+            let config = config(fields);
+            let mut diagnostics = schema().block.validate(&config);
+            diagnostics.extend(validate_arguments(&config));
+            diagnostics
+                .items
+                .iter()
+                .map(|d| (d.attribute.clone(), d.summary.clone()))
+                .collect::<Vec<_>>()
+        };
+        let at = |name: &str| Some(AttributePath::root(name));
+        let tags = |name: &str, value: &str| {
+            Value::Map(
+                [(name.to_string(), Value::from(value))]
+                    .into_iter()
+                    .collect(),
+            )
+        };
+        let location = ("location", Value::from("eastus"));
+        for (fields, attribute, summary) in [
+            (
+                vec![location.clone(), ("resource_group_name", Value::from(""))],
+                at("resource_group_name"),
+                "Invalid resource group name",
+            ),
+            (
+                vec![location.clone(), ("resource_group_name", Value::from("a/b"))],
+                at("resource_group_name"),
+                "Invalid resource group name",
+            ),
+            (
+                vec![location.clone(), ("name", Value::from("has space"))],
+                at("name"),
+                "Invalid identity name",
+            ),
+            (
+                vec![location.clone(), ("name", Value::from("-lead"))],
+                at("name"),
+                "Invalid identity name",
+            ),
+            (
+                vec![
+                    location.clone(),
+                    ("tags", tags("a<b", "x")),
+                ],
+                Some(AttributePath::root("tags").key_string("a<b")),
+                "Invalid tag name",
+            ),
+            (
+                vec![
+                    location.clone(),
+                    ("tags", tags("k", &"v".repeat(257))),
+                ],
+                Some(AttributePath::root("tags").key_string("k")),
+                "Invalid tag value",
+            ),
+            (
+                vec![
+                    location.clone(),
+                    ("existing_identity_id", Value::from(format!("/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/x?api-version=2023-01-31"))),
+                ],
+                at("existing_identity_id"),
+                "Invalid identity ID",
+            ),
+            (
+                vec![
+                    location.clone(),
+                    ("timeouts", Value::object([("create", Value::from("0s")), ("read", Value::Null), ("update", Value::Null), ("delete", Value::Null)])),
+                ],
+                Some(AttributePath::root("timeouts").attribute("create")),
+                "Invalid duration",
+            ),
+        ] {
+            let found = validate(&fields);
+            assert!(
+                found.iter().any(|(a, s)| *a == attribute && s == summary),
+                "{fields:?}: {found:?}"
+            );
+        }
+        // A trailing slash is accepted (and trimmed where used).
+        let slash = format!("/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/x/");
+        assert!(validate(&[
+            location.clone(),
+            ("existing_identity_id", Value::from(slash.as_str()))
+        ])
+        .is_empty());
+        let target = plan_target_of(
+            &config(&[
+                location,
+                ("existing_identity_id", Value::from(slash.as_str())),
+            ]),
+            Some(SUB),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(target.identity.to_string(), slash.trim_end_matches('/'));
+    }
+
+    #[test]
+    fn replacement_compares_meanings_not_spellings() {
+        let id = format!("/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/x");
+        let prior = config(&[
+            ("location", Value::from("eastus")),
+            ("subscription_id", Value::from(SUB)),
+            ("existing_identity_id", Value::from(id.as_str())),
+        ]);
+        let respelled = prior
+            .with("location", Value::from("East US"))
+            .with(
+                "existing_identity_id",
+                Value::from(format!(
+                    "{}/",
+                    id.to_uppercase().replace("SUBSCRIPTIONS", "subscriptions")
+                )),
+            )
+            .with("subscription_id", Value::from(OTHER_SUB));
+        assert!(
+            replacements(&prior, &respelled).is_empty(),
+            "same region, same identity; the subscription of your own identity replaces nothing"
+        );
+        let moved = respelled.with("location", Value::from("westeurope"));
+        assert_eq!(
+            replacements(&prior, &moved),
+            vec![AttributePath::root("location")]
+        );
+        let created = prior.with("existing_identity_id", Value::Null);
+        let other_subscription = created.with("subscription_id", Value::from(OTHER_SUB));
+        assert_eq!(
+            replacements(&created, &other_subscription),
+            vec![AttributePath::root("subscription_id")]
+        );
+        assert_eq!(
+            replacements(&created, &created.with("location", Value::unknown())),
+            vec![AttributePath::root("location")],
+            "an unknown value may differ"
+        );
+    }
+
+    #[test]
     fn planned_value_knows_the_ids_but_not_the_principal() {
         let config = config(&[("location", Value::from("eastus"))]);
-        let target = plan_target(&config, Some(SUB)).unwrap().unwrap();
+        let target = plan_target_of(&config, Some(SUB)).unwrap().unwrap();
         let planned = state_value(&config, &target, None, true);
         assert!(planned
             .get("id")
@@ -1547,7 +2059,7 @@ mod tests {
 
     #[test]
     fn an_adopted_identity_and_its_lock_are_not_ours_unless_we_placed_the_lock() {
-        let target = plan_target(&config(&[("location", Value::from("eastus"))]), Some(SUB))
+        let target = plan_target_of(&config(&[("location", Value::from("eastus"))]), Some(SUB))
             .unwrap()
             .unwrap();
         let adopted = Ownership {
@@ -1567,7 +2079,7 @@ mod tests {
 
     #[test]
     fn defaults_come_from_the_configuration_not_the_proposed_state() {
-        let defaulted = with_defaults(
+        let defaulted = with_dependent_defaults(
             &config(&[("location", Value::from("West Europe"))]),
             Some(SUB),
         );
@@ -1587,7 +2099,7 @@ mod tests {
         assert_eq!(defaulted.get("lock").as_bool(), Some(true));
         // A configured value wins; an unknown one stays unknown, and so do defaults that
         // depend on it.
-        let configured = with_defaults(
+        let configured = with_dependent_defaults(
             &config(&[
                 ("location", Value::unknown()),
                 ("lock", Value::Bool(false)),
@@ -1600,7 +2112,7 @@ mod tests {
         assert!(configured.get("name").is_unknown());
         // Bring your own: nothing to name, the lock as the policy decides.
         let id = format!("/subscriptions/{OTHER_SUB}/resourceGroups/ids/providers/Microsoft.ManagedIdentity/userAssignedIdentities/shared");
-        let byo = with_defaults(
+        let byo = with_dependent_defaults(
             &config(&[
                 ("location", Value::from("eastus")),
                 ("existing_identity_id", Value::from(id.as_str())),
@@ -1611,7 +2123,7 @@ mod tests {
         assert!(byo.get("resource_group_name").is_null());
         assert_eq!(byo.get("lock").as_bool(), Some(false));
         // Unknown whether it is your own: nothing is decided.
-        let unknown = with_defaults(
+        let unknown = with_dependent_defaults(
             &config(&[
                 ("location", Value::from("eastus")),
                 ("existing_identity_id", Value::unknown()),
@@ -1621,7 +2133,7 @@ mod tests {
         assert!(unknown.get("name").is_unknown());
         assert!(unknown.get("lock").is_unknown());
         assert_eq!(
-            plan_target(
+            plan_target_of(
                 &config(&[
                     ("location", Value::from("eastus")),
                     ("existing_identity_id", Value::unknown()),
@@ -1631,6 +2143,39 @@ mod tests {
             Ok(None),
             "an unknown `existing_identity_id` is not a policy-named identity"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn halted_calls_are_not_sent_or_given_a_grace_then_unknown() {
+        let stop = CancellationToken::new();
+        let halt = Halt::new(&stop, Duration::from_secs(60));
+        assert!(matches!(halt.run(async { 1 }).await, Step::Done(1)));
+        // The deadline passes during a call that ends within the grace: its answer counts.
+        let slow = halt
+            .run(async {
+                tokio::time::sleep(Duration::from_secs(65)).await;
+                2
+            })
+            .await;
+        assert!(matches!(slow, Step::Done(2)));
+        assert_eq!(halt.summary(), "Timed out");
+        assert!(halt.reason().contains("1m"), "{}", halt.reason());
+        assert!(matches!(halt.run(async { 3 }).await, Step::NotSent));
+
+        // Terraform stops the provider during a call that does not end within the grace.
+        let stop = CancellationToken::new();
+        let halt = Halt::new(&stop, Duration::from_secs(3600));
+        let stopper = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            stopper.cancel();
+        });
+        let started = tokio::time::Instant::now();
+        let hung = halt.run(std::future::pending::<()>()).await;
+        assert!(matches!(hung, Step::Unknown));
+        assert_eq!(started.elapsed(), Duration::from_secs(1) + IN_FLIGHT_GRACE);
+        assert_eq!(halt.summary(), "Stopped");
+        assert!(!stop.is_cancelled() || halt.is_halted());
     }
 
     #[test]
