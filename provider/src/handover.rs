@@ -12,16 +12,21 @@
 //!   that must hold its identity. A destroy or release in the same apply leaves a claimed
 //!   machine alone: with `create_before_destroy`, or an unordered destroy of the old
 //!   instance after the new one took over, stripping it would leave the machine without the
-//!   identity that the surviving object wants it to have.
+//!   identity that the surviving object wants it to have. It hands the machine over: if the
+//!   claiming object has not finished yet, it records the machine as its own.
 //!
 //! - **Identities planned.** `mig_builtin_identity` plans its identity's ID before the
 //!   identity exists; an assignment planned after it in the same run that names that ID must
 //!   not be refused for naming an identity that does not exist yet.
 //!
+//! - **One writer per identity.** Objects of the same identity change ownership one at a
+//!   time in a process (`writing`): a destroy and the create that replaces it, running side
+//!   by side, would otherwise each decide on a listing the other is changing.
+//!
 //! Machine and identity IDs are compared case-insensitively, as ARM does.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 fn key(scope: &str, identity_id: &str) -> (String, String) {
     (scope.to_ascii_lowercase(), identity_id.to_ascii_lowercase())
@@ -35,6 +40,10 @@ pub struct Handover {
     claims: Mutex<HashMap<String, HashMap<String, usize>>>,
     /// Identities that a resource planned in this process will create.
     planned_identities: Mutex<BTreeSet<String>>,
+    /// (identity, machine) that a destroy or release left alone for a claiming object.
+    handed_over: Mutex<BTreeSet<(String, String)>>,
+    /// identity -> the lock its writers take in turn.
+    writers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Handover {
@@ -79,6 +88,36 @@ impl Handover {
 }
 
 impl Handover {
+    /// Waits for the turn to change which machines hold `identity_id`; the turn ends when
+    /// the guard is dropped.
+    pub async fn writing(&self, identity_id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self
+            .writers
+            .lock()
+            .expect("handover lock")
+            .entry(identity_id.trim_end_matches('/').to_ascii_lowercase())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
+    }
+
+    /// A destroy or release left `machine_id` holding `identity_id` because another object
+    /// claims it: that object may record it as its own.
+    pub fn hand_over(&self, identity_id: &str, machine_id: &str) {
+        self.handed_over
+            .lock()
+            .expect("handover lock")
+            .insert(key(identity_id, machine_id));
+    }
+
+    /// True (once) when `machine_id` was handed over with `identity_id`.
+    pub fn take_handed_over(&self, identity_id: &str, machine_id: &str) -> bool {
+        self.handed_over
+            .lock()
+            .expect("handover lock")
+            .remove(&key(identity_id, machine_id))
+    }
+
     /// A resource in this run plans to create the identity `id`.
     pub fn note_planned_identity(&self, id: &str) {
         self.planned_identities
@@ -116,6 +155,33 @@ mod tests {
         assert!(handover
             .owned_by_predecessor("/subscriptions/s", "/id")
             .is_empty());
+    }
+
+    #[tokio::test]
+    async fn writers_of_one_identity_take_turns() {
+        let handover = Handover::default();
+        let first = handover.writing("/ID").await;
+        let other_identity = handover.writing("/other").await;
+        assert!(
+            tokio::time::timeout(
+                std::time::Duration::from_millis(20),
+                handover.writing("/id/")
+            )
+            .await
+            .is_err(),
+            "the same identity waits"
+        );
+        drop(first);
+        drop(other_identity);
+        let _again = handover.writing("/id").await;
+    }
+
+    #[test]
+    fn a_handed_over_machine_is_taken_once() {
+        let handover = Handover::default();
+        handover.hand_over("/ID", "/VM");
+        assert!(handover.take_handed_over("/id", "/vm"));
+        assert!(!handover.take_handed_over("/id", "/vm"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::azure::compute::{Machine, MachineKind};
 use crate::azure::ids::{self, Scope};
-use crate::policy::{self, Decision, IdentityBlock, IdentityType, Rules};
+use crate::policy::{self, Decision, IdentityBlock, IdentityType, Rules, SkipReason};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -63,6 +63,14 @@ impl Held {
             .map(String::as_str)
     }
 
+    /// The identities this object attached, each once (lower-cased).
+    pub fn identities(&self) -> BTreeSet<String> {
+        self.owned
+            .values()
+            .map(|id| id.to_ascii_lowercase())
+            .collect()
+    }
+
     /// Every owned machine (lower-cased) with its identity.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
         self.owned.iter()
@@ -81,6 +89,13 @@ pub struct Outcome {
     pub skipped: BTreeMap<String, String>,
     /// In audit mode, the machines enforce would change.
     pub noncompliant_ids: BTreeSet<String>,
+}
+
+impl Outcome {
+    /// The machines that must keep the identity: ours and the compliant ones.
+    pub fn kept(&self) -> impl Iterator<Item = &String> {
+        self.assigned_ids.iter().chain(self.compliant_ids.iter())
+    }
 }
 
 /// One machine's write.
@@ -184,9 +199,11 @@ pub fn transition(inventory: &[Machine], settings: &Settings, held: Option<&Held
             release(&mut result);
             continue;
         }
+        // Decide as if our identity were not there: a machine is judged as it was before this
+        // object came (it must not look "single user-assigned", or compliant, because of us).
         let view = match ours {
-            Some(old) if identity_changed => without(&block, old),
-            _ => block.clone(),
+            Some(old) => without(&block, old),
+            None => block.clone(),
         };
         let decision = policy::decide(
             &policy::Machine {
@@ -199,13 +216,14 @@ pub fn transition(inventory: &[Machine], settings: &Settings, held: Option<&Held
             &settings.rules,
         );
         match decision {
-            Decision::Compliant if ours.is_some() && !identity_changed => {
-                result.outcome.assigned_ids.insert(machine.id.clone());
-            }
+            // Only a machine that is not ours can hold the identity in the view.
             Decision::Compliant => {
-                // Someone else gave it the (new) identity; ours, if any, goes.
                 result.outcome.compliant_ids.insert(machine.id.clone());
                 release(&mut result);
+            }
+            // A machine of ours that is provisioning keeps what it has until it settles.
+            Decision::Skip(SkipReason::NotProvisioned) if ours.is_some() && !identity_changed => {
+                result.outcome.assigned_ids.insert(machine.id.clone());
             }
             Decision::Skip(reason) => {
                 result
@@ -214,19 +232,24 @@ pub fn transition(inventory: &[Machine], settings: &Settings, held: Option<&Held
                     .insert(machine.id.clone(), reason.as_str().to_string());
                 release(&mut result);
             }
+            // Ours already: it stays, in either mode (audit changes nothing).
+            Decision::Assign if ours.is_some() && !identity_changed => {
+                result.outcome.assigned_ids.insert(machine.id.clone());
+            }
             Decision::Assign => match settings.mode {
                 Mode::Enforce => {
                     result.outcome.assigned_ids.insert(machine.id.clone());
                     let write = match ours {
-                        Some(old) if identity_changed => Write::Swap {
+                        Some(old) => Write::Swap {
                             from: old.to_string(),
                         },
-                        _ => Write::Attach,
+                        None => Write::Attach,
                     };
                     result.writes.insert(machine.id.clone(), write);
                 }
                 Mode::Audit => {
                     result.outcome.noncompliant_ids.insert(machine.id.clone());
+                    // Only after `identity_id` changed: the old identity is not kept.
                     release(&mut result);
                 }
             },
@@ -481,6 +504,57 @@ mod tests {
             t.outcome.assigned_ids,
             BTreeSet::from([swapped.id, pending.id])
         );
+    }
+
+    #[test]
+    fn turning_the_single_user_assigned_skip_back_on_releases_what_only_it_let_us_attach() {
+        // Before us it had exactly one user-assigned identity; we attached ours while the
+        // skip was off. With the skip on again it is judged as it was: skipped, and released.
+        let machine = machine("a", "single", "UserAssigned", &[APP, NEW]);
+        let held = held(NEW, &[&machine]);
+        let t = transition(
+            std::slice::from_ref(&machine),
+            &settings(SUB, NEW),
+            Some(&held),
+        );
+        assert_eq!(
+            t.outcome.skipped.get(&machine.id).unwrap(),
+            "single_user_assigned"
+        );
+        assert_eq!(
+            t.writes,
+            BTreeMap::from([(
+                machine.id,
+                Write::Detach {
+                    identity_id: NEW.into()
+                }
+            )])
+        );
+    }
+
+    #[test]
+    fn an_owned_machine_provisioning_keeps_the_identity() {
+        let mut updating = machine("a", "busy", "UserAssigned", &[NEW]);
+        updating.provisioning_state = Some("Creating".into());
+        let held = held(NEW, &[&updating]);
+        let t = transition(
+            std::slice::from_ref(&updating),
+            &settings(SUB, NEW),
+            Some(&held),
+        );
+        assert!(t.writes.is_empty());
+        assert_eq!(t.outcome.assigned_ids, BTreeSet::from([updating.id]));
+    }
+
+    #[test]
+    fn audit_mode_keeps_what_is_ours_and_writes_nothing() {
+        let owned = machine("a", "owned", "UserAssigned", &[NEW]);
+        let held = held(NEW, &[&owned]);
+        let mut audit = settings(SUB, NEW);
+        audit.mode = Mode::Audit;
+        let t = transition(std::slice::from_ref(&owned), &audit, Some(&held));
+        assert!(t.writes.is_empty());
+        assert_eq!(t.outcome.assigned_ids, BTreeSet::from([owned.id]));
     }
 
     #[test]

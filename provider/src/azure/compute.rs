@@ -96,6 +96,11 @@ pub struct ComputeClient {
     /// Bound on `wait_until_settled_cancellable`.
     pub settle_timeout: Duration,
     listings: Mutex<HashMap<ListingKey, Arc<Listing>>>,
+    /// Machines as our own writes left them (lower-cased ID -> when, what ARM answered). A
+    /// shared listing that started before such a write shows the written machine instead:
+    /// resources sharing a listing in one process see each other's writes without reading
+    /// every page again.
+    written: Mutex<HashMap<String, (Instant, Machine)>>,
 }
 
 impl ComputeClient {
@@ -104,6 +109,7 @@ impl ComputeClient {
             arm,
             settle_timeout: Duration::from_secs(15 * 60),
             listings: Mutex::new(HashMap::new()),
+            written: Mutex::new(HashMap::new()),
         }
     }
 
@@ -144,6 +150,9 @@ impl ComputeClient {
             })
             .await
             .clone();
+        if let Ok(machines) = &result {
+            return Ok(self.with_own_writes(machines, listing.started));
+        }
         if result.is_err() {
             // A failed listing is not shared with later callers: they try again.
             let mut listings = self.listings.lock().expect("listings lock");
@@ -155,6 +164,41 @@ impl ComputeClient {
             }
         }
         result
+    }
+
+    /// `machines` (listed from `started` on) with every machine we wrote since then as our
+    /// write left it.
+    fn with_own_writes(&self, machines: &Arc<Vec<Machine>>, started: Instant) -> Arc<Vec<Machine>> {
+        let written = self.written.lock().expect("written lock");
+        let newer = |machine: &Machine| {
+            written
+                .get(&machine.id.to_ascii_lowercase())
+                .filter(|(at, _)| *at >= started)
+                .map(|(_, fresh)| fresh.clone())
+        };
+        if !machines.iter().any(|m| newer(m).is_some()) {
+            return machines.clone();
+        }
+        Arc::new(
+            machines
+                .iter()
+                .map(|m| newer(m).unwrap_or_else(|| m.clone()))
+                .collect(),
+        )
+    }
+
+    /// Records what a write of ours left on a machine (ARM's answer), or, when the answer
+    /// does not describe the machine, drops every listing so the next one reads afresh.
+    fn remember_write(&self, id: &str, kind: MachineKind, answer: Option<&Json>) {
+        match answer.and_then(|body| Machine::from_json(body, kind)) {
+            Some(machine) => {
+                self.written
+                    .lock()
+                    .expect("written lock")
+                    .insert(id.to_ascii_lowercase(), (Instant::now(), machine));
+            }
+            None => self.listings.lock().expect("listings lock").clear(),
+        }
     }
 
     fn list_path(scope: &Scope, kind: MachineKind) -> String {
@@ -220,7 +264,7 @@ impl ComputeClient {
     pub async fn patch_identity_cancellable(
         &self,
         id: &str,
-        _kind: MachineKind,
+        kind: MachineKind,
         identity: Json,
         if_match: Option<&str>,
         cancel: &CancellationToken,
@@ -229,7 +273,8 @@ impl ComputeClient {
         let headers: Vec<(&str, &str)> = if_match
             .map(|etag| vec![("If-Match", etag)])
             .unwrap_or_default();
-        self.arm
+        let result = self
+            .arm
             .send_cancellable(
                 Method::PATCH,
                 id,
@@ -238,8 +283,18 @@ impl ComputeClient {
                 &headers,
                 cancel,
             )
-            .await
-            .map(|_| ())
+            .await;
+        match &result {
+            Ok(response) => self.remember_write(id, kind, Some(&response.body)),
+            // ARM may have acted on it: no listing from before may be trusted for it.
+            Err(error) if error.is_cancelled() || error.status >= 500 || error.status == 0 => {
+                if !error.is_not_sent() {
+                    self.remember_write(id, kind, None);
+                }
+            }
+            Err(_) => {}
+        }
+        result.map(|_| ())
     }
 
     /// Waits until none of `ids` is still updating, re-listing the scope (one read per page).

@@ -312,6 +312,11 @@ struct Private {
     /// `compliant_ids`; destroy never takes the identity back from them.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     not_ours: BTreeSet<String>,
+    /// Listed in `compliant_ids` because the plan said so, but ours: the object that had
+    /// attached the identity handed them over in this apply, or they had lost it and we
+    /// attached it again. The next refresh moves them to `assigned_ids`.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    adopted: BTreeSet<String>,
     /// Machines still carrying an identity this object attached, whose release (or swap
     /// after `identity_id` changed) did not happen: machine to that identity.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -344,6 +349,7 @@ fn held_from(state: &Value, private: &Private) -> Held {
     let assigned: Vec<String> = outcome_from(state)
         .assigned_ids
         .into_iter()
+        .chain(private.adopted.iter().cloned())
         .filter(|id| !contains_ignoring_case(&private.not_ours, id))
         .collect();
     let mut held = Held::new(identity_id, &assigned);
@@ -831,6 +837,19 @@ impl Resource for IdentityAssignment {
             }
         };
         let transition = ownership::transition(&inventory, &settings, Some(&held));
+        tracing::debug!(
+            creating = request.prior_state.is_null(),
+            taken_over = private.taken_over.len(),
+            assigned = transition.outcome.assigned_ids.len(),
+            compliant = transition.outcome.compliant_ids.len(),
+            writes = transition.writes.len(),
+            "planned"
+        );
+        // Terraform plans every object again in the apply process just before applying it:
+        // from then on, a destroy running alongside leaves these machines alone.
+        self.data
+            .handover()
+            .claim(&settings.identity_id, transition.outcome.kept());
         private
             .taken_over
             .retain(|id| contains_ignoring_case(&transition.outcome.assigned_ids, id));
@@ -993,6 +1012,18 @@ fn without_incomplete_marker(state: Value) -> Value {
 }
 
 impl IdentityAssignment {
+    /// This process's turn to change who holds `identity_id`, or `None` when stopped first.
+    async fn wait_for_turn(
+        &self,
+        identity_id: &str,
+        halt: &Halt,
+    ) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        tokio::select! {
+            turn = self.data.handover().writing(identity_id) => Some(turn),
+            () = halt.token.cancelled() => None,
+        }
+    }
+
     /// What only Azure can tell about the arguments, checked when they are new or changed
     /// (a no-op plan makes no extra reads): the identity exists, the regions do.
     async fn check_against_azure(
@@ -1079,6 +1110,27 @@ impl IdentityAssignment {
             held_from(&request.prior_state, &planned_private)
         };
         let previous = settings_from(&request.prior_state);
+        // Our turn with this identity: a destroy of another object of it (the one this replaces,
+        // say) finishes its writes first, or waits for ours.
+        let Some(turn) = self.wait_for_turn(&settings.identity_id, halt).await else {
+            return ApplyResponse {
+                new_state: if creating {
+                    Value::Null
+                } else {
+                    request.prior_state.clone()
+                },
+                private: if creating {
+                    Vec::new()
+                } else {
+                    request.planned_private.clone()
+                },
+                diagnostics: error_diagnostics("Stopped before any write", &halt.reason()),
+                ..ApplyResponse::default()
+            };
+        };
+        self.data
+            .handover()
+            .claim(&settings.identity_id, outcome_from(planned).kept());
         let inventory = match self
             .inventory(clients, &settings, previous.as_ref(), APPLY_LISTING_MAX_AGE)
             .await
@@ -1142,6 +1194,22 @@ impl IdentityAssignment {
                 }
             }
         }
+        // Machines planned compliant that another object of this apply handed over, or that
+        // lost the identity since the plan (stripped by a destroy that ran first): ours now.
+        let mut adopted = BTreeSet::new();
+        for id in &planned_outcome.compliant_ids {
+            if self
+                .data
+                .handover()
+                .take_handed_over(&settings.identity_id, id)
+            {
+                adopted.insert(id.clone());
+            } else if inventory.iter().any(|m| m.id.eq_ignore_ascii_case(id))
+                && !holds(id, &settings.identity_id)
+            {
+                jobs.insert(id.clone(), Write::Attach);
+            }
+        }
         let mut handed_over = BTreeSet::new();
         for (machine, identity) in held.iter() {
             if contains_ignoring_case(&planned_outcome.assigned_ids, machine) {
@@ -1151,6 +1219,7 @@ impl IdentityAssignment {
                 continue;
             }
             if self.data.handover().is_claimed(identity, machine) {
+                self.data.handover().hand_over(identity, machine);
                 handed_over.insert(machine.clone());
                 continue;
             }
@@ -1162,9 +1231,18 @@ impl IdentityAssignment {
             );
         }
 
+        tracing::debug!(
+            writes = jobs.len(),
+            adopted = adopted.len(),
+            handed_over = handed_over.len(),
+            planned_assigned = planned_outcome.assigned_ids.len(),
+            planned_compliant = planned_outcome.compliant_ids.len(),
+            "applying"
+        );
         let report = self
             .write_batch(clients, &inventory, &jobs, &settings, &halt.token)
             .await;
+        drop(turn);
         let mut diagnostics = Diagnostics::default();
         let attaching: BTreeMap<String, Write> = jobs
             .iter()
@@ -1210,6 +1288,12 @@ impl IdentityAssignment {
                 }
             }
         }
+        for id in &planned_outcome.compliant_ids {
+            if jobs.contains_key(id) && attach_report.reached(id) {
+                adopted.insert(id.clone());
+            }
+        }
+        private.adopted = adopted;
         for id in release_report.failed_or_not_started() {
             if let Some(Write::Detach { identity_id }) = jobs.get(id) {
                 private
@@ -1225,6 +1309,11 @@ impl IdentityAssignment {
                 .assigned_ids
                 .retain(|id| !contains_ignoring_case(&not_ours, id));
             outcome.compliant_ids.extend(not_ours);
+            let adopted = std::mem::take(&mut private.adopted);
+            outcome
+                .compliant_ids
+                .retain(|id| !contains_ignoring_case(&adopted, id));
+            outcome.assigned_ids.extend(adopted);
         }
         let claimed: Vec<&String> = outcome
             .assigned_ids
@@ -1257,6 +1346,20 @@ impl IdentityAssignment {
         let held = held_from(&prior, &private);
         let deadline = timeouts::get(&prior, Operation::Delete, TIMEOUTS);
         let halt = Halt::new(self.data.stop_signal(), deadline);
+        let mut turns = Vec::new();
+        for identity in held.identities() {
+            match self.wait_for_turn(&identity, &halt).await {
+                Some(turn) => turns.push(turn),
+                None => {
+                    return ApplyResponse {
+                        new_state: prior,
+                        private: request.planned_private.clone(),
+                        diagnostics: error_diagnostics("Stopped before any write", &halt.reason()),
+                        ..ApplyResponse::default()
+                    }
+                }
+            }
+        }
         let inventory = match self
             .inventory(clients, &settings, None, APPLY_LISTING_MAX_AGE)
             .await
@@ -1274,9 +1377,12 @@ impl IdentityAssignment {
         let mut jobs = BTreeMap::new();
         let mut kept = 0usize;
         for (machine, identity) in held.iter() {
-            let handed_over = contains_ignoring_case(&private.taken_over, machine)
-                || self.data.handover().is_claimed(identity, machine);
-            if handed_over {
+            let taken_over = contains_ignoring_case(&private.taken_over, machine);
+            let claimed = self.data.handover().is_claimed(identity, machine);
+            if claimed {
+                self.data.handover().hand_over(identity, machine);
+            }
+            if taken_over || claimed {
                 kept += 1;
                 continue;
             }
@@ -1287,9 +1393,11 @@ impl IdentityAssignment {
                 },
             );
         }
+        tracing::debug!(releases = jobs.len(), kept, "destroying");
         let report = self
             .write_batch(clients, &inventory, &jobs, &settings, &halt.token)
             .await;
+        drop(turns);
         let mut diagnostics = Diagnostics::default();
         report_failures(
             &mut diagnostics,
