@@ -115,11 +115,7 @@ fn arguments() -> Vec<Attribute> {
         Attribute::optional("resource_types", set_of_strings())
             .default_value(default_resource_types())
             .description("`virtualMachines`, `virtualMachineScaleSets`, or both (the default).")
-            .validator(Validator::string("Unknown resource type", |kind| {
-                parse_kind(kind).map(|_| ()).ok_or_else(|| {
-                    format!("`{kind}` is not one of `virtualMachines`, `virtualMachineScaleSets`.")
-                })
-            })),
+            .validator(arguments::resource_type()),
         Attribute::optional("skip_single_user_assigned", Type::Bool)
             .default_value(DEFAULT_SKIP_SINGLE_USER_ASSIGNED)
             .description(
@@ -128,9 +124,9 @@ fn arguments() -> Vec<Attribute> {
         Attribute::optional("exclude_ids", set_of_strings())
             .description("Machines (resource IDs, any casing) to leave alone.")
             .validator(arguments::machine_id()),
-        Attribute::optional("exclude_tags", Type::Map(Box::new(Type::String))).description(
-            "A machine carrying any one of these tag key/value pairs is left alone.",
-        ),
+        Attribute::optional("exclude_tags", Type::Map(Box::new(Type::String)))
+            .description("A machine carrying any one of these tag key/value pairs is left alone.")
+            .validator(arguments::tag_value()),
         Attribute::optional("mode", Type::String)
             .default_value(DEFAULT_MODE)
             .description(
@@ -199,7 +195,7 @@ impl Arguments {
                     .collect()
             }),
             kinds: match self.resource_types {
-                Some(list) => list.iter().filter_map(|k| parse_kind(k)).collect(),
+                Some(list) => list.iter().filter_map(|k| arguments::parse_machine_kind(k)).collect(),
                 None => vec![MachineKind::VirtualMachine, MachineKind::ScaleSet],
             },
             rules: Rules {
@@ -225,40 +221,17 @@ impl Arguments {
 /// Every problem with the arguments that the declared validators cannot see alone.
 fn validate_arguments(config: &Value) -> Diagnostics {
     let mut diagnostics = schema().block.validate(config);
-    if config
-        .get("locations")
-        .as_list()
-        .is_some_and(<[Value]>::is_empty)
-    {
-        diagnostics.error_at(
-            AttributePath::root("locations"),
-            "No regions",
-            "An empty list matches no machine. Name at least one region, or leave `locations` out for every region.",
-        );
-    }
-    if config
-        .get("resource_types")
-        .as_list()
-        .is_some_and(<[Value]>::is_empty)
-    {
-        diagnostics.error_at(
-            AttributePath::root("resource_types"),
-            "No resource types",
-            "Name at least one of `virtualMachines` and `virtualMachineScaleSets`, or leave the argument out for both.",
-        );
-    }
+    diagnostics.extend(arguments::check_not_empty(
+        config,
+        "locations",
+        "No regions",
+        "An empty list matches no machine. Name at least one region, or leave `locations` out for every region.",
+    ));
+    diagnostics.extend(arguments::check_resource_types_listed(config));
+    diagnostics.extend(arguments::check_tag_names(config, "exclude_tags"));
     diagnostics
 }
 
-fn parse_kind(text: &str) -> Option<MachineKind> {
-    if text.eq_ignore_ascii_case(RESOURCE_TYPE_VMS) {
-        Some(MachineKind::VirtualMachine)
-    } else if text.eq_ignore_ascii_case(RESOURCE_TYPE_SCALE_SETS) {
-        Some(MachineKind::ScaleSet)
-    } else {
-        None
-    }
-}
 
 /// Settings from a planned or prior state object, or `None` when something they depend on
 /// is still unknown (or the object is null).
