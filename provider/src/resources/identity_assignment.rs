@@ -195,7 +195,10 @@ impl Arguments {
                     .collect()
             }),
             kinds: match self.resource_types {
-                Some(list) => list.iter().filter_map(|k| arguments::parse_machine_kind(k)).collect(),
+                Some(list) => list
+                    .iter()
+                    .filter_map(|k| arguments::parse_machine_kind(k))
+                    .collect(),
                 None => vec![MachineKind::VirtualMachine, MachineKind::ScaleSet],
             },
             rules: Rules {
@@ -231,7 +234,6 @@ fn validate_arguments(config: &Value) -> Diagnostics {
     diagnostics.extend(arguments::check_tag_names(config, "exclude_tags"));
     diagnostics
 }
-
 
 /// Settings from a planned or prior state object, or `None` when something they depend on
 /// is still unknown (or the object is null).
