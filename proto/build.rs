@@ -9,6 +9,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Ordered maps: GetProviderSchema and GetFunctions encode to the same bytes on every
+        // call and in every process.
+        .btree_map(".tfplugin6")
         .compile_protos(
             &[
                 std::path::PathBuf::from("proto/tfplugin6.proto"),

@@ -56,6 +56,21 @@ impl AttributePath {
     }
 }
 
+/// As Terraform writes paths: `timeouts.create`, `tags["env"]`, `rules[0].name`.
+impl std::fmt::Display for AttributePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, step) in self.steps.iter().enumerate() {
+            match step {
+                PathStep::Attribute(name) if i == 0 => write!(f, "{name}")?,
+                PathStep::Attribute(name) => write!(f, ".{name}")?,
+                PathStep::KeyString(key) => write!(f, "[{key:?}]")?,
+                PathStep::KeyInt(index) => write!(f, "[{index}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
     Error,

@@ -1,4 +1,4 @@
-//! `tfplugin`: Terraform's plugin protocol 6 (up to 6.10) for Rust providers.
+//! `tfplugin`: Terraform's plugin protocol 6 (up to 6.11) for Rust providers.
 //!
 //! Two layers, as in HashiCorp's Go libraries: the wire (generated gRPC types, msgpack and
 //! JSON values, the go-plugin handshake with AutoMTLS) and a small framework on top

@@ -328,18 +328,48 @@ pub fn validate(block: &Block, config: &Value) -> Diagnostics {
         Shape::of(block),
         config,
         &AttributePath::default(),
+        true,
         &mut diagnostics,
     );
     diagnostics
 }
 
-fn check(shape: Shape, value: &Value, path: &AttributePath, diagnostics: &mut Diagnostics) {
+/// Only the warnings for deprecated arguments and blocks the configuration sets (part of
+/// `validate`; for the provider block, whose other checks are the provider's own).
+pub fn deprecations(block: &Block, config: &Value) -> Diagnostics {
+    let mut diagnostics = Diagnostics::default();
+    check(
+        Shape::of(block),
+        config,
+        &AttributePath::default(),
+        false,
+        &mut diagnostics,
+    );
+    diagnostics
+}
+
+fn check(
+    shape: Shape,
+    value: &Value,
+    path: &AttributePath,
+    validators: bool,
+    diagnostics: &mut Diagnostics,
+) {
     for attribute in shape.attributes {
-        if attribute.validators.is_empty() {
-            continue;
-        }
         let value = value.get(&attribute.name);
         let here = path.clone().attribute(&attribute.name);
+        if attribute.deprecated && !value.is_null() && !value.is_unknown() {
+            deprecated(
+                diagnostics,
+                here.clone(),
+                "Attribute",
+                "argument",
+                &attribute.deprecation_message,
+            );
+        }
+        if !validators || attribute.validators.is_empty() {
+            continue;
+        }
         let element_wise = attribute.nested.is_none()
             && matches!(
                 attribute.r#type,
@@ -361,6 +391,25 @@ fn check(shape: Shape, value: &Value, path: &AttributePath, diagnostics: &mut Di
             }
         }
     }
+    for nested in shape.blocks {
+        let block = &nested.block;
+        let present = match value.get(&nested.type_name) {
+            Value::Null => false,
+            Value::List(items) | Value::Set(items) | Value::Tuple(items) => !items.is_empty(),
+            Value::Map(items) => !items.is_empty(),
+            v => !v.is_unknown(),
+        };
+        if block.deprecated && present {
+            let here = path.clone().attribute(&nested.type_name);
+            deprecated(
+                diagnostics,
+                here,
+                "Block",
+                "block",
+                &block.deprecation_message,
+            );
+        }
+    }
     for (name, nesting, child) in shape.children() {
         let nested = value.get(name);
         let here = path.clone().attribute(name);
@@ -369,9 +418,28 @@ fn check(shape: Shape, value: &Value, path: &AttributePath, diagnostics: &mut Di
             _ => elements(nested, &here),
         };
         for (path, object) in objects {
-            check(child, object, &path, diagnostics);
+            check(child, object, &path, validators, diagnostics);
         }
     }
+}
+
+/// The warning for a deprecated argument or block that the configuration sets, as
+/// terraform-plugin-framework gives it ("Attribute Deprecated" with the deprecation message),
+/// naming the argument in the detail too: Terraform shows the line, CI logs often only the
+/// text.
+fn deprecated(
+    diagnostics: &mut Diagnostics,
+    path: AttributePath,
+    kind: &str,
+    noun: &str,
+    message: &str,
+) {
+    let detail = if message.is_empty() {
+        format!("The {noun} \"{path}\" is deprecated and will be removed in a future version of the provider.")
+    } else {
+        format!("The {noun} \"{path}\" is deprecated. {message}")
+    };
+    diagnostics.warning_at(path, &format!("{kind} Deprecated"), &detail);
 }
 
 /// The known elements of a collection with their paths (set elements have no path of their

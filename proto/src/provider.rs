@@ -16,6 +16,11 @@ use crate::value::Value;
 pub struct ClientCapabilities {
     pub deferral_allowed: bool,
     pub write_only_attributes_allowed: bool,
+    /// Protocol 6.11 (Terraform 1.16+): the `planned_private` of the first plan of a change
+    /// comes back as `PlanRequest::planned_private` in the second one.
+    pub store_planned_private: bool,
+    /// Protocol 6.11 (Terraform 1.16+): `Block::computed` is honoured.
+    pub computed_blocks_allowed: bool,
 }
 
 /// Why a change is deferred to a later plan (only when `deferral_allowed`).
@@ -82,6 +87,11 @@ pub struct PlanRequest {
     pub proposed_new_state: Value,
     pub config: Value,
     pub prior_private: Vec<u8>,
+    /// Protocol 6.11 (Terraform 1.16+, with `store_planned_private`): the `planned_private`
+    /// this resource answered in the first plan of the same change, so a value planned then
+    /// (a generated name, say) can be planned again identically. Empty in the first plan and
+    /// from older Terraform.
+    pub planned_private: Vec<u8>,
     pub prior_identity: Option<Value>,
     pub client_capabilities: ClientCapabilities,
     /// The attributes declared `requires_replace` that the adjusted proposed state changes.

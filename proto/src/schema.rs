@@ -39,6 +39,15 @@ pub struct Block {
     /// Markdown.
     pub description: String,
     pub deprecated: bool,
+    /// What to use instead, shown to users (`deprecation_message`, protocol 6.10); for a
+    /// nested block, also the detail of the warning the server gives at validation when the
+    /// block is in the configuration. Setting it implies `deprecated`.
+    pub deprecation_message: String,
+    /// Protocol 6.11 (Terraform 1.16): a nested block the provider may set when the
+    /// configuration leaves it out. Only Terraform that declares `computed_blocks_allowed`
+    /// honours it; the server refuses a configuration of such a resource from older
+    /// Terraform at validation.
+    pub computed: bool,
 }
 
 impl Block {
@@ -79,8 +88,17 @@ impl Block {
             block_types: self.block_types.iter().map(NestedBlock::to_wire).collect(),
             description: self.description.clone(),
             description_kind: wire::StringKind::Markdown as i32,
-            deprecated: self.deprecated,
+            deprecated: self.deprecated || !self.deprecation_message.is_empty(),
+            deprecation_message: self.deprecation_message.clone(),
+            computed: self.computed,
         }
+    }
+
+    /// Whether this block or one nested in it is `computed` (protocol 6.11).
+    pub fn has_computed_blocks(&self) -> bool {
+        self.block_types
+            .iter()
+            .any(|nested| nested.block.computed || nested.block.has_computed_blocks())
     }
 }
 
@@ -124,6 +142,20 @@ impl NestedBlock {
         self
     }
 
+    /// Deprecated, with the message users see: in the schema and as the detail of the
+    /// warning the server gives at validation when the block is in the configuration.
+    pub fn deprecated_because(mut self, message: impl Into<String>) -> Self {
+        self.block.deprecated = true;
+        self.block.deprecation_message = message.into();
+        self
+    }
+
+    /// Protocol 6.11: the provider may set this block when the configuration leaves it out.
+    pub fn computed(mut self) -> Self {
+        self.block.computed = true;
+        self
+    }
+
     fn to_wire(&self) -> wire::schema::NestedBlock {
         use wire::schema::nested_block::NestingMode as W;
         wire::schema::NestedBlock {
@@ -163,6 +195,10 @@ pub struct Attribute {
     pub computed: bool,
     pub sensitive: bool,
     pub deprecated: bool,
+    /// What to use instead: sent to Terraform (`deprecation_message`) and the detail of the
+    /// warning the server gives at validation when the argument is set. Setting it implies
+    /// `deprecated`.
+    pub deprecation_message: String,
     pub write_only: bool,
     /// Declared behaviour the server applies (see `crate::planning`); never sent to
     /// Terraform.
@@ -203,6 +239,7 @@ impl Attribute {
             computed: false,
             sensitive: false,
             deprecated: false,
+            deprecation_message: String::new(),
             write_only: false,
             plan: AttributePlan::default(),
             validators: Vec::new(),
@@ -248,8 +285,18 @@ impl Attribute {
         self
     }
 
+    /// Deprecated without saying what to use instead; prefer `deprecated_because`.
     pub fn deprecated(mut self) -> Attribute {
         self.deprecated = true;
+        self
+    }
+
+    /// Deprecated, with the message users see: in the schema Terraform shows
+    /// (`deprecation_message`) and as the detail of the warning the server gives at
+    /// validation whenever the argument is set.
+    pub fn deprecated_because(mut self, message: impl Into<String>) -> Attribute {
+        self.deprecated = true;
+        self.deprecation_message = message.into();
         self
     }
 
@@ -353,7 +400,8 @@ impl Attribute {
             computed: self.computed,
             sensitive: self.sensitive,
             description_kind: wire::StringKind::Markdown as i32,
-            deprecated: self.deprecated,
+            deprecated: self.deprecated || !self.deprecation_message.is_empty(),
+            deprecation_message: self.deprecation_message.clone(),
             write_only: self.write_only,
         }
     }

@@ -1,9 +1,9 @@
 //! The tfplugin6 gRPC service: decodes each request against the schema it concerns, calls
-//! the provider, encodes the answer. Every RPC of protocol 6.10 answers; features the
+//! the provider, encodes the answer. Every RPC of protocol 6.11 answers; features the
 //! provider does not use answer with an empty response or a clear diagnostic, never a gRPC
 //! error, so every Terraform and OpenTofu version that speaks protocol 6 works.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -49,17 +49,19 @@ struct ListEntry {
     ty: Type,
 }
 
-/// The provider with its schemas computed once: Terraform asks for them many times.
+/// The provider with its schemas computed once: Terraform asks for them many times. Maps
+/// are ordered, so every listing (metadata, schemas) comes out the same on every call.
 pub struct ProviderService<P: Provider> {
     provider: Arc<P>,
+    provider_schema: Schema,
     provider_type: Type,
-    resources: HashMap<String, ResourceEntry>,
-    data_sources: HashMap<String, DataSourceEntry>,
-    functions: HashMap<String, Arc<dyn Function>>,
-    actions: HashMap<String, ActionEntry>,
-    lists: HashMap<String, ListEntry>,
+    resources: BTreeMap<String, ResourceEntry>,
+    data_sources: BTreeMap<String, DataSourceEntry>,
+    functions: BTreeMap<String, Arc<dyn Function>>,
+    actions: BTreeMap<String, ActionEntry>,
+    lists: BTreeMap<String, ListEntry>,
     schema_response: wire::get_provider_schema::Response,
-    functions_response: HashMap<String, wire::Function>,
+    functions_response: BTreeMap<String, wire::Function>,
 }
 
 fn server_capabilities() -> wire::ServerCapabilities {
@@ -97,7 +99,7 @@ fn function_to_wire(function: &dyn Function) -> wire::Function {
 impl<P: Provider> ProviderService<P> {
     pub fn new(provider: Arc<P>) -> Self {
         let provider_schema = provider.schema();
-        let resources: HashMap<String, ResourceEntry> = provider
+        let resources: BTreeMap<String, ResourceEntry> = provider
             .resources()
             .into_iter()
             .map(|resource| {
@@ -111,7 +113,7 @@ impl<P: Provider> ProviderService<P> {
                 (entry.resource.type_name().to_string(), entry)
             })
             .collect();
-        let data_sources: HashMap<String, DataSourceEntry> = provider
+        let data_sources: BTreeMap<String, DataSourceEntry> = provider
             .data_sources()
             .into_iter()
             .map(|data_source| {
@@ -126,12 +128,12 @@ impl<P: Provider> ProviderService<P> {
                 )
             })
             .collect();
-        let functions: HashMap<String, Arc<dyn Function>> = provider
+        let functions: BTreeMap<String, Arc<dyn Function>> = provider
             .functions()
             .into_iter()
             .map(|f| (f.name().to_string(), f))
             .collect();
-        let actions: HashMap<String, ActionEntry> = provider
+        let actions: BTreeMap<String, ActionEntry> = provider
             .actions()
             .into_iter()
             .map(|action| {
@@ -146,7 +148,7 @@ impl<P: Provider> ProviderService<P> {
                 )
             })
             .collect();
-        let lists: HashMap<String, ListEntry> = provider
+        let lists: BTreeMap<String, ListEntry> = provider
             .list_resources()
             .into_iter()
             .map(|list| {
@@ -154,7 +156,7 @@ impl<P: Provider> ProviderService<P> {
                 (list.type_name().to_string(), ListEntry { list, ty })
             })
             .collect();
-        let functions_response: HashMap<String, wire::Function> = functions
+        let functions_response: BTreeMap<String, wire::Function> = functions
             .iter()
             .map(|(name, f)| (name.clone(), function_to_wire(f.as_ref())))
             .collect();
@@ -169,12 +171,12 @@ impl<P: Provider> ProviderService<P> {
                 .map(|(name, entry)| (name.clone(), entry.schema.to_wire()))
                 .collect(),
             functions: functions_response.clone(),
-            ephemeral_resource_schemas: HashMap::new(),
+            ephemeral_resource_schemas: BTreeMap::new(),
             list_resource_schemas: lists
                 .iter()
                 .map(|(name, entry)| (name.clone(), entry.list.schema().to_wire()))
                 .collect(),
-            state_store_schemas: HashMap::new(),
+            state_store_schemas: BTreeMap::new(),
             action_schemas: actions
                 .iter()
                 .map(|(name, entry)| {
@@ -192,6 +194,7 @@ impl<P: Provider> ProviderService<P> {
         };
         ProviderService {
             provider_type: provider_schema.value_type(),
+            provider_schema,
             provider,
             resources,
             data_sources,
@@ -286,6 +289,8 @@ fn capabilities(wire: Option<&wire::ClientCapabilities>) -> ClientCapabilities {
     wire.map(|c| ClientCapabilities {
         deferral_allowed: c.deferral_allowed,
         write_only_attributes_allowed: c.write_only_attributes_allowed,
+        store_planned_private: c.store_planned_private,
+        computed_blocks_allowed: c.computed_blocks_allowed,
     })
     .unwrap_or_default()
 }
@@ -418,7 +423,13 @@ impl<P: Provider> wire::provider_server::Provider for ProviderService<P> {
         let request = request.into_inner();
         let empty = wire::validate_provider_config::Response::default();
         let config = try_decode!(decode(request.config.as_ref(), &self.provider_type), empty);
-        let diagnostics = self.provider.validate_config(&config).await;
+        // Only the deprecation warnings of the declarative layer: the provider block's
+        // own checks are the provider's (they run again at configure).
+        let mut diagnostics = planning::deprecations(&self.provider_schema.block, &config);
+        merge(
+            &mut diagnostics,
+            self.provider.validate_config(&config).await,
+        );
         Ok(Response::new(wire::validate_provider_config::Response {
             diagnostics: diagnostics.to_wire(),
         }))
@@ -433,6 +444,18 @@ impl<P: Provider> wire::provider_server::Provider for ProviderService<P> {
         let entry = try_decode!(self.resource(&request.type_name), empty);
         let config = try_decode!(decode(request.config.as_ref(), &entry.ty), empty);
         let mut diagnostics = entry.schema.block.validate(&config);
+        let client = capabilities(request.client_capabilities.as_ref());
+        if entry.schema.block.has_computed_blocks() && !client.computed_blocks_allowed {
+            diagnostics.error(
+                "Terraform too old for this resource",
+                &format!(
+                    "{} has blocks the provider sets when the configuration leaves them out \
+                     (computed blocks, plugin protocol 6.11). This Terraform does not support \
+                     them: use Terraform 1.16 or later.",
+                    request.type_name
+                ),
+            );
+        }
         merge(
             &mut diagnostics,
             entry.resource.validate_config(&config).await,
@@ -647,6 +670,7 @@ impl<P: Provider> wire::provider_server::Provider for ProviderService<P> {
                 proposed_new_state,
                 config,
                 prior_private: request.prior_private,
+                planned_private: request.planned_private,
                 prior_identity,
                 client_capabilities: capabilities(request.client_capabilities.as_ref()),
                 requires_replace: declared_replace,
@@ -1025,6 +1049,7 @@ impl<P: Provider> wire::provider_server::Provider for ProviderService<P> {
     ) -> Result<Response<wire::configure_state_store::Response>, Status> {
         Ok(Response::new(wire::configure_state_store::Response {
             diagnostics: unknown_type("state store", &request.into_inner().type_name),
+            capabilities: None,
         }))
     }
 
@@ -1050,9 +1075,9 @@ impl<P: Provider> wire::provider_server::Provider for ProviderService<P> {
         let mut chunks = request.into_inner();
         let mut type_name = String::new();
         while let Some(chunk) = chunks.next().await {
-            if let Ok(chunk) = chunk {
+            if let Some(meta) = chunk.ok().and_then(|chunk| chunk.meta) {
                 if type_name.is_empty() {
-                    type_name = chunk.type_name;
+                    type_name = meta.type_name;
                 }
             }
         }
@@ -1076,6 +1101,25 @@ impl<P: Provider> wire::provider_server::Provider for ProviderService<P> {
         request: Request<wire::delete_state::Request>,
     ) -> Result<Response<wire::delete_state::Response>, Status> {
         Ok(Response::new(wire::delete_state::Response {
+            diagnostics: unknown_type("state store", &request.into_inner().type_name),
+        }))
+    }
+
+    async fn lock_state(
+        &self,
+        request: Request<wire::lock_state::Request>,
+    ) -> Result<Response<wire::lock_state::Response>, Status> {
+        Ok(Response::new(wire::lock_state::Response {
+            lock_id: String::new(),
+            diagnostics: unknown_type("state store", &request.into_inner().type_name),
+        }))
+    }
+
+    async fn unlock_state(
+        &self,
+        request: Request<wire::unlock_state::Request>,
+    ) -> Result<Response<wire::unlock_state::Response>, Status> {
+        Ok(Response::new(wire::unlock_state::Response {
             diagnostics: unknown_type("state store", &request.into_inner().type_name),
         }))
     }

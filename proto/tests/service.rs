@@ -179,6 +179,152 @@ impl Resource for Gadget {
     }
 }
 
+/// A resource with deprecated arguments and blocks, and one that echoes the 6.11
+/// `planned_private` of its first plan.
+struct Legacy;
+
+fn legacy_schema() -> Schema {
+    Schema::new(
+        0,
+        Block {
+            attributes: vec![
+                Attribute::required("name", Type::String),
+                Attribute::optional("location", Type::String)
+                    .deprecated_because("Use `region` instead."),
+                Attribute::optional("old_flag", Type::Bool).deprecated(),
+                Attribute::optional("region", Type::String),
+                Attribute::computed("token", Type::String),
+            ],
+            block_types: vec![
+                NestedBlock::new(
+                    "rule",
+                    NestingMode::List,
+                    Block {
+                        attributes: vec![
+                            Attribute::optional("name", Type::String),
+                            Attribute::optional("legacy", Type::String)
+                                .deprecated_because("Rules match by name only."),
+                        ],
+                        ..Block::default()
+                    },
+                ),
+                NestedBlock::new(
+                    "settings",
+                    NestingMode::Single,
+                    Block {
+                        attributes: vec![Attribute::optional("level", Type::Number)],
+                        ..Block::default()
+                    },
+                )
+                .deprecated_because("Settings are read from Azure now."),
+            ],
+            ..Block::default()
+        },
+    )
+}
+
+#[async_trait]
+impl Resource for Legacy {
+    fn type_name(&self) -> &'static str {
+        "test_legacy"
+    }
+    fn schema(&self) -> Schema {
+        legacy_schema()
+    }
+    async fn plan(&self, request: PlanRequest) -> PlanResponse {
+        // A token planned once: the first plan makes it up, the second (Terraform 1.16+)
+        // plans the same one again from planned_private.
+        let token = if request.planned_private.is_empty() {
+            "t-1".to_string()
+        } else {
+            String::from_utf8(request.planned_private.clone()).unwrap()
+        };
+        PlanResponse {
+            planned_state: request
+                .proposed_new_state
+                .with("token", Value::String(token.clone())),
+            planned_private: token.into_bytes(),
+            ..PlanResponse::default()
+        }
+    }
+    async fn apply(&self, request: ApplyRequest) -> ApplyResponse {
+        ApplyResponse {
+            new_state: request.planned_state,
+            ..ApplyResponse::default()
+        }
+    }
+    async fn read(&self, request: ReadRequest) -> ReadResponse {
+        ReadResponse {
+            new_state: request.current_state,
+            ..ReadResponse::default()
+        }
+    }
+}
+
+/// A resource with a computed block (protocol 6.11).
+struct Observed;
+
+fn observed_schema() -> Schema {
+    Schema::new(
+        0,
+        Block {
+            attributes: vec![Attribute::required("name", Type::String)],
+            block_types: vec![NestedBlock::new(
+                "status",
+                NestingMode::List,
+                Block {
+                    attributes: vec![Attribute::optional("state", Type::String)],
+                    ..Block::default()
+                },
+            )
+            .computed()],
+            ..Block::default()
+        },
+    )
+}
+
+#[async_trait]
+impl Resource for Observed {
+    fn type_name(&self) -> &'static str {
+        "test_observed"
+    }
+    fn schema(&self) -> Schema {
+        observed_schema()
+    }
+    async fn plan(&self, request: PlanRequest) -> PlanResponse {
+        PlanResponse {
+            planned_state: request.proposed_new_state,
+            ..PlanResponse::default()
+        }
+    }
+    async fn apply(&self, request: ApplyRequest) -> ApplyResponse {
+        ApplyResponse {
+            new_state: request.planned_state,
+            ..ApplyResponse::default()
+        }
+    }
+    async fn read(&self, request: ReadRequest) -> ReadResponse {
+        ReadResponse {
+            new_state: request.current_state,
+            ..ReadResponse::default()
+        }
+    }
+}
+
+fn provider_schema() -> Schema {
+    Schema::new(
+        0,
+        Block {
+            attributes: vec![
+                Attribute::optional("endpoint", Type::String),
+                Attribute::optional("environment", Type::String)
+                    .deprecated_because("Set `endpoint` instead."),
+            ],
+            ..Block::default()
+        },
+    )
+}
+
 struct TestProvider;
 
 #[async_trait]
@@ -187,13 +333,18 @@ impl Provider for TestProvider {
         "test"
     }
     fn schema(&self) -> Schema {
-        Schema::new(0, Block::default())
+        provider_schema()
     }
     async fn configure(&self, _request: ConfigureRequest) -> Diagnostics {
         Diagnostics::default()
     }
     fn resources(&self) -> Vec<Arc<dyn Resource>> {
-        vec![Arc::new(Widget), Arc::new(Gadget)]
+        vec![
+            Arc::new(Widget),
+            Arc::new(Gadget),
+            Arc::new(Legacy),
+            Arc::new(Observed),
+        ]
     }
     fn functions(&self) -> Vec<Arc<dyn Function>> {
         vec![Arc::new(Echo)]
@@ -405,7 +556,21 @@ async fn unused_features_answer_with_valid_responses() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(metadata.resources[0].type_name, "test_widget");
+    let names: Vec<_> = metadata
+        .resources
+        .iter()
+        .map(|r| r.type_name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "test_declared",
+            "test_legacy",
+            "test_observed",
+            "test_widget"
+        ],
+        "sorted, the same on every call"
+    );
 }
 
 /// Plans `test_declared` as Terraform would: the proposed state keeps prior values of
@@ -532,4 +697,376 @@ async fn declared_validators_run_at_validation_with_the_path() {
     assert!(validate(gadget(&[("mode", Value::unknown())]))
         .await
         .is_empty());
+}
+
+fn attribute_name(diagnostic: &wire::Diagnostic) -> Vec<String> {
+    use wire::attribute_path::step::Selector;
+    diagnostic
+        .attribute
+        .as_ref()
+        .map(|path| {
+            path.steps
+                .iter()
+                .map(|step| match &step.selector {
+                    Some(Selector::AttributeName(name)) => name.clone(),
+                    Some(Selector::ElementKeyInt(i)) => format!("[{i}]"),
+                    Some(Selector::ElementKeyString(k)) => format!("[{k:?}]"),
+                    None => "?".into(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn legacy(fields: &[(&str, Value)]) -> Value {
+    let mut all = Value::object([
+        ("name", Value::from("l")),
+        ("location", Value::Null),
+        ("old_flag", Value::Null),
+        ("region", Value::Null),
+        ("token", Value::Null),
+        ("rule", Value::List(Vec::new())),
+        ("settings", Value::Null),
+    ]);
+    for (name, value) in fields {
+        all = all.with(name, value.clone());
+    }
+    all
+}
+
+async fn validate_legacy(
+    config: &Value,
+    capabilities: Option<wire::ClientCapabilities>,
+) -> Vec<wire::Diagnostic> {
+    validate_as("test_legacy", &legacy_schema(), config, capabilities).await
+}
+
+async fn validate_as(
+    type_name: &str,
+    schema: &Schema,
+    config: &Value,
+    capabilities: Option<wire::ClientCapabilities>,
+) -> Vec<wire::Diagnostic> {
+    service()
+        .validate_resource_config(Request::new(wire::validate_resource_config::Request {
+            type_name: type_name.into(),
+            config: dynamic(config, &schema.value_type()),
+            client_capabilities: capabilities,
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .diagnostics
+}
+
+#[tokio::test]
+async fn deprecation_messages_are_in_the_schema() {
+    let response = service()
+        .get_provider_schema(Request::new(wire::get_provider_schema::Request {}))
+        .await
+        .unwrap()
+        .into_inner();
+    let block = response.resource_schemas["test_legacy"]
+        .block
+        .clone()
+        .unwrap();
+    let attribute = |name: &str| {
+        block
+            .attributes
+            .iter()
+            .find(|a| a.name == name)
+            .unwrap()
+            .clone()
+    };
+    let location = attribute("location");
+    assert!(location.deprecated);
+    assert_eq!(location.deprecation_message, "Use `region` instead.");
+    let old_flag = attribute("old_flag");
+    assert!(
+        old_flag.deprecated,
+        "deprecated() without a message still works"
+    );
+    assert_eq!(old_flag.deprecation_message, "");
+    assert!(!attribute("region").deprecated);
+
+    let settings = block
+        .block_types
+        .iter()
+        .find(|b| b.type_name == "settings")
+        .unwrap();
+    let settings = settings.block.as_ref().unwrap();
+    assert!(settings.deprecated);
+    assert_eq!(
+        settings.deprecation_message,
+        "Settings are read from Azure now."
+    );
+    let rule = block
+        .block_types
+        .iter()
+        .find(|b| b.type_name == "rule")
+        .unwrap();
+    let rule = rule.block.as_ref().unwrap();
+    assert!(!rule.deprecated && !rule.computed);
+    assert_eq!(
+        rule.attributes[1].deprecation_message, "Rules match by name only.",
+        "{:?}",
+        rule.attributes
+    );
+
+    let provider = response.provider.unwrap().block.unwrap();
+    let environment = provider
+        .attributes
+        .iter()
+        .find(|a| a.name == "environment")
+        .unwrap();
+    assert!(environment.deprecated);
+    assert_eq!(environment.deprecation_message, "Set `endpoint` instead.");
+}
+
+#[tokio::test]
+async fn a_deprecated_argument_that_is_set_warns_at_validation_naming_it() {
+    let diagnostics =
+        validate_legacy(&legacy(&[("location", Value::from("westeurope"))]), None).await;
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+    let warning = &diagnostics[0];
+    assert_eq!(warning.severity, wire::diagnostic::Severity::Warning as i32);
+    assert_eq!(warning.summary, "Attribute Deprecated");
+    assert_eq!(
+        warning.detail,
+        "The argument \"location\" is deprecated. Use `region` instead."
+    );
+    assert_eq!(attribute_name(warning), ["location"]);
+
+    // Without a message: a generic one, still naming the argument.
+    let diagnostics = validate_legacy(&legacy(&[("old_flag", Value::Bool(false))]), None).await;
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+    assert!(
+        diagnostics[0]
+            .detail
+            .starts_with("The argument \"old_flag\" is deprecated"),
+        "{}",
+        diagnostics[0].detail
+    );
+
+    // Not set, null or not yet known: no warning (as terraform-plugin-framework).
+    assert!(validate_legacy(&legacy(&[]), None).await.is_empty());
+    assert!(
+        validate_legacy(&legacy(&[("location", Value::unknown())]), None)
+            .await
+            .is_empty()
+    );
+    assert!(
+        validate_legacy(&legacy(&[("region", Value::from("westeurope"))]), None)
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn deprecated_arguments_in_blocks_and_deprecated_blocks_warn_with_their_path() {
+    let rules = Value::List(vec![
+        Value::object([("name", Value::from("a")), ("legacy", Value::Null)]),
+        Value::object([("name", Value::from("b")), ("legacy", Value::from("x"))]),
+    ]);
+    let diagnostics = validate_legacy(&legacy(&[("rule", rules)]), None).await;
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+    assert_eq!(attribute_name(&diagnostics[0]), ["rule", "[1]", "legacy"]);
+    assert_eq!(
+        diagnostics[0].detail,
+        "The argument \"rule[1].legacy\" is deprecated. Rules match by name only."
+    );
+
+    let settings = Value::object([("level", Value::Null)]);
+    let diagnostics = validate_legacy(&legacy(&[("settings", settings)]), None).await;
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+    assert_eq!(diagnostics[0].summary, "Block Deprecated");
+    assert_eq!(attribute_name(&diagnostics[0]), ["settings"]);
+    assert!(diagnostics[0]
+        .detail
+        .ends_with("Settings are read from Azure now."));
+}
+
+#[tokio::test]
+async fn a_deprecated_provider_argument_warns_at_validation() {
+    let ty = provider_schema().value_type();
+    let validate = |config: Value| {
+        let ty = ty.clone();
+        async move {
+            service()
+                .validate_provider_config(Request::new(wire::validate_provider_config::Request {
+                    config: dynamic(&config, &ty),
+                }))
+                .await
+                .unwrap()
+                .into_inner()
+                .diagnostics
+        }
+    };
+    let diagnostics = validate(Value::object([
+        ("endpoint", Value::Null),
+        ("environment", Value::from("public")),
+    ]))
+    .await;
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+    assert_eq!(diagnostics[0].summary, "Attribute Deprecated");
+    assert_eq!(attribute_name(&diagnostics[0]), ["environment"]);
+    assert!(validate(Value::object([
+        ("endpoint", Value::from("https://x")),
+        ("environment", Value::Null),
+    ]))
+    .await
+    .is_empty());
+}
+
+#[tokio::test]
+async fn computed_blocks_are_declared_and_refused_by_terraform_before_1_16() {
+    let response = service()
+        .get_provider_schema(Request::new(wire::get_provider_schema::Request {}))
+        .await
+        .unwrap()
+        .into_inner();
+    let block = response.resource_schemas["test_observed"]
+        .block
+        .clone()
+        .unwrap();
+    assert!(block.block_types[0].block.as_ref().unwrap().computed);
+
+    let config = Value::object([
+        ("name", Value::from("o")),
+        ("status", Value::List(Vec::new())),
+    ]);
+    let schema = observed_schema();
+    // Terraform 1.6-1.15: no computed_blocks_allowed (or no capabilities at all).
+    for capabilities in [
+        None,
+        Some(wire::ClientCapabilities {
+            deferral_allowed: true,
+            write_only_attributes_allowed: true,
+            ..Default::default()
+        }),
+    ] {
+        let diagnostics = validate_as("test_observed", &schema, &config, capabilities).await;
+        assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+        assert_eq!(
+            diagnostics[0].severity,
+            wire::diagnostic::Severity::Error as i32
+        );
+        assert!(diagnostics[0].detail.contains("Terraform 1.16"));
+    }
+    // Terraform 1.16.
+    let allowed = Some(wire::ClientCapabilities {
+        computed_blocks_allowed: true,
+        ..Default::default()
+    });
+    assert!(validate_as("test_observed", &schema, &config, allowed)
+        .await
+        .is_empty());
+    // Resources without computed blocks are not concerned.
+    assert!(validate_legacy(&legacy(&[]), None).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_second_plan_sees_the_private_data_of_the_first() {
+    let ty = legacy_schema().value_type();
+    let config = legacy(&[]);
+    let plan = |planned_private: Vec<u8>| {
+        let (ty, config) = (ty.clone(), config.clone());
+        async move {
+            service()
+                .plan_resource_change(Request::new(wire::plan_resource_change::Request {
+                    type_name: "test_legacy".into(),
+                    prior_state: dynamic(&Value::Null, &ty),
+                    proposed_new_state: dynamic(&config, &ty),
+                    config: dynamic(&config, &ty),
+                    client_capabilities: Some(wire::ClientCapabilities {
+                        store_planned_private: true,
+                        ..Default::default()
+                    }),
+                    planned_private,
+                    ..Default::default()
+                }))
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let first = plan(Vec::new()).await;
+    assert_eq!(first.planned_private, b"t-1");
+    let second = plan(b"t-7".to_vec()).await;
+    assert_eq!(second.planned_private, b"t-7");
+    let planned = codec::from_msgpack(&second.planned_state.unwrap().msgpack, &ty).unwrap();
+    assert_eq!(planned.get("token"), &Value::from("t-7"));
+}
+
+#[tokio::test]
+async fn state_store_rpcs_answer_with_a_diagnostic() {
+    let service = service();
+    let lock = service
+        .lock_state(Request::new(wire::lock_state::Request {
+            type_name: "test_store".into(),
+            state_id: "default".into(),
+            operation: "apply".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(lock.lock_id.is_empty());
+    assert_eq!(lock.diagnostics.len(), 1);
+    assert!(
+        lock.diagnostics[0].detail.contains("test_store"),
+        "{:?}",
+        lock.diagnostics
+    );
+    let unlock = service
+        .unlock_state(Request::new(wire::unlock_state::Request {
+            type_name: "test_store".into(),
+            state_id: "default".into(),
+            lock_id: "l".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(unlock.diagnostics.len(), 1);
+    let configure = service
+        .configure_state_store(Request::new(wire::configure_state_store::Request {
+            type_name: "test_store".into(),
+            config: None,
+            capabilities: Some(wire::StateStoreClientCapabilities {
+                chunk_size: 8 << 20,
+            }),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(configure.diagnostics.len(), 1);
+    assert!(configure.capabilities.is_none());
+}
+
+#[tokio::test]
+async fn get_provider_schema_is_the_same_bytes_on_every_call_and_every_instance() {
+    use prost::Message as _;
+    let encoded = |service: ProviderService<TestProvider>| async move {
+        service
+            .get_provider_schema(Request::new(wire::get_provider_schema::Request {}))
+            .await
+            .unwrap()
+            .into_inner()
+            .encode_to_vec()
+    };
+    let first = encoded(service()).await;
+    let shared = service();
+    let a = shared
+        .get_provider_schema(Request::new(wire::get_provider_schema::Request {}))
+        .await
+        .unwrap()
+        .into_inner()
+        .encode_to_vec();
+    let b = shared
+        .get_provider_schema(Request::new(wire::get_provider_schema::Request {}))
+        .await
+        .unwrap()
+        .into_inner()
+        .encode_to_vec();
+    assert_eq!(a, b, "two calls");
+    assert_eq!(first, a, "two instances (maps are ordered)");
 }
