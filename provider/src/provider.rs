@@ -1,5 +1,5 @@
 //! The `mig` provider: its configuration block, and the registry of resources, data
-//! sources, functions and actions. Configuration values are translated into the Azure
+//! sources, functions, actions and list resources. Configuration values are translated into the Azure
 //! client's settings here; nothing below this file sees Terraform types.
 
 use std::sync::{Arc, OnceLock};
@@ -14,6 +14,10 @@ use tokio_util::sync::CancellationToken;
 use crate::azure::config::{ConfigError, ProviderSettings};
 use crate::azure::AzureClients;
 use crate::handover::Handover;
+
+/// List resources (`terraform query`), one file each.
+#[path = "list_resources/mod.rs"]
+mod list_resources;
 
 /// What resources share: the configured Azure clients and the stop signal.
 #[derive(Default)]
@@ -240,6 +244,10 @@ impl Provider for MigProvider {
 
     fn functions(&self) -> Vec<Arc<dyn Function>> {
         crate::functions::all()
+    }
+
+    fn list_resources(&self) -> Vec<Arc<dyn tfplugin::ListResource>> {
+        list_resources::all(&self.data)
     }
 
     async fn stop(&self) {

@@ -86,4 +86,17 @@ impl IdentitiesClient {
             .map(Identity::from_json)
             .collect())
     }
+
+    /// [`IdentitiesClient::list`] page by page (one read each), for listings that stream.
+    pub fn pages<'a>(
+        &'a self,
+        scope: &super::ids::Scope,
+    ) -> futures::stream::BoxStream<'a, Result<Vec<Identity>, ArmError>> {
+        use futures::StreamExt;
+        let path = format!("{scope}/providers/Microsoft.ManagedIdentity/userAssignedIdentities");
+        self.arm
+            .list(path, API_VERSION)
+            .map(|page| page.map(|items| items.iter().map(Identity::from_json).collect()))
+            .boxed()
+    }
 }

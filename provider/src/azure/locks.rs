@@ -73,4 +73,19 @@ impl LocksClient {
     pub async fn delete(&self, scope: &str, name: &str) -> Result<(), ArmError> {
         self.arm.delete(&path(scope, name), API_VERSION).await
     }
+
+    /// Every lock at `scope` and below it (one read per page).
+    pub async fn list(&self, scope: &str) -> Result<Vec<Lock>, ArmError> {
+        let path = format!(
+            "{}/providers/Microsoft.Authorization/locks",
+            scope.trim_end_matches('/')
+        );
+        Ok(self
+            .arm
+            .list_all(path, API_VERSION)
+            .await?
+            .iter()
+            .map(Lock::from_json)
+            .collect())
+    }
 }

@@ -39,8 +39,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tfplugin::{
     model, ApplyRequest, ApplyResponse, Attribute, AttributePath, Block, Diagnostics,
-    ImportRequest, ImportResponse, ImportedResource, PlanRequest, PlanResponse, ReadRequest,
-    ReadResponse, Resource, Schema, Type, Value,
+    IdentitySchema, ImportRequest, ImportResponse, ImportedResource, PlanRequest, PlanResponse,
+    ReadRequest, ReadResponse, Resource, Schema, Type, Value,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -49,6 +49,7 @@ use crate::azure::identities::Identity;
 use crate::azure::ids::{self, SubscriptionId, UserAssignedIdentityId};
 use crate::azure::AzureClients;
 use crate::provider::ProviderData;
+use crate::resources::identity;
 use crate::timeouts::{self, Operation};
 
 pub const TYPE_NAME: &str = "mig_builtin_identity";
@@ -153,6 +154,84 @@ fn schema() -> Schema {
 fn state_type() -> &'static Type {
     static TYPE: LazyLock<Type> = LazyLock::new(|| schema().value_type());
     &TYPE
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resource identity (Terraform 1.12+)
+// ---------------------------------------------------------------------------------------------
+
+/// The identity names the managed identity itself, as azurerm's
+/// `azurerm_user_assigned_identity` does: its subscription, resource group and name. Every
+/// change of these replaces the object, so the identity of an object never changes. For your
+/// own identity (`existing_identity_id`) it names that identity; import by identity always
+/// imports the policy's mode (use the `existing:` import ID for your own identity).
+pub fn identity_schema() -> IdentitySchema {
+    IdentitySchema {
+        version: 0,
+        attributes: vec![
+            identity::attribute(
+                "subscription_id",
+                false,
+                "The identity's subscription, a GUID. Default: the provider's subscription.",
+            ),
+            identity::attribute(
+                "resource_group_name",
+                true,
+                "The identity's resource group (the policy's is `Built-In-Identity-RG`).",
+            ),
+            identity::attribute(
+                "name",
+                true,
+                "The identity's name (the policy's is `Built-In-Identity-{location}`).",
+            ),
+        ],
+    }
+}
+
+/// The identity of a managed identity's ID.
+pub fn identity_value(id: &UserAssignedIdentityId) -> Value {
+    Value::object([
+        ("subscription_id", Value::string(id.subscription_id())),
+        ("resource_group_name", Value::string(id.resource_group())),
+        ("name", Value::string(id.name())),
+    ])
+}
+
+/// The identity of an object, from its state's `id` (`None` while unknown).
+fn identity_of(state: &Value) -> Option<Value> {
+    let id = UserAssignedIdentityId::parse(state.get("id").as_str()?).ok()?;
+    identity::known(identity_value(&id))
+}
+
+/// The managed identity an identity names; `subscription_id` defaults to `provider`'s.
+fn identity_id_from(value: &Value, provider: &str) -> Result<UserAssignedIdentityId, String> {
+    #[derive(Deserialize)]
+    struct Named {
+        subscription_id: Option<String>,
+        resource_group_name: Option<String>,
+        name: Option<String>,
+    }
+    let named: Named = model::decode(value).map_err(|d| {
+        d.iter()
+            .map(|d| d.detail.clone())
+            .collect::<Vec<_>>()
+            .join(" ")
+    })?;
+    let subscription = match named.subscription_id.as_deref().map(str::trim) {
+        Some(text) if !text.is_empty() => SubscriptionId::parse_guid(text)?.as_str().to_string(),
+        _ => provider.to_string(),
+    };
+    let group = named
+        .resource_group_name
+        .filter(|g| !g.trim().is_empty())
+        .ok_or("`resource_group_name` is required")?;
+    let name = named
+        .name
+        .filter(|n| !n.trim().is_empty())
+        .ok_or("`name` is required")?;
+    UserAssignedIdentityId::parse(
+        &UserAssignedIdentityId::new(&subscription, group.trim(), name.trim()).to_string(),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1393,157 +1472,214 @@ impl Resource for BuiltinIdentity {
         schema()
     }
 
+    fn identity_schema(&self) -> Option<IdentitySchema> {
+        Some(identity_schema())
+    }
+
     async fn validate_config(&self, config: &Value) -> Diagnostics {
         validate_arguments(config)
     }
 
     async fn plan(&self, request: PlanRequest) -> PlanResponse {
-        let mut response = PlanResponse {
-            planned_state: request.proposed_new_state.clone(),
-            planned_private: request.prior_private.clone(),
-            ..PlanResponse::default()
-        };
-        if request.proposed_new_state.is_null() {
-            return response;
-        }
-        // Values unknown at validate and known now get the same checks.
-        let mut problems = schema().block.validate(&request.config);
-        problems.extend(validate_arguments(&request.config));
-        if problems.has_errors() {
-            response.diagnostics = problems;
-            return response;
-        }
-        let clients = self.data.clients().ok();
-        let provider_subscription = clients.as_ref().map(|c| c.subscription_id().to_string());
-        let arguments = with_dependent_defaults(&request.config, provider_subscription.as_deref());
-        let creating = request.prior_state.is_null();
-        let target = match plan_target(&arguments) {
-            Ok(Some(target)) => target,
-            Ok(None) => {
-                response.planned_state = unknown_computed(&arguments);
-                response.requires_replace =
-                    replacements(&request.prior_state, &response.planned_state);
+        let kept = identity::Kept::new(
+            request.prior_identity.as_ref(),
+            &request.prior_state,
+            identity_of,
+        );
+        let declared_replace = !request.requires_replace.is_empty();
+        let mut response = async move {
+            let mut response = PlanResponse {
+                planned_state: request.proposed_new_state.clone(),
+                planned_private: request.prior_private.clone(),
+                ..PlanResponse::default()
+            };
+            if request.proposed_new_state.is_null() {
                 return response;
             }
-            Err(reason) => {
-                response.diagnostics.error("Invalid arguments", &reason);
+            // Values unknown at validate and known now get the same checks.
+            let mut problems = schema().block.validate(&request.config);
+            problems.extend(validate_arguments(&request.config));
+            if problems.has_errors() {
+                response.diagnostics = problems;
                 return response;
             }
-        };
-        if let Some(clients) = &clients {
-            let checks = self.checks_against_azure(clients, &request, &target).await;
-            if checks.has_errors() {
-                response.diagnostics = checks;
-                return response;
-            }
-        }
-        if !target.existing {
-            // Resources planned after this one in the same run may name this identity before
-            // it exists; they find here that it will.
-            self.data
-                .handover()
-                .note_planned_identity(&target.identity.to_string());
-        }
-        let mut planned = state_value(&request.config, &target, None, true);
-        // A lock still to be placed may not be placeable (a principal without the right): its
-        // ID is known only once it exists, so apply can honestly report it missing.
-        let lock_missing = creating || request.prior_state.get("lock_id").is_null();
-        if target.lock && lock_missing {
-            planned = planned.with("lock_id", Value::unknown());
-        }
-        if !creating {
-            let prior_id = request.prior_state.get("id").as_str().unwrap_or_default();
-            let replacing = replacements(&request.prior_state, &planned);
-            if replacing.is_empty() && prior_id.eq_ignore_ascii_case(&target.identity.to_string()) {
-                // The identity as recorded: a case-only difference is no change.
-                let kept = as_recorded(&target, &request.prior_state);
-                planned = recorded_value(&request.config, &request.prior_state, &kept, None, true);
-                if target.lock && lock_missing {
-                    planned = planned.with("lock_id", Value::unknown());
+            let clients = self.data.clients().ok();
+            let provider_subscription = clients.as_ref().map(|c| c.subscription_id().to_string());
+            let arguments = with_dependent_defaults(&request.config, provider_subscription.as_deref());
+            let creating = request.prior_state.is_null();
+            let target = match plan_target(&arguments) {
+                Ok(Some(target)) => target,
+                Ok(None) => {
+                    response.planned_state = unknown_computed(&arguments);
+                    response.requires_replace =
+                        replacements(&request.prior_state, &response.planned_state);
+                    return response;
                 }
-                planned = with_prior_identity(planned, &request.prior_state);
-                if target.lock && lock_missing {
-                    response.diagnostics.warning_at(
-                        AttributePath::root("lock_id"),
-                        "The identity's lock is missing",
-                        &format!(
-                            "{} has no lock `{}`; this apply places it, in place (the identity is kept). Placing it needs `{LOCK_PERMISSION}` on the identity (Owner or User Access Administrator; Contributor excludes it).",
-                            target.identity,
-                            target.lock_name()
-                        ),
-                    );
+                Err(reason) => {
+                    response.diagnostics.error("Invalid arguments", &reason);
+                    return response;
+                }
+            };
+            if let Some(clients) = &clients {
+                let checks = self.checks_against_azure(clients, &request, &target).await;
+                if checks.has_errors() {
+                    response.diagnostics = checks;
+                    return response;
                 }
             }
-            response.requires_replace = replacing;
+            if !target.existing {
+                // Resources planned after this one in the same run may name this identity before
+                // it exists; they find here that it will.
+                self.data
+                    .handover()
+                    .note_planned_identity(&target.identity.to_string());
+            }
+            let mut planned = state_value(&request.config, &target, None, true);
+            // A lock still to be placed may not be placeable (a principal without the right): its
+            // ID is known only once it exists, so apply can honestly report it missing.
+            let lock_missing = creating || request.prior_state.get("lock_id").is_null();
+            if target.lock && lock_missing {
+                planned = planned.with("lock_id", Value::unknown());
+            }
+            if !creating {
+                let prior_id = request.prior_state.get("id").as_str().unwrap_or_default();
+                let replacing = replacements(&request.prior_state, &planned);
+                if replacing.is_empty() && prior_id.eq_ignore_ascii_case(&target.identity.to_string()) {
+                    // The identity as recorded: a case-only difference is no change.
+                    let kept = as_recorded(&target, &request.prior_state);
+                    planned = recorded_value(&request.config, &request.prior_state, &kept, None, true);
+                    if target.lock && lock_missing {
+                        planned = planned.with("lock_id", Value::unknown());
+                    }
+                    planned = with_prior_identity(planned, &request.prior_state);
+                    if target.lock && lock_missing {
+                        response.diagnostics.warning_at(
+                            AttributePath::root("lock_id"),
+                            "The identity's lock is missing",
+                            &format!(
+                                "{} has no lock `{}`; this apply places it, in place (the identity is kept). Placing it needs `{LOCK_PERMISSION}` on the identity (Owner or User Access Administrator; Contributor excludes it).",
+                                target.identity,
+                                target.lock_name()
+                            ),
+                        );
+                    }
+                }
+                response.requires_replace = replacing;
+            }
+            response.planned_state = planned;
+            response
         }
-        response.planned_state = planned;
+        .await;
+        let replacing = declared_replace || !response.requires_replace.is_empty();
+        response.planned_identity = kept.planned(&response.planned_state, replacing, identity_of);
         response
     }
 
     async fn apply(&self, request: ApplyRequest) -> ApplyResponse {
-        let clients = match self.data.clients() {
-            Ok(clients) => clients,
-            Err(diagnostics) => {
-                return ApplyResponse {
-                    new_state: request.prior_state,
-                    private: request.planned_private,
-                    diagnostics,
-                    ..ApplyResponse::default()
-                }
-            }
-        };
-        let (operation, state_for_timeout) = if request.planned_state.is_null() {
-            (Operation::Delete, &request.prior_state)
-        } else if request.prior_state.is_null() {
-            (Operation::Create, &request.planned_state)
-        } else {
-            (Operation::Update, &request.planned_state)
-        };
-        let halt = Halt::new(
-            self.data.stop_signal(),
-            timeouts::get(state_for_timeout, operation, TIMEOUTS),
+        let kept = identity::Kept::new(
+            request.planned_identity.as_ref(),
+            &request.prior_state,
+            identity_of,
         );
-        if request.planned_state.is_null() {
-            return self
-                .destroy(
-                    &clients,
-                    &request.prior_state,
-                    &request.planned_private,
-                    &halt,
-                )
-                .await;
-        }
-        let arguments = with_dependent_defaults(&request.config, Some(clients.subscription_id()));
-        let target = match plan_target(&arguments) {
-            Ok(Some(target)) => target,
-            Ok(None) | Err(_) => {
-                return failure(
-                    request.prior_state.clone(),
-                    request.planned_private.clone(),
-                    "Arguments unknown at apply",
-                    "Terraform passed unknown arguments to apply; this is a bug in Terraform or the provider.",
-                )
+        let mut response = async move {
+            let clients = match self.data.clients() {
+                Ok(clients) => clients,
+                Err(diagnostics) => {
+                    return ApplyResponse {
+                        new_state: request.prior_state,
+                        private: request.planned_private,
+                        diagnostics,
+                        ..ApplyResponse::default()
+                    }
+                }
+            };
+            let (operation, state_for_timeout) = if request.planned_state.is_null() {
+                (Operation::Delete, &request.prior_state)
+            } else if request.prior_state.is_null() {
+                (Operation::Create, &request.planned_state)
+            } else {
+                (Operation::Update, &request.planned_state)
+            };
+            let halt = Halt::new(
+                self.data.stop_signal(),
+                timeouts::get(state_for_timeout, operation, TIMEOUTS),
+            );
+            if request.planned_state.is_null() {
+                return self
+                    .destroy(
+                        &clients,
+                        &request.prior_state,
+                        &request.planned_private,
+                        &halt,
+                    )
+                    .await;
             }
-        };
-        if request.prior_state.is_null() {
-            self.create(&clients, &request.config, &target, &halt).await
-        } else {
-            let kept = as_recorded(&target, &request.prior_state);
-            self.update(&clients, &request, &kept, &halt).await
+            let arguments = with_dependent_defaults(&request.config, Some(clients.subscription_id()));
+            let target = match plan_target(&arguments) {
+                Ok(Some(target)) => target,
+                Ok(None) | Err(_) => {
+                    return failure(
+                        request.prior_state.clone(),
+                        request.planned_private.clone(),
+                        "Arguments unknown at apply",
+                        "Terraform passed unknown arguments to apply; this is a bug in Terraform or the provider.",
+                    )
+                }
+            };
+            if request.prior_state.is_null() {
+                self.create(&clients, &request.config, &target, &halt).await
+            } else {
+                let kept = as_recorded(&target, &request.prior_state);
+                self.update(&clients, &request, &kept, &halt).await
+            }
         }
+        .await;
+        response.new_identity = kept.after(&response.new_state, identity_of);
+        response
     }
 
     async fn read(&self, request: ReadRequest) -> ReadResponse {
-        let halt = Halt::new(
-            self.data.stop_signal(),
-            timeouts::get(&request.current_state, Operation::Read, TIMEOUTS),
+        let kept = identity::Kept::new(
+            request.current_identity.as_ref(),
+            &request.current_state,
+            identity_of,
         );
-        self.refresh(request, &halt).await
+        let mut response = async move {
+            let halt = Halt::new(
+                self.data.stop_signal(),
+                timeouts::get(&request.current_state, Operation::Read, TIMEOUTS),
+            );
+            self.refresh(request, &halt).await
+        }
+        .await;
+        response.new_identity = kept.after(&response.new_state, identity_of);
+        response
     }
 
     async fn import(&self, request: ImportRequest) -> ImportResponse {
         let mut response = ImportResponse::default();
-        let what = match parse_import_id(&request.id) {
+        // By identity (`import { to = ..., identity = { ... } }`): the policy's mode, as an
+        // ID would name it.
+        let id_text = match &request.identity {
+            None => request.id.clone(),
+            Some(given) => {
+                let provider = self
+                    .data
+                    .clients()
+                    .map(|c| c.subscription_id().to_string())
+                    .unwrap_or_default();
+                match identity_id_from(given, &provider) {
+                    Ok(id) => id.to_string(),
+                    Err(reason) => {
+                        response
+                            .diagnostics
+                            .error("Invalid import identity", &reason);
+                        return response;
+                    }
+                }
+            }
+        };
+        let what = match parse_import_id(&id_text) {
             Ok(what) => what,
             Err(reason) => {
                 response.diagnostics.error(
@@ -1658,7 +1794,7 @@ impl Resource for BuiltinIdentity {
         let mut state = state_value(&skeleton, &target, Some(&identity), lock_present);
         if !target.existing {
             // The ID as given (ARM may spell the group in another case).
-            state = state.with("id", Value::String(request.id.trim().to_string()));
+            state = state.with("id", Value::String(id_text.trim().to_string()));
         }
         // Terraform did not create it: adopted, never deleted by destroy; its lock, if it has
         // one, is not ours either. A lock the next apply places is.
@@ -1668,9 +1804,9 @@ impl Resource for BuiltinIdentity {
             adopted_identity: true,
         };
         response.imported.push(ImportedResource {
+            identity: identity_of(&state),
             state,
             private: ownership.to_private(),
-            identity: None,
         });
         response
     }
@@ -1729,6 +1865,37 @@ impl BuiltinIdentity {
         }
         diagnostics
     }
+}
+
+/// The state an import by ID or identity of `identity` (an identity of the policy's mode,
+/// listed by `terraform query`) produces, from what a listing already read: the identity,
+/// its group's location and whether its lock exists. No further read.
+pub(crate) fn listed_state(identity: &Identity, group_location: &str, lock_present: bool) -> Value {
+    let Ok(id) = UserAssignedIdentityId::parse(&identity.id) else {
+        return Value::Null;
+    };
+    let target = Target {
+        subscription: id.subscription_id().to_string(),
+        identity: id,
+        existing: false,
+        location: ids::normalize_location(&identity.location).unwrap_or(identity.location.clone()),
+        resource_group_location: ids::normalize_location(group_location)
+            .unwrap_or(DEFAULT_RESOURCE_GROUP_LOCATION.to_string()),
+        lock: true,
+        tags: identity.tags.clone(),
+    };
+    let tags = if identity.tags.is_empty() {
+        Value::Null
+    } else {
+        Value::Map(BTreeMap::new())
+    };
+    let skeleton = Value::object([
+        ("existing_identity_id", Value::Null),
+        ("timeouts", Value::Null),
+        ("tags", tags),
+    ]);
+    state_value(&skeleton, &target, Some(identity), lock_present)
+        .with("id", Value::string(&identity.id))
 }
 
 /// What an import ID names (docs/resources/builtin_identity.md, "Import").

@@ -20,8 +20,8 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use tfplugin::{
     model, ApplyRequest, ApplyResponse, Attribute, AttributePath, Block, Diagnostics,
-    ImportRequest, ImportResponse, ImportedResource, PlanRequest, PlanResponse, ReadRequest,
-    ReadResponse, Resource, Schema, Type, Validator, Value,
+    IdentitySchema, ImportRequest, ImportResponse, ImportedResource, PlanRequest, PlanResponse,
+    ReadRequest, ReadResponse, Resource, Schema, Type, Validator, Value,
 };
 
 use tokio_util::sync::CancellationToken;
@@ -33,6 +33,7 @@ use crate::azure::AzureClients;
 use crate::ownership::{self, Held, Mode, Outcome, Settings, Write};
 use crate::policy::{self, Decision, Rules};
 use crate::provider::ProviderData;
+use crate::resources::identity;
 use crate::timeouts::{self, Operation};
 
 pub const TYPE_NAME: &str = "mig_identity_assignment";
@@ -268,6 +269,78 @@ fn with_unknown_outcome(resource: &Value) -> Value {
 
 fn resource_id(scope: &str, identity_id: &str) -> String {
     format!("{scope}|{identity_id}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resource identity (Terraform 1.12+)
+// ---------------------------------------------------------------------------------------------
+
+/// The identity is the `scope` and `identity_id` the object was created (or imported) with.
+/// Both change in place (see the module comment), and Terraform refuses an identity that
+/// changes on update: so an object keeps the identity it started with, on every plan, apply
+/// and read, whatever `scope` and `identity_id` say now (see `crate::resources::identity`).
+/// A replacement (`-replace`, taint) starts with the new arguments.
+pub fn identity_schema() -> IdentitySchema {
+    IdentitySchema {
+        version: 0,
+        attributes: vec![
+            identity::attribute(
+                "scope",
+                true,
+                "The subscription or resource group ID the object was created (or imported) with.",
+            ),
+            identity::attribute(
+                "identity_id",
+                true,
+                "The user-assigned identity's resource ID the object was created (or imported) with.",
+            ),
+        ],
+    }
+}
+
+pub fn identity_value(scope: &str, identity_id: &str) -> Value {
+    Value::object([
+        ("scope", Value::string(scope)),
+        ("identity_id", Value::string(identity_id)),
+    ])
+}
+
+/// The tag the quickstart (examples/quickstart) excludes machines by.
+pub const QUICKSTART_EXCLUDE_TAG: (&str, &str) = ("mig-exclude", "true");
+
+/// The object the quickstart (examples/quickstart) declares for one identity: the identity
+/// over `scope` in its `location`, machines tagged `mig-exclude = "true"` left alone, every
+/// other argument its default. What `terraform query` lists, before a refresh fills in the
+/// outcome (nothing recorded as ours, as after an import).
+pub(crate) fn quickstart_state(scope: &str, identity_id: &str, location: &str) -> Value {
+    let (tag, value) = QUICKSTART_EXCLUDE_TAG;
+    let skeleton = Value::object([
+        ("identity_id", Value::string(identity_id)),
+        ("scope", Value::string(scope)),
+        ("locations", Value::string_set([location])),
+        ("exclude_ids", Value::Null),
+        (
+            "exclude_tags",
+            Value::Map(BTreeMap::from([(tag.to_string(), Value::string(value))])),
+        ),
+        ("resource_types", Value::Null),
+        ("skip_single_user_assigned", Value::Null),
+        ("mode", Value::Null),
+        ("timeouts", Value::Null),
+    ]);
+    with_outcome(
+        &with_id(&schema().block.apply_defaults(&skeleton)),
+        &Outcome::default(),
+    )
+}
+
+/// The identity of a new object, from its `scope` and `identity_id` (`None` while unknown).
+fn identity_of(state: &Value) -> Option<Value> {
+    let (scope, identity_id) = (
+        state.get("scope").as_str()?,
+        state.get("identity_id").as_str()?,
+    );
+    identity::known(identity_value(scope, identity_id))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -746,201 +819,250 @@ impl Resource for IdentityAssignment {
         schema()
     }
 
+    fn identity_schema(&self) -> Option<IdentitySchema> {
+        Some(identity_schema())
+    }
+
     async fn validate_config(&self, config: &Value) -> Diagnostics {
         validate_arguments(config)
     }
 
     async fn plan(&self, request: PlanRequest) -> PlanResponse {
-        let mut response = PlanResponse {
-            planned_state: request.proposed_new_state.clone(),
-            planned_private: request.prior_private.clone(),
-            ..PlanResponse::default()
-        };
-        if request.proposed_new_state.is_null() {
-            return response;
-        }
-        let planned = with_id(&request.proposed_new_state);
-        let Some(settings) = settings_from(&planned) else {
-            response.planned_state = with_unknown_outcome(&planned);
-            return response;
-        };
-        let clients = match self.data.clients() {
-            Ok(clients) => clients,
-            Err(diagnostics) => {
-                response.diagnostics = diagnostics;
-                return response;
-            }
-        };
-        let prior_private = Private::from_bytes(&request.prior_private);
-        let previous = settings_from(&request.prior_state);
-        response.diagnostics = self
-            .check_against_azure(&clients, &request, &settings)
-            .await;
-        if response.diagnostics.has_errors() {
-            return response;
-        }
-        let mut private = Private::default();
-        let held = if request.prior_state.is_null() {
-            // A create. If it replaces an object with the same scope and identity (taint,
-            // `-replace`, a changed address), that object was refreshed or planned just
-            // before in this process: take over what it owns.
-            let taken_over = self
-                .data
-                .handover()
-                .owned_by_predecessor(&settings.scope.to_string(), &settings.identity_id);
-            private.taken_over = taken_over.clone();
-            Held::new(&settings.identity_id, &taken_over)
-        } else {
-            let held = held_from(&request.prior_state, &prior_private);
-            self.record_owned(&request.prior_state, &held);
-            private.not_ours = prior_private.not_ours;
-            private.pending_release = prior_private.pending_release;
-            held
-        };
-        let inventory = match self
-            .inventory(&clients, &settings, previous.as_ref(), PLAN_LISTING_MAX_AGE)
-            .await
-        {
-            Ok(inventory) => inventory,
-            Err(error) => {
-                response.diagnostics.error_at(
-                    AttributePath::root("scope"),
-                    "Cannot list the machines in scope",
-                    &error,
-                );
-                return response;
-            }
-        };
-        let transition = ownership::transition(&inventory, &settings, Some(&held));
-        tracing::debug!(
-            creating = request.prior_state.is_null(),
-            taken_over = private.taken_over.len(),
-            assigned = transition.outcome.assigned_ids.len(),
-            compliant = transition.outcome.compliant_ids.len(),
-            writes = transition.writes.len(),
-            "planned"
+        let kept = identity::Kept::new(
+            request.prior_identity.as_ref(),
+            &request.prior_state,
+            identity_of,
         );
-        // Terraform plans every object again in the apply process just before applying it:
-        // from then on, a destroy running alongside leaves these machines alone.
-        self.data
-            .handover()
-            .claim(&settings.identity_id, transition.outcome.kept());
-        private
-            .taken_over
-            .retain(|id| contains_ignoring_case(&transition.outcome.assigned_ids, id));
-        response.planned_state = if private.taken_over.is_empty() {
-            with_outcome(&planned, &transition.outcome)
-        } else {
-            // Terraform plans this create again during apply, in another process, where the
-            // object it replaces may already be gone (or, with create_before_destroy, not yet
-            // refreshed): the lists then come out differently, so they stay unknown here.
-            tracing::info!(
-                machines = private.taken_over.len(),
-                "taking over the machines of the object this one replaces"
+        let declared_replace = !request.requires_replace.is_empty();
+        let mut response = async move {
+            let mut response = PlanResponse {
+                planned_state: request.proposed_new_state.clone(),
+                planned_private: request.prior_private.clone(),
+                ..PlanResponse::default()
+            };
+            if request.proposed_new_state.is_null() {
+                return response;
+            }
+            let planned = with_id(&request.proposed_new_state);
+            let Some(settings) = settings_from(&planned) else {
+                response.planned_state = with_unknown_outcome(&planned);
+                return response;
+            };
+            let clients = match self.data.clients() {
+                Ok(clients) => clients,
+                Err(diagnostics) => {
+                    response.diagnostics = diagnostics;
+                    return response;
+                }
+            };
+            let prior_private = Private::from_bytes(&request.prior_private);
+            let previous = settings_from(&request.prior_state);
+            response.diagnostics = self
+                .check_against_azure(&clients, &request, &settings)
+                .await;
+            if response.diagnostics.has_errors() {
+                return response;
+            }
+            let mut private = Private::default();
+            let held = if request.prior_state.is_null() {
+                // A create. If it replaces an object with the same scope and identity (taint,
+                // `-replace`, a changed address), that object was refreshed or planned just
+                // before in this process: take over what it owns.
+                let taken_over = self
+                    .data
+                    .handover()
+                    .owned_by_predecessor(&settings.scope.to_string(), &settings.identity_id);
+                private.taken_over = taken_over.clone();
+                Held::new(&settings.identity_id, &taken_over)
+            } else {
+                let held = held_from(&request.prior_state, &prior_private);
+                self.record_owned(&request.prior_state, &held);
+                private.not_ours = prior_private.not_ours;
+                private.pending_release = prior_private.pending_release;
+                held
+            };
+            let inventory = match self
+                .inventory(&clients, &settings, previous.as_ref(), PLAN_LISTING_MAX_AGE)
+                .await
+            {
+                Ok(inventory) => inventory,
+                Err(error) => {
+                    response.diagnostics.error_at(
+                        AttributePath::root("scope"),
+                        "Cannot list the machines in scope",
+                        &error,
+                    );
+                    return response;
+                }
+            };
+            let transition = ownership::transition(&inventory, &settings, Some(&held));
+            tracing::debug!(
+                creating = request.prior_state.is_null(),
+                taken_over = private.taken_over.len(),
+                assigned = transition.outcome.assigned_ids.len(),
+                compliant = transition.outcome.compliant_ids.len(),
+                writes = transition.writes.len(),
+                "planned"
             );
-            with_unknown_outcome(&planned)
-        };
-        response.planned_private = private.to_bytes();
+            // Terraform plans every object again in the apply process just before applying it:
+            // from then on, a destroy running alongside leaves these machines alone.
+            self.data
+                .handover()
+                .claim(&settings.identity_id, transition.outcome.kept());
+            private
+                .taken_over
+                .retain(|id| contains_ignoring_case(&transition.outcome.assigned_ids, id));
+            response.planned_state = if private.taken_over.is_empty() {
+                with_outcome(&planned, &transition.outcome)
+            } else {
+                // Terraform plans this create again during apply, in another process, where the
+                // object it replaces may already be gone (or, with create_before_destroy, not yet
+                // refreshed): the lists then come out differently, so they stay unknown here.
+                tracing::info!(
+                    machines = private.taken_over.len(),
+                    "taking over the machines of the object this one replaces"
+                );
+                with_unknown_outcome(&planned)
+            };
+            response.planned_private = private.to_bytes();
+            response
+        }
+        .await;
+        let replacing = declared_replace || !response.requires_replace.is_empty();
+        response.planned_identity = kept.planned(&response.planned_state, replacing, identity_of);
         response
     }
 
     async fn apply(&self, request: ApplyRequest) -> ApplyResponse {
-        let clients = match self.data.clients() {
-            Ok(clients) => clients,
-            Err(diagnostics) => {
-                return ApplyResponse {
-                    new_state: request.prior_state,
-                    diagnostics,
-                    ..ApplyResponse::default()
+        let kept = identity::Kept::new(
+            request.planned_identity.as_ref(),
+            &request.prior_state,
+            identity_of,
+        );
+        let mut response = async move {
+            let clients = match self.data.clients() {
+                Ok(clients) => clients,
+                Err(diagnostics) => {
+                    return ApplyResponse {
+                        new_state: request.prior_state,
+                        diagnostics,
+                        ..ApplyResponse::default()
+                    }
                 }
+            };
+            if request.planned_state.is_null() {
+                return self.destroy(&clients, &request).await;
             }
-        };
-        if request.planned_state.is_null() {
-            return self.destroy(&clients, &request).await;
+            let operation = if request.prior_state.is_null() {
+                Operation::Create
+            } else {
+                Operation::Update
+            };
+            let deadline = timeouts::get(&request.planned_state, operation, TIMEOUTS);
+            let halt = Halt::new(self.data.stop_signal(), deadline);
+            self.converge(&clients, &request, &halt).await
         }
-        let operation = if request.prior_state.is_null() {
-            Operation::Create
-        } else {
-            Operation::Update
-        };
-        let deadline = timeouts::get(&request.planned_state, operation, TIMEOUTS);
-        let halt = Halt::new(self.data.stop_signal(), deadline);
-        self.converge(&clients, &request, &halt).await
+        .await;
+        response.new_identity = kept.after(&response.new_state, identity_of);
+        response
     }
 
     async fn read(&self, request: ReadRequest) -> ReadResponse {
-        let state = without_incomplete_marker(request.current_state);
-        let mut response = ReadResponse {
-            new_state: state.clone(),
-            private: request.private.clone(),
-            ..ReadResponse::default()
-        };
-        let Some(settings) = settings_from(&state) else {
-            return response;
-        };
-        let clients = match self.data.clients() {
-            Ok(clients) => clients,
-            Err(diagnostics) => {
-                response.diagnostics = diagnostics;
+        let kept = identity::Kept::new(
+            request.current_identity.as_ref(),
+            &request.current_state,
+            identity_of,
+        );
+        let mut response = async move {
+            let state = without_incomplete_marker(request.current_state);
+            let mut response = ReadResponse {
+                new_state: state.clone(),
+                private: request.private.clone(),
+                ..ReadResponse::default()
+            };
+            let Some(settings) = settings_from(&state) else {
                 return response;
+            };
+            let clients = match self.data.clients() {
+                Ok(clients) => clients,
+                Err(diagnostics) => {
+                    response.diagnostics = diagnostics;
+                    return response;
+                }
+            };
+            let inventory = match self
+                .inventory(&clients, &settings, None, PLAN_LISTING_MAX_AGE)
+                .await
+            {
+                Ok(inventory) => inventory,
+                Err(error) => {
+                    response.diagnostics =
+                        error_diagnostics("Cannot list the machines in scope", &error);
+                    return response;
+                }
+            };
+            // What we attached and is still there stays ours; anything else is decided afresh,
+            // so a machine someone stripped by hand, or a new one, shows up in the next plan,
+            // and a machine another writer attached during our apply becomes compliant.
+            let private = Private::from_bytes(&request.private);
+            let held = held_from(&state, &private);
+            let mut refreshed = ownership::transition(&inventory, &settings, Some(&held)).outcome;
+            let holding: BTreeSet<String> = inventory
+                .iter()
+                .filter(|m| ownership::identity_block(m).holds(&settings.identity_id))
+                .map(|m| m.id.to_ascii_lowercase())
+                .collect();
+            refreshed.assigned_ids.retain(|id| {
+                holding.contains(&id.to_ascii_lowercase())
+                    && held.identity_on(id).is_some_and(|identity| {
+                        identity.eq_ignore_ascii_case(&settings.identity_id)
+                    })
+            });
+            let still_pending: BTreeMap<String, String> = private
+                .pending_release
+                .into_iter()
+                .filter(|(machine, identity)| {
+                    inventory
+                        .iter()
+                        .find(|m| m.id.eq_ignore_ascii_case(machine))
+                        .is_none_or(|m| ownership::identity_block(m).holds(identity))
+                })
+                .collect();
+            let new_state = with_outcome(&state, &refreshed);
+            self.record_owned(&new_state, &held_from(&new_state, &Private::default()));
+            response.new_state = new_state;
+            response.private = Private {
+                pending_release: still_pending,
+                ..Private::default()
             }
-        };
-        let inventory = match self
-            .inventory(&clients, &settings, None, PLAN_LISTING_MAX_AGE)
-            .await
-        {
-            Ok(inventory) => inventory,
-            Err(error) => {
-                response.diagnostics =
-                    error_diagnostics("Cannot list the machines in scope", &error);
-                return response;
-            }
-        };
-        // What we attached and is still there stays ours; anything else is decided afresh,
-        // so a machine someone stripped by hand, or a new one, shows up in the next plan,
-        // and a machine another writer attached during our apply becomes compliant.
-        let private = Private::from_bytes(&request.private);
-        let held = held_from(&state, &private);
-        let mut refreshed = ownership::transition(&inventory, &settings, Some(&held)).outcome;
-        let holding: BTreeSet<String> = inventory
-            .iter()
-            .filter(|m| ownership::identity_block(m).holds(&settings.identity_id))
-            .map(|m| m.id.to_ascii_lowercase())
-            .collect();
-        refreshed.assigned_ids.retain(|id| {
-            holding.contains(&id.to_ascii_lowercase())
-                && held
-                    .identity_on(id)
-                    .is_some_and(|identity| identity.eq_ignore_ascii_case(&settings.identity_id))
-        });
-        let still_pending: BTreeMap<String, String> = private
-            .pending_release
-            .into_iter()
-            .filter(|(machine, identity)| {
-                inventory
-                    .iter()
-                    .find(|m| m.id.eq_ignore_ascii_case(machine))
-                    .is_none_or(|m| ownership::identity_block(m).holds(identity))
-            })
-            .collect();
-        let new_state = with_outcome(&state, &refreshed);
-        self.record_owned(&new_state, &held_from(&new_state, &Private::default()));
-        response.new_state = new_state;
-        response.private = Private {
-            pending_release: still_pending,
-            ..Private::default()
+            .to_bytes();
+            response
         }
-        .to_bytes();
+        .await;
+        response.new_identity = kept.after(&response.new_state, identity_of);
         response
     }
 
     async fn import(&self, request: ImportRequest) -> ImportResponse {
         let mut response = ImportResponse::default();
-        let Some((scope, identity_id)) = request.id.split_once('|') else {
-            response.diagnostics.error(
-                "Invalid import ID",
-                &format!("`{}` is not `{{scope}}|{{identity_id}}`.", request.id),
-            );
+        let named = match &request.identity {
+            // By identity: `import { to = ..., identity = { scope = ..., identity_id = ... } }`.
+            Some(given) => match (
+                given.get("scope").as_str(),
+                given.get("identity_id").as_str(),
+            ) {
+                (Some(scope), Some(identity_id)) => Some((scope, identity_id)),
+                _ => None,
+            },
+            None => request.id.split_once('|'),
+        };
+        let Some((scope, identity_id)) = named else {
+            let detail = if request.identity.is_some() {
+                "Import by identity needs both `scope` and `identity_id`.".to_string()
+            } else {
+                format!("`{}` is not `{{scope}}|{{identity_id}}`.", request.id)
+            };
+            response.diagnostics.error("Invalid import ID", &detail);
             return response;
         };
         let skeleton = Value::object([
@@ -966,9 +1088,9 @@ impl Resource for IdentityAssignment {
             &Outcome::default(),
         );
         response.imported.push(ImportedResource {
+            identity: identity_of(&state),
             state,
             private: Vec::new(),
-            identity: None,
         });
         response
     }

@@ -12,13 +12,15 @@ use std::sync::{Arc, LazyLock};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tfplugin::{
-    model, ApplyRequest, ApplyResponse, Attribute, AttributePath, Block, Diagnostics, PlanRequest,
-    PlanResponse, ReadRequest, ReadResponse, Resource, Schema, Type, Validator, Value,
+    model, ApplyRequest, ApplyResponse, Attribute, AttributePath, Block, Diagnostics,
+    IdentitySchema, ImportRequest, ImportResponse, ImportedResource, PlanRequest, PlanResponse,
+    ReadRequest, ReadResponse, Resource, Schema, Type, Validator, Value,
 };
 
 use crate::arguments;
 use crate::orphans::{self, Orphan, Rules};
 use crate::provider::ProviderData;
+use crate::resources::identity;
 
 pub const TYPE_NAME: &str = "mig_orphan_cleanup";
 
@@ -301,6 +303,25 @@ fn state_type() -> &'static Type {
     &TYPE
 }
 
+/// The identity is the scope (as `id` records it: without a trailing `/`). Another scope is
+/// another object (`scope` replaces), so it never changes; a change of letter case only is
+/// kept from the prior identity (see `crate::resources::identity`).
+pub fn identity_schema() -> IdentitySchema {
+    IdentitySchema {
+        version: 0,
+        attributes: vec![identity::attribute(
+            "scope",
+            true,
+            "The scope searched: a management group, subscription or resource group ID.",
+        )],
+    }
+}
+
+fn identity_of(state: &Value) -> Option<Value> {
+    let scope = state.get("id").as_str()?;
+    identity::known(Value::object([("scope", Value::string(scope))]))
+}
+
 /// What the resource computes and records: `id`, `orphaned`, `removed_ids`.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Outcome {
@@ -355,6 +376,10 @@ impl Resource for OrphanCleanup {
         schema()
     }
 
+    fn identity_schema(&self) -> Option<IdentitySchema> {
+        Some(identity_schema())
+    }
+
     // Arguments are checked by the validators declared in `search_arguments` and
     // `removal_arguments` (and `validate_search`); defaults and replacement (`scope`) are
     // declared there too.
@@ -364,204 +389,269 @@ impl Resource for OrphanCleanup {
     }
 
     async fn plan(&self, request: PlanRequest) -> PlanResponse {
-        let mut response = PlanResponse {
-            planned_state: request.proposed_new_state.clone(),
-            planned_private: request.prior_private.clone(),
-            ..PlanResponse::default()
-        };
-        let proposed = &request.proposed_new_state;
-        if proposed.is_null() {
-            return response;
-        }
-        let Some((scope, rules)) = search_from(proposed) else {
-            // Arguments not known yet: so is the outcome (the server already planned these
-            // unknown, as the arguments changed; said here for the reader).
-            response.planned_state = proposed
-                .with("id", Value::unknown())
-                .with("orphaned", Value::unknown())
-                .with("removed_ids", Value::unknown());
-            return response;
-        };
-        let clients = match self.data.clients() {
-            Ok(clients) => clients,
-            Err(diagnostics) => {
-                response.diagnostics = diagnostics;
+        let kept = identity::Kept::new(
+            request.prior_identity.as_ref(),
+            &request.prior_state,
+            identity_of,
+        );
+        let declared_replace = !request.requires_replace.is_empty();
+        let mut response = async move {
+            let mut response = PlanResponse {
+                planned_state: request.proposed_new_state.clone(),
+                planned_private: request.prior_private.clone(),
+                ..PlanResponse::default()
+            };
+            let proposed = &request.proposed_new_state;
+            if proposed.is_null() {
                 return response;
             }
-        };
-        let prior_removed = if request.requires_replace.is_empty() {
-            removed_in(&request.prior_state)
-        } else {
-            BTreeSet::new()
-        };
-        let found = match orphans::find(&clients, &scope, &rules).await {
-            Ok(found) => found,
-            Err(error) => {
-                response.diagnostics.error_at(
-                    AttributePath::root("scope"),
-                    "Cannot look for orphaned role assignments",
-                    &error,
+            let Some((scope, rules)) = search_from(proposed) else {
+                // Arguments not known yet: so is the outcome (the server already planned these
+                // unknown, as the arguments changed; said here for the reader).
+                response.planned_state = proposed
+                    .with("id", Value::unknown())
+                    .with("orphaned", Value::unknown())
+                    .with("removed_ids", Value::unknown());
+                return response;
+            };
+            let clients = match self.data.clients() {
+                Ok(clients) => clients,
+                Err(diagnostics) => {
+                    response.diagnostics = diagnostics;
+                    return response;
+                }
+            };
+            let prior_removed = if request.requires_replace.is_empty() {
+                removed_in(&request.prior_state)
+            } else {
+                BTreeSet::new()
+            };
+            let found = match orphans::find(&clients, &scope, &rules).await {
+                Ok(found) => found,
+                Err(error) => {
+                    response.diagnostics.error_at(
+                        AttributePath::root("scope"),
+                        "Cannot look for orphaned role assignments",
+                        &error,
+                    );
+                    return response;
+                }
+            };
+            let removal = RemovalArguments::from(proposed);
+            let deleting = removal.mode == Some(Mode::Delete);
+            let (removable, remaining): (Vec<Orphan>, Vec<Orphan>) = found
+                .into_iter()
+                .partition(|orphan| deleting && !orphan.inherited);
+            let max = removal.max_deletions();
+            if removable.len() > max {
+                response.diagnostics.warning_at(
+                    AttributePath::root("max_deletions"),
+                    "Apply will refuse to delete",
+                    &too_many(removable.len(), max),
                 );
-                return response;
             }
-        };
-        let removal = RemovalArguments::from(proposed);
-        let deleting = removal.mode == Some(Mode::Delete);
-        let (removable, remaining): (Vec<Orphan>, Vec<Orphan>) = found
-            .into_iter()
-            .partition(|orphan| deleting && !orphan.inherited);
-        let max = removal.max_deletions();
-        if removable.len() > max {
-            response.diagnostics.warning_at(
-                AttributePath::root("max_deletions"),
-                "Apply will refuse to delete",
-                &too_many(removable.len(), max),
-            );
+            let mut removed = prior_removed;
+            removed.extend(removable.iter().map(|o| o.id.clone()));
+            response.planned_state = with_outcome(proposed, &remaining, &removed);
+            response
         }
-        let mut removed = prior_removed;
-        removed.extend(removable.iter().map(|o| o.id.clone()));
-        response.planned_state = with_outcome(proposed, &remaining, &removed);
+        .await;
+        let replacing = declared_replace || !response.requires_replace.is_empty();
+        response.planned_identity = kept.planned(&response.planned_state, replacing, identity_of);
         response
     }
 
     async fn apply(&self, request: ApplyRequest) -> ApplyResponse {
-        if request.planned_state.is_null() {
-            // Destroy forgets; it never deletes anything.
-            return ApplyResponse::default();
-        }
-        let clients = match self.data.clients() {
-            Ok(clients) => clients,
-            Err(diagnostics) => {
-                return ApplyResponse {
-                    new_state: request.prior_state,
-                    diagnostics,
-                    ..ApplyResponse::default()
-                }
+        let kept = identity::Kept::new(
+            request.planned_identity.as_ref(),
+            &request.prior_state,
+            identity_of,
+        );
+        let mut response = async move {
+            if request.planned_state.is_null() {
+                // Destroy forgets; it never deletes anything.
+                return ApplyResponse::default();
             }
-        };
-        let planned = &request.planned_state;
-        let prior_removed = if request.prior_state.get("scope") == planned.get("scope") {
-            removed_in(&request.prior_state)
-        } else {
-            BTreeSet::new()
-        };
-        let planned_removed = removed_in(planned);
-        let to_remove: BTreeSet<String> = planned_removed
-            .difference(&prior_removed)
-            .cloned()
-            .collect();
-        let remaining = orphans_in(planned);
-        let mut diagnostics = Diagnostics::default();
-        let failed_state = |diagnostics: Diagnostics, removed: &BTreeSet<String>| ApplyResponse {
-            new_state: with_outcome(planned, &remaining, removed),
-            diagnostics,
-            ..ApplyResponse::default()
-        };
-        if to_remove.is_empty() {
-            return failed_state(diagnostics, &prior_removed);
-        }
-        let max = max_deletions(planned);
-        if to_remove.len() > max {
-            diagnostics.error_at(
-                AttributePath::root("max_deletions"),
-                "Too many orphaned role assignments",
-                &too_many(to_remove.len(), max),
-            );
-            return failed_state(diagnostics, &prior_removed);
-        }
-        // Re-find to get each candidate's principal; anything no longer an orphan is kept.
-        let Some((scope, rules)) = search_from(planned) else {
-            diagnostics.error(
-                "Arguments unknown at apply",
-                "This is a bug in Terraform or the provider.",
-            );
-            return failed_state(diagnostics, &prior_removed);
-        };
-        let current = match orphans::find(&clients, &scope, &rules).await {
-            Ok(current) => current,
-            Err(error) => {
-                diagnostics.error("Nothing was deleted", &error);
+            let clients = match self.data.clients() {
+                Ok(clients) => clients,
+                Err(diagnostics) => {
+                    return ApplyResponse {
+                        new_state: request.prior_state,
+                        diagnostics,
+                        ..ApplyResponse::default()
+                    }
+                }
+            };
+            let planned = &request.planned_state;
+            let prior_removed = if request.prior_state.get("scope") == planned.get("scope") {
+                removed_in(&request.prior_state)
+            } else {
+                BTreeSet::new()
+            };
+            let planned_removed = removed_in(planned);
+            let to_remove: BTreeSet<String> = planned_removed
+                .difference(&prior_removed)
+                .cloned()
+                .collect();
+            let remaining = orphans_in(planned);
+            let mut diagnostics = Diagnostics::default();
+            let failed_state = |diagnostics: Diagnostics, removed: &BTreeSet<String>| ApplyResponse {
+                new_state: with_outcome(planned, &remaining, removed),
+                diagnostics,
+                ..ApplyResponse::default()
+            };
+            if to_remove.is_empty() {
                 return failed_state(diagnostics, &prior_removed);
             }
-        };
-        let candidates: Vec<Orphan> = current
-            .into_iter()
-            .filter(|o| to_remove.iter().any(|id| id.eq_ignore_ascii_case(&o.id)))
-            .collect();
-        let log = |line: String| tracing::info!("{line}");
-        let removal = orphans::remove(&clients, &candidates, &log).await;
-        let mut removed = prior_removed;
-        removed.extend(removal.removed.iter().cloned());
-        let found_ids: BTreeSet<String> = candidates
-            .iter()
-            .map(|o| o.id.to_ascii_lowercase())
-            .collect();
-        let vanished: Vec<&String> = to_remove
-            .iter()
-            .filter(|id| !found_ids.contains(&id.to_ascii_lowercase()))
-            .collect();
-        // Planned removals that are no longer orphans (deleted by someone else, or the
-        // principal is back) are not ours to record.
-        let mut kept: BTreeMap<String, String> = removal.kept.clone();
-        for id in vanished {
-            kept.insert(
-                id.clone(),
-                "no longer an orphaned assignment (gone already, or its principal exists)".into(),
-            );
-        }
-        if let Some(reason) = &removal.stopped {
-            diagnostics.error("Clean-up stopped", reason);
-        }
-        if !kept.is_empty() {
-            let lines: Vec<String> = kept
-                .iter()
-                .map(|(id, why)| format!("- {id}: {why}"))
+            let max = max_deletions(planned);
+            if to_remove.len() > max {
+                diagnostics.error_at(
+                    AttributePath::root("max_deletions"),
+                    "Too many orphaned role assignments",
+                    &too_many(to_remove.len(), max),
+                );
+                return failed_state(diagnostics, &prior_removed);
+            }
+            // Re-find to get each candidate's principal; anything no longer an orphan is kept.
+            let Some((scope, rules)) = search_from(planned) else {
+                diagnostics.error(
+                    "Arguments unknown at apply",
+                    "This is a bug in Terraform or the provider.",
+                );
+                return failed_state(diagnostics, &prior_removed);
+            };
+            let current = match orphans::find(&clients, &scope, &rules).await {
+                Ok(current) => current,
+                Err(error) => {
+                    diagnostics.error("Nothing was deleted", &error);
+                    return failed_state(diagnostics, &prior_removed);
+                }
+            };
+            let candidates: Vec<Orphan> = current
+                .into_iter()
+                .filter(|o| to_remove.iter().any(|id| id.eq_ignore_ascii_case(&o.id)))
                 .collect();
-            diagnostics.error(
-                &format!("{} planned removal(s) not done", kept.len()),
-                &format!(
-                    "State records exactly what was removed; plan again to see the current orphans.\n{}",
-                    lines.join("\n")
-                ),
-            );
-        }
-        let mut remaining_now = remaining;
-        for orphan in &candidates {
-            if !removal.removed.contains(&orphan.id) && removal.kept.contains_key(&orphan.id) {
-                remaining_now.push(orphan.clone());
+            let log = |line: String| tracing::info!("{line}");
+            let removal = orphans::remove(&clients, &candidates, &log).await;
+            let mut removed = prior_removed;
+            removed.extend(removal.removed.iter().cloned());
+            let found_ids: BTreeSet<String> = candidates
+                .iter()
+                .map(|o| o.id.to_ascii_lowercase())
+                .collect();
+            let vanished: Vec<&String> = to_remove
+                .iter()
+                .filter(|id| !found_ids.contains(&id.to_ascii_lowercase()))
+                .collect();
+            // Planned removals that are no longer orphans (deleted by someone else, or the
+            // principal is back) are not ours to record.
+            let mut kept: BTreeMap<String, String> = removal.kept.clone();
+            for id in vanished {
+                kept.insert(
+                    id.clone(),
+                    "no longer an orphaned assignment (gone already, or its principal exists)".into(),
+                );
+            }
+            if let Some(reason) = &removal.stopped {
+                diagnostics.error("Clean-up stopped", reason);
+            }
+            if !kept.is_empty() {
+                let lines: Vec<String> = kept
+                    .iter()
+                    .map(|(id, why)| format!("- {id}: {why}"))
+                    .collect();
+                diagnostics.error(
+                    &format!("{} planned removal(s) not done", kept.len()),
+                    &format!(
+                        "State records exactly what was removed; plan again to see the current orphans.\n{}",
+                        lines.join("\n")
+                    ),
+                );
+            }
+            let mut remaining_now = remaining;
+            for orphan in &candidates {
+                if !removal.removed.contains(&orphan.id) && removal.kept.contains_key(&orphan.id) {
+                    remaining_now.push(orphan.clone());
+                }
+            }
+            remaining_now.sort();
+            ApplyResponse {
+                new_state: with_outcome(planned, &remaining_now, &removed),
+                diagnostics,
+                ..ApplyResponse::default()
             }
         }
-        remaining_now.sort();
-        ApplyResponse {
-            new_state: with_outcome(planned, &remaining_now, &removed),
-            diagnostics,
-            ..ApplyResponse::default()
-        }
+        .await;
+        response.new_identity = kept.after(&response.new_state, identity_of);
+        response
     }
 
     async fn read(&self, request: ReadRequest) -> ReadResponse {
-        let state = request.current_state;
-        let mut response = ReadResponse {
-            new_state: state.clone(),
-            private: request.private,
-            ..ReadResponse::default()
-        };
-        let Some((scope, rules)) = search_from(&state) else {
-            return response;
-        };
-        let clients = match self.data.clients() {
-            Ok(clients) => clients,
-            Err(diagnostics) => {
-                response.diagnostics = diagnostics;
+        let kept = identity::Kept::new(
+            request.current_identity.as_ref(),
+            &request.current_state,
+            identity_of,
+        );
+        let mut response = async move {
+            let state = request.current_state;
+            let mut response = ReadResponse {
+                new_state: state.clone(),
+                private: request.private,
+                ..ReadResponse::default()
+            };
+            let Some((scope, rules)) = search_from(&state) else {
                 return response;
+            };
+            let clients = match self.data.clients() {
+                Ok(clients) => clients,
+                Err(diagnostics) => {
+                    response.diagnostics = diagnostics;
+                    return response;
+                }
+            };
+            match orphans::find(&clients, &scope, &rules).await {
+                Ok(found) => response.new_state = with_outcome(&state, &found, &removed_in(&state)),
+                Err(error) => response
+                    .diagnostics
+                    .error("Cannot look for orphaned role assignments", &error),
             }
-        };
-        match orphans::find(&clients, &scope, &rules).await {
-            Ok(found) => response.new_state = with_outcome(&state, &found, &removed_in(&state)),
-            Err(error) => response
-                .diagnostics
-                .error("Cannot look for orphaned role assignments", &error),
+            response
         }
+        .await;
+        response.new_identity = kept.after(&response.new_state, identity_of);
+        response
+    }
+
+    /// By ID (the scope) or by identity (`{ scope = ... }`). Nothing is removed by an import:
+    /// the next plan shows, as for any configuration, what `mode` would remove.
+    async fn import(&self, request: ImportRequest) -> ImportResponse {
+        let mut response = ImportResponse::default();
+        let scope = match &request.identity {
+            Some(given) => given.get("scope").as_str().unwrap_or_default().to_string(),
+            None => request.id.clone(),
+        };
+        let scope = arguments::trim_arm_id(scope.trim()).to_string();
+        // Every attribute null but `scope`, then the declared defaults.
+        let skeleton = model::encode(&serde_json::json!({ "scope": scope }), state_type());
+        let skeleton = schema().block.apply_defaults(&skeleton);
+        let mut problems = schema().block.validate(&skeleton);
+        problems.extend(validate_search(&skeleton));
+        if scope.is_empty() || problems.has_errors() {
+            if scope.is_empty() {
+                problems.error(
+                    "Invalid import ID",
+                    "Import mig_orphan_cleanup by its scope: a management group, subscription or resource group ID.",
+                );
+            }
+            response.diagnostics = problems;
+            return response;
+        }
+        let state = with_outcome(&skeleton, &[], &BTreeSet::new());
+        response.imported.push(ImportedResource {
+            identity: identity_of(&state),
+            state,
+            private: Vec::new(),
+        });
         response
     }
 }
