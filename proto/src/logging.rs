@@ -99,11 +99,13 @@ fn hclog_timestamp(now: time::OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-/// One log line, as hclog writes it.
+/// One log line, as hclog writes it. go-plugin turns it into an entry of Terraform's log at
+/// its level, `<message>: key=value ...` (every field but `@message`, `@level` and
+/// `@timestamp` becomes a pair); `caller` is `file:line`, as hclog's `@caller`.
 pub fn format_line(
     module: &str,
     level: &Level,
-    target: &str,
+    caller: &str,
     fields: serde_json::Map<String, serde_json::Value>,
 ) -> String {
     let timestamp = hclog_timestamp(time::OffsetDateTime::now_utc());
@@ -111,7 +113,7 @@ pub fn format_line(
     line.insert("@level".into(), level_name(level).into());
     line.insert("@module".into(), module.into());
     line.insert("@timestamp".into(), timestamp.into());
-    line.insert("@caller".into(), target.into());
+    line.insert("@caller".into(), caller.into());
     if !fields.contains_key("@message") {
         line.insert("@message".into(), "".into());
     }
@@ -124,7 +126,11 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for HclogLayer {
         let mut fields = Fields(serde_json::Map::new());
         event.record(&mut fields);
         let metadata = event.metadata();
-        let line = format_line(self.module, metadata.level(), metadata.target(), fields.0);
+        let caller = match (metadata.file(), metadata.line()) {
+            (Some(file), Some(line)) => format!("{file}:{line}"),
+            _ => metadata.target().to_string(),
+        };
+        let line = format_line(self.module, metadata.level(), &caller, fields.0);
         let mut stderr = std::io::stderr().lock();
         let _ = writeln!(stderr, "{line}");
     }
@@ -164,12 +170,35 @@ mod tests {
         let mut fields = serde_json::Map::new();
         fields.insert("@message".into(), "listing machines".into());
         fields.insert("scope".into(), "/subscriptions/x".into());
-        let line = format_line("provider.mig", &Level::DEBUG, "mig::azure", fields);
+        let line = format_line(
+            "provider.mig",
+            &Level::DEBUG,
+            "provider/src/azure/arm.rs:42",
+            fields,
+        );
         let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(parsed["@level"], "debug");
+        assert_eq!(parsed["@caller"], "provider/src/azure/arm.rs:42");
         assert_eq!(parsed["@message"], "listing machines");
         assert_eq!(parsed["scope"], "/subscriptions/x");
         assert!(parsed["@timestamp"].as_str().unwrap().contains('T'));
+    }
+
+    #[test]
+    fn every_level_has_the_name_hclog_gives_it() {
+        // hclog.LevelFromString: an unknown name would become the host's default level.
+        for (level, name) in [
+            (Level::TRACE, "trace"),
+            (Level::DEBUG, "debug"),
+            (Level::INFO, "info"),
+            (Level::WARN, "warn"),
+            (Level::ERROR, "error"),
+        ] {
+            let line = format_line("provider.mig", &level, "x.rs:1", serde_json::Map::new());
+            let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(parsed["@level"], name);
+            assert_eq!(parsed["@message"], "", "always there");
+        }
     }
 
     #[test]
