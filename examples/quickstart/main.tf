@@ -11,7 +11,8 @@ terraform {
   required_version = ">= 1.8"
   required_providers {
     mig = {
-      source = "azure-mig/mig"
+      source  = "azure-mig/mig"
+      version = "~> 0.1"
     }
   }
 }

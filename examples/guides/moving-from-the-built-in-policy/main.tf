@@ -3,7 +3,7 @@
 terraform {
   required_version = ">= 1.14"
   required_providers {
-    mig = { source = "azure-mig/mig" }
+    mig = { source = "azure-mig/mig", version = "~> 0.1" }
   }
 }
 
