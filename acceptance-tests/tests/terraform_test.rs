@@ -6,7 +6,8 @@
 
 use std::path::Path;
 
-use acceptance_tests::{terraform_has, workspace_root, Workdir};
+use acceptance_tests::{terraform_has, workspace_root, Emulator, Workdir};
+use serde_json::json;
 
 /// A working directory holding a copy of examples/terraform-test (its `.tf` files and
 /// `tests/`, nothing a previous local run left behind).
@@ -103,5 +104,58 @@ fn under_mocks_the_real_provider_still_refuses_bad_input() {
     assert!(
         all.contains("parse_resource_id"),
         "the function's error too:\n{all}"
+    );
+}
+
+/// The module author's other path: the same module and a second test file
+/// (examples/terraform-test/emulator, outside the default tests/ directory) against the
+/// emulator, no mocks, credentials from ARM_* variables.
+#[test]
+fn the_example_module_tests_pass_against_the_emulator() {
+    if !terraform_has(8, "provider functions") {
+        return;
+    }
+    const SUB: &str = "00000000-0000-0000-0000-000000000001";
+    let emulator = Emulator::start(&json!({"subscriptions": [{
+        "id": SUB,
+        "regions": ["westeurope", "eastus"],
+        "resource_groups": [{"name": "rg-app", "location": "westeurope"}],
+        "virtual_machines": [
+            {"name": "vm-1", "resource_group": "rg-app", "location": "westeurope"},
+            {"name": "vm-tagged", "resource_group": "rg-app", "location": "westeurope",
+             "tags": {"mig-exclude": "true"}},
+            {"name": "vm-elsewhere", "resource_group": "rg-app", "location": "eastus"}
+        ]
+    }]}));
+    let mut work = example();
+    for (key, value) in emulator.arm_env() {
+        work.env(key, &value);
+    }
+    work.init();
+    let output = work.run(&[
+        "test",
+        "-no-color",
+        "-test-directory=emulator",
+        "-var",
+        &format!("subscription_id={SUB}"),
+    ]);
+    assert!(output.success, "terraform test failed:\n{}", output.all());
+    for run in [
+        "identity_created_and_attached",
+        "a_second_apply_changes_nothing",
+    ] {
+        assert!(
+            output.stdout.contains(&format!("run \"{run}\"... pass")),
+            "{run} did not pass:\n{}",
+            output.all()
+        );
+    }
+    // Torn down at the end: the identity is gone, vm-1 holds no identity of ours.
+    let identity = format!(
+        "/subscriptions/{SUB}/resourceGroups/Built-In-Identity-RG/providers/Microsoft.ManagedIdentity/userAssignedIdentities/Built-In-Identity-westeurope"
+    );
+    assert!(
+        emulator.arm_get(&identity, "2023-01-31").is_none(),
+        "terraform test destroyed the identity"
     );
 }
