@@ -962,7 +962,8 @@ impl<P: Provider> wire::provider_server::Provider for ProviderService<P> {
             empty
         );
         let config = try_decode!(decode(request.config.as_ref(), &entry.ty), empty);
-        let diagnostics = entry.list.validate_config(&config).await;
+        let mut diagnostics = planning::deprecations(&entry.list.schema().block, &config);
+        merge(&mut diagnostics, entry.list.validate_config(&config).await);
         Ok(Response::new(
             wire::validate_list_resource_config::Response {
                 diagnostics: diagnostics.to_wire(),
