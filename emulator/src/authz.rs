@@ -1,7 +1,7 @@
 //! Built-in role definitions (real GUIDs and permissions) and RBAC evaluation.
 
+use crate::arm::management::scope_covers;
 use crate::model::World;
-use crate::util::scope_contains;
 
 pub const OWNER_ID: &str = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
 
@@ -202,7 +202,7 @@ pub fn allowed(world: &World, principal: &str, action: &str, scope: &str) -> boo
     let p = principal.to_ascii_lowercase();
     world.role_assignments.values().any(|ra| {
         ra.principal_id == p
-            && scope_contains(&ra.scope, scope)
+            && scope_covers(world, &ra.scope, scope)
             && builtin_role_by_name_or_id(&ra.role_definition_guid)
                 .is_some_and(|r| role_allows(r, action))
     })
@@ -213,7 +213,7 @@ pub fn roles_at(world: &World, principal: &str, scope: &str) -> Vec<&'static Bui
     let p = principal.to_ascii_lowercase();
     let mut out: Vec<&'static BuiltinRole> = Vec::new();
     for ra in world.role_assignments.values() {
-        if ra.principal_id == p && scope_contains(&ra.scope, scope) {
+        if ra.principal_id == p && scope_covers(world, &ra.scope, scope) {
             if let Some(r) = builtin_role_by_name_or_id(&ra.role_definition_guid) {
                 if !out.iter().any(|o| o.id == r.id) {
                     out.push(r);

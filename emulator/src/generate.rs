@@ -50,6 +50,10 @@ pub struct Options {
     pub regions: usize,
     pub scale_sets: usize,
     pub subscriptions: usize,
+    /// Management groups `mg-1` … `mg-G` as a binary tree under the tenant root group
+    /// (`mg-k`'s parent is `mg-k/2`), subscriptions dealt round-robin over them; 0: none, every
+    /// subscription under the root.
+    pub management_groups: usize,
     pub seed: u64,
 }
 
@@ -198,13 +202,33 @@ pub fn scenario(o: &Options) -> Value {
             "locks": []
         }));
     }
+    let management_groups: Vec<Value> = (1..=o.management_groups)
+        .map(|k| {
+            let placed: Vec<&Value> = subs
+                .iter()
+                .enumerate()
+                .filter(|(s, _)| s % o.management_groups + 1 == k)
+                .map(|(_, sub)| &sub["id"])
+                .collect();
+            let mut group = json!({
+                "id": format!("mg-{k}"),
+                "display_name": format!("Generated group {k}"),
+                "subscriptions": placed,
+            });
+            if k > 1 {
+                group["parent"] = json!(format!("mg-{}", k / 2));
+            }
+            group
+        })
+        .collect();
     json!({
         "tenant_id": DEFAULT_TENANT,
+        "management_groups": management_groups,
         "subscriptions": subs,
         "deleted_principals": deleted,
         "principals": [],
         "realism": {},
-        "_generated": {"vms": o.vms, "regions": o.regions, "scale_sets": o.scale_sets, "seed": o.seed, "identity_mix": mix_counts}
+        "_generated": {"vms": o.vms, "regions": o.regions, "scale_sets": o.scale_sets, "management_groups": o.management_groups, "seed": o.seed, "identity_mix": mix_counts}
     })
 }
 
@@ -214,6 +238,7 @@ pub fn run(argv: &[String]) -> anyhow::Result<()> {
         regions: 3,
         scale_sets: 0,
         subscriptions: 1,
+        management_groups: 0,
         seed: 42,
     };
     let mut out: Option<String> = None;
@@ -229,6 +254,7 @@ pub fn run(argv: &[String]) -> anyhow::Result<()> {
             "--regions" => o.regions = val?.parse()?,
             "--scale-sets" => o.scale_sets = val?.parse()?,
             "--subscriptions" => o.subscriptions = val?.parse()?,
+            "--management-groups" => o.management_groups = val?.parse()?,
             "--seed" => o.seed = val?.parse()?,
             "--out" => out = Some(val?),
             other => bail!("unknown argument {other}"),
@@ -258,6 +284,7 @@ mod tests {
             regions: 3,
             scale_sets: 5,
             subscriptions: 1,
+            management_groups: 0,
             seed: 7,
         });
         let sc: crate::scenario::Scenario = serde_json::from_value(doc).unwrap();
@@ -270,5 +297,28 @@ mod tests {
             .identities
             .keys()
             .any(|k| k.contains("built-in-identity-")));
+        assert!(w.management_groups.is_empty());
+    }
+
+    #[test]
+    fn generated_management_groups_form_a_tree_holding_every_subscription() {
+        let doc = scenario(&Options {
+            vms: 20,
+            regions: 2,
+            scale_sets: 0,
+            subscriptions: 5,
+            management_groups: 3,
+            seed: 7,
+        });
+        let sc: crate::scenario::Scenario = serde_json::from_value(doc).unwrap();
+        let w = crate::scenario::build_world(&sc, "fast", None);
+        assert_eq!(w.management_groups.len(), 3);
+        assert_eq!(w.management_groups["mg-1"].parent, None);
+        assert_eq!(w.management_groups["mg-3"].parent.as_deref(), Some("mg-1"));
+        assert_eq!(w.subscription_groups.len(), 5);
+        assert_eq!(
+            w.subscription_groups[crate::model::DEFAULT_SUBSCRIPTION],
+            "mg-1"
+        );
     }
 }

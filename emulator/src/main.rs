@@ -37,7 +37,7 @@ struct Args {
 }
 
 const USAGE: &str = "usage: azure-emulator --listen 127.0.0.1:0 [--graph-listen 127.0.0.1:0] --ready-file PATH [--scenario FILE] [--profile fast|realistic] [--state-file FILE]
-       azure-emulator generate --vms N --regions R [--scale-sets M] [--subscriptions S] [--seed X] --out FILE";
+       azure-emulator generate --vms N --regions R [--scale-sets M] [--subscriptions S] [--management-groups G] [--seed X] --out FILE";
 
 fn parse_args(argv: &[String]) -> anyhow::Result<Args> {
     let mut a = Args {

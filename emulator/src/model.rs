@@ -426,6 +426,25 @@ pub struct World {
     pub realism: Realism,
     /// The profile the realism started from.
     pub profile: String,
+    /// Management groups below the tenant root group (whose name is the tenant ID and which
+    /// is not stored), by lower-cased name.
+    #[serde(default)]
+    pub management_groups: BTreeMap<String, ManagementGroup>,
+    /// Lower-cased subscription ID -> lower-cased name of its management group; a
+    /// subscription not listed is under the tenant root group.
+    #[serde(default)]
+    pub subscription_groups: BTreeMap<String, String>,
+}
+
+/// A management group (Microsoft.Management) other than the tenant root group.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ManagementGroup {
+    /// The name as declared (the group's ID in ARM).
+    pub name: String,
+    pub display_name: String,
+    /// The parent's lower-cased name; `None` is the tenant root group.
+    pub parent: Option<String>,
+    pub updated_ms: u64,
 }
 
 impl World {
@@ -446,6 +465,8 @@ impl World {
             host: HostIdentities::default(),
             realism: Realism::profile(profile),
             profile: profile.to_string(),
+            management_groups: BTreeMap::new(),
+            subscription_groups: BTreeMap::new(),
         }
     }
 

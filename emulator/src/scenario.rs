@@ -19,6 +19,24 @@ pub struct Scenario {
     pub client: Option<ScClient>,
     pub managed_identities_on_host: Option<ScHost>,
     pub realism: Option<RealismOverrides>,
+    /// Management groups below the tenant root group; subscriptions not placed in one are
+    /// under the root. When present (even empty) the client and the `owner` principals are
+    /// Owner at the tenant root group.
+    pub management_groups: Option<Vec<ScManagementGroup>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ScManagementGroup {
+    /// The group's name (its ID in ARM).
+    pub id: String,
+    pub display_name: Option<String>,
+    /// The parent group's ID; absent (or the tenant ID) means the tenant root group.
+    pub parent: Option<String>,
+    /// IDs of the scenario's subscriptions placed directly in this group.
+    pub subscriptions: Vec<String>,
+    /// Role assignments at the group's scope (`scope` is ignored).
+    pub role_assignments: Vec<ScRoleAssignment>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -288,6 +306,7 @@ pub fn seed(world: &mut World, sc: &Scenario) {
     for s in &sc.subscriptions {
         seed_subscription(world, s, &owner_extra);
     }
+    seed_management_groups(world, sc, &owner_extra);
     if let Some(h) = &sc.managed_identities_on_host {
         let mut host = HostIdentities {
             vm: h.vm.clone(),
@@ -497,6 +516,114 @@ fn seed_subscription(world: &mut World, s: &ScSubscription, owner_extra: &[Strin
             },
         );
     }
+}
+
+/// The scenario's management groups, subscriptions placed in them, role assignments at their
+/// scope, and (when `management_groups` is present) the client and the extra owners as Owner at the
+/// tenant root group, as they are Owner on every subscription.
+fn seed_management_groups(world: &mut World, sc: &Scenario, owner_extra: &[String]) {
+    let Some(groups) = &sc.management_groups else {
+        return;
+    };
+    let root = world.tenant_id.to_ascii_lowercase();
+    let now = now_ms();
+    for g in groups {
+        let k = g.id.to_ascii_lowercase();
+        if k.is_empty() || k == root {
+            continue;
+        }
+        world.management_groups.insert(
+            k,
+            ManagementGroup {
+                name: g.id.clone(),
+                display_name: g.display_name.clone().unwrap_or_else(|| g.id.clone()),
+                parent: g
+                    .parent
+                    .as_ref()
+                    .map(|p| {
+                        p.trim_end_matches('/')
+                            .rsplit('/')
+                            .next()
+                            .unwrap_or(p)
+                            .to_ascii_lowercase()
+                    })
+                    .filter(|p| *p != root),
+                updated_ms: now,
+            },
+        );
+    }
+    let mut principals = vec![world.client.object_id.to_ascii_lowercase()];
+    principals.extend(owner_extra.iter().cloned());
+    let mut assignments: Vec<(String, ScRoleAssignment)> = principals
+        .into_iter()
+        .map(|p| {
+            (
+                root.clone(),
+                ScRoleAssignment {
+                    role: "Owner".into(),
+                    principal_id: p,
+                    ..Default::default()
+                },
+            )
+        })
+        .collect();
+    for g in groups {
+        let k = g.id.to_ascii_lowercase();
+        for sub in &g.subscriptions {
+            world
+                .subscription_groups
+                .insert(sub.to_ascii_lowercase(), k.clone());
+        }
+        for ra in &g.role_assignments {
+            assignments.push((k.clone(), ra.clone()));
+        }
+    }
+    for (group, ra) in assignments {
+        let name = world
+            .management_groups
+            .get(&group)
+            .map(|g| g.name.clone())
+            .unwrap_or_else(|| group.clone());
+        let scope = format!("/providers/Microsoft.Management/managementGroups/{name}");
+        seed_role_assignment(world, &scope, &ra, now);
+    }
+}
+
+fn seed_role_assignment(world: &mut World, scope: &str, ra: &ScRoleAssignment, now: u64) {
+    let name = ra
+        .id
+        .as_deref()
+        .map(|i| i.rsplit('/').next().unwrap_or(i).to_string())
+        .unwrap_or_else(|| stable_guid(&format!("ra:{}:{}:{}", scope, ra.role, ra.principal_id)));
+    let role = builtin_role_by_name_or_id(&ra.role)
+        .map(|r| r.id.to_string())
+        .unwrap_or_else(|| ra.role.rsplit('/').next().unwrap_or(&ra.role).to_string());
+    let id = format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}");
+    let created_ms = ra
+        .created_on
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000).max(0) as u64)
+        .unwrap_or(now);
+    world.role_assignments.insert(
+        key(&id),
+        RoleAssignment {
+            id,
+            name,
+            scope: scope.to_string(),
+            role_definition_guid: role,
+            principal_id: ra.principal_id.to_ascii_lowercase(),
+            principal_type: ra
+                .principal_type
+                .clone()
+                .unwrap_or_else(|| "ServicePrincipal".into()),
+            description: None,
+            condition: None,
+            condition_version: None,
+            delegated_managed_identity_resource_id: None,
+            created_ms,
+            updated_ms: created_ms,
+            created_by: None,
+        },
+    );
 }
 
 pub fn ensure_rg(

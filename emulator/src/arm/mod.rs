@@ -4,6 +4,7 @@ pub mod authorization;
 pub mod compute;
 pub mod identity;
 pub mod locks;
+pub mod management;
 pub mod resources;
 
 use std::sync::Arc;
@@ -448,6 +449,9 @@ pub fn handle(app: &Arc<App>, req: &Req, ctx: &Ctx) -> Resp {
     }
     let l: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
     let ls: Vec<&str> = l.iter().map(|s| s.as_str()).collect();
+    if let ["providers", "microsoft.management", "managementgroups", ..] = ls.as_slice() {
+        return management::handle(app, req, ctx, &segs[3..]);
+    }
     match ls.as_slice() {
         ["tenants"] => resources::list_tenants(app, req),
         ["subscriptions"] => resources::list_subscriptions(app, req, ctx),
