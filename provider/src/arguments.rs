@@ -311,6 +311,32 @@ pub fn check_region(text: &str) -> Result<(), String> {
     ids::normalize_location(text).map(|_| ())
 }
 
+/// A management group: its name (`mg-corp`, or the tenant ID for the tenant root group) or
+/// its ID (`/providers/Microsoft.Management/managementGroups/mg-corp`). ARM's naming rule: 1
+/// to 90 letters, digits, `-`, `_`, `(`, `)` or `.`, not ending in `.`. A subscription ID is
+/// refused, naming the fix.
+pub fn check_management_group_id(text: &str) -> Result<(), String> {
+    refuse_query(text)?;
+    if text.to_ascii_lowercase().contains("/subscriptions/") {
+        return Err(format!(
+            "`{text}` is a subscription, not a management group. Leave `management_group_id` out to cover every subscription the principal can see."
+        ));
+    }
+    let name = crate::azure::management_groups::group_name(text);
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '(' | ')' | '.');
+    let length = name.chars().count();
+    if length == 0 || length > 90 || !name.chars().all(allowed) || name.ends_with('.') {
+        return Err(format!(
+            "`{text}` is not a management group: give its name (1 to 90 letters, digits, `-`, `_`, `(`, `)` or `.`, not ending in `.`; the tenant ID for the tenant root group) or its ID, /providers/Microsoft.Management/managementGroups/{{name}}."
+        ));
+    }
+    Ok(())
+}
+
+pub fn management_group_id() -> Validator {
+    Validator::string("Invalid management group", check_management_group_id)
+}
+
 /// Any ARM ID: a subscription, resource group or resource. A trailing `/` is accepted (and
 /// trimmed where used); a query string or white space is not.
 pub fn check_resource_id(id: &str) -> Result<(), String> {

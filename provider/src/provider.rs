@@ -231,6 +231,7 @@ impl Provider for MigProvider {
                 self.data.clone(),
             )),
             Arc::new(permissions::Permissions::new(self.data.clone())),
+            Arc::new(subscriptions::Subscriptions::new(self.data.clone())),
             Arc::new(unused_identities::UnusedIdentities::new(self.data.clone())),
             Arc::new(virtual_machines::VirtualMachines::new(self.data.clone())),
         ]

@@ -11,6 +11,7 @@ pub mod http;
 pub mod identities;
 pub mod ids;
 pub mod locks;
+pub mod management_groups;
 pub mod pacing;
 pub mod resource_groups;
 pub mod subscriptions;
@@ -28,6 +29,7 @@ pub struct AzureClients {
     pub compute: compute::ComputeClient,
     pub identities: identities::IdentitiesClient,
     pub locks: locks::LocksClient,
+    pub management_groups: management_groups::ManagementGroupsClient,
     pub resource_groups: resource_groups::ResourceGroupsClient,
     pub subscriptions: subscriptions::SubscriptionsClient,
     pub authorization: authorization::AuthorizationClient,
@@ -69,6 +71,7 @@ impl AzureClients {
             identities: identities::IdentitiesClient::new(arm.clone()),
             locks: locks::LocksClient::new(arm.clone()),
             resource_groups: resource_groups::ResourceGroupsClient::new(arm.clone()),
+            management_groups: management_groups::ManagementGroupsClient::new(arm.clone()),
             subscriptions: subscriptions::SubscriptionsClient::new(arm.clone()),
             authorization: authorization::AuthorizationClient::new(arm.clone()),
             graph: graph::GraphClient::new(graph),
