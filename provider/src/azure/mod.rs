@@ -49,6 +49,7 @@ impl AzureClients {
             "terraform-provider-mig/{} Terraform/{terraform}",
             env!("CARGO_PKG_VERSION")
         );
+        tracing::info!(%user_agent, "terraform-provider-mig {}", env!("CARGO_PKG_VERSION"));
         let https = http::build_client(&config.extra_ca_pems, &user_agent)?;
         // Token requests may go to IMDS, which is plain HTTP on a link-local address.
         let token_http = http::build_client_allowing_http(&config.extra_ca_pems, &user_agent)?;
