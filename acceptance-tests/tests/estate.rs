@@ -209,7 +209,22 @@ fn one_configuration_covers_every_subscription_and_region_under_a_management_gro
         .collect();
     assert!(writes_outside.is_empty(), "{writes_outside:?}");
 
+    emulator.clear_requests();
     assert!(!work.plan_has_changes(), "the next plan is clean");
+    // One listing of each subscription's machines per plan, shared by the data source and
+    // the subscription's assignments (one per region).
+    for sub in [SUB_A, SUB_B, SUB_C] {
+        let listings = emulator
+            .requests()
+            .into_iter()
+            .filter(|r| r["method"] == "GET")
+            .filter(|r| {
+                r["path"].as_str().unwrap_or_default().to_ascii_lowercase()
+                    == format!("/subscriptions/{sub}/providers/microsoft.compute/virtualmachines")
+            })
+            .count();
+        assert_eq!(listings, 1, "{sub}: machines listed once per plan");
+    }
 
     work.destroy();
     assert_eq!(
@@ -269,7 +284,10 @@ fn subscriptions_are_every_visible_one_or_those_under_a_readable_group() {
         json!(["eastus", "northeurope"]),
         "a scale set's region counts"
     );
-    assert_eq!(all["states"], json!(["Enabled", "Enabled", "Enabled", "Enabled"]));
+    assert_eq!(
+        all["states"],
+        json!(["Enabled", "Enabled", "Enabled", "Enabled"])
+    );
     assert_eq!(
         all["pairs"].as_array().unwrap().len(),
         7,
