@@ -1,8 +1,111 @@
 //! The `timeouts` block every resource accepts, as azurerm users know it.
 
+use std::future::Future;
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
 use tfplugin::{Attribute, Block, NestedBlock, NestingMode, Type, Value};
+
+// ---------------------------------------------------------------------------------------------
+// An operation's stop: Terraform's stop request or its deadline
+// ---------------------------------------------------------------------------------------------
+
+/// How long an Azure call already under way when the operation is stopped may still finish;
+/// after that its outcome is unknown and what it touched is read back.
+pub const IN_FLIGHT_GRACE: Duration = Duration::from_secs(10);
+
+/// Cancelled when Terraform asks the provider to stop or when the operation's deadline
+/// passes: a child of the provider's stop signal that a timer also cancels.
+pub struct Halt {
+    token: CancellationToken,
+    stop: CancellationToken,
+    timeout: Duration,
+}
+
+/// What became of one Azure call run under a [`Halt`].
+pub enum Step<T> {
+    /// It ran to its end (successfully or not).
+    Done(T),
+    /// Halted before it started: it changed nothing.
+    NotSent,
+    /// Halted while under way and not finished within [`IN_FLIGHT_GRACE`]: its outcome is
+    /// unknown; read back what it touched.
+    Unknown,
+}
+
+impl Halt {
+    pub fn new(stop: &CancellationToken, timeout: Duration) -> Halt {
+        let token = stop.child_token();
+        let timer = token.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = timer.cancelled() => {}
+                () = tokio::time::sleep(timeout) => timer.cancel(),
+            }
+        });
+        Halt {
+            token,
+            stop: stop.clone(),
+            timeout,
+        }
+    }
+
+    pub fn is_halted(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    /// Runs one Azure call: not at all once halted; a call under way when halted is given
+    /// [`IN_FLIGHT_GRACE`] to finish (its answer is the truth to record).
+    pub async fn run<T>(&self, call: impl Future<Output = T>) -> Step<T> {
+        if self.is_halted() {
+            return Step::NotSent;
+        }
+        tokio::pin!(call);
+        tokio::select! {
+            biased;
+            outcome = &mut call => Step::Done(outcome),
+            () = self.token.cancelled() => match tokio::time::timeout(IN_FLIGHT_GRACE, call).await {
+                Ok(outcome) => Step::Done(outcome),
+                Err(_) => Step::Unknown,
+            },
+        }
+    }
+
+    /// Why the operation stopped, for diagnostics.
+    pub fn reason(&self) -> String {
+        if self.stop.is_cancelled() {
+            "Terraform asked the provider to stop.".to_string()
+        } else {
+            format!(
+                "The operation reached its timeout ({}); raise it in the `timeouts` block.",
+                humantime::format_duration(self.timeout)
+            )
+        }
+    }
+
+    pub fn summary(&self) -> &'static str {
+        if self.stop.is_cancelled() {
+            "Stopped"
+        } else {
+            "Timed out"
+        }
+    }
+}
+
+impl Halt {
+    /// The token to hand to Azure calls that take one.
+    pub fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+}
+
+impl Drop for Halt {
+    fn drop(&mut self) {
+        // Ends the deadline's timer task; the provider's stop signal, a parent, is untouched.
+        self.token.cancel();
+    }
+}
 
 /// Default durations of one resource type's operations.
 #[derive(Debug, Clone, Copy)]
@@ -76,6 +179,39 @@ pub fn get(resource: &Value, operation: Operation, defaults: Defaults) -> Durati
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test(start_paused = true)]
+    async fn halted_calls_are_not_sent_or_given_a_grace_then_unknown() {
+        let stop = CancellationToken::new();
+        let halt = Halt::new(&stop, Duration::from_secs(60));
+        assert!(matches!(halt.run(async { 1 }).await, Step::Done(1)));
+        // The deadline passes during a call that ends within the grace: its answer counts.
+        let slow = halt
+            .run(async {
+                tokio::time::sleep(Duration::from_secs(65)).await;
+                2
+            })
+            .await;
+        assert!(matches!(slow, Step::Done(2)));
+        assert_eq!(halt.summary(), "Timed out");
+        assert!(halt.reason().contains("1m"), "{}", halt.reason());
+        assert!(matches!(halt.run(async { 3 }).await, Step::NotSent));
+
+        // Terraform stops the provider during a call that does not end within the grace.
+        let stop = CancellationToken::new();
+        let halt = Halt::new(&stop, Duration::from_secs(3600));
+        let stopper = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            stopper.cancel();
+        });
+        let started = tokio::time::Instant::now();
+        let hung = halt.run(std::future::pending::<()>()).await;
+        assert!(matches!(hung, Step::Unknown));
+        assert_eq!(started.elapsed(), Duration::from_secs(1) + IN_FLIGHT_GRACE);
+        assert_eq!(halt.summary(), "Stopped");
+        assert!(!stop.is_cancelled() || halt.is_halted());
+    }
+
     use super::*;
     use tfplugin::AttributePath;
 

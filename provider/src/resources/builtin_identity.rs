@@ -26,7 +26,7 @@
 //!
 //! Stops and timeouts: every Azure call runs under a child of the provider's stop signal
 //! that the operation's deadline also cancels ([`Halt`]). Nothing new starts once it is
-//! cancelled; a call under way is given [`IN_FLIGHT_GRACE`] to finish, and when its outcome
+//! cancelled; a call under way is given [`timeouts::IN_FLIGHT_GRACE`] to finish, and when its outcome
 //! is still unknown what it touched is read back. The state returned then describes exactly
 //! what exists.
 
@@ -42,7 +42,6 @@ use tfplugin::{
     IdentitySchema, ImportRequest, ImportResponse, ImportedResource, PlanRequest, PlanResponse,
     ReadRequest, ReadResponse, Resource, Schema, Type, Value,
 };
-use tokio_util::sync::CancellationToken;
 
 use crate::arguments;
 use crate::azure::identities::Identity;
@@ -50,7 +49,7 @@ use crate::azure::ids::{self, SubscriptionId, UserAssignedIdentityId};
 use crate::azure::AzureClients;
 use crate::provider::ProviderData;
 use crate::resources::identity;
-use crate::timeouts::{self, Operation};
+use crate::timeouts::{self, Halt, Operation, Step};
 
 pub const TYPE_NAME: &str = "mig_builtin_identity";
 
@@ -74,10 +73,6 @@ const CREATE_ONLY_ARGUMENTS: [&str; 4] = [
     "resource_group_location",
     "tags",
 ];
-
-/// How long an Azure call already under way when the operation is stopped may still finish;
-/// after that its outcome is unknown and what it touched is read back.
-const IN_FLIGHT_GRACE: Duration = Duration::from_secs(10);
 
 /// Bound on reading back what exists after a stop.
 const READ_BACK: Duration = Duration::from_secs(30);
@@ -631,91 +626,6 @@ fn replacements(prior: &Value, planned: &Value) -> Vec<AttributePath> {
 // ---------------------------------------------------------------------------------------------
 // Stops and deadlines
 // ---------------------------------------------------------------------------------------------
-
-/// Cancelled when Terraform asks the provider to stop or when the operation's deadline
-/// passes: a child of the provider's stop signal that a timer also cancels.
-struct Halt {
-    token: CancellationToken,
-    stop: CancellationToken,
-    timeout: Duration,
-}
-
-/// What became of one Azure call run under a [`Halt`].
-enum Step<T> {
-    /// It ran to its end (successfully or not).
-    Done(T),
-    /// Halted before it started: it changed nothing.
-    NotSent,
-    /// Halted while under way and not finished within [`IN_FLIGHT_GRACE`]: its outcome is
-    /// unknown; read back what it touched.
-    Unknown,
-}
-
-impl Halt {
-    fn new(stop: &CancellationToken, timeout: Duration) -> Halt {
-        let token = stop.child_token();
-        let timer = token.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                () = timer.cancelled() => {}
-                () = tokio::time::sleep(timeout) => timer.cancel(),
-            }
-        });
-        Halt {
-            token,
-            stop: stop.clone(),
-            timeout,
-        }
-    }
-
-    fn is_halted(&self) -> bool {
-        self.token.is_cancelled()
-    }
-
-    /// Runs one Azure call: not at all once halted; a call under way when halted is given
-    /// [`IN_FLIGHT_GRACE`] to finish (its answer is the truth to record).
-    async fn run<T>(&self, call: impl Future<Output = T>) -> Step<T> {
-        if self.is_halted() {
-            return Step::NotSent;
-        }
-        tokio::pin!(call);
-        tokio::select! {
-            biased;
-            outcome = &mut call => Step::Done(outcome),
-            () = self.token.cancelled() => match tokio::time::timeout(IN_FLIGHT_GRACE, call).await {
-                Ok(outcome) => Step::Done(outcome),
-                Err(_) => Step::Unknown,
-            },
-        }
-    }
-
-    /// Why the operation stopped, for diagnostics.
-    fn reason(&self) -> String {
-        if self.stop.is_cancelled() {
-            "Terraform asked the provider to stop.".to_string()
-        } else {
-            format!(
-                "The operation reached its timeout ({}); raise it in the `timeouts` block.",
-                humantime::format_duration(self.timeout)
-            )
-        }
-    }
-
-    fn summary(&self) -> &'static str {
-        if self.stop.is_cancelled() {
-            "Stopped"
-        } else {
-            "Timed out"
-        }
-    }
-}
-
-impl Drop for Halt {
-    fn drop(&mut self) {
-        // Ends the deadline's timer task; the provider's stop signal, a parent, is untouched.
-        self.token.cancel();
-    }
-}
 
 /// Reads back after a halted call: not cancelled by the halt, bounded by [`READ_BACK`].
 async fn read_back<T, E: std::fmt::Display>(
@@ -2310,39 +2220,6 @@ mod tests {
             Ok(None),
             "an unknown `existing_identity_id` is not a policy-named identity"
         );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn halted_calls_are_not_sent_or_given_a_grace_then_unknown() {
-        let stop = CancellationToken::new();
-        let halt = Halt::new(&stop, Duration::from_secs(60));
-        assert!(matches!(halt.run(async { 1 }).await, Step::Done(1)));
-        // The deadline passes during a call that ends within the grace: its answer counts.
-        let slow = halt
-            .run(async {
-                tokio::time::sleep(Duration::from_secs(65)).await;
-                2
-            })
-            .await;
-        assert!(matches!(slow, Step::Done(2)));
-        assert_eq!(halt.summary(), "Timed out");
-        assert!(halt.reason().contains("1m"), "{}", halt.reason());
-        assert!(matches!(halt.run(async { 3 }).await, Step::NotSent));
-
-        // Terraform stops the provider during a call that does not end within the grace.
-        let stop = CancellationToken::new();
-        let halt = Halt::new(&stop, Duration::from_secs(3600));
-        let stopper = stop.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            stopper.cancel();
-        });
-        let started = tokio::time::Instant::now();
-        let hung = halt.run(std::future::pending::<()>()).await;
-        assert!(matches!(hung, Step::Unknown));
-        assert_eq!(started.elapsed(), Duration::from_secs(1) + IN_FLIGHT_GRACE);
-        assert_eq!(halt.summary(), "Stopped");
-        assert!(!stop.is_cancelled() || halt.is_halted());
     }
 
     #[test]

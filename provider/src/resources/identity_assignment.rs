@@ -34,7 +34,7 @@ use crate::ownership::{self, Held, Mode, Outcome, Settings, Write};
 use crate::policy::{self, Decision, Rules};
 use crate::provider::ProviderData;
 use crate::resources::identity;
-use crate::timeouts::{self, Operation};
+use crate::timeouts::{self, Halt, Operation};
 
 pub const TYPE_NAME: &str = "mig_identity_assignment";
 
@@ -742,51 +742,6 @@ fn report_failures(
     }
 }
 
-/// Stops new writes when Terraform asks the provider to stop or when the operation's
-/// timeout passes, and says which of the two it was.
-struct Halt {
-    token: CancellationToken,
-    stop: CancellationToken,
-    timeout: Duration,
-}
-
-impl Halt {
-    fn new(stop: &CancellationToken, timeout: Duration) -> Halt {
-        let token = stop.child_token();
-        let timer = token.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                () = timer.cancelled() => {}
-                () = tokio::time::sleep(timeout) => timer.cancel(),
-            }
-        });
-        Halt {
-            token,
-            stop: stop.clone(),
-            timeout,
-        }
-    }
-
-    /// Why writes stopped, for diagnostics.
-    fn reason(&self) -> String {
-        if self.stop.is_cancelled() {
-            "Terraform asked the provider to stop.".to_string()
-        } else {
-            format!(
-                "The operation reached its timeout ({}); raise it in the `timeouts` block.",
-                humantime::format_duration(self.timeout)
-            )
-        }
-    }
-}
-
-impl Drop for Halt {
-    fn drop(&mut self) {
-        // Ends the deadline's timer task; the provider's stop signal is a parent, untouched.
-        self.token.cancel();
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The Terraform resource
 // ---------------------------------------------------------------------------------------------
@@ -1117,7 +1072,7 @@ impl IdentityAssignment {
     ) -> Option<tokio::sync::OwnedMutexGuard<()>> {
         tokio::select! {
             turn = self.data.handover().writing(identity_id) => Some(turn),
-            () = halt.token.cancelled() => None,
+            () = halt.token().cancelled() => None,
         }
     }
 
@@ -1337,7 +1292,7 @@ impl IdentityAssignment {
             "applying"
         );
         let report = self
-            .write_batch(clients, &inventory, &jobs, &settings, &halt.token)
+            .write_batch(clients, &inventory, &jobs, &settings, halt.token())
             .await;
         drop(turn);
         let mut diagnostics = Diagnostics::default();
@@ -1364,7 +1319,7 @@ impl IdentityAssignment {
             .union(&release_report.succeeded)
             .cloned()
             .collect();
-        self.settle(clients, &settings, &written, &halt.token, &mut diagnostics)
+        self.settle(clients, &settings, &written, halt.token(), &mut diagnostics)
             .await;
 
         // The truth, machine by machine.
@@ -1492,7 +1447,7 @@ impl IdentityAssignment {
         }
         tracing::debug!(releases = jobs.len(), kept, "destroying");
         let report = self
-            .write_batch(clients, &inventory, &jobs, &settings, &halt.token)
+            .write_batch(clients, &inventory, &jobs, &settings, halt.token())
             .await;
         drop(turns);
         let mut diagnostics = Diagnostics::default();
@@ -1506,7 +1461,7 @@ impl IdentityAssignment {
             clients,
             &settings,
             &report.succeeded,
-            &halt.token,
+            halt.token(),
             &mut diagnostics,
         )
         .await;
