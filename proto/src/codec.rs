@@ -184,6 +184,9 @@ fn convert_msgpack(raw: rmpv::Value, ty: &Type, path: &mut String) -> Result<Val
             Some(signed) => Number::Int(signed),
             None => Number::Uint(n.as_u64().expect("an integer is i64 or u64")),
         })),
+        // cty has no NaN (it is not equal to itself, so no value could hold it).
+        (Type::Number, M::F64(f)) if f.is_nan() => Err(error(path, "NaN is not a number")),
+        (Type::Number, M::F32(f)) if f.is_nan() => Err(error(path, "NaN is not a number")),
         (Type::Number, M::F64(f)) => Ok(Value::Number(Number::Float(f))),
         (Type::Number, M::F32(f)) => Ok(Value::Number(Number::Float(f as f64))),
         (Type::Number, M::String(text)) => {
@@ -630,6 +633,16 @@ mod tests {
             to_json(&value, &ty).unwrap(),
             r#"{"n":123456789012345678901234567890.5}"#
         );
+    }
+
+    #[test]
+    fn nan_is_refused_and_infinity_kept() {
+        let mut nan = Vec::new();
+        rmp::encode::write_f64(&mut nan, f64::NAN).unwrap();
+        assert!(from_msgpack(&nan, &Type::Number).is_err());
+        let mut infinity = Vec::new();
+        rmp::encode::write_f64(&mut infinity, f64::INFINITY).unwrap();
+        assert!(from_msgpack(&infinity, &Type::Number).is_ok());
     }
 
     #[test]

@@ -46,13 +46,32 @@ impl Number {
         if !float.is_finite() {
             return None;
         }
-        // Exact only if printing the float gives back the same number.
-        if format_float(float) == normalize_decimal(text) {
+        // Exact only if printing the float gives back the same number. Text kept as is must
+        // also be a number as JSON writes it (`.5` and `+1` are not), since it goes back out.
+        if format_float(float) == normalize_decimal(text) || !is_json_number(text) {
             Some(Number::Float(float))
         } else {
             Some(Number::Big(text.to_string()))
         }
     }
+}
+
+/// JSON's number grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn is_json_number(text: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
+        None => (unsigned, None),
+    };
+    let (whole, fraction) = match mantissa.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (mantissa, None),
+    };
+    let whole_ok = digits(whole) && (whole == "0" || !whole.starts_with('0'));
+    let fraction_ok = fraction.is_none_or(digits);
+    let exponent_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['+', '-']).unwrap_or(e)));
+    whole_ok && fraction_ok && exponent_ok
 }
 
 fn format_float(value: f64) -> String {
@@ -305,5 +324,9 @@ mod tests {
         let big = "123456789012345678901234567890";
         assert!(matches!(Number::parse(big), Some(Number::Big(ref t)) if t == big));
         assert_eq!(Number::parse("not a number"), None);
+        // Text that JSON cannot write back is kept as a float.
+        assert!(matches!(Number::parse(".5"), Some(Number::Float(f)) if f == 0.5));
+        assert!(matches!(Number::parse("+.5"), Some(Number::Float(f)) if f == 0.5));
+        assert!(is_json_number("-0.5e+10") && !is_json_number("01") && !is_json_number("1."));
     }
 }
