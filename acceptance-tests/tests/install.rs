@@ -33,6 +33,8 @@ struct Release {
     public_key: String,
     /// SHA256SUMS signed by a key the registry does not announce.
     wrong_signature: Vec<u8>,
+    /// A valid zip with this machine's file name, holding another binary.
+    tampered: Vec<u8>,
     ca_pem_file: PathBuf,
     tls: Arc<rustls::ServerConfig>,
 }
@@ -147,6 +149,14 @@ fn release() -> &'static Release {
                 .env("RELEASE_BINARY", binary)
                 .env("DIST", &dist));
         }
+        // A well-formed zip of this machine's name holding something else.
+        let tampered_dist = scratch.path().join("tampered");
+        run(Command::new(&script)
+            .args(["build", ""])
+            .env("RELEASE_BINARY", &stand_in)
+            .env("DIST", &tampered_dist));
+        let tampered = std::fs::read(tampered_dist.join(Release::zip_name(PLATFORM)))
+            .expect("tampered zip");
         let home = scratch.path().join("gnupg");
         let fingerprint = throwaway_key(&home, "mig release test");
         run(Command::new(&script)
@@ -206,6 +216,7 @@ fn release() -> &'static Release {
             key_id: fingerprint[fingerprint.len() - 16..].to_string(),
             public_key,
             wrong_signature: std::fs::read(&wrong).expect("wrong signature"),
+            tampered,
             ca_pem_file,
             tls,
             _scratch: scratch,
@@ -353,7 +364,7 @@ async fn serve(
 }
 
 /// A provider registry (protocol v1) for `azure-mig/mig` on `server`, files under
-/// `/files/`. `download_host` is the host the provider source address names.
+/// `/files/`, signed with the key the download endpoint announces.
 fn publish_registry(server: &Server, release: &Release) {
     server.put(
         "/.well-known/terraform.json",
@@ -544,10 +555,7 @@ fn registry_install_checks_sha256sums_and_signature() {
 
     // A tampered zip: the registry still announces the released checksum.
     let zip = Release::zip_name(PLATFORM);
-    let mut tampered = release.file(&zip);
-    let last = tampered.len() - 1;
-    tampered[last] ^= 0xff;
-    server.put(&format!("/files/{zip}"), tampered);
+    server.put(&format!("/files/{zip}"), release.tampered.clone());
     let output =
         workdir(release, &config_text, cli_config).run(&["init", "-input=false", "-no-color"]);
     assert!(!output.success, "tampered zip accepted:\n{}", output.all());
@@ -607,7 +615,7 @@ fn registry_block_users_write_and_its_lock_file() {
         &first,
         &address,
     );
-    let fs_mirror = filesystem_mirror(release);
+    let fs_mirror = filesystem_mirror(&release.file(&Release::zip_name(PLATFORM)));
     second_machine(
         release,
         &config_text,
@@ -672,7 +680,7 @@ fn network_mirror_config(server: &Server) -> String {
 }
 
 /// What `make install` makes: the binary from the release zip, unpacked.
-fn filesystem_mirror(release: &Release) -> tempfile::TempDir {
+fn filesystem_mirror(zip: &[u8]) -> tempfile::TempDir {
     let dir = tempfile::Builder::new()
         .prefix("mig-fs-mirror-")
         .tempdir()
@@ -682,7 +690,8 @@ fn filesystem_mirror(release: &Release) -> tempfile::TempDir {
         provider_version()
     ));
     std::fs::create_dir_all(&target).expect("mirror dir");
-    let zip = release.dist.join(Release::zip_name(PLATFORM));
+    let zip_file = dir.path().join(Release::zip_name(PLATFORM));
+    std::fs::write(&zip_file, zip).expect("write zip");
     run(Command::new("python3")
         .args([
             "-c",
@@ -692,8 +701,9 @@ fn filesystem_mirror(release: &Release) -> tempfile::TempDir {
              \x20       path = z.extract(info, sys.argv[2])\n\
              \x20       os.chmod(path, info.external_attr >> 16 & 0o777)\n",
         ])
-        .arg(&zip)
+        .arg(&zip_file)
         .arg(&target));
+    std::fs::remove_file(&zip_file).expect("remove zip");
     dir
 }
 
@@ -736,12 +746,28 @@ fn network_mirror_install() {
         BTreeSet::from([release.h1.clone()])
     );
     second_machine(release, &config_text, &cli_config, &first, &address);
+
+    // A tampered zip on the mirror does not match the hashes its version file lists.
+    let zip = Release::zip_name(PLATFORM);
+    mirror.put(
+        &format!("/mirror/registry.terraform.io/{NAMESPACE}/{TYPE}/{zip}"),
+        release.tampered.clone(),
+    );
+    let output =
+        workdir(release, &config_text, &cli_config).run(&["init", "-input=false", "-no-color"]);
+    assert!(!output.success, "tampered zip accepted:\n{}", output.all());
+    assert!(
+        one_line(&output.stderr)
+            .contains("provider package doesn't match the any of the expected checksums"),
+        "tampered zip on the mirror: {}",
+        output.all()
+    );
 }
 
 #[test]
 fn filesystem_mirror_install() {
     let release = release();
-    let mirror = filesystem_mirror(release);
+    let mirror = filesystem_mirror(&release.file(&Release::zip_name(PLATFORM)));
     let address = format!("registry.terraform.io/{NAMESPACE}/{TYPE}");
     let config_text = config(&format!("{NAMESPACE}/{TYPE}"));
     let cli_config = filesystem_mirror_config(mirror.path());
@@ -752,4 +778,26 @@ fn filesystem_mirror_install() {
         BTreeSet::from([release.h1.clone()])
     );
     second_machine(release, &config_text, &cli_config, &first, &address);
+
+    // Another machine whose mirror holds another binary: the lock file refuses it.
+    let other_mirror = filesystem_mirror(&release.tampered);
+    let other = workdir(
+        release,
+        &config_text,
+        &filesystem_mirror_config(other_mirror.path()),
+    );
+    std::fs::copy(
+        first.path().join(".terraform.lock.hcl"),
+        other.path().join(".terraform.lock.hcl"),
+    )
+    .expect("copy lock file");
+    let output = other.run(&["init", "-input=false", "-no-color"]);
+    assert!(!output.success, "other binary accepted:\n{}", output.all());
+    assert!(
+        one_line(&output.stderr).contains(
+            "doesn't match any of the checksums previously recorded in the dependency lock file"
+        ),
+        "other binary: {}",
+        output.all()
+    );
 }
