@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use acceptance_tests::{terraform_has, workspace_root, Emulator, Workdir};
-use serde_json::json;
+use serde_json::Value as Json;
 
 /// A working directory holding a copy of examples/terraform-test (its `.tf` files and
 /// `tests/`, nothing a previous local run left behind).
@@ -116,17 +116,15 @@ fn the_example_module_tests_pass_against_the_emulator() {
         return;
     }
     const SUB: &str = "00000000-0000-0000-0000-000000000001";
-    let emulator = Emulator::start(&json!({"subscriptions": [{
-        "id": SUB,
-        "regions": ["westeurope", "eastus"],
-        "resource_groups": [{"name": "rg-app", "location": "westeurope"}],
-        "virtual_machines": [
-            {"name": "vm-1", "resource_group": "rg-app", "location": "westeurope"},
-            {"name": "vm-tagged", "resource_group": "rg-app", "location": "westeurope",
-             "tags": {"mig-exclude": "true"}},
-            {"name": "vm-elsewhere", "resource_group": "rg-app", "location": "eastus"}
-        ]
-    }]}));
+    // The scenario the example documents for `scripts/emulator`.
+    let scenario: Json = serde_json::from_str(
+        &std::fs::read_to_string(
+            workspace_root().join("examples/terraform-test/emulator/scenario.json"),
+        )
+        .expect("read the example's scenario"),
+    )
+    .expect("the example's scenario is JSON");
+    let emulator = Emulator::start(&scenario);
     let mut work = example();
     for (key, value) in emulator.arm_env() {
         work.env(key, &value);
