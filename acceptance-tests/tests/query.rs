@@ -7,6 +7,9 @@
 //!   skips) is found by `terraform query -generate-config-out=generated.tf`; applying the
 //!   generated configuration adopts everything, the next plan has no changes, and destroy
 //!   removes nothing the policy made.
+//! - The same with `management_group_ids`: a management group holding two of three
+//!   subscriptions lists exactly those two's identities (one descendants listing per group),
+//!   and the generated configuration adopts them with no change.
 //! - Each resource imports by identity (`import { to = ..., identity = { ... } }`).
 //! - `mig_identity_assignment` keeps the identity it was created with across an in-place
 //!   change of `scope`.
@@ -18,6 +21,9 @@ use serde_json::{json, Value as Json};
 
 const SUB: &str = "00000000-0000-0000-0000-000000000001";
 const SUB2: &str = "00000000-0000-0000-0000-000000000002";
+const SUB3: &str = "00000000-0000-0000-0000-000000000003";
+/// Holds SUB2 and SUB3 (in `policy_estate_with_group`); SUB, the provider's, is outside.
+const GROUP: &str = "mg-policy";
 const REGIONS: [&str; 3] = ["eastus", "westeurope", "northeurope"];
 const IDENTITY_API: &str = "2023-01-31";
 const LOCK_API: &str = "2020-05-01";
@@ -48,7 +54,23 @@ fn vm(sub: &str, name: &str) -> String {
 /// machines (one it gave a first identity, one next to a system-assigned identity), and a
 /// machine whose single user-assigned identity made the policy skip it.
 fn policy_estate() -> Json {
-    let subscription = |sub: &str| {
+    json!({"subscriptions": [policy_subscription(SUB), policy_subscription(SUB2)]})
+}
+
+/// The policy's estate in three subscriptions, SUB2 and SUB3 in the management group GROUP
+/// (SUB, the provider's, under the tenant root group).
+fn policy_estate_with_group() -> Json {
+    json!({
+        "subscriptions": [policy_subscription(SUB), policy_subscription(SUB2), policy_subscription(SUB3)],
+        "management_groups": [
+            {"id": GROUP, "display_name": "Policy", "subscriptions": [SUB2, SUB3]}
+        ]
+    })
+}
+
+/// One subscription of `policy_estate`.
+fn policy_subscription(sub: &str) -> Json {
+    {
         let mut identities =
             vec![json!({"name": "id-app", "resource_group": "rg-app", "location": "eastus"})];
         let mut locks = Vec::new();
@@ -89,14 +111,18 @@ fn policy_estate() -> Json {
             "virtual_machines": machines,
             "locks": locks,
         })
-    };
-    json!({"subscriptions": [subscription(SUB), subscription(SUB2)]})
+    }
 }
 
 /// Every machine's identity block, by ID.
 fn machines(emulator: &Emulator) -> Vec<(String, (String, BTreeSet<String>))> {
+    machines_in(emulator, &[SUB, SUB2])
+}
+
+/// Every machine's identity block in `subs`, by ID.
+fn machines_in(emulator: &Emulator, subs: &[&str]) -> Vec<(String, (String, BTreeSet<String>))> {
     let mut out = Vec::new();
-    for sub in [SUB, SUB2] {
+    for &sub in subs {
         for region in REGIONS {
             for suffix in ["1", "2", "single"] {
                 let id = vm(sub, &format!("vm-{region}-{suffix}"));
@@ -112,7 +138,16 @@ fn assert_policy_estate_intact(
     emulator: &Emulator,
     machines_before: &[(String, (String, BTreeSet<String>))],
 ) {
-    for sub in [SUB, SUB2] {
+    assert_policy_estate_intact_in(emulator, &[SUB, SUB2], machines_before);
+}
+
+/// The policy's identities and locks in `subs` all exist, and the machines are unchanged.
+fn assert_policy_estate_intact_in(
+    emulator: &Emulator,
+    subs: &[&str],
+    machines_before: &[(String, (String, BTreeSet<String>))],
+) {
+    for &sub in subs {
         for region in REGIONS {
             assert!(
                 emulator
@@ -128,24 +163,34 @@ fn assert_policy_estate_intact(
         }
     }
     assert_eq!(
-        machines(emulator),
+        machines_in(emulator, subs),
         machines_before,
         "every machine keeps its identity block"
     );
 }
 
-fn query_files(subscriptions: &[&str]) -> String {
-    let list = subscriptions
+/// `"a", "b"`.
+fn hcl_list(items: &[&str]) -> String {
+    items
         .iter()
         .map(|s| format!("\"{s}\""))
         .collect::<Vec<_>>()
-        .join(", ");
+        .join(", ")
+}
+
+fn query_files(subscriptions: &[&str]) -> String {
+    let config = format!("subscription_ids = [{}]", hcl_list(subscriptions));
+    query_files_with(&config, &config)
+}
+
+/// Both list resources, with the resource, each with the lines of its `config` block given.
+fn query_files_with(builtin_identity: &str, identity_assignment: &str) -> String {
     format!(
         r#"list "mig_builtin_identity" "policy" {{
   provider         = mig
   include_resource = true
   config {{
-    subscription_ids = [{list}]
+    {builtin_identity}
   }}
 }}
 
@@ -153,7 +198,7 @@ list "mig_identity_assignment" "policy" {{
   provider         = mig
   include_resource = true
   config {{
-    subscription_ids = [{list}]
+    {identity_assignment}
   }}
 }}
 "#
@@ -245,6 +290,143 @@ fn query_generates_configuration_that_adopts_the_policy_estate_with_no_change_an
 
     work.destroy();
     assert_policy_estate_intact(&emulator, &before);
+}
+
+#[test]
+fn query_over_a_management_group_lists_and_adopts_exactly_its_subscriptions_identities() {
+    if !terraform_has(14, "list resources") {
+        return;
+    }
+    let emulator = Emulator::start(&policy_estate_with_group());
+    assert_eq!(
+        emulator.subscription_id(),
+        SUB,
+        "the provider's is outside the group"
+    );
+    let inside = [SUB2, SUB3];
+    let before = machines_in(&emulator, &inside);
+    let work = Workdir::new(&emulator.configuration(""));
+    // By name, with a subscription of the group named too (listed once); by ID.
+    work.write(
+        "policy.tfquery.hcl",
+        &query_files_with(
+            &format!("management_group_ids = [\"{GROUP}\"]\n    subscription_ids     = [\"{SUB2}\"]"),
+            &format!("management_group_ids = [\"/providers/Microsoft.Management/managementGroups/{GROUP}\"]"),
+        ),
+    );
+    work.init();
+
+    emulator.clear_requests();
+    let listed = work.run_ok(&["query", "-no-color", "-json"]);
+    let found: Vec<Json> = listed
+        .json_lines()
+        .into_iter()
+        .filter(|line| line["type"] == "list_resource_found")
+        .map(|line| line["list_resource_found"].clone())
+        .collect();
+    let of_type = |type_name: &str| -> Vec<&Json> {
+        found
+            .iter()
+            .filter(|r| {
+                r["address"]
+                    .as_str()
+                    .is_some_and(|a| a.contains(&format!("{type_name}.")))
+            })
+            .collect()
+    };
+    let identities: Vec<String> = of_type("mig_builtin_identity")
+        .iter()
+        .map(|r| {
+            let identity = &r["identity"];
+            assert_eq!(identity["resource_group_name"], "Built-In-Identity-RG");
+            format!(
+                "{}/{}",
+                identity["subscription_id"].as_str().unwrap_or_default(),
+                identity["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    let assignments: Vec<String> = of_type("mig_identity_assignment")
+        .iter()
+        .map(|r| {
+            r["identity"]["identity_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+        })
+        .collect();
+    let want_identities: BTreeSet<String> = inside
+        .iter()
+        .flat_map(|sub| REGIONS.map(|region| format!("{sub}/Built-In-Identity-{region}")))
+        .collect();
+    // ARM spells `resourcegroups` as it likes in IDs.
+    let want_assignments: BTreeSet<String> = inside
+        .iter()
+        .flat_map(|sub| REGIONS.map(|region| policy_identity(sub, region).to_ascii_lowercase()))
+        .collect();
+    assert_eq!(identities.len(), 6, "each once:\n{}", listed.all());
+    assert_eq!(
+        identities.into_iter().collect::<BTreeSet<_>>(),
+        want_identities,
+        "{}",
+        listed.all()
+    );
+    assert_eq!(assignments.len(), 6, "each once:\n{}", listed.all());
+    assert_eq!(
+        assignments.into_iter().collect::<BTreeSet<_>>(),
+        want_assignments,
+        "{}",
+        listed.all()
+    );
+    // Cheap: one descendants listing per list block, nothing read in the subscription outside.
+    let paths: Vec<String> = emulator
+        .requests()
+        .into_iter()
+        .map(|r| r["path"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        paths.iter().filter(|p| p.ends_with("/descendants")).count(),
+        2,
+        "{paths:#?}"
+    );
+    assert!(
+        !paths
+            .iter()
+            .any(|p| p.contains(&format!("/subscriptions/{SUB}/"))),
+        "{paths:#?}"
+    );
+    assert_eq!(
+        paths
+            .iter()
+            .filter(|p| p.contains(&format!("/subscriptions/{SUB2}/resourceGroups/Built-In-Identity-RG/providers/Microsoft.ManagedIdentity/userAssignedIdentities")))
+            .count(),
+        2,
+        "SUB2's identities read once per list block: {paths:#?}"
+    );
+
+    let generated = work.run_ok(&["query", "-no-color", "-generate-config-out=generated.tf"]);
+    let text = std::fs::read_to_string(work.path().join("generated.tf"))
+        .unwrap_or_else(|e| panic!("generated.tf: {e}\n{}", generated.all()));
+    assert_eq!(text.matches("import {").count(), 12, "{text}");
+    assert!(
+        !text.contains(SUB),
+        "nothing of the subscription outside:\n{text}"
+    );
+
+    emulator.clear_requests();
+    let applied = work.run_ok(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    let writes: Vec<Json> = emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r["method"] != "GET" && !r["path"].as_str().unwrap_or("").contains("oauth2"))
+        .collect();
+    assert!(writes.is_empty(), "adopting writes nothing: {writes:?}");
+    assert!(applied.stdout.contains("12 imported"), "{}", applied.all());
+    assert!(!work.plan_has_changes(), "adopted with no change:\n{text}");
+    assert_policy_estate_intact_in(&emulator, &inside, &before);
+
+    work.destroy();
+    assert_policy_estate_intact_in(&emulator, &inside, &before);
 }
 
 #[test]

@@ -12,3 +12,13 @@ list "mig_builtin_identity" "policy" {
     ]
   }
 }
+
+# Where the policy is assigned at a management group: every subscription anywhere under it,
+# in one query (a subscription also named in subscription_ids is listed once).
+list "mig_builtin_identity" "estate" {
+  provider         = mig
+  include_resource = true
+  config {
+    management_group_ids = ["mg-corp"]
+  }
+}

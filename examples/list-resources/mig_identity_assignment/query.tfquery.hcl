@@ -9,3 +9,13 @@ list "mig_identity_assignment" "policy" {
     locations        = ["eastus", "westeurope"]
   }
 }
+
+# Every subscription under a management group (by name or ID), and one outside it.
+list "mig_identity_assignment" "estate" {
+  provider         = mig
+  include_resource = true
+  config {
+    management_group_ids = ["/providers/Microsoft.Management/managementGroups/mg-corp"]
+    subscription_ids     = ["11111111-1111-1111-1111-111111111111"]
+  }
+}

@@ -72,11 +72,37 @@ impl ManagementGroupsClient {
         &self,
         group: &str,
     ) -> Result<Vec<SubscriptionInfo>, ArmError> {
+        let mut found: BTreeMap<String, SubscriptionInfo> = self
+            .descendant_subscriptions(group)
+            .await?
+            .into_iter()
+            .map(|s| (s.subscription_id.clone(), s))
+            .collect();
+        if found.is_empty() {
+            return Ok(Vec::new());
+        }
+        for visible in self.visible_subscriptions().await? {
+            if let Some(entry) = found.get_mut(&visible.subscription_id) {
+                entry.state = visible.state;
+                if entry.display_name.is_empty() {
+                    entry.display_name = visible.display_name;
+                }
+            }
+        }
+        Ok(found.into_values().collect())
+    }
+
+    /// The subscriptions anywhere below the management group `group` (a name), from its
+    /// descendants alone (one read per page), sorted by ID, without states.
+    pub async fn descendant_subscriptions(
+        &self,
+        group: &str,
+    ) -> Result<Vec<SubscriptionInfo>, ArmError> {
         let descendants = self
             .arm
             .list_all(format!("{}/descendants", group_id(group)), API_VERSION)
             .await?;
-        let mut found: BTreeMap<String, SubscriptionInfo> = descendants
+        let found: BTreeMap<String, SubscriptionInfo> = descendants
             .iter()
             .filter(|d| {
                 d.get("type")
@@ -99,17 +125,6 @@ impl ManagementGroupsClient {
                 ))
             })
             .collect();
-        if found.is_empty() {
-            return Ok(Vec::new());
-        }
-        for visible in self.visible_subscriptions().await? {
-            if let Some(entry) = found.get_mut(&visible.subscription_id) {
-                entry.state = visible.state;
-                if entry.display_name.is_empty() {
-                    entry.display_name = visible.display_name;
-                }
-            }
-        }
         Ok(found.into_values().collect())
     }
 }

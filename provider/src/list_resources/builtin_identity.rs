@@ -9,7 +9,7 @@ use tfplugin::{Diagnostics, ListRequest, ListResource, ListResult, ListSink, Sch
 
 use futures::StreamExt;
 
-use super::{policy_identities, search_from, Found, Search, Sender};
+use super::{policy_identities, search_from, Found, Search, Sender, Subscriptions};
 use crate::azure::ids::{self, UserAssignedIdentityId};
 use crate::azure::AzureClients;
 use crate::provider::ProviderData;
@@ -113,9 +113,17 @@ impl ListResource for BuiltinIdentities {
         };
         let mut sender = Sender::new(sink, request.limit);
         let mut diagnostics = Diagnostics::default();
-        for subscription in &search.subscriptions {
+        let mut subscriptions = Subscriptions::new(&clients, &search);
+        while let Some(subscription) = subscriptions.next().await {
+            let subscription = match subscription {
+                Ok(subscription) => subscription,
+                Err(error) => {
+                    diagnostics.error("Cannot list the policy's identities", &error);
+                    return diagnostics;
+                }
+            };
             let extras = if request.include_resource_object {
-                match extras(&clients, &search, subscription).await {
+                match extras(&clients, &search, &subscription).await {
                     Ok(extras) => Some(extras),
                     Err(error) => {
                         diagnostics.error("Cannot list the policy's identities", &error);
@@ -125,7 +133,7 @@ impl ListResource for BuiltinIdentities {
             } else {
                 None
             };
-            let mut pages = policy_identities(&clients, &search, subscription);
+            let mut pages = policy_identities(&clients, &search, &subscription);
             while let Some(page) = pages.next().await {
                 let page = match page {
                     Ok(page) => page,

@@ -12,7 +12,7 @@ use tfplugin::{
 
 use futures::StreamExt;
 
-use super::{policy_identities, search_from, Found, Sender};
+use super::{policy_identities, search_from, Found, Sender, Subscriptions};
 use crate::provider::ProviderData;
 use crate::resources::identity_assignment::{
     self as resource, identity_value, quickstart_state, IdentityAssignment,
@@ -61,8 +61,16 @@ impl ListResource for IdentityAssignments {
         let include = request.include_resource_object;
         let mut sender = Sender::new(sink, request.limit);
         let mut diagnostics = Diagnostics::default();
-        for subscription in &search.subscriptions {
-            let mut pages = policy_identities(&clients, &search, subscription);
+        let mut subscriptions = Subscriptions::new(&clients, &search);
+        while let Some(subscription) = subscriptions.next().await {
+            let subscription = match subscription {
+                Ok(subscription) => subscription,
+                Err(error) => {
+                    diagnostics.error("Cannot list the policy's identities", &error);
+                    return diagnostics;
+                }
+            };
+            let mut pages = policy_identities(&clients, &search, &subscription);
             while let Some(page) = pages.next().await {
                 let page = match page {
                     Ok(page) => page,

@@ -2,11 +2,11 @@
 //! by its naming, as objects to adopt.
 //!
 //! Both list the policy's identities: `Built-In-Identity-*` in `Built-In-Identity-RG` (or the
-//! configured group) of each subscription given (the provider's by default). Management
-//! groups are not walked: the emulator does not serve them, so that path could not be tested;
-//! name the subscriptions instead.
+//! configured group) of each subscription given and of every subscription anywhere under each
+//! management group given, each subscription once (the provider's when neither is given).
 //!
-//! Listing is cheap: one read per page of identities per subscription, and results are sent to
+//! Listing is cheap: one descendants listing per management group (read when the listing gets
+//! to it), one read per page of identities per subscription, and results are sent to
 //! Terraform as each page arrives. `include_resource` adds, per subscription, one read of the
 //! group and one of its locks (`mig_builtin_identity`), or one listing of the machines shared
 //! by every region (`mig_identity_assignment`). Listing stops at `limit`.
@@ -14,7 +14,7 @@
 mod builtin_identity;
 mod identity_assignment;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use futures::stream::BoxStream;
@@ -25,6 +25,7 @@ use tfplugin::{model, Attribute, Block, Diagnostics, ListResource, ListSink, Sch
 use crate::arguments;
 use crate::azure::identities::Identity;
 use crate::azure::ids::{self, Scope};
+use crate::azure::management_groups;
 use crate::azure::AzureClients;
 use crate::provider::ProviderData;
 
@@ -43,7 +44,10 @@ fn schema(description: &str) -> Schema {
             attributes: vec![
                 Attribute::optional("subscription_ids", Type::list(Type::String))
                     .validator(arguments::subscription_id())
-                    .description("Subscriptions (GUIDs) to look in. Default: the provider's subscription."),
+                    .description("Subscriptions (GUIDs) to look in, besides those under `management_group_ids`. Default (neither given): the provider's subscription."),
+                Attribute::optional("management_group_ids", Type::set(Type::String))
+                    .validator(arguments::management_group_id())
+                    .description("Management groups, by name (the tenant ID for the tenant root group) or ID (`/providers/Microsoft.Management/managementGroups/{name}`): every subscription anywhere below each is looked in too, once however often it is found."),
                 Attribute::optional("resource_group_name", Type::String)
                     .validator(arguments::resource_group_name())
                     .description("The group the policy's identities live in. Default `Built-In-Identity-RG`."),
@@ -60,6 +64,7 @@ fn schema(description: &str) -> Schema {
 #[derive(Debug, Default, Deserialize)]
 struct Config {
     subscription_ids: Option<Vec<String>>,
+    management_group_ids: Option<Vec<String>>,
     resource_group_name: Option<String>,
     locations: Option<Vec<String>>,
 }
@@ -67,7 +72,10 @@ struct Config {
 /// Where to look, with the defaults applied.
 #[derive(Debug, Clone, PartialEq)]
 struct Search {
+    /// Those named (the provider's when neither these nor groups are given).
     subscriptions: Vec<String>,
+    /// Management group names, each once.
+    management_groups: Vec<String>,
     resource_group: String,
     /// Normalised (`eastus`); `None` for every region.
     locations: Option<BTreeSet<String>>,
@@ -86,6 +94,12 @@ fn validate(config: &Value) -> Diagnostics {
     ));
     diagnostics.extend(arguments::check_not_empty(
         config,
+        "management_group_ids",
+        "No management groups",
+        "An empty set adds no subscription. Name at least one management group, or leave `management_group_ids` out.",
+    ));
+    diagnostics.extend(arguments::check_not_empty(
+        config,
         "locations",
         "No regions",
         "An empty set matches no identity. Name at least one region, or leave `locations` out for every region.",
@@ -99,20 +113,24 @@ fn search_from(config: &Value, provider_subscription: &str) -> Result<Search, Di
         return Err(problems);
     }
     let config: Config = model::decode(config)?;
-    let mut subscriptions: Vec<String> = Vec::new();
-    for subscription in config
-        .subscription_ids
-        .unwrap_or_else(|| vec![provider_subscription.to_string()])
-    {
-        if !subscriptions
+    let management_groups = once_each(
+        config
+            .management_group_ids
+            .unwrap_or_default()
             .iter()
-            .any(|s| s.eq_ignore_ascii_case(&subscription))
-        {
-            subscriptions.push(subscription);
+            .map(|g| management_groups::group_name(g).to_string()),
+        &mut BTreeSet::new(),
+    );
+    let subscriptions = config.subscription_ids.unwrap_or_else(|| {
+        if management_groups.is_empty() {
+            vec![provider_subscription.to_string()]
+        } else {
+            Vec::new()
         }
-    }
+    });
     Ok(Search {
-        subscriptions,
+        subscriptions: once_each(subscriptions, &mut BTreeSet::new()),
+        management_groups,
         resource_group: config
             .resource_group_name
             .unwrap_or(ids::BUILTIN_RESOURCE_GROUP.to_string()),
@@ -122,6 +140,63 @@ fn search_from(config: &Value, provider_subscription: &str) -> Result<Search, Di
                 .collect()
         }),
     })
+}
+
+/// The names not in `seen` (compared without case), in order, each once; `seen` gains them.
+fn once_each(names: impl IntoIterator<Item = String>, seen: &mut BTreeSet<String>) -> Vec<String> {
+    names
+        .into_iter()
+        .filter(|name| seen.insert(name.to_ascii_lowercase()))
+        .collect()
+}
+
+/// The subscriptions a search covers, each once, in order: those named, then those under each
+/// management group in turn. A group's descendants are listed (one read per page) only when
+/// the walk gets to it, so a listing stopped at `limit` reads no further.
+struct Subscriptions<'a> {
+    clients: &'a AzureClients,
+    seen: BTreeSet<String>,
+    next: VecDeque<String>,
+    groups: std::slice::Iter<'a, String>,
+}
+
+impl<'a> Subscriptions<'a> {
+    fn new(clients: &'a AzureClients, search: &'a Search) -> Self {
+        let mut seen = BTreeSet::new();
+        let next = once_each(search.subscriptions.iter().cloned(), &mut seen).into();
+        Subscriptions {
+            clients,
+            seen,
+            next,
+            groups: search.management_groups.iter(),
+        }
+    }
+
+    /// The next subscription, `None` after the last; an error when a group cannot be listed.
+    async fn next(&mut self) -> Option<Result<String, String>> {
+        loop {
+            if let Some(subscription) = self.next.pop_front() {
+                return Some(Ok(subscription));
+            }
+            let group = self.groups.next()?;
+            match self
+                .clients
+                .management_groups
+                .descendant_subscriptions(group)
+                .await
+            {
+                Ok(found) => {
+                    let found = found.into_iter().map(|s| s.subscription_id);
+                    self.next = once_each(found, &mut self.seen).into();
+                }
+                Err(error) => {
+                    return Some(Err(format!(
+                        "Cannot list the subscriptions of the management group `{group}`: {error} The principal needs `Microsoft.Management/managementGroups/read` on `{group}` (Reader there, or above it); ARM answers 403 for a group that does not exist too."
+                    )))
+                }
+            }
+        }
+    }
 }
 
 /// A policy identity found, with its region as ARM spells it.
@@ -232,8 +307,45 @@ mod tests {
     fn defaults_are_the_policys() {
         let search = search_from(&Value::object([("subscription_ids", Value::Null)]), SUB).unwrap();
         assert_eq!(search.subscriptions, vec![SUB.to_string()]);
+        assert!(search.management_groups.is_empty());
         assert_eq!(search.resource_group, "Built-In-Identity-RG");
         assert_eq!(search.locations, None);
+    }
+
+    #[test]
+    fn management_groups_replace_the_default_and_add_to_the_subscriptions_named() {
+        let groups = Value::string_set([
+            "mg-corp",
+            "/providers/Microsoft.Management/managementGroups/MG-CORP/",
+            "mg-eu",
+        ]);
+        let only = Value::object([("management_group_ids", groups.clone())]);
+        let search = search_from(&only, SUB).unwrap();
+        assert!(search.subscriptions.is_empty(), "not the provider's");
+        assert_eq!(search.management_groups.len(), 2, "{search:?}");
+        assert!(search.management_groups.contains(&"mg-eu".to_string()));
+
+        let both = Value::object([
+            ("management_group_ids", groups),
+            (
+                "subscription_ids",
+                Value::List(vec![Value::string(SUB), Value::string(SUB.to_uppercase())]),
+            ),
+        ]);
+        let search = search_from(&both, SUB).unwrap();
+        assert_eq!(search.subscriptions, vec![SUB.to_string()]);
+        assert_eq!(search.management_groups.len(), 2);
+
+        let mut seen = BTreeSet::from([SUB.to_string()]);
+        let other = "00000000-0000-0000-0000-000000000002";
+        assert_eq!(
+            once_each(
+                [SUB.to_uppercase(), other.to_string(), other.to_string()],
+                &mut seen
+            ),
+            vec![other.to_string()],
+            "a subscription named and under a group is listed once"
+        );
     }
 
     #[test]
@@ -275,5 +387,13 @@ mod tests {
         assert!(problems.has_errors());
         let empty = Value::object([("subscription_ids", Value::List(vec![]))]);
         assert!(search_from(&empty, SUB).unwrap_err().has_errors());
+        for bad in [
+            Value::string_set(["mg corp"]),
+            Value::string_set([format!("/subscriptions/{SUB}")]),
+            Value::Set(vec![]),
+        ] {
+            let config = Value::object([("management_group_ids", bad)]);
+            assert!(search_from(&config, SUB).unwrap_err().has_errors());
+        }
     }
 }
