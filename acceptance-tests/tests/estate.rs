@@ -338,7 +338,11 @@ fn subscriptions_are_every_visible_one_or_those_under_a_readable_group() {
     let output = invalid.run(&["validate", "-no-color"]);
     assert!(!output.success);
     assert!(
-        output.all().contains("Leave `management_group_id` out"),
+        output.all().contains("Invalid management group")
+            && output
+                .all()
+                .replace('\n', " ")
+                .contains("is a subscription, not a"),
         "{}",
         output.all()
     );

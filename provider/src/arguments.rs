@@ -319,7 +319,7 @@ pub fn check_management_group_id(text: &str) -> Result<(), String> {
     refuse_query(text)?;
     if text.to_ascii_lowercase().contains("/subscriptions/") {
         return Err(format!(
-            "`{text}` is a subscription, not a management group. Leave `management_group_id` out to cover every subscription the principal can see."
+            "`{text}` is a subscription, not a management group. Give a group's name or ID here; subscriptions go where the configuration names subscriptions (`subscription_ids`), or leave the group out to cover every subscription the principal can see."
         ));
     }
     let name = crate::azure::management_groups::group_name(text);

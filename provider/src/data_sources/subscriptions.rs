@@ -285,7 +285,7 @@ mod tests {
         }
         assert!(arguments::check_management_group_id("/subscriptions/x")
             .unwrap_err()
-            .contains("Leave `management_group_id` out"));
+            .contains("is a subscription, not a management group"));
     }
 
     #[test]
