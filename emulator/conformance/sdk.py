@@ -18,6 +18,11 @@ except ImportError:
 
 from azure.mgmt.compute import ComputeManagementClient
 
+try:  # azure-mgmt-managementgroups >= 2 (TypeSpec): no subscription, `base_url`
+    from azure.mgmt.managementgroups import ManagementGroupsMgmtClient as ManagementGroupsClient
+except ImportError:  # azure-mgmt-managementgroups 1.x
+    from azure.mgmt.managementgroups import ManagementGroupsAPI as ManagementGroupsClient  # type: ignore[no-redef]
+
 
 def if_match(operation, etag):
     """The keyword arguments that make `operation` send `If-Match: etag`: `if_match=` up to
@@ -36,4 +41,11 @@ def version(package):
     return v(package)
 
 
-__all__ = ["ComputeManagementClient", "ManagementLockClient", "ResourceManagementClient", "if_match", "version"]
+__all__ = [
+    "ComputeManagementClient",
+    "ManagementGroupsClient",
+    "ManagementLockClient",
+    "ResourceManagementClient",
+    "if_match",
+    "version",
+]

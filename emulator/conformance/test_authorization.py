@@ -23,6 +23,22 @@ def test_built_in_role_definitions_have_their_real_ids(emulator, credential):
     assert "*/read" in reader.permissions[0].actions
 
 
+def test_role_definitions_list_at_a_scope_and_get_by_id(emulator, credential):
+    client = arm_client(AuthorizationManagementClient, emulator, credential)
+    listed = {d.role_name: d for d in client.role_definitions.list(GROUP)}
+    assert {"Owner", "Contributor", "Reader", "Virtual Machine Contributor"} <= set(listed), sorted(listed)
+    for definition in listed.values():
+        assert definition.type == "Microsoft.Authorization/roleDefinitions"
+        assert definition.role_type == "BuiltInRole"
+    reader = client.role_definitions.get_by_id(listed["Reader"].id)
+    assert (reader.name, reader.role_name) == (READER, "Reader")
+    assert reader.id.lower() == listed["Reader"].id.lower()
+    assert client.role_definitions.get(GROUP, READER).role_name == "Reader"
+    with pytest.raises(HttpResponseError) as error:
+        client.role_definitions.get_by_id(f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/{uuid.uuid4()}")
+    assert error.value.status_code == 404
+
+
 def test_role_assignment_lifecycle(emulator, credential):
     client = arm_client(AuthorizationManagementClient, emulator, credential)
     msi = arm_client(ManagedServiceIdentityClient, emulator, credential)

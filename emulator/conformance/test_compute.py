@@ -1,9 +1,16 @@
-"""Virtual machines and scale sets through azure-mgmt-compute: paging, identity updates as
-long-running operations, and optimistic concurrency with If-Match."""
+"""Virtual machines and scale sets through azure-mgmt-compute: create and delete as long-running
+operations, locks at their scope, paging, identity updates, and optimistic concurrency with
+If-Match."""
+
+import uuid
 
 import pytest
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.compute.models import (
+    HardwareProfile,
+    Sku,
+    VirtualMachine,
+    VirtualMachineScaleSet,
     UserAssignedIdentitiesValue,
     VirtualMachineIdentity,
     VirtualMachineScaleSetIdentity,
@@ -13,7 +20,85 @@ from azure.mgmt.compute.models import (
 from azure.mgmt.msi import ManagedServiceIdentityClient
 
 from conftest import arm_client
-from sdk import ComputeManagementClient, if_match
+from sdk import ComputeManagementClient, ManagementLockClient, if_match
+
+
+def test_vm_create_read_list_lock_delete(emulator, credential):
+    compute = arm_client(ComputeManagementClient, emulator, credential)
+    locks = arm_client(ManagementLockClient, emulator, credential)
+    msi = arm_client(ManagedServiceIdentityClient, emulator, credential)
+    app = msi.user_assigned_identities.get("rg-app", "id-app")
+    name = f"vm-py-{uuid.uuid4().hex[:8]}"
+    created = compute.virtual_machines.begin_create_or_update(
+        "rg-app",
+        name,
+        VirtualMachine(
+            location="eastus",
+            tags={"env": "py"},
+            hardware_profile=HardwareProfile(vm_size="Standard_B1s"),
+            identity=VirtualMachineIdentity(
+                type="UserAssigned", user_assigned_identities={app.id: UserAssignedIdentitiesValue()}
+            ),
+        ),
+    ).result()
+    assert created.provisioning_state == "Succeeded"
+    assert created.hardware_profile.vm_size == "Standard_B1s"
+    assert [k.lower() for k in created.identity.user_assigned_identities] == [app.id.lower()]
+    fetched = compute.virtual_machines.get("rg-app", name)
+    assert fetched.tags == {"env": "py"}
+    assert fetched.etag
+    assert name in [vm.name for vm in compute.virtual_machines.list("rg-app")]
+
+    lock = locks.management_locks.create_or_update_by_scope(created.id, "ro", {"level": "ReadOnly", "notes": "py"})
+    assert lock.id.lower() == f"{created.id}/providers/Microsoft.Authorization/locks/ro".lower()
+    assert [l.name for l in locks.management_locks.list_by_scope(created.id)] == ["ro"]
+    assert locks.management_locks.get_by_scope(created.id, "ro").level == "ReadOnly"
+    for blocked in (
+        lambda: compute.virtual_machines.begin_update("rg-app", name, VirtualMachineUpdate(tags={"b": "1"})).result(),
+        lambda: compute.virtual_machines.begin_delete("rg-app", name).result(),
+    ):
+        with pytest.raises(HttpResponseError) as error:
+            blocked()
+        assert error.value.status_code == 409
+        assert error.value.error.code == "ScopeLocked"
+    locks.management_locks.delete_by_scope(created.id, "ro")
+
+    # begin_delete polls Azure-AsyncOperation until the operation is done.
+    compute.virtual_machines.begin_delete("rg-app", name, polling_interval=0.2).result()
+    with pytest.raises(ResourceNotFoundError) as error:
+        compute.virtual_machines.get("rg-app", name)
+    assert error.value.error.code == "ResourceNotFound"
+
+
+def test_scale_set_create_read_list_lock_delete(emulator, credential):
+    compute = arm_client(ComputeManagementClient, emulator, credential)
+    locks = arm_client(ManagementLockClient, emulator, credential)
+    name = f"ss-py-{uuid.uuid4().hex[:8]}"
+    created = compute.virtual_machine_scale_sets.begin_create_or_update(
+        "rg-app",
+        name,
+        VirtualMachineScaleSet(location="eastus", tags={"env": "py"}, sku=Sku(name="Standard_B1s", capacity=2)),
+    ).result()
+    assert created.provisioning_state == "Succeeded"
+    assert created.sku.name == "Standard_B1s"
+    assert compute.virtual_machine_scale_sets.get("rg-app", name).tags == {"env": "py"}
+    assert name in [s.name for s in compute.virtual_machine_scale_sets.list("rg-app")]
+
+    locks.management_locks.create_or_update_by_scope(created.id, "keep", {"level": "CanNotDelete"})
+    with pytest.raises(HttpResponseError) as error:
+        compute.virtual_machine_scale_sets.begin_delete("rg-app", name).result()
+    assert error.value.status_code == 409
+    assert error.value.error.code == "ScopeLocked"
+    # CanNotDelete still allows updates.
+    updated = compute.virtual_machine_scale_sets.begin_update(
+        "rg-app", name, VirtualMachineScaleSetUpdate(tags={"env": "locked"})
+    ).result()
+    assert updated.tags == {"env": "locked"}
+    locks.management_locks.delete_by_scope(created.id, "keep")
+
+    compute.virtual_machine_scale_sets.begin_delete("rg-app", name, polling_interval=0.2).result()
+    with pytest.raises(ResourceNotFoundError):
+        compute.virtual_machine_scale_sets.get("rg-app", name)
 
 
 def test_list_all_follows_next_link_across_pages(emulator, credential, admin):

@@ -164,6 +164,29 @@ def test_role_assignments_with_assignee_and_role_definitions():
     assert az("role", "assignment", "list", "--assignee", identity["principalId"], "--scope", RG) == []
 
 
+def test_management_group_list_show_expand_recurse_subscriptions():
+    # `az account management-group list/show` register Microsoft.Management first and then
+    # sleep 10 s before checking the registration (azure-cli's _register_rp), whatever the
+    # server answers: two such calls here, the rest is covered by the SDK suites.
+    tenant = READY["tenant_id"]
+    listed = {g["name"]: g for g in az("account", "management-group", "list")}
+    assert set(listed) == {tenant, "mg-platform", "mg-prod"}, listed
+    assert listed["mg-prod"]["displayName"] == "Production"
+    root = az("account", "management-group", "show", "--name", tenant, "--expand", "--recurse")
+    assert root["displayName"] == "Tenant Root Group"
+    assert root["details"]["parent"] is None
+    [platform] = root["children"]
+    assert (platform["name"], platform["type"]) == ("mg-platform", "Microsoft.Management/managementGroups")
+    [prod] = platform["children"]
+    assert prod["name"] == "mg-prod"
+    assert [(c["type"], c["name"]) for c in prod["children"]] == [("/subscriptions", SUB)], prod
+    subs = az("account", "management-group", "subscription", "show-sub-under-mg", "--name", "mg-prod")
+    assert [s["name"] for s in subs] == [SUB], subs
+    one = az("account", "management-group", "subscription", "show", "--name", "mg-prod", "--subscription", SUB)
+    assert one["displayName"] == "Conformance"
+    assert one["parent"]["id"] == "/providers/Microsoft.Management/managementGroups/mg-prod"
+
+
 def test_az_rest_picks_graphs_audience_from_a_graph_url():
     client = READY["client_id"]
     graph = READY["graph_host_endpoint"]

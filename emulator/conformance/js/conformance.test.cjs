@@ -1,7 +1,8 @@
 // The emulator driven by the newest official Azure SDKs for JavaScript, unchanged, on
 // Node.js 22 (scripts/conformance-js starts the emulator once and runs this file).
-// Each resource type: create, read, update, list, lock, delete; the identity merge and
-// null-removal semantics; bad input answered with ARM's own error codes.
+// Each resource type: create, read, update, list, lock, delete (management groups, read-only
+// as served: list, get, descendants, subscriptions); the identity merge and null-removal
+// semantics; bad input answered with ARM's own error codes.
 "use strict";
 
 const assert = require("node:assert/strict");
@@ -15,6 +16,7 @@ const { ManagedServiceIdentityClient } = require("@azure/arm-msi");
 const { ComputeManagementClient } = require("@azure/arm-compute");
 const { AuthorizationManagementClient } = require("@azure/arm-authorization");
 const { ManagementLockClient } = require("@azure/arm-locks");
+const { ManagementGroupsAPI } = require("@azure/arm-managementgroups");
 const { createHttpHeaders, createPipelineRequest } = require("@azure/core-rest-pipeline");
 
 const ready = JSON.parse(fs.readFileSync(process.env.EMULATOR_READY_FILE, "utf8"));
@@ -38,6 +40,8 @@ const compute = new ComputeManagementClient(credential, SUB, { ...modular, updat
 const msi = new ManagedServiceIdentityClient(credential, SUB, classic);
 const locks = new ManagementLockClient(credential, SUB, classic);
 const authorization = new AuthorizationManagementClient(credential, SUB, classic);
+// A tenant-level client: no subscription ID.
+const groups = new ManagementGroupsAPI(credential, classic);
 
 const unique = (prefix) => `${prefix}-${crypto.randomBytes(4).toString("hex")}`;
 const collect = async (iterable) => {
@@ -189,7 +193,7 @@ test("virtual machines: create, read, update identity (merge, null removal), lis
   await rejects(compute.virtualMachines.get("rg-app", name), 404, "ResourceNotFound");
 });
 
-test("scale sets: read, update identity (merge, null removal), list, lock", async () => {
+test("scale sets: create, read, update identity (merge, null removal), list, lock, delete", async () => {
   const second = await msi.userAssignedIdentities.createOrUpdate("rg-app", unique("id-js"), { location: "eastus" });
   let ss = await compute.virtualMachineScaleSets.update("rg-app", "ss-1", {
     identity: { type: "UserAssigned", userAssignedIdentities: { [ID_APP]: {} } },
@@ -209,6 +213,20 @@ test("scale sets: read, update identity (merge, null removal), list, lock", asyn
   await locks.managementLocks.createOrUpdateByScope(fetched.id, "ro", { level: "ReadOnly" });
   await rejects(compute.virtualMachineScaleSets.update("rg-app", "ss-1", { tags: { b: "1" } }), 409, "ScopeLocked");
   await locks.managementLocks.deleteByScope(fetched.id, "ro");
+
+  const name = unique("ss-js");
+  const created = await compute.virtualMachineScaleSets.createOrUpdate("rg-app", name, {
+    location: "eastus",
+    tags: { env: "js" },
+    sku: { name: "Standard_B1s", capacity: 2 },
+  });
+  assert.equal(created.provisioningState, "Succeeded");
+  assert.deepEqual((await compute.virtualMachineScaleSets.get("rg-app", name)).tags, { env: "js" });
+  await locks.managementLocks.createOrUpdateByScope(created.id, "keep", { level: "CanNotDelete" });
+  await rejects(compute.virtualMachineScaleSets.delete("rg-app", name), 409, "ScopeLocked");
+  await locks.managementLocks.deleteByScope(created.id, "keep");
+  await compute.virtualMachineScaleSets.delete("rg-app", name, { updateIntervalInMs: 200 });
+  await rejects(compute.virtualMachineScaleSets.get("rg-app", name), 404, "ResourceNotFound");
 });
 
 test("role assignments and definitions: create, read, list, delete", async () => {
@@ -233,6 +251,41 @@ test("role assignments and definitions: create, read, list, delete", async () =>
   );
   await authorization.roleAssignments.delete(RG, name);
   await rejects(authorization.roleAssignments.get(RG, name), 404);
+});
+
+test("management groups: list, get with recursive children, descendants, subscriptions", async () => {
+  const MG = "/providers/Microsoft.Management/managementGroups";
+  const listed = await collect(groups.managementGroups.list());
+  assert.deepEqual(listed.map((g) => g.name).sort(), [ready.tenant_id, "mg-platform", "mg-prod"].sort());
+  assert.equal(listed.find((g) => g.name === "mg-prod").displayName, "Production");
+
+  const root = await groups.managementGroups.get(ready.tenant_id, { expand: "children", recurse: true });
+  assert.equal(root.displayName, "Tenant Root Group");
+  const [platform] = root.children;
+  assert.equal(platform.name, "mg-platform");
+  assert.equal(platform.type, "Microsoft.Management/managementGroups");
+  const [prod] = platform.children;
+  assert.equal(prod.name, "mg-prod");
+  assert.deepEqual(prod.children.map((c) => [c.type, c.name, c.displayName]), [["/subscriptions", SUB, "Conformance"]]);
+  const shown = await groups.managementGroups.get("mg-prod", { expand: "path" });
+  assert.equal(shown.details.parent.name, "mg-platform");
+  assert.deepEqual(shown.details.path.map((p) => p.name), [ready.tenant_id, "mg-platform", "mg-prod"]);
+  assert.ok(shown.details.updatedTime instanceof Date);
+
+  await admin("DELETE", "requests");
+  const below = await collect(groups.managementGroups.listDescendants(ready.tenant_id, { top: 1 }));
+  assert.deepEqual(below.map((d) => d.name), ["mg-platform", "mg-prod", SUB]);
+  assert.equal(below[2].type, "Microsoft.Management/managementGroups/subscriptions");
+  assert.equal(below[2].parent.id, `${MG}/mg-prod`);
+  const pages = (await admin("GET", "requests")).filter((r) => r.path.endsWith("/descendants"));
+  assert.equal(pages.length, 3, "top 1: the SDK followed nextLink");
+
+  const subs = await collect(groups.managementGroupSubscriptions.listSubscriptionsUnderManagementGroup("mg-prod"));
+  assert.deepEqual(subs.map((s) => s.name), [SUB]);
+  const one = await groups.managementGroupSubscriptions.getSubscription("mg-prod", SUB);
+  assert.equal(one.displayName, "Conformance");
+  assert.equal(one.parent.id, `${MG}/mg-prod`);
+  await rejects(groups.managementGroups.get("mg-nope"), 403, "AuthorizationFailed");
 });
 
 test("bad input gets ARM's error codes", async () => {
