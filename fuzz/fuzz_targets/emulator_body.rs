@@ -40,6 +40,7 @@ fn fixture() -> &'static Fixture {
             world.clone(),
             "https://127.0.0.1:1".into(),
             "127.0.0.1:1".into(),
+            "https://localhost:1".into(),
             "fast",
             String::new(),
         ));
