@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use acceptance_tests::{configuration, workspace_root, Emulator, Workdir};
+use acceptance_tests::{configuration, terraform_has, workspace_root, Emulator, Workdir};
 use serde_json::{json, Value as Json};
 
 const SUB_A: &str = "a0000000-0000-4000-8000-00000000000a";
@@ -345,5 +345,459 @@ fn subscriptions_are_every_visible_one_or_those_under_a_readable_group() {
                 .contains("is a subscription, not a"),
         "{}",
         output.all()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// mig_estate_assignment over the same estate, with the policy's identities already made (as
+// the policy itself makes them), so the resource is tried alone.
+// ---------------------------------------------------------------------------------------------
+
+const REGIONS: [&str; 3] = ["eastus", "westeurope", "northeurope"];
+const APP_B: &str = "app-b";
+const ESTATE: &str = "mig_estate_assignment.e";
+
+fn group_id(name: &str) -> String {
+    format!("/providers/Microsoft.Management/managementGroups/{name}")
+}
+
+fn app_identity() -> String {
+    format!("/subscriptions/{SUB_B}/resourceGroups/rg-app/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{APP_B}")
+}
+
+fn scenario_with_identities() -> Json {
+    let mut document = scenario();
+    for subscription in document["subscriptions"].as_array_mut().unwrap() {
+        subscription["resource_groups"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "Built-In-Identity-RG", "location": "eastus"}));
+        let mut identities: Vec<Json> = REGIONS
+            .iter()
+            .map(|r| json!({"name": format!("Built-In-Identity-{r}"), "resource_group": "Built-In-Identity-RG", "location": r}))
+            .collect();
+        if subscription["id"] == SUB_B {
+            identities
+                .push(json!({"name": APP_B, "resource_group": "rg-app", "location": "eastus"}));
+        }
+        subscription["user_assigned_identities"] = Json::Array(identities);
+    }
+    document
+}
+
+fn estate_resource(emulator: &Emulator, arguments: &str) -> String {
+    emulator.configuration(&format!(
+        "resource \"mig_estate_assignment\" \"e\" {{\n{arguments}\n}}"
+    ))
+}
+
+/// Writes to machines since the log was last cleared, by machine name.
+fn machine_writes(emulator: &Emulator) -> BTreeSet<String> {
+    emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r["method"] != "GET")
+        .filter_map(|r| {
+            let path = r["path"].as_str().unwrap_or_default().to_ascii_lowercase();
+            path.contains("/microsoft.compute/")
+                .then(|| path.rsplit('/').next().unwrap_or_default().to_string())
+        })
+        .collect()
+}
+
+/// Every machine of `covered` subscriptions holds, besides what it had, its own
+/// subscription's identity for its region (or `identity` when given); the others are as they
+/// were. `excluded` machines are as they were too.
+fn assert_estate(
+    emulator: &Emulator,
+    before: &BTreeMap<String, (String, BTreeSet<String>)>,
+    covered: &[&str],
+    excluded: &[&str],
+    identity: &dyn Fn(&str, &str) -> Option<String>,
+    step: &str,
+) {
+    let after = identities(emulator);
+    for (sub, _, name, region, had) in machines() {
+        let want =
+            identity(sub, region).filter(|_| covered.contains(&sub) && !excluded.contains(&name));
+        match want {
+            None => assert_eq!(after[name], before[name], "{step}: {name} is as it was"),
+            Some(id) => {
+                let kind = if had.is_null() {
+                    "UserAssigned"
+                } else {
+                    "SystemAssigned, UserAssigned"
+                };
+                assert_eq!(
+                    after[name],
+                    (kind.to_string(), BTreeSet::from([id.to_ascii_lowercase()])),
+                    "{step}: {name} in {sub}/{region}"
+                );
+            }
+        }
+    }
+}
+
+fn policy_naming(sub: &str, region: &str) -> Option<String> {
+    Some(builtin_id(sub, region))
+}
+
+#[test]
+fn the_estate_resource_converges_every_change_in_place_and_destroy_restores() {
+    let emulator = Emulator::start(&scenario_with_identities());
+    let before = identities(&emulator);
+    let work = Workdir::new(&estate_resource(
+        &emulator,
+        &format!("scope = \"{}\"", group_id("mg-platform")),
+    ));
+    work.init();
+    work.apply();
+    assert_estate(
+        &emulator,
+        &before,
+        &[SUB_A, SUB_B, SUB_C],
+        &[],
+        &policy_naming,
+        "whole group",
+    );
+    let state = &work.state_resources()[ESTATE];
+    let keys: BTreeSet<String> = state["buckets"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    let want: BTreeSet<String> = machines()
+        .into_iter()
+        .filter(|(sub, ..)| *sub != SUB_OUT)
+        .map(|(sub, _, _, region, _)| format!("{sub}/{region}"))
+        .collect();
+    assert_eq!(
+        keys, want,
+        "one bucket per subscription and region holding machines"
+    );
+    let east_a = &state["buckets"][format!("{SUB_A}/eastus")];
+    assert_eq!(
+        east_a["assigned_ids"],
+        json!([machine_id(SUB_A, "virtualMachines", "vm-a-east")]),
+        "the bucket owns what it attached"
+    );
+    assert!(!work.plan_has_changes(), "clean after create");
+
+    // A narrower group: the subscription that left gets its machines back, the others are not
+    // written.
+    work.write(
+        "main.tf",
+        &estate_resource(&emulator, &format!("scope = \"{}\"", group_id("mg-corp"))),
+    );
+    emulator.clear_requests();
+    work.apply();
+    assert_estate(
+        &emulator,
+        &before,
+        &[SUB_B, SUB_C],
+        &[],
+        &policy_naming,
+        "mg-corp",
+    );
+    assert_eq!(
+        machine_writes(&emulator),
+        BTreeSet::from(["vm-a-east".to_string(), "vm-a-west".to_string()]),
+        "only the machines that left are written"
+    );
+    assert!(!work.plan_has_changes(), "clean after narrowing");
+
+    // An exclusion, then removed: the machine is given back, then attached again.
+    let vm_c_east = machine_id(SUB_C, "virtualMachines", "vm-c-east");
+    let corp = format!("scope = \"{}\"", group_id("mg-corp"));
+    work.write(
+        "main.tf",
+        &estate_resource(
+            &emulator,
+            &format!("{corp}\nexclude_ids = [\"{vm_c_east}\"]"),
+        ),
+    );
+    work.apply();
+    assert_estate(
+        &emulator,
+        &before,
+        &[SUB_B, SUB_C],
+        &["vm-c-east"],
+        &policy_naming,
+        "excluded",
+    );
+    assert!(!work.plan_has_changes(), "clean after excluding");
+    work.write("main.tf", &estate_resource(&emulator, &corp));
+    work.apply();
+    assert_estate(
+        &emulator,
+        &before,
+        &[SUB_B, SUB_C],
+        &[],
+        &policy_naming,
+        "exclusion removed",
+    );
+    assert!(
+        !work.plan_has_changes(),
+        "clean after removing the exclusion"
+    );
+
+    // A map naming one region's identity: that bucket swaps to it in place, the buckets it does
+    // not name give their machines back, and the plan says which are left alone.
+    let app = app_identity();
+    let mapped = format!("{corp}\nidentity_ids = {{ northeurope = \"{app}\" }}");
+    work.write("main.tf", &estate_resource(&emulator, &mapped));
+    emulator.clear_requests();
+    work.apply();
+    let only_north = |sub: &str, region: &str| {
+        (region == "northeurope")
+            .then(|| app.clone())
+            .filter(|_| sub == SUB_B)
+    };
+    assert_estate(
+        &emulator,
+        &before,
+        &[SUB_B, SUB_C],
+        &[],
+        &only_north,
+        "identity_ids",
+    );
+    assert!(
+        machine_writes(&emulator).contains("ss-b-north"),
+        "the scale set was swapped"
+    );
+    let plan = work.run_ok(&["plan", "-input=false", "-no-color", "-detailed-exitcode"]);
+    assert!(
+        plan.all()
+            .contains("Machines with no identity named for their region")
+            && plan.all().contains(&format!("{SUB_C}/westeurope")),
+        "the plan says which machines have no identity: {}",
+        plan.all()
+    );
+    // The map removed: the policy's naming again.
+    work.write("main.tf", &estate_resource(&emulator, &corp));
+    work.apply();
+    assert_estate(
+        &emulator,
+        &before,
+        &[SUB_B, SUB_C],
+        &[],
+        &policy_naming,
+        "map removed",
+    );
+    assert!(!work.plan_has_changes(), "clean after removing the map");
+
+    work.destroy();
+    assert_eq!(
+        identities(&emulator),
+        before,
+        "destroy gives every machine back what it had"
+    );
+}
+
+#[test]
+fn an_imported_estate_owns_nothing_and_its_destroy_writes_nothing() {
+    let emulator = Emulator::start(&scenario_with_identities());
+    let before = identities(&emulator);
+    let corp = format!("scope = \"{}\"", group_id("mg-corp"));
+    let work = Workdir::new(&estate_resource(&emulator, &corp));
+    work.init();
+    work.apply();
+    work.run_ok(&["state", "rm", ESTATE]);
+    work.run_ok(&[
+        "import",
+        "-input=false",
+        "-no-color",
+        ESTATE,
+        &group_id("mg-corp"),
+    ]);
+    let state = &work.state_resources()[ESTATE];
+    for (key, bucket) in state["buckets"].as_object().unwrap() {
+        assert_eq!(
+            bucket["assigned_ids"],
+            json!([]),
+            "{key}: nothing owned after import"
+        );
+        assert!(
+            !bucket["compliant_ids"].as_array().unwrap().is_empty(),
+            "{key}"
+        );
+    }
+    assert_eq!(
+        state["buckets"].as_object().unwrap().len(),
+        4,
+        "every bucket of mg-corp"
+    );
+    assert!(
+        !work.plan_has_changes(),
+        "the import matches the configuration"
+    );
+    emulator.clear_requests();
+    work.destroy();
+    assert_eq!(
+        machine_writes(&emulator),
+        BTreeSet::new(),
+        "destroy wrote nothing"
+    );
+    assert_estate(
+        &emulator,
+        &before,
+        &[SUB_B, SUB_C],
+        &[],
+        &policy_naming,
+        "kept after destroy",
+    );
+}
+
+/// Without a `removed` block Terraform destroys the old objects alongside the estate's create,
+/// with nothing ordering them: a machine may be given back and attached again within the apply
+/// (docs/resources/estate_assignment.md says so). The end is exact: every machine holds its
+/// identity, the estate owns it, and the estate's destroy restores.
+#[test]
+fn one_assignment_per_region_moves_to_the_estate_resource_and_ends_owned() {
+    if !terraform_has(8, "provider functions") {
+        return;
+    }
+    let emulator = Emulator::start(&scenario_with_identities());
+    let before = identities(&emulator);
+    let per_region = emulator.configuration(&format!(
+        r#"locals {{
+  pairs = toset(["{SUB_B}/eastus", "{SUB_B}/northeurope", "{SUB_C}/eastus", "{SUB_C}/westeurope"])
+}}
+
+resource "mig_identity_assignment" "region" {{
+  for_each    = local.pairs
+  identity_id = provider::mig::builtin_identity_id(split("/", each.key)[0], split("/", each.key)[1])
+  scope       = "/subscriptions/${{split("/", each.key)[0]}}"
+  locations   = [split("/", each.key)[1]]
+}}"#
+    ));
+    let work = Workdir::new(&per_region);
+    work.init();
+    work.apply();
+    assert_estate(
+        &emulator,
+        &before,
+        &[SUB_B, SUB_C],
+        &[],
+        &policy_naming,
+        "per region",
+    );
+    work.write(
+        "main.tf",
+        &estate_resource(&emulator, &format!("scope = \"{}\"", group_id("mg-corp"))),
+    );
+    work.apply();
+    assert_estate(
+        &emulator,
+        &before,
+        &[SUB_B, SUB_C],
+        &[],
+        &policy_naming,
+        "estate",
+    );
+    work.run_ok(&["apply", "-refresh-only", "-auto-approve", "-input=false"]);
+    let state = &work.state_resources()[ESTATE];
+    for (key, bucket) in state["buckets"].as_object().unwrap() {
+        assert_eq!(
+            bucket["compliant_ids"],
+            json!([]),
+            "{key}: ours, handed over"
+        );
+        assert_eq!(bucket["assigned_ids"].as_array().unwrap().len(), 1, "{key}");
+    }
+    assert!(!work.plan_has_changes());
+    work.destroy();
+    assert_eq!(
+        identities(&emulator),
+        before,
+        "the estate's destroy restores"
+    );
+}
+
+/// With `removed { destroy = false }` the old objects are forgotten, not destroyed: no machine
+/// is written at all, and the estate records the machines as compliant (held from someone
+/// else), so its destroy leaves them holding the identity.
+#[test]
+fn one_assignment_per_region_moves_to_the_estate_resource_with_a_removed_block_writing_nothing() {
+    if !terraform_has(8, "provider functions and removed blocks") {
+        return;
+    }
+    let emulator = Emulator::start(&scenario_with_identities());
+    let before = identities(&emulator);
+    let per_region = emulator.configuration(&format!(
+        r#"locals {{
+  pairs = toset(["{SUB_B}/eastus", "{SUB_B}/northeurope", "{SUB_C}/eastus", "{SUB_C}/westeurope"])
+}}
+
+resource "mig_identity_assignment" "region" {{
+  for_each    = local.pairs
+  identity_id = provider::mig::builtin_identity_id(split("/", each.key)[0], split("/", each.key)[1])
+  scope       = "/subscriptions/${{split("/", each.key)[0]}}"
+  locations   = [split("/", each.key)[1]]
+}}"#
+    ));
+    let work = Workdir::new(&per_region);
+    work.init();
+    work.apply();
+    assert_estate(
+        &emulator,
+        &before,
+        &[SUB_B, SUB_C],
+        &[],
+        &policy_naming,
+        "per region",
+    );
+    work.write(
+        "main.tf",
+        &format!(
+            "{}\nremoved {{\n  from = mig_identity_assignment.region\n  lifecycle {{\n    destroy = false\n  }}\n}}\n",
+            estate_resource(&emulator, &format!("scope = \"{}\"", group_id("mg-corp")))
+        ),
+    );
+    emulator.clear_requests();
+    work.apply();
+    assert_estate(
+        &emulator,
+        &before,
+        &[SUB_B, SUB_C],
+        &[],
+        &policy_naming,
+        "estate",
+    );
+    assert_eq!(
+        machine_writes(&emulator),
+        BTreeSet::new(),
+        "handed over in the apply: no machine was stripped and attached again"
+    );
+    work.run_ok(&["apply", "-refresh-only", "-auto-approve", "-input=false"]);
+    let state = &work.state_resources()[ESTATE];
+    for (key, bucket) in state["buckets"].as_object().unwrap() {
+        assert_eq!(
+            bucket["assigned_ids"],
+            json!([]),
+            "{key}: forgotten, so not ours"
+        );
+        assert_eq!(
+            bucket["compliant_ids"].as_array().unwrap().len(),
+            1,
+            "{key}"
+        );
+    }
+    assert!(!work.plan_has_changes());
+    emulator.clear_requests();
+    work.destroy();
+    assert_eq!(
+        machine_writes(&emulator),
+        BTreeSet::new(),
+        "nothing of the estate's to give back"
+    );
+    assert_estate(
+        &emulator,
+        &before,
+        &[SUB_B, SUB_C],
+        &[],
+        &policy_naming,
+        "kept after destroy",
     );
 }

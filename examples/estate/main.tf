@@ -3,7 +3,8 @@
 # principal can see) and every region of each that holds VMs or scale sets gets its own
 # Built-In-Identity-{region} in Built-In-Identity-RG, locked as the policy locks it, attached
 # to that subscription-and-region's machines by the policy's rules. One configuration, no
-# hand-written loop over subscriptions and regions.
+# hand-written loop over subscriptions and regions: the identities are one `for_each` over
+# what `mig_subscriptions` found, the assignment is one `mig_estate_assignment`.
 #
 # Credentials come from the environment (ARM_* as for azurerm). See docs/guides/estates.md
 # for the limits of one state holding a whole estate.
@@ -52,10 +53,12 @@ resource "mig_builtin_identity" "estate" {
   location        = each.value.location
 }
 
-resource "mig_identity_assignment" "estate" {
-  for_each     = local.estate
-  identity_id  = mig_builtin_identity.estate[each.key].id
-  scope        = "/subscriptions/${each.value.subscription_id}"
-  locations    = [each.value.location]
+# One resource for the whole estate, as the policy is one assignment: every subscription's
+# machines are written at once, so every subscription's ARM write budget is busy from the
+# start whatever Terraform's -parallelism. Each machine gets the identity of its own
+# subscription and region.
+resource "mig_estate_assignment" "estate" {
+  scope        = var.management_group_id == null ? null : data.mig_subscriptions.estate.id
+  identity_ids = { for key, identity in mig_builtin_identity.estate : key => identity.id }
   exclude_tags = var.exclude_tags
 }

@@ -10,10 +10,10 @@ output "identities" {
 
 output "assigned" {
   description = "How many VMs and scale sets each subscription-and-region identity was attached to by this configuration."
-  value       = { for key, a in mig_identity_assignment.estate : key => length(a.assigned_ids) }
+  value       = { for key, bucket in mig_estate_assignment.estate.buckets : key => length(bucket.assigned_ids) }
 }
 
 output "skipped" {
   description = "Machines left alone, and why."
-  value       = merge([for a in mig_identity_assignment.estate : a.skipped]...)
+  value       = merge([for bucket in values(mig_estate_assignment.estate.buckets) : bucket.skipped]...)
 }

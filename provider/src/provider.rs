@@ -217,6 +217,7 @@ impl Provider for MigProvider {
                 self.data.clone(),
             )),
             Arc::new(orphan_cleanup::OrphanCleanup::new(self.data.clone())),
+            Arc::new(estate_assignment::EstateAssignment::new(self.data.clone())),
         ]
     }
 

@@ -38,7 +38,7 @@ use crate::timeouts::{self, Halt, Operation};
 
 pub const TYPE_NAME: &str = "mig_identity_assignment";
 
-const TIMEOUTS: timeouts::Defaults = timeouts::Defaults {
+pub(crate) const TIMEOUTS: timeouts::Defaults = timeouts::Defaults {
     create: Duration::from_secs(60 * 60),
     read: Duration::from_secs(5 * 60),
     update: Duration::from_secs(60 * 60),
@@ -80,14 +80,14 @@ const APPLY_LISTING_MAX_AGE: Duration = Duration::from_secs(10);
 // Schema and the typed model of the configuration
 // ---------------------------------------------------------------------------------------------
 
-fn set_of_strings() -> Type {
+pub(crate) fn set_of_strings() -> Type {
     Type::Set(Box::new(Type::String))
 }
 
 /// The computed machine lists are sorted lists rather than sets: Terraform compares planned
 /// and applied sets pairwise, element by element, which costs seconds to minutes at ten
 /// thousand machines; lists compare in one pass.
-fn sorted_list_of_strings() -> Type {
+pub(crate) fn sorted_list_of_strings() -> Type {
     Type::List(Box::new(Type::String))
 }
 
@@ -98,7 +98,7 @@ fn default_resource_types() -> Value {
     Value::string_set([RESOURCE_TYPE_VMS, RESOURCE_TYPE_SCALE_SETS])
 }
 
-fn arguments() -> Vec<Attribute> {
+pub(crate) fn arguments() -> Vec<Attribute> {
     vec![
         Attribute::required("identity_id", Type::String)
             .description(
@@ -153,7 +153,7 @@ fn attributes() -> Vec<Attribute> {
     ]
 }
 
-fn schema() -> Schema {
+pub(crate) fn schema() -> Schema {
     let mut attributes_all = arguments();
     attributes_all.extend(attributes());
     Schema::new(
@@ -267,7 +267,7 @@ fn with_unknown_outcome(resource: &Value) -> Value {
     Value::Object(fields)
 }
 
-fn resource_id(scope: &str, identity_id: &str) -> String {
+pub(crate) fn resource_id(scope: &str, identity_id: &str) -> String {
     format!("{scope}|{identity_id}")
 }
 

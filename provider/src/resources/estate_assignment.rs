@@ -1,0 +1,998 @@
+//! `mig_estate_assignment`: the built-in policy's own unit. One object covers a management
+//! group, a subscription, a resource group, or every subscription the principal can see, and
+//! gives each machine the identity of its own subscription and region.
+//!
+//! The estate is cut into *buckets*, one per subscription and region that holds machines
+//! (`{subscription_id}/{region}`). Each bucket is exactly one `mig_identity_assignment` over
+//! that subscription (or resource group) and region, planned, applied, refreshed and destroyed
+//! by that resource's code: ownership, hand-over, private state, timeouts and Ctrl-C behave as
+//! they do there. What this resource adds is that every bucket runs at once inside one
+//! Terraform operation, so every subscription's write bucket is busy from the first second
+//! whatever `-parallelism` is (ARM paces per subscription; the client paces to it).
+//!
+//! Buckets come and go with the machines: a region that gains its first machine gets a
+//! bucket in the next plan; a bucket that leaves (its subscription left the scope, its region
+//! left `locations`, or `identity_ids` no longer names it) is destroyed, which gives back
+//! exactly what it attached.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::future::join_all;
+use tfplugin::{
+    ApplyRequest, ApplyResponse, Attribute, AttributePath, Block, Diagnostics, ImportRequest,
+    ImportResponse, ImportedResource, PathStep, PlanRequest, PlanResponse, ReadRequest,
+    ReadResponse, Resource, Schema, Type, Validator, Value,
+};
+
+use crate::arguments;
+use crate::azure::compute::MachineKind;
+use crate::azure::ids::{self, Scope, SubscriptionId};
+use crate::azure::management_groups;
+use crate::azure::AzureClients;
+use crate::provider::ProviderData;
+use crate::resources::identity_assignment::{self as assignment, IdentityAssignment};
+use crate::timeouts;
+
+pub const TYPE_NAME: &str = "mig_estate_assignment";
+
+/// What `id` says when no scope is given.
+const EVERY_VISIBLE_SUBSCRIPTION: &str = "/subscriptions";
+
+/// How old a listing of a subscription's machines may be when the plan looks for regions:
+/// the refresh that ran just before in the same process shares it.
+const DISCOVERY_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// Subscription states in which ARM refuses writes: their machines cannot be changed.
+const READ_ONLY_STATES: [&str; 2] = ["Disabled", "Deleted"];
+
+pub struct EstateAssignment {
+    data: Arc<ProviderData>,
+    /// Every bucket is one object of this resource.
+    buckets: IdentityAssignment,
+}
+
+impl EstateAssignment {
+    pub fn new(data: Arc<ProviderData>) -> Self {
+        EstateAssignment {
+            buckets: IdentityAssignment::new(data.clone()),
+            data,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schema
+// ---------------------------------------------------------------------------------------------
+
+/// The arguments a bucket takes from the estate as they are (`mig_identity_assignment`'s,
+/// less `identity_id` and `scope`, which the estate decides per bucket).
+const SHARED_ARGUMENTS: [&str; 7] = [
+    "locations",
+    "resource_types",
+    "skip_single_user_assigned",
+    "exclude_ids",
+    "exclude_tags",
+    "mode",
+    "timeouts",
+];
+
+/// The computed attributes of a bucket, as `mig_identity_assignment` names them.
+const OUTCOME_ATTRIBUTES: [&str; 4] = [
+    "assigned_ids",
+    "compliant_ids",
+    "skipped",
+    "noncompliant_ids",
+];
+
+fn check_estate_scope(text: &str) -> Result<(), String> {
+    if text.to_ascii_lowercase().starts_with("/providers/") {
+        if !text
+            .to_ascii_lowercase()
+            .starts_with("/providers/microsoft.management/managementgroups/")
+        {
+            return Err(format!(
+                "`{text}` is not a management group ID (/providers/Microsoft.Management/managementGroups/{{name}})."
+            ));
+        }
+        return arguments::check_management_group_id(text);
+    }
+    arguments::check_scope(text).map_err(|reason| {
+        format!("{reason} A management group ID (/providers/Microsoft.Management/managementGroups/{{name}}) is accepted too, or leave `scope` out for every subscription the principal can see.")
+    })
+}
+
+/// An `identity_ids` key: `{region}` (every subscription) or `{subscription_id}/{region}`.
+fn check_identity_key(key: &str) -> Result<(), String> {
+    let (subscription, region) = match key.split_once('/') {
+        Some((subscription, region)) => (Some(subscription), region),
+        None => (None, key),
+    };
+    if let Some(subscription) = subscription {
+        arguments::check_subscription_id(subscription)
+            .map_err(|reason| format!("key `{key}`: {reason}"))?;
+    }
+    arguments::check_region(region).map_err(|reason| {
+        format!("key `{key}`: {reason} Keys are `{{region}}` or `{{subscription_id}}/{{region}}`.")
+    })
+}
+
+fn bucket_type() -> Type {
+    Type::Object(BTreeMap::from([
+        ("identity_id".to_string(), Type::String),
+        ("scope".to_string(), Type::String),
+        (
+            "assigned_ids".to_string(),
+            assignment::sorted_list_of_strings(),
+        ),
+        (
+            "compliant_ids".to_string(),
+            assignment::sorted_list_of_strings(),
+        ),
+        ("skipped".to_string(), Type::Map(Box::new(Type::String))),
+        (
+            "noncompliant_ids".to_string(),
+            assignment::sorted_list_of_strings(),
+        ),
+    ]))
+}
+
+fn schema() -> Schema {
+    let mut attributes = vec![
+        Attribute::optional("scope", Type::String)
+            .description(
+                "What the estate covers: a management group (`/providers/Microsoft.Management/managementGroups/{name}`, every subscription anywhere below it), a subscription (`/subscriptions/{id}`) or a resource group. Left out: every subscription the principal can see. Subscriptions that are `Disabled` or `Deleted` are read-only and left out, with a warning. Changing it converges in place: buckets that leave give back what they attached.",
+            )
+            .validator(Validator::string("Invalid scope", check_estate_scope)),
+        Attribute::optional("identity_ids", Type::Map(Box::new(Type::String)))
+            .description(
+                "The identity of each region: keys are `{region}` (every subscription) or `{subscription_id}/{region}` (that one; it wins), values are user-assigned identity IDs. Machines of a subscription and region with no entry are left alone (the plan warns). Left out: the policy's own naming, `Built-In-Identity-{region}` in the machine's subscription's `Built-In-Identity-RG`, which must exist (see `mig_builtin_identity`).",
+            )
+            .validator(arguments::identity_id()),
+    ];
+    attributes.extend(
+        assignment::arguments()
+            .into_iter()
+            .filter(|a| SHARED_ARGUMENTS.contains(&a.name.as_str())),
+    );
+    attributes.push(
+        Attribute::computed("id", Type::String)
+            .description("The `scope`, or `/subscriptions` when it is left out."),
+    );
+    attributes.push(
+        Attribute::computed("buckets", Type::Map(Box::new(bucket_type()))).description(
+            "One entry per subscription and region holding machines, keyed `{subscription_id}/{region}`: the `identity_id` given to its machines, the `scope` it covers, and, as in `mig_identity_assignment`, `assigned_ids` (attached by this resource; only these lose it on destroy), `compliant_ids` (held it from someone else), `skipped` (machine to reason) and `noncompliant_ids` (audit mode).",
+        ),
+    );
+    Schema::new(
+        0,
+        Block {
+            attributes,
+            block_types: vec![timeouts::block(assignment::TIMEOUTS)],
+            description: "Gives every VM and scale set of an estate (a management group, a subscription, a resource group, or every subscription in view) the identity of its own subscription and region, by the rules of Azure's built-in policy \"Assign Built-In User-Assigned Managed Identity to Virtual Machines\", in one resource: the unit the policy is assigned at. Every subscription's buckets are written at once, at the speed ARM's throttling allows, whatever Terraform's `-parallelism`.".into(),
+            ..Block::default()
+        },
+    )
+}
+
+fn validate_arguments(config: &Value) -> Diagnostics {
+    let mut diagnostics = schema().block.validate(config);
+    if let Some(map) = config.get("identity_ids").as_map() {
+        for key in map.keys() {
+            if let Err(reason) = check_identity_key(key) {
+                diagnostics.error_at(
+                    AttributePath::root("identity_ids").key_string(key.clone()),
+                    "Invalid identity_ids key",
+                    &reason,
+                );
+            }
+        }
+    }
+    diagnostics.extend(arguments::check_not_empty(
+        config,
+        "locations",
+        "No regions",
+        "An empty list matches no machine. Name at least one region, or leave `locations` out for every region.",
+    ));
+    diagnostics.extend(arguments::check_resource_types_listed(config));
+    diagnostics.extend(arguments::check_tag_names(config, "exclude_tags"));
+    diagnostics
+}
+
+// ---------------------------------------------------------------------------------------------
+// The estate: which subscriptions, which buckets, which identity each
+// ---------------------------------------------------------------------------------------------
+
+/// What the estate's arguments say, once they are known.
+struct Estate {
+    scope: Option<String>,
+    /// Normalised `identity_ids` keys (`{subscription}/{region}` or `{region}`) to identities;
+    /// `None` for the policy's naming.
+    identity_ids: Option<BTreeMap<String, String>>,
+    locations: Option<BTreeSet<String>>,
+    kinds: Vec<MachineKind>,
+}
+
+impl Estate {
+    /// `None` while an argument it depends on is unknown.
+    fn from(resource: &Value) -> Option<Estate> {
+        for name in ["scope", "identity_ids", "locations", "resource_types"] {
+            if !resource.get(name).is_fully_known() {
+                return None;
+            }
+        }
+        let identity_ids = resource.get("identity_ids").as_string_map().map(|map| {
+            map.into_iter()
+                .map(|(key, id)| (normalize_key(&key), arguments::trim_arm_id(&id).to_string()))
+                .collect()
+        });
+        let locations = resource.get("locations").as_string_list().map(|list| {
+            list.iter()
+                .filter_map(|l| ids::normalize_location(l).ok())
+                .collect()
+        });
+        let mut kinds = match resource.get("resource_types").as_string_list() {
+            Some(list) => list
+                .iter()
+                .filter_map(|k| arguments::parse_machine_kind(k))
+                .collect(),
+            None => vec![MachineKind::VirtualMachine, MachineKind::ScaleSet],
+        };
+        // Sorted as `mig_identity_assignment` sorts them: listings are shared by scope and kinds.
+        kinds.sort();
+        kinds.dedup();
+        Some(Estate {
+            scope: resource
+                .get("scope")
+                .as_str()
+                .map(|s| arguments::trim_arm_id(s).to_string()),
+            identity_ids,
+            locations,
+            kinds,
+        })
+    }
+
+    /// The identity the machines of `subscription` in `region` get, if any.
+    fn identity_for(&self, subscription: &str, region: &str) -> Option<String> {
+        match &self.identity_ids {
+            None => SubscriptionId::parse_guid(subscription)
+                .ok()
+                .map(|subscription| ids::builtin_identity_id(&subscription, region).to_string()),
+            Some(map) => map
+                .get(&bucket_key(subscription, region))
+                .or_else(|| map.get(region))
+                .cloned(),
+        }
+    }
+}
+
+fn normalize_key(key: &str) -> String {
+    match key.split_once('/') {
+        Some((subscription, region)) => bucket_key(subscription, region),
+        None => ids::normalize_location(key).unwrap_or_else(|_| key.to_string()),
+    }
+}
+
+fn bucket_key(subscription: &str, region: &str) -> String {
+    let region = ids::normalize_location(region).unwrap_or_else(|_| region.to_string());
+    format!("{}/{region}", subscription.to_ascii_lowercase())
+}
+
+fn region_of_key(key: &str) -> &str {
+    key.rsplit_once('/').map_or(key, |(_, region)| region)
+}
+
+/// The scopes whose machines the estate covers (one per subscription, or the resource
+/// group), with a warning for subscriptions left out.
+async fn covered_scopes(
+    clients: &AzureClients,
+    scope: Option<&str>,
+    diagnostics: &mut Diagnostics,
+) -> Option<Vec<Scope>> {
+    let found = match scope {
+        Some(text) if text.to_ascii_lowercase().starts_with("/subscriptions/") => {
+            return match Scope::parse(text) {
+                Ok(scope) => Some(vec![scope]),
+                Err(reason) => {
+                    diagnostics.error_at(AttributePath::root("scope"), "Invalid scope", &reason);
+                    None
+                }
+            };
+        }
+        Some(group) => {
+            clients
+                .management_groups
+                .subscriptions_under(management_groups::group_name(group))
+                .await
+        }
+        None => clients.management_groups.visible_subscriptions().await,
+    };
+    let subscriptions = match found {
+        Ok(subscriptions) => subscriptions,
+        Err(error) => {
+            diagnostics.error_at(
+                AttributePath::root("scope"),
+                "Cannot list the subscriptions of the estate",
+                &error.to_string(),
+            );
+            return None;
+        }
+    };
+    let (writable, read_only): (Vec<_>, Vec<_>) = subscriptions.into_iter().partition(|s| {
+        !s.state
+            .as_deref()
+            .is_some_and(|state| READ_ONLY_STATES.contains(&state))
+    });
+    if !read_only.is_empty() {
+        let names: Vec<String> = read_only
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} ({})",
+                    s.subscription_id,
+                    s.state.as_deref().unwrap_or_default()
+                )
+            })
+            .collect();
+        diagnostics.warning_at(
+            AttributePath::root("scope"),
+            "Read-only subscriptions left out",
+            &format!(
+                "ARM refuses writes in these subscriptions, so their machines are left as they are: {}.",
+                names.join(", ")
+            ),
+        );
+    }
+    Some(
+        writable
+            .iter()
+            .map(|s| Scope::subscription(&s.subscription_id))
+            .collect(),
+    )
+}
+
+/// One bucket to plan: where, and with which identity.
+struct Wanted {
+    scope: Scope,
+    identity_id: String,
+}
+
+/// The buckets the machines call for now: every subscription and region (within
+/// `locations`) holding a machine of the estate's kinds, with its identity. Subscriptions and
+/// regions without an identity in `identity_ids` are reported in `diagnostics`.
+async fn wanted_buckets(
+    clients: &AzureClients,
+    estate: &Estate,
+    diagnostics: &mut Diagnostics,
+) -> Option<BTreeMap<String, Wanted>> {
+    let scopes = covered_scopes(clients, estate.scope.as_deref(), diagnostics).await?;
+    let now = tokio::time::Instant::now();
+    let not_before = now.checked_sub(DISCOVERY_MAX_AGE).unwrap_or(now);
+    let listings = join_all(scopes.iter().map(|scope| async move {
+        let listing = clients
+            .compute
+            .inventory(scope, &estate.kinds, not_before)
+            .await;
+        (scope, listing)
+    }))
+    .await;
+    let mut wanted = BTreeMap::new();
+    let mut without_identity = Vec::new();
+    for (scope, listing) in listings {
+        let machines = match listing {
+            Ok(machines) => machines,
+            Err(error) => {
+                diagnostics.error_at(
+                    AttributePath::root("scope"),
+                    "Cannot list the machines of the estate",
+                    &format!("{scope}: {error}"),
+                );
+                return None;
+            }
+        };
+        let regions: BTreeSet<String> = machines
+            .iter()
+            .filter_map(|m| ids::normalize_location(&m.location).ok())
+            .filter(|region| estate.locations.as_ref().is_none_or(|l| l.contains(region)))
+            .collect();
+        let subscription = scope.subscription_id().to_ascii_lowercase();
+        for region in regions {
+            let key = bucket_key(&subscription, &region);
+            match estate.identity_for(&subscription, &region) {
+                Some(identity_id) => {
+                    wanted.insert(
+                        key,
+                        Wanted {
+                            scope: scope.clone(),
+                            identity_id,
+                        },
+                    );
+                }
+                None => without_identity.push(key),
+            }
+        }
+    }
+    if !without_identity.is_empty() {
+        diagnostics.warning_at(
+            AttributePath::root("identity_ids"),
+            "Machines with no identity named for their region",
+            &format!(
+                "`identity_ids` names no identity for these subscriptions and regions, so their machines are left alone: {}. Add `{{region}}` or `{{subscription_id}}/{{region}}` keys for them.",
+                without_identity.join(", ")
+            ),
+        );
+    }
+    Some(wanted)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Buckets as `mig_identity_assignment` objects
+// ---------------------------------------------------------------------------------------------
+
+/// A bucket's `mig_identity_assignment` arguments: the estate's shared ones, its scope, its
+/// region and its identity.
+fn bucket_arguments(estate: &Value, scope: &str, region: &str, identity_id: Value) -> Value {
+    let mut fields = BTreeMap::from([
+        ("identity_id".to_string(), identity_id),
+        ("scope".to_string(), Value::string(scope)),
+    ]);
+    for name in SHARED_ARGUMENTS {
+        fields.insert(name.to_string(), estate.get(name).clone());
+    }
+    fields.insert("locations".to_string(), Value::string_set([region]));
+    Value::Object(fields)
+}
+
+/// A bucket of the estate's state (or plan) as the `mig_identity_assignment` object it is.
+fn bucket_object(estate: &Value, key: &str, bucket: &Value) -> Value {
+    let scope = bucket.get("scope").as_str().unwrap_or_default();
+    let identity = bucket.get("identity_id").clone();
+    let mut object = bucket_arguments(estate, scope, region_of_key(key), identity.clone());
+    let id = match identity.as_str() {
+        Some(identity) => Value::string(assignment::resource_id(scope, identity)),
+        None => Value::unknown(),
+    };
+    object = object.with("id", id);
+    for name in OUTCOME_ATTRIBUTES {
+        object = object.with(name, bucket.get(name).clone());
+    }
+    object
+}
+
+/// The estate's view of a `mig_identity_assignment` object.
+fn bucket_of(object: &Value) -> Value {
+    let mut fields = BTreeMap::from([
+        ("identity_id".to_string(), object.get("identity_id").clone()),
+        ("scope".to_string(), object.get("scope").clone()),
+    ]);
+    for name in OUTCOME_ATTRIBUTES {
+        fields.insert(name.to_string(), object.get(name).clone());
+    }
+    Value::Object(fields)
+}
+
+fn buckets_of(resource: &Value) -> BTreeMap<String, Value> {
+    resource
+        .get("buckets")
+        .as_map()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn estate_id(resource: &Value) -> Value {
+    match resource.get("scope") {
+        Value::String(scope) => Value::string(arguments::trim_arm_id(scope)),
+        Value::Null => Value::string(EVERY_VISIBLE_SUBSCRIPTION),
+        _ => Value::unknown(),
+    }
+}
+
+/// Each bucket's private state (`mig_identity_assignment`'s), by bucket key.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Private(BTreeMap<String, serde_json::Value>);
+
+impl Private {
+    fn from_bytes(bytes: &[u8]) -> Private {
+        if bytes.is_empty() {
+            return Private::default();
+        }
+        serde_json::from_slice(bytes).unwrap_or_else(|error| {
+            tracing::warn!(%error, "unreadable private state; treating it as empty");
+            Private::default()
+        })
+    }
+
+    fn of(&self, key: &str) -> Vec<u8> {
+        self.0
+            .get(key)
+            .map(|json| serde_json::to_vec(json).expect("private state serializes"))
+            .unwrap_or_default()
+    }
+
+    fn set(&mut self, key: &str, bytes: &[u8]) {
+        if let Ok(json) = serde_json::from_slice(bytes) {
+            self.0.insert(key.to_string(), json);
+        }
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        if self.0.is_empty() {
+            return Vec::new();
+        }
+        serde_json::to_vec(self).expect("private state serializes")
+    }
+}
+
+/// A bucket's diagnostics as the estate's: the bucket named in the summary, `identity_id`
+/// pointing at `identity_ids`.
+fn bucket_diagnostics(key: &str, diagnostics: Diagnostics) -> Diagnostics {
+    let mut out = diagnostics;
+    for item in &mut out.items {
+        item.summary = format!("{key}: {}", item.summary);
+        if let Some(path) = &mut item.attribute {
+            if path.steps.first() == Some(&PathStep::Attribute("identity_id".into())) {
+                *path = AttributePath::root("identity_ids");
+            } else if path.steps.first() == Some(&PathStep::Attribute("scope".into())) {
+                *path = AttributePath::root("scope");
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// CRUD
+// ---------------------------------------------------------------------------------------------
+
+/// What planning the buckets produced.
+struct PlannedBuckets {
+    buckets: BTreeMap<String, Value>,
+    private: Private,
+    diagnostics: Diagnostics,
+}
+
+impl EstateAssignment {
+    /// Plans every bucket `planned` (the estate's arguments) calls for, against `prior`.
+    async fn plan_buckets(
+        &self,
+        clients: &AzureClients,
+        planned: &Value,
+        prior: &Value,
+        prior_private: &Private,
+    ) -> Option<PlannedBuckets> {
+        let estate = Estate::from(planned)?;
+        let mut diagnostics = Diagnostics::default();
+        let Some(wanted) = wanted_buckets(clients, &estate, &mut diagnostics).await else {
+            return Some(PlannedBuckets {
+                buckets: BTreeMap::new(),
+                private: Private::default(),
+                diagnostics,
+            });
+        };
+        let prior_buckets = buckets_of(prior);
+        let plans = join_all(wanted.iter().map(|(key, wanted)| {
+            let prior_bucket = prior_buckets.get(key);
+            let arguments = bucket_arguments(
+                planned,
+                &wanted.scope.to_string(),
+                region_of_key(key),
+                Value::string(&wanted.identity_id),
+            );
+            let mut proposed = arguments.clone();
+            for name in OUTCOME_ATTRIBUTES.iter().chain(["id"].iter()) {
+                let value = prior_bucket.map_or(Value::unknown(), |b| {
+                    bucket_object(prior, key, b).get(name).clone()
+                });
+                proposed = proposed.with(name, value);
+            }
+            let request = PlanRequest {
+                prior_state: prior_bucket.map_or(Value::Null, |b| bucket_object(prior, key, b)),
+                proposed_new_state: proposed,
+                config: arguments,
+                prior_private: prior_private.of(key),
+                ..PlanRequest::default()
+            };
+            async move { (key.clone(), self.buckets.plan(request).await) }
+        }))
+        .await;
+        let mut result = PlannedBuckets {
+            buckets: BTreeMap::new(),
+            private: Private::default(),
+            diagnostics,
+        };
+        for (key, response) in plans {
+            result
+                .diagnostics
+                .extend(bucket_diagnostics(&key, response.diagnostics));
+            result
+                .buckets
+                .insert(key.clone(), bucket_of(&response.planned_state));
+            result.private.set(&key, &response.planned_private);
+        }
+        // Buckets that leave are destroyed at apply with what they hold now.
+        for key in prior_buckets.keys() {
+            if !result.buckets.contains_key(key) {
+                result.private.set(key, &prior_private.of(key));
+            }
+        }
+        Some(result)
+    }
+
+    /// Applies one bucket: `planned` null destroys it.
+    async fn apply_bucket(
+        &self,
+        key: &str,
+        prior: Value,
+        planned: Value,
+        planned_private: Vec<u8>,
+    ) -> (String, ApplyResponse) {
+        let response = self
+            .buckets
+            .apply(ApplyRequest {
+                config: planned.clone(),
+                prior_state: prior,
+                planned_state: planned,
+                planned_private,
+                planned_identity: None,
+            })
+            .await;
+        (key.to_string(), response)
+    }
+}
+
+#[async_trait]
+impl Resource for EstateAssignment {
+    fn type_name(&self) -> &'static str {
+        TYPE_NAME
+    }
+
+    fn schema(&self) -> Schema {
+        schema()
+    }
+
+    async fn validate_config(&self, config: &Value) -> Diagnostics {
+        validate_arguments(config)
+    }
+
+    async fn plan(&self, request: PlanRequest) -> PlanResponse {
+        let mut response = PlanResponse {
+            planned_state: request.proposed_new_state.clone(),
+            planned_private: request.prior_private.clone(),
+            ..PlanResponse::default()
+        };
+        if request.proposed_new_state.is_null() {
+            return response;
+        }
+        let planned = request
+            .proposed_new_state
+            .with("id", estate_id(&request.proposed_new_state));
+        let clients = match self.data.clients() {
+            Ok(clients) => clients,
+            Err(diagnostics) => {
+                response.diagnostics = diagnostics;
+                return response;
+            }
+        };
+        let prior_private = Private::from_bytes(&request.prior_private);
+        match self
+            .plan_buckets(&clients, &planned, &request.prior_state, &prior_private)
+            .await
+        {
+            // Known at apply only: the buckets are planned then.
+            None => {
+                response.planned_state = planned.with("buckets", Value::unknown());
+                response.planned_private = prior_private.to_bytes();
+            }
+            Some(result) => {
+                response.diagnostics = result.diagnostics;
+                response.planned_state = planned.with("buckets", Value::Map(result.buckets));
+                response.planned_private = result.private.to_bytes();
+            }
+        }
+        response
+    }
+
+    async fn apply(&self, request: ApplyRequest) -> ApplyResponse {
+        let prior = &request.prior_state;
+        let planned = &request.planned_state;
+        let prior_buckets = buckets_of(prior);
+        let mut planned_private = Private::from_bytes(&request.planned_private);
+        let mut diagnostics = Diagnostics::default();
+        let mut planned_buckets = buckets_of(planned);
+        if !planned.is_null() && planned.get("buckets").is_unknown() {
+            let clients = match self.data.clients() {
+                Ok(clients) => clients,
+                Err(diagnostics) => {
+                    return ApplyResponse {
+                        new_state: prior.clone(),
+                        private: request.planned_private.clone(),
+                        diagnostics,
+                        ..ApplyResponse::default()
+                    }
+                }
+            };
+            let prior_private = Private::from_bytes(&request.planned_private);
+            match self
+                .plan_buckets(&clients, planned, prior, &prior_private)
+                .await
+            {
+                Some(result) if !result.diagnostics.has_errors() => {
+                    diagnostics.extend(result.diagnostics);
+                    planned_buckets = result.buckets;
+                    planned_private = result.private;
+                }
+                Some(result) => {
+                    return ApplyResponse {
+                        new_state: prior.clone(),
+                        private: request.planned_private.clone(),
+                        diagnostics: result.diagnostics,
+                        ..ApplyResponse::default()
+                    }
+                }
+                None => {
+                    return ApplyResponse {
+                        new_state: prior.clone(),
+                        private: request.planned_private.clone(),
+                        diagnostics: Diagnostics::from_error(
+                            "Arguments still unknown at apply",
+                            "Terraform passed unknown arguments to apply; this is a bug in Terraform or the provider.",
+                        ),
+                        ..ApplyResponse::default()
+                    }
+                }
+            }
+        }
+        // Every bucket at once: ARM paces each subscription on its own, and so does the client.
+        let mut work = Vec::new();
+        for (key, bucket) in &planned_buckets {
+            let prior_object = prior_buckets
+                .get(key)
+                .map_or(Value::Null, |b| bucket_object(prior, key, b));
+            work.push(self.apply_bucket(
+                key,
+                prior_object,
+                bucket_object(planned, key, bucket),
+                planned_private.of(key),
+            ));
+        }
+        for (key, bucket) in &prior_buckets {
+            if !planned_buckets.contains_key(key) {
+                work.push(self.apply_bucket(
+                    key,
+                    bucket_object(prior, key, bucket),
+                    Value::Null,
+                    planned_private.of(key),
+                ));
+            }
+        }
+        let results = join_all(work).await;
+        let mut buckets = BTreeMap::new();
+        let mut private = Private::default();
+        for (key, response) in results {
+            diagnostics.extend(bucket_diagnostics(&key, response.diagnostics));
+            if !response.new_state.is_null() {
+                buckets.insert(key.clone(), bucket_of(&response.new_state));
+                private.set(&key, &response.private);
+            }
+        }
+        if planned.is_null() {
+            // Destroyed, unless a bucket could not give everything back: it stays, with exactly
+            // what it still holds, and the next destroy finishes.
+            let new_state = if buckets.is_empty() {
+                Value::Null
+            } else {
+                prior.with("buckets", Value::Map(buckets))
+            };
+            return ApplyResponse {
+                new_state,
+                private: private.to_bytes(),
+                diagnostics,
+                ..ApplyResponse::default()
+            };
+        }
+        ApplyResponse {
+            new_state: planned.with("buckets", Value::Map(buckets)),
+            private: private.to_bytes(),
+            diagnostics,
+            ..ApplyResponse::default()
+        }
+    }
+
+    async fn read(&self, request: ReadRequest) -> ReadResponse {
+        let state = &request.current_state;
+        let private = Private::from_bytes(&request.private);
+        let mut response = ReadResponse::default();
+        let mut objects: BTreeMap<String, Value> = buckets_of(state)
+            .into_iter()
+            .map(|(key, bucket)| {
+                let object = bucket_object(state, &key, &bucket);
+                (key, object)
+            })
+            .collect();
+        // Buckets the machines call for that the state lacks (after an import, or a region's
+        // first machine) are read as new objects: machines holding their identity are
+        // compliant, nothing is ours. Warnings about the estate are the plan's to give.
+        if let (Some(estate), Ok(clients)) = (Estate::from(state), self.data.clients()) {
+            let mut discovery = Diagnostics::default();
+            match wanted_buckets(&clients, &estate, &mut discovery).await {
+                Some(wanted) => {
+                    for (key, wanted) in wanted {
+                        objects.entry(key.clone()).or_insert_with(|| {
+                            let fresh = Value::object([
+                                ("identity_id", Value::string(&wanted.identity_id)),
+                                ("scope", Value::string(wanted.scope.to_string())),
+                                ("assigned_ids", Value::List(Vec::new())),
+                                ("compliant_ids", Value::List(Vec::new())),
+                                ("skipped", Value::Map(BTreeMap::new())),
+                                ("noncompliant_ids", Value::List(Vec::new())),
+                            ]);
+                            bucket_object(state, &key, &fresh)
+                        });
+                    }
+                }
+                None => {
+                    response.new_state = state.clone();
+                    response.private = request.private.clone();
+                    response.diagnostics = discovery;
+                    return response;
+                }
+            }
+        }
+        let reads = join_all(objects.into_iter().map(|(key, object)| {
+            let read = ReadRequest {
+                current_state: object,
+                private: private.of(&key),
+                ..ReadRequest::default()
+            };
+            async move { (key, self.buckets.read(read).await) }
+        }))
+        .await;
+        let mut buckets = BTreeMap::new();
+        let mut refreshed_private = Private::default();
+        for (key, read) in reads {
+            response
+                .diagnostics
+                .extend(bucket_diagnostics(&key, read.diagnostics));
+            if !read.new_state.is_null() {
+                buckets.insert(key.clone(), bucket_of(&read.new_state));
+                refreshed_private.set(&key, &read.private);
+            }
+        }
+        response.new_state = state.with("buckets", Value::Map(buckets));
+        response.private = refreshed_private.to_bytes();
+        response
+    }
+
+    async fn import(&self, request: ImportRequest) -> ImportResponse {
+        let mut response = ImportResponse::default();
+        let id = arguments::trim_arm_id(request.id.trim());
+        let scope = if id.eq_ignore_ascii_case(EVERY_VISIBLE_SUBSCRIPTION) {
+            Value::Null
+        } else {
+            if let Err(reason) = check_estate_scope(id) {
+                response.diagnostics.error(
+                    "Invalid import ID",
+                    &format!("{reason} The import ID is the estate's `scope`, or `/subscriptions` for every subscription the principal can see."),
+                );
+                return response;
+            }
+            Value::string(id)
+        };
+        let mut fields: BTreeMap<String, Value> = schema()
+            .block
+            .attributes
+            .iter()
+            .map(|a| (a.name.clone(), Value::Null))
+            .collect();
+        fields.insert("timeouts".into(), Value::Null);
+        fields.insert("scope".into(), scope);
+        let skeleton = schema().block.apply_defaults(&Value::Object(fields));
+        // Nothing is recorded as ours: every bucket is planned afresh, machines holding their
+        // identity now are compliant, and destroy leaves them alone.
+        let state = skeleton
+            .with("id", estate_id(&skeleton))
+            .with("buckets", Value::Map(BTreeMap::new()));
+        response.imported.push(ImportedResource {
+            state,
+            private: Vec::new(),
+            identity: None,
+        });
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SUB: &str = "00000000-0000-0000-0000-0000000000a1";
+
+    #[test]
+    fn scopes_are_groups_subscriptions_or_resource_groups() {
+        for good in [
+            "/providers/Microsoft.Management/managementGroups/estate",
+            "/subscriptions/00000000-0000-0000-0000-0000000000a1",
+            "/subscriptions/00000000-0000-0000-0000-0000000000a1/resourceGroups/rg",
+        ] {
+            assert!(check_estate_scope(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "estate",
+            "/providers/Microsoft.Compute/virtualMachines/x",
+            "/subscriptions/not-a-guid",
+        ] {
+            assert!(check_estate_scope(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn identity_keys_are_regions_or_subscription_and_region() {
+        assert!(check_identity_key("eastus").is_ok());
+        assert!(check_identity_key(&format!("{SUB}/eastus")).is_ok());
+        assert!(check_identity_key("not-a-guid/eastus").is_err());
+        assert!(check_identity_key(&format!("{SUB}/east us!")).is_err());
+    }
+
+    #[test]
+    fn a_subscription_key_wins_over_a_region_key_and_the_default_is_the_policys_naming() {
+        let named = Estate {
+            scope: None,
+            identity_ids: Some(BTreeMap::from([
+                ("eastus".to_string(), "/all".to_string()),
+                (bucket_key(SUB, "East US"), "/this".to_string()),
+            ])),
+            locations: None,
+            kinds: vec![MachineKind::VirtualMachine],
+        };
+        assert_eq!(named.identity_for(SUB, "eastus").as_deref(), Some("/this"));
+        assert_eq!(
+            named
+                .identity_for("00000000-0000-0000-0000-0000000000b2", "eastus")
+                .as_deref(),
+            Some("/all")
+        );
+        assert_eq!(named.identity_for(SUB, "westus"), None);
+        let policy = Estate {
+            identity_ids: None,
+            ..named
+        };
+        assert_eq!(
+            policy.identity_for(SUB, "westus").unwrap(),
+            format!("/subscriptions/{SUB}/resourceGroups/Built-In-Identity-RG/providers/Microsoft.ManagedIdentity/userAssignedIdentities/Built-In-Identity-westus")
+        );
+    }
+
+    #[test]
+    fn a_bucket_is_the_assignment_object_it_stands_for_and_back() {
+        let estate = schema().block.apply_defaults(&Value::object([
+            ("scope", Value::Null),
+            ("identity_ids", Value::Null),
+            ("locations", Value::Null),
+            ("exclude_ids", Value::Null),
+            ("exclude_tags", Value::Null),
+            ("resource_types", Value::Null),
+            ("skip_single_user_assigned", Value::Null),
+            ("mode", Value::Null),
+            ("timeouts", Value::Null),
+        ]));
+        let key = bucket_key(SUB, "eastus");
+        let bucket = Value::object([
+            ("identity_id", Value::string("/i")),
+            ("scope", Value::string(format!("/subscriptions/{SUB}"))),
+            ("assigned_ids", Value::List(vec![Value::string("/m1")])),
+            ("compliant_ids", Value::List(vec![])),
+            ("skipped", Value::Map(BTreeMap::new())),
+            ("noncompliant_ids", Value::List(vec![])),
+        ]);
+        let object = bucket_object(&estate, &key, &bucket);
+        assert_eq!(object.get("locations"), &Value::string_set(["eastus"]));
+        assert_eq!(object.get("mode"), &Value::string("enforce"));
+        assert_eq!(
+            object.get("id").as_str(),
+            Some(format!("/subscriptions/{SUB}|/i").as_str())
+        );
+        assert_eq!(bucket_of(&object), bucket);
+    }
+}
