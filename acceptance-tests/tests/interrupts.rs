@@ -518,3 +518,98 @@ fn after_two_sigints_no_machine_loses_an_identity_and_the_next_apply_converges()
     assert!(held.contains(&vm_id("vm-001").to_ascii_lowercase()));
     assert!(!work.plan_has_changes());
 }
+
+/// `mig_builtin_identity` under one Ctrl-C: its identity's PUT was answered 503 with a 30 s
+/// `Retry-After`, and the create waits in that backoff when Terraform stops the provider. The
+/// retry is never sent, the apply ends within a second or two instead of at the end of the
+/// backoff, what the first attempt did is read back (nothing), nothing is recorded that does
+/// not exist, and the next apply creates the identity and its lock.
+#[test]
+fn a_builtin_identity_waiting_in_a_retry_backoff_stops_at_once_and_the_next_apply_creates_it() {
+    let emulator = Emulator::start(&json!({
+        "subscriptions": [{"id": SUB, "regions": ["eastus"]}]
+    }));
+    let identity = builtin("eastus");
+    let mut work = Workdir::new(&emulator.configuration(
+        r#"resource "mig_builtin_identity" "eastus" {
+  location = "eastus"
+}
+"#,
+    ));
+    work.init();
+    emulator.inject_fault(&json!({
+        "kind": "status", "status": 503, "retry_after": 30, "count": 1,
+        "method": "PUT", "path_contains": "/userAssignedIdentities/Built-In-Identity-eastus"
+    }));
+    let log_path = work.path().join("terraform-core.log");
+    work.env("TF_LOG_CORE", "trace")
+        .env("TF_LOG_PATH", &log_path.display().to_string());
+    let apply = work.spawn(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    let identity_puts = || {
+        emulator
+            .requests()
+            .into_iter()
+            .filter(|r| r["method"] == "PUT")
+            .filter(|r| {
+                r["path"]
+                    .as_str()
+                    .is_some_and(|p| p.eq_ignore_ascii_case(&identity))
+            })
+            .collect::<Vec<Json>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while identity_puts().is_empty() {
+        assert!(Instant::now() < deadline, "the identity's PUT never came");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sigint_at = now_unix_ms();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &apply.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+    let finished = apply.wait_with_output().expect("terraform apply ends");
+    let ended_at = now_unix_ms();
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&finished.stdout),
+        String::from_utf8_lossy(&finished.stderr)
+    );
+    assert!(!finished.status.success(), "{output}");
+    let core_log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let stop_at = stop_requested_at(&core_log).unwrap_or(sigint_at);
+    assert!(
+        ended_at < stop_at + 5_000,
+        "the apply ended {} ms after the stop, not at the end of the 30 s backoff:\n{output}",
+        ended_at as i64 - stop_at as i64
+    );
+    let puts = identity_puts();
+    assert_eq!(puts.len(), 1, "the retry was never sent: {puts:#?}");
+    assert_eq!(puts[0]["status"], 503);
+    assert!(
+        emulator.arm_get(&identity, "2023-01-31").is_none(),
+        "no identity exists"
+    );
+    assert!(
+        !work
+            .state_resources()
+            .contains_key("mig_builtin_identity.eastus"),
+        "nothing is recorded that does not exist"
+    );
+
+    work.apply();
+    let created = emulator
+        .arm_get(&identity, "2023-01-31")
+        .expect("the next apply creates the identity");
+    assert!(created["properties"]["principalId"].is_string());
+    assert!(
+        emulator
+            .arm_get(
+                &format!("{identity}/providers/Microsoft.Authorization/locks/CanNotDeleteLock-Built-In-Identity-eastus"),
+                "2020-05-01"
+            )
+            .is_some(),
+        "and its lock"
+    );
+    assert!(!work.plan_has_changes());
+}

@@ -126,7 +126,14 @@ impl Handover {
             .insert(id.to_ascii_lowercase());
     }
 
-    /// True when a resource in this run plans to create the identity `id`.
+    /// The identity `id` was just seen to exist (listed with its resource group's others):
+    /// the checks that a planned one skips, it skips too.
+    pub fn note_existing_identity(&self, id: &str) {
+        self.note_planned_identity(id);
+    }
+
+    /// True when a resource in this run plans to create the identity `id`, or it was just
+    /// seen to exist.
     pub fn is_planned_identity(&self, id: &str) -> bool {
         self.planned_identities
             .lock()

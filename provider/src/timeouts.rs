@@ -7,6 +7,8 @@ use tokio_util::sync::CancellationToken;
 
 use tfplugin::{Attribute, Block, NestedBlock, NestingMode, Type, Value};
 
+use crate::azure::arm::ArmError;
+
 // ---------------------------------------------------------------------------------------------
 // An operation's stop: Terraform's stop request or its deadline
 // ---------------------------------------------------------------------------------------------
@@ -55,20 +57,32 @@ impl Halt {
         self.token.is_cancelled()
     }
 
-    /// Runs one Azure call: not at all once halted; a call under way when halted is given
-    /// [`IN_FLIGHT_GRACE`] to finish (its answer is the truth to record).
-    pub async fn run<T>(&self, call: impl Future<Output = T>) -> Step<T> {
+    /// Runs one Azure call: not at all once halted. Once halted, a request of the call still
+    /// waiting (in the pacer, in a retry backoff) is not sent, and the call ends at once as
+    /// [`Step::NotSent`] (or [`Step::Unknown`] when an earlier attempt may have acted); a
+    /// request on the wire is given [`IN_FLIGHT_GRACE`] to answer (its answer is the truth to
+    /// record).
+    pub async fn run<T>(
+        &self,
+        call: impl Future<Output = Result<T, ArmError>>,
+    ) -> Step<Result<T, ArmError>> {
         if self.is_halted() {
             return Step::NotSent;
         }
+        let call = crate::azure::arm::with_stop(self.token.clone(), call);
         tokio::pin!(call);
-        tokio::select! {
+        let outcome = tokio::select! {
             biased;
-            outcome = &mut call => Step::Done(outcome),
+            outcome = &mut call => outcome,
             () = self.token.cancelled() => match tokio::time::timeout(IN_FLIGHT_GRACE, call).await {
-                Ok(outcome) => Step::Done(outcome),
-                Err(_) => Step::Unknown,
+                Ok(outcome) => outcome,
+                Err(_) => return Step::Unknown,
             },
+        };
+        match &outcome {
+            Err(error) if error.is_not_sent() => Step::NotSent,
+            Err(error) if error.is_cancelled() => Step::Unknown,
+            _ => Step::Done(outcome),
         }
     }
 
@@ -183,18 +197,18 @@ mod tests {
     async fn halted_calls_are_not_sent_or_given_a_grace_then_unknown() {
         let stop = CancellationToken::new();
         let halt = Halt::new(&stop, Duration::from_secs(60));
-        assert!(matches!(halt.run(async { 1 }).await, Step::Done(1)));
+        assert!(matches!(halt.run(async { Ok(1) }).await, Step::Done(Ok(1))));
         // The deadline passes during a call that ends within the grace: its answer counts.
         let slow = halt
             .run(async {
                 tokio::time::sleep(Duration::from_secs(65)).await;
-                2
+                Ok(2)
             })
             .await;
-        assert!(matches!(slow, Step::Done(2)));
+        assert!(matches!(slow, Step::Done(Ok(2))));
         assert_eq!(halt.summary(), "Timed out");
         assert!(halt.reason().contains("1m"), "{}", halt.reason());
-        assert!(matches!(halt.run(async { 3 }).await, Step::NotSent));
+        assert!(matches!(halt.run(async { Ok(3) }).await, Step::NotSent));
 
         // Terraform stops the provider during a call that does not end within the grace.
         let stop = CancellationToken::new();
@@ -205,11 +219,49 @@ mod tests {
             stopper.cancel();
         });
         let started = tokio::time::Instant::now();
-        let hung = halt.run(std::future::pending::<()>()).await;
+        let hung = halt
+            .run(std::future::pending::<Result<(), ArmError>>())
+            .await;
         assert!(matches!(hung, Step::Unknown));
         assert_eq!(started.elapsed(), Duration::from_secs(1) + IN_FLIGHT_GRACE);
         assert_eq!(halt.summary(), "Stopped");
         assert!(!stop.is_cancelled() || halt.is_halted());
+    }
+
+    /// A call deep in helpers that take no token obeys the stop too: a request waiting in a
+    /// 429's 30 s backoff when Terraform stops the provider ends at once, unsent, and is never
+    /// retried.
+    #[tokio::test(start_paused = true)]
+    async fn a_halted_call_waiting_in_a_retry_backoff_ends_at_once_unsent() {
+        use crate::azure::arm::test_support::{client, throttled};
+        let (arm, transport) = client(|_, _| throttled(30));
+        let stop = CancellationToken::new();
+        let halt = Halt::new(&stop, Duration::from_secs(3600));
+        let stopper = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            stopper.cancel();
+        });
+        let started = tokio::time::Instant::now();
+        let body = serde_json::json!({"location": "eastus"});
+        let step = halt
+            .run(arm.put("/subscriptions/s/resourceGroups/g", "2022-09-01", &body))
+            .await;
+        assert!(
+            matches!(step, Step::NotSent),
+            "a 429 is refused before ARM acts"
+        );
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(1),
+            "ends at the stop"
+        );
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(
+            transport.count.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "never retried after the stop"
+        );
     }
 
     use super::*;

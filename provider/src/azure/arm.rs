@@ -220,6 +220,26 @@ impl Transport for reqwest::Client {
     }
 }
 
+tokio::task_local! {
+    /// The stop of the operation the current task runs for, if any (see [`with_stop`]).
+    static AMBIENT_STOP: CancellationToken;
+}
+
+/// Runs `call` so that every request it makes through this client without a token of its
+/// own is cancellable by `stop`, as [`ArmClient::send_cancellable`] is: an operation's stop
+/// reaches requests waiting in the pacer or in a retry backoff deep inside helpers that take
+/// no token.
+pub async fn with_stop<F: std::future::Future>(stop: CancellationToken, call: F) -> F::Output {
+    AMBIENT_STOP.scope(stop, call).await
+}
+
+/// The stop a request without a token of its own obeys: the ambient one, else none.
+fn ambient_stop() -> CancellationToken {
+    AMBIENT_STOP
+        .try_with(CancellationToken::clone)
+        .unwrap_or_else(|_| never())
+}
+
 /// A token nobody cancels, for the calls that take none.
 fn never() -> CancellationToken {
     CancellationToken::new()
@@ -309,7 +329,8 @@ impl ArmClient {
     }
 
     /// One request with retries; `Ok` for 2xx, `Err` for anything else after retries.
-    /// Never cancelled: see [`ArmClient::send_cancellable`].
+    /// Cancelled only by the ambient stop of [`with_stop`], if any: see
+    /// [`ArmClient::send_cancellable`].
     pub async fn send(
         &self,
         method: Method,
@@ -318,7 +339,8 @@ impl ArmClient {
         body: Option<&Json>,
         headers: &[(&str, &str)],
     ) -> Result<ArmResponse, ArmError> {
-        self.send_cancellable(method, path_or_url, api_version, body, headers, &never())
+        let stop = ambient_stop();
+        self.send_cancellable(method, path_or_url, api_version, body, headers, &stop)
             .await
     }
 
@@ -493,7 +515,8 @@ impl ArmClient {
 
     /// GET a resource; `None` when it does not exist.
     pub async fn get(&self, path: &str, api_version: &str) -> Result<Option<Json>, ArmError> {
-        self.get_cancellable(path, api_version, &never()).await
+        self.get_cancellable(path, api_version, &ambient_stop())
+            .await
     }
 
     /// [`ArmClient::get`], stopped by `cancel` (see [`ArmClient::send_cancellable`]).
@@ -515,7 +538,7 @@ impl ArmClient {
 
     /// PUT and wait for the operation to finish; returns the resource.
     pub async fn put(&self, path: &str, api_version: &str, body: &Json) -> Result<Json, ArmError> {
-        self.put_cancellable(path, api_version, body, &never())
+        self.put_cancellable(path, api_version, body, &ambient_stop())
             .await
     }
 
@@ -543,7 +566,8 @@ impl ArmClient {
 
     /// DELETE and wait; a resource already gone is not an error.
     pub async fn delete(&self, path: &str, api_version: &str) -> Result<(), ArmError> {
-        self.delete_cancellable(path, api_version, &never()).await
+        self.delete_cancellable(path, api_version, &ambient_stop())
+            .await
     }
 
     /// [`ArmClient::delete`], stopped by `cancel` as [`ArmClient::put_cancellable`] is.
@@ -666,7 +690,7 @@ impl ArmClient {
         path: String,
         api_version: &'a str,
     ) -> BoxStream<'a, Result<Vec<Json>, ArmError>> {
-        self.list_cancellable(path, api_version, never())
+        self.list_cancellable(path, api_version, ambient_stop())
     }
 
     /// [`ArmClient::list`], stopped by `cancel` (the page then ends the stream as an error).

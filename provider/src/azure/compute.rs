@@ -121,6 +121,42 @@ impl ComputeClient {
         kinds: &[MachineKind],
         not_before: Instant,
     ) -> Result<Arc<Vec<Machine>>, ArmError> {
+        let (machines, started) = self.shared_listing(scope, kinds, not_before).await?;
+        Ok(self.with_own_writes(&machines, started))
+    }
+
+    /// The machines of [`ComputeClient::inventory`] that `keep` selects, copied one by one:
+    /// many callers sharing a large listing (an estate's buckets, one region each) each copy
+    /// only their own.
+    pub async fn inventory_where(
+        &self,
+        scope: &Scope,
+        kinds: &[MachineKind],
+        not_before: Instant,
+        keep: impl Fn(&Machine) -> bool,
+    ) -> Result<Vec<Machine>, ArmError> {
+        let (machines, started) = self.shared_listing(scope, kinds, not_before).await?;
+        let written = self.written.lock().expect("written lock");
+        Ok(machines
+            .iter()
+            .filter(|m| keep(m))
+            .map(|m| {
+                written
+                    .get(&m.id.to_ascii_lowercase())
+                    .filter(|(at, _)| *at >= started)
+                    .map_or_else(|| m.clone(), |(_, fresh)| fresh.clone())
+            })
+            .collect())
+    }
+
+    /// The listing itself, as ARM answered it (without our later writes), and when it
+    /// started: what does not change with our writes (where the machines are) reads from it.
+    pub async fn shared_listing(
+        &self,
+        scope: &Scope,
+        kinds: &[MachineKind],
+        not_before: Instant,
+    ) -> Result<(Arc<Vec<Machine>>, Instant), ArmError> {
         let key = (scope.to_string().to_ascii_lowercase(), kinds.to_vec());
         let listing = {
             let mut listings = self.listings.lock().expect("listings lock");
@@ -151,7 +187,7 @@ impl ComputeClient {
             .await
             .clone();
         if let Ok(machines) = &result {
-            return Ok(self.with_own_writes(machines, listing.started));
+            return Ok((machines.clone(), listing.started));
         }
         if result.is_err() {
             // A failed listing is not shared with later callers: they try again.
@@ -163,7 +199,7 @@ impl ComputeClient {
                 listings.remove(&key);
             }
         }
-        result
+        result.map(|machines| (machines, listing.started))
     }
 
     /// `machines` (listed from `started` on) with every machine we wrote since then as our
@@ -328,11 +364,15 @@ impl ComputeClient {
             let inventory = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return Err(stopped()),
-                inventory = self.inventory(scope, kinds, not_before) => inventory?,
+                inventory = self.inventory_where(
+                    scope,
+                    kinds,
+                    not_before,
+                    |m| wanted.contains(&m.id.to_ascii_lowercase()),
+                ) => inventory?,
             };
             let busy = inventory
                 .iter()
-                .filter(|m| wanted.contains(&m.id.to_ascii_lowercase()))
                 .filter(|m| {
                     matches!(
                         m.provisioning_state.as_deref(),

@@ -5,15 +5,21 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use serde_json::Value as Json;
+use tokio::sync::OnceCell;
 
 use super::arm::{ArmClient, ArmError};
 
 pub const API_VERSION: &str = "2022-12-01";
 
+/// A subscription's region names, read once.
+type Regions = Arc<OnceCell<Arc<BTreeSet<String>>>>;
+
 pub struct SubscriptionsClient {
     arm: Arc<ArmClient>,
-    /// Region names per subscription: they do not change during one Terraform run.
-    regions: Mutex<HashMap<String, Arc<BTreeSet<String>>>>,
+    /// Region names per subscription: they do not change during one Terraform run. Callers
+    /// asking at once (an estate's buckets of one subscription) share one read; a failed read
+    /// is not kept, so a later caller tries again.
+    regions: Mutex<HashMap<String, Regions>>,
 }
 
 impl SubscriptionsClient {
@@ -26,28 +32,30 @@ impl SubscriptionsClient {
 
     /// The region names (`eastus`) the subscription can use.
     pub async fn regions(&self, subscription: &str) -> Result<Arc<BTreeSet<String>>, ArmError> {
-        let key = subscription.to_ascii_lowercase();
-        if let Some(known) = self.regions.lock().expect("regions lock").get(&key) {
-            return Ok(known.clone());
-        }
-        let mut names = BTreeSet::new();
-        let mut pages = self.arm.list(
-            format!("/subscriptions/{subscription}/locations"),
-            API_VERSION,
-        );
-        while let Some(page) = pages.next().await {
-            names.extend(
-                page?
-                    .iter()
-                    .filter_map(|location| location.get("name").and_then(Json::as_str))
-                    .map(str::to_ascii_lowercase),
-            );
-        }
-        let names = Arc::new(names);
-        self.regions
+        let cell = self
+            .regions
             .lock()
             .expect("regions lock")
-            .insert(key, names.clone());
-        Ok(names)
+            .entry(subscription.to_ascii_lowercase())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| async {
+            let mut names = BTreeSet::new();
+            let mut pages = self.arm.list(
+                format!("/subscriptions/{subscription}/locations"),
+                API_VERSION,
+            );
+            while let Some(page) = pages.next().await {
+                names.extend(
+                    page?
+                        .iter()
+                        .filter_map(|location| location.get("name").and_then(Json::as_str))
+                        .map(str::to_ascii_lowercase),
+                );
+            }
+            Ok(Arc::new(names))
+        })
+        .await
+        .cloned()
     }
 }

@@ -26,8 +26,10 @@
 //!
 //! Stops and timeouts: every Azure call runs under a child of the provider's stop signal
 //! that the operation's deadline also cancels ([`Halt`]). Nothing new starts once it is
-//! cancelled; a call under way is given [`timeouts::IN_FLIGHT_GRACE`] to finish, and when its outcome
-//! is still unknown what it touched is read back. The state returned then describes exactly
+//! cancelled, not even a retry a call waits for in a backoff (the stop reaches the ARM client
+//! through [`crate::azure::arm::with_stop`]); a request on the wire is given
+//! [`timeouts::IN_FLIGHT_GRACE`] to answer, and when its outcome is still unknown what it
+//! touched is read back. The state returned then describes exactly
 //! what exists.
 
 use std::collections::{BTreeMap, HashMap};
@@ -44,6 +46,7 @@ use tfplugin::{
 };
 
 use crate::arguments;
+use crate::azure::arm::ArmError;
 use crate::azure::identities::Identity;
 use crate::azure::ids::{self, SubscriptionId, UserAssignedIdentityId};
 use crate::azure::AzureClients;
@@ -676,16 +679,15 @@ fn halted_before_identity(halt: &Halt, target: &Target, created_group: bool) -> 
 }
 
 /// Whether our lock is on the identity.
-async fn lock_exists(clients: &AzureClients, target: &Target) -> Result<bool, String> {
+async fn lock_exists(clients: &AzureClients, target: &Target) -> Result<bool, ArmError> {
     clients
         .locks
         .get(&target.identity.to_string(), &target.lock_name())
         .await
         .map(|lock| lock.is_some())
-        .map_err(|e| e.to_string())
 }
 
-async fn place_lock(clients: &AzureClients, target: &Target) -> Result<(), String> {
+async fn place_lock(clients: &AzureClients, target: &Target) -> Result<(), ArmError> {
     clients
         .locks
         .create_or_update(
@@ -696,15 +698,13 @@ async fn place_lock(clients: &AzureClients, target: &Target) -> Result<(), Strin
         )
         .await
         .map(|_| ())
-        .map_err(|e| e.to_string())
 }
 
-async fn remove_lock(clients: &AzureClients, target: &Target) -> Result<(), String> {
+async fn remove_lock(clients: &AzureClients, target: &Target) -> Result<(), ArmError> {
     clients
         .locks
         .delete(&target.identity.to_string(), &target.lock_name())
         .await
-        .map_err(|e| e.to_string())
 }
 
 /// Whether the lock is there after a lock write whose outcome is unknown; `None` when that
@@ -721,7 +721,7 @@ async fn place_lock_halted(
     halt: &Halt,
 ) -> Result<bool, String> {
     match halt.run(place_lock(clients, target)).await {
-        Step::Done(result) => result.map(|()| true),
+        Step::Done(result) => result.map(|()| true).map_err(|e| e.to_string()),
         Step::NotSent => Ok(false),
         Step::Unknown => Ok(lock_read_back(clients, target).await.unwrap_or(false)),
     }
@@ -750,24 +750,19 @@ async fn group_is_empty(
     clients: &AzureClients,
     subscription: &str,
     group: &str,
-) -> Result<bool, String> {
+) -> Result<bool, ArmError> {
     if !clients
         .resource_groups
         .is_empty(subscription, group)
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
     {
         return Ok(false);
     }
     let scope = ids::Scope::parse(&format!(
         "/subscriptions/{subscription}/resourceGroups/{group}"
-    ))?;
-    Ok(clients
-        .identities
-        .list(&scope)
-        .await
-        .map_err(|e| e.to_string())?
-        .is_empty())
+    ))
+    .map_err(ArmError::transport)?;
+    Ok(clients.identities.list(&scope).await?.is_empty())
 }
 
 /// The warning of a create that made the identity but not its lock.
@@ -1095,7 +1090,9 @@ impl BuiltinIdentity {
             if ownership.owns_lock(target) {
                 match halt.run(remove_lock(clients, target)).await {
                     Step::Done(Ok(())) => lock_present = false,
-                    Step::Done(Err(error)) => diagnostics.error("Cannot remove the lock", &error),
+                    Step::Done(Err(error)) => {
+                        diagnostics.error("Cannot remove the lock", &error.to_string())
+                    }
                     Step::NotSent => diagnostics.error(
                         halt.summary(),
                         &format!("{} The lock was not removed; apply again.", halt.reason()),
@@ -1169,7 +1166,7 @@ impl BuiltinIdentity {
                         prior.clone(),
                         private.to_vec(),
                         "Cannot remove the lock",
-                        &error,
+                        &error.to_string(),
                     )
                 }
                 Step::NotSent => return stopped(state, "Nothing was removed."),
@@ -1315,7 +1312,9 @@ impl BuiltinIdentity {
             match halt.run(lock_exists(&clients, &target)).await {
                 Step::Done(Ok(present)) => present,
                 Step::Done(Err(error)) => {
-                    response.diagnostics.error("Cannot read the lock", &error);
+                    response
+                        .diagnostics
+                        .error("Cannot read the lock", &error.to_string());
                     return response;
                 }
                 Step::NotSent | Step::Unknown => {
@@ -1694,7 +1693,7 @@ impl Resource for BuiltinIdentity {
                 Err(error) => {
                     response
                         .diagnostics
-                        .error("Cannot read the identity's lock", &error);
+                        .error("Cannot read the identity's lock", &error.to_string());
                     return response;
                 }
             }

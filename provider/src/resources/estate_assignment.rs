@@ -16,15 +16,15 @@
 //! exactly what it attached.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::future::join_all;
 use tfplugin::{
-    ApplyRequest, ApplyResponse, Attribute, AttributePath, Block, Diagnostics, ImportRequest,
-    ImportResponse, ImportedResource, PathStep, PlanRequest, PlanResponse, ReadRequest,
-    ReadResponse, Resource, Schema, Type, Validator, Value,
+    ApplyRequest, ApplyResponse, Attribute, AttributePath, Block, Diagnostics, IdentitySchema,
+    ImportRequest, ImportResponse, ImportedResource, PathStep, PlanRequest, PlanResponse,
+    ReadRequest, ReadResponse, Resource, Schema, Type, Validator, Value,
 };
 
 use crate::arguments;
@@ -33,8 +33,9 @@ use crate::azure::ids::{self, Scope, SubscriptionId};
 use crate::azure::management_groups;
 use crate::azure::AzureClients;
 use crate::provider::ProviderData;
-use crate::resources::identity_assignment::{self as assignment, IdentityAssignment};
-use crate::timeouts;
+use crate::resources::identity;
+use crate::resources::identity_assignment::{self as assignment, IdentityAssignment, Written};
+use crate::timeouts::{self, Halt, Operation};
 
 pub const TYPE_NAME: &str = "mig_estate_assignment";
 
@@ -61,6 +62,27 @@ impl EstateAssignment {
             data,
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resource identity (Terraform 1.12+)
+// ---------------------------------------------------------------------------------------------
+
+/// The identity is the scope the object was created (or imported) with; `scope` changes in
+/// place, and an object keeps the identity it started with (see `crate::resources::identity`).
+pub fn identity_schema() -> IdentitySchema {
+    IdentitySchema {
+        version: 0,
+        attributes: vec![identity::attribute(
+            "scope",
+            true,
+            "The management group, subscription or resource group ID the object was created (or imported) with, or `/subscriptions` for every subscription the principal can see.",
+        )],
+    }
+}
+
+fn identity_of(state: &Value) -> Option<Value> {
+    identity::known(Value::object([("scope", estate_id(state))]))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -371,10 +393,12 @@ async fn wanted_buckets(
     let now = tokio::time::Instant::now();
     let not_before = now.checked_sub(DISCOVERY_MAX_AGE).unwrap_or(now);
     let listings = join_all(scopes.iter().map(|scope| async move {
+        // Where the machines are does not change with our writes: the listing as ARM gave it.
         let listing = clients
             .compute
-            .inventory(scope, &estate.kinds, not_before)
-            .await;
+            .shared_listing(scope, &estate.kinds, not_before)
+            .await
+            .map(|(machines, _)| machines);
         (scope, listing)
     }))
     .await;
@@ -572,6 +596,8 @@ impl EstateAssignment {
             });
         };
         let prior_buckets = buckets_of(prior);
+        self.note_existing_identities(clients, &wanted, &prior_buckets)
+            .await;
         let plans = join_all(wanted.iter().map(|(key, wanted)| {
             let prior_bucket = prior_buckets.get(key);
             let arguments = bucket_arguments(
@@ -620,43 +646,112 @@ impl EstateAssignment {
         Some(result)
     }
 
-    /// Applies one bucket: `planned` null destroys it.
+    /// Each bucket checks at plan that a new identity exists, with one read each. For an
+    /// estate that is hundreds of reads per plan: list instead each resource group holding the
+    /// new identities (one read per page) and note those found, so a bucket reads only an
+    /// identity that is missing, to say so.
+    async fn note_existing_identities(
+        &self,
+        clients: &AzureClients,
+        wanted: &BTreeMap<String, Wanted>,
+        prior_buckets: &BTreeMap<String, Value>,
+    ) {
+        let handover = self.data.handover();
+        let mut groups: BTreeMap<String, Scope> = BTreeMap::new();
+        for (key, bucket) in wanted {
+            let unchanged = prior_buckets.get(key).is_some_and(|prior| {
+                prior
+                    .get("identity_id")
+                    .as_str()
+                    .is_some_and(|id| id.eq_ignore_ascii_case(&bucket.identity_id))
+            });
+            if unchanged || handover.is_planned_identity(&bucket.identity_id) {
+                continue;
+            }
+            if let Ok(id) = ids::UserAssignedIdentityId::parse(&bucket.identity_id) {
+                let group = format!(
+                    "/subscriptions/{}/resourceGroups/{}",
+                    id.subscription_id(),
+                    id.resource_group()
+                );
+                if let Ok(scope) = Scope::parse(&group) {
+                    groups.insert(group.to_ascii_lowercase(), scope);
+                }
+            }
+        }
+        let listings = join_all(groups.values().map(|group| clients.identities.list(group))).await;
+        for identity in listings.into_iter().flatten().flatten() {
+            handover.note_existing_identity(&identity.id);
+        }
+    }
+
+    /// Applies one bucket: `planned` null destroys it. What its writes leave to confirm goes
+    /// to `later`.
     async fn apply_bucket(
         &self,
         key: &str,
         prior: Value,
         planned: Value,
         planned_private: Vec<u8>,
+        later: Arc<Mutex<Vec<Written>>>,
     ) -> (String, ApplyResponse) {
-        let response = self
-            .buckets
-            .apply(ApplyRequest {
-                config: planned.clone(),
-                prior_state: prior,
-                planned_state: planned,
-                planned_private,
-                planned_identity: None,
-            })
-            .await;
+        let request = ApplyRequest {
+            config: planned.clone(),
+            prior_state: prior,
+            planned_state: planned,
+            planned_private,
+            planned_identity: None,
+        };
+        let response = assignment::settle_later(later, self.buckets.apply(request)).await;
         (key.to_string(), response)
+    }
+
+    /// Waits, once per scope, until every machine the buckets wrote is settled (one listing
+    /// per round for a subscription, however many of its buckets wrote).
+    async fn settle(&self, written: Vec<Written>, halt: &Halt) -> Diagnostics {
+        let mut diagnostics = Diagnostics::default();
+        let Ok(clients) = self.data.clients() else {
+            return diagnostics;
+        };
+        let mut by_scope: BTreeMap<(String, Vec<MachineKind>), Written> = BTreeMap::new();
+        for entry in written {
+            let key = (
+                entry.scope.to_string().to_ascii_lowercase(),
+                entry.kinds.clone(),
+            );
+            match by_scope.get_mut(&key) {
+                Some(existing) => existing.machines.extend(entry.machines),
+                None => {
+                    by_scope.insert(key, entry);
+                }
+            }
+        }
+        let waits = join_all(by_scope.values().map(|entry| {
+            let clients = clients.clone();
+            async move {
+                let mut found = Diagnostics::default();
+                assignment::settle_written(
+                    &clients,
+                    &entry.scope,
+                    &entry.kinds,
+                    &entry.machines,
+                    halt.token(),
+                    &mut found,
+                )
+                .await;
+                found
+            }
+        }))
+        .await;
+        for found in waits {
+            diagnostics.extend(found);
+        }
+        diagnostics
     }
 }
 
-#[async_trait]
-impl Resource for EstateAssignment {
-    fn type_name(&self) -> &'static str {
-        TYPE_NAME
-    }
-
-    fn schema(&self) -> Schema {
-        schema()
-    }
-
-    async fn validate_config(&self, config: &Value) -> Diagnostics {
-        validate_arguments(config)
-    }
-
-    async fn plan(&self, request: PlanRequest) -> PlanResponse {
+impl EstateAssignment {
+    async fn plan_estate(&self, request: PlanRequest) -> PlanResponse {
         let mut response = PlanResponse {
             planned_state: request.proposed_new_state.clone(),
             planned_private: request.prior_private.clone(),
@@ -694,9 +789,22 @@ impl Resource for EstateAssignment {
         response
     }
 
-    async fn apply(&self, request: ApplyRequest) -> ApplyResponse {
+    async fn apply_estate(&self, request: ApplyRequest) -> ApplyResponse {
         let prior = &request.prior_state;
         let planned = &request.planned_state;
+        // The deadline of the whole operation, for the confirmation after the buckets' writes
+        // (each bucket keeps its own, counted from the same start).
+        let (operation, timed) = if planned.is_null() {
+            (Operation::Delete, prior)
+        } else if prior.is_null() {
+            (Operation::Create, planned)
+        } else {
+            (Operation::Update, planned)
+        };
+        let halt = Halt::new(
+            self.data.stop_signal(),
+            timeouts::get(timed, operation, assignment::TIMEOUTS),
+        );
         let prior_buckets = buckets_of(prior);
         let mut planned_private = Private::from_bytes(&request.planned_private);
         let mut diagnostics = Diagnostics::default();
@@ -745,6 +853,7 @@ impl Resource for EstateAssignment {
             }
         }
         // Every bucket at once: ARM paces each subscription on its own, and so does the client.
+        let later = Arc::new(Mutex::new(Vec::new()));
         let mut work = Vec::new();
         for (key, bucket) in &planned_buckets {
             let prior_object = prior_buckets
@@ -755,6 +864,7 @@ impl Resource for EstateAssignment {
                 prior_object,
                 bucket_object(planned, key, bucket),
                 planned_private.of(key),
+                later.clone(),
             ));
         }
         for (key, bucket) in &prior_buckets {
@@ -764,10 +874,13 @@ impl Resource for EstateAssignment {
                     bucket_object(prior, key, bucket),
                     Value::Null,
                     planned_private.of(key),
+                    later.clone(),
                 ));
             }
         }
         let results = join_all(work).await;
+        let written = std::mem::take(&mut *later.lock().expect("settle_later lock"));
+        diagnostics.extend(self.settle(written, &halt).await);
         let mut buckets = BTreeMap::new();
         let mut private = Private::default();
         for (key, response) in results {
@@ -800,7 +913,7 @@ impl Resource for EstateAssignment {
         }
     }
 
-    async fn read(&self, request: ReadRequest) -> ReadResponse {
+    async fn read_estate(&self, request: ReadRequest) -> ReadResponse {
         let state = &request.current_state;
         let private = Private::from_bytes(&request.private);
         let mut response = ReadResponse::default();
@@ -864,10 +977,69 @@ impl Resource for EstateAssignment {
         response.private = refreshed_private.to_bytes();
         response
     }
+}
+
+#[async_trait]
+impl Resource for EstateAssignment {
+    fn type_name(&self) -> &'static str {
+        TYPE_NAME
+    }
+
+    fn schema(&self) -> Schema {
+        schema()
+    }
+
+    async fn validate_config(&self, config: &Value) -> Diagnostics {
+        validate_arguments(config)
+    }
+
+    fn identity_schema(&self) -> Option<IdentitySchema> {
+        Some(identity_schema())
+    }
+
+    async fn plan(&self, request: PlanRequest) -> PlanResponse {
+        let kept = identity::Kept::new(
+            request.prior_identity.as_ref(),
+            &request.prior_state,
+            identity_of,
+        );
+        let replacing = !request.requires_replace.is_empty();
+        let mut response = self.plan_estate(request).await;
+        response.planned_identity = kept.planned(&response.planned_state, replacing, identity_of);
+        response
+    }
+
+    async fn apply(&self, request: ApplyRequest) -> ApplyResponse {
+        let kept = identity::Kept::new(
+            request.planned_identity.as_ref(),
+            &request.prior_state,
+            identity_of,
+        );
+        let mut response = self.apply_estate(request).await;
+        response.new_identity = kept.after(&response.new_state, identity_of);
+        response
+    }
+
+    async fn read(&self, request: ReadRequest) -> ReadResponse {
+        let kept = identity::Kept::new(
+            request.current_identity.as_ref(),
+            &request.current_state,
+            identity_of,
+        );
+        let mut response = self.read_estate(request).await;
+        response.new_identity = kept.after(&response.new_state, identity_of);
+        response
+    }
 
     async fn import(&self, request: ImportRequest) -> ImportResponse {
         let mut response = ImportResponse::default();
-        let id = arguments::trim_arm_id(request.id.trim());
+        // By identity: `import { to = ..., identity = { scope = ... } }`.
+        let given = request
+            .identity
+            .as_ref()
+            .and_then(|identity| identity.get("scope").as_str().map(str::to_string));
+        let text = given.unwrap_or_else(|| request.id.clone());
+        let id = arguments::trim_arm_id(text.trim());
         let scope = if id.eq_ignore_ascii_case(EVERY_VISIBLE_SUBSCRIPTION) {
             Value::Null
         } else {
@@ -895,9 +1067,9 @@ impl Resource for EstateAssignment {
             .with("id", estate_id(&skeleton))
             .with("buckets", Value::Map(BTreeMap::new()));
         response.imported.push(ImportedResource {
+            identity: identity_of(&state),
             state,
             private: Vec::new(),
-            identity: None,
         });
         response
     }

@@ -416,15 +416,42 @@ fn contains_ignoring_case(set: &BTreeSet<String>, id: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 
 impl IdentityAssignment {
-    /// The machines `settings` reach, plus those `previous` reached: owned machines that left
-    /// the scope (or a removed resource type) must be seen to be released.
+    /// The machines `settings` reach, plus those `previous` reached and those `held`: owned
+    /// machines that left the scope (or a removed resource type or region) must be seen to be
+    /// released. Machines of other regions are left out of the copy: a listing is shared by
+    /// every object of the subscription (an estate's buckets, one per region), and each keeps
+    /// only its own region's machines.
     async fn inventory(
         &self,
         clients: &AzureClients,
         settings: &Settings,
         previous: Option<&Settings>,
+        held: &Held,
         max_age: Duration,
     ) -> Result<Vec<Machine>, String> {
+        let regions: Option<BTreeSet<String>> = match (&settings.locations, previous) {
+            (None, _)
+            | (
+                _,
+                Some(Settings {
+                    locations: None, ..
+                }),
+            ) => None,
+            (Some(now), None) => Some(now.clone()),
+            (
+                Some(now),
+                Some(Settings {
+                    locations: Some(before),
+                    ..
+                }),
+            ) => Some(now.union(before).cloned().collect()),
+        };
+        let wanted = &|machine: &Machine| {
+            regions.as_ref().is_none_or(|regions| {
+                ids::normalize_location(&machine.location)
+                    .is_ok_and(|region| regions.contains(&region))
+            }) || held.identity_on(&machine.id).is_some()
+        };
         let now = tokio::time::Instant::now();
         let not_before = now.checked_sub(max_age).unwrap_or(now);
         let mut kinds = settings.kinds.clone();
@@ -445,10 +472,10 @@ impl IdentityAssignment {
         for scope in &scopes {
             let listing = clients
                 .compute
-                .inventory(scope, &kinds, not_before)
+                .inventory_where(scope, &kinds, not_before, wanted)
                 .await
                 .map_err(|e| e.to_string())?;
-            machines.extend(listing.iter().cloned());
+            machines.extend(listing);
         }
         Ok(machines)
     }
@@ -606,7 +633,10 @@ struct BatchReport {
 
 impl BatchReport {
     fn reached(&self, id: &str) -> bool {
-        contains_ignoring_case(&self.succeeded, id)
+        // Writes are keyed by the planned spelling: the exact lookup almost always answers.
+        self.succeeded.contains(id)
+            || self.already_done.contains(id)
+            || contains_ignoring_case(&self.succeeded, id)
             || contains_ignoring_case(&self.already_done, id)
     }
 
@@ -687,7 +717,8 @@ impl IdentityAssignment {
         report
     }
 
-    /// Waits until ARM reports the written machines settled, unless `halt` fires first.
+    /// Waits until ARM reports the written machines settled, unless `halt` fires first; or,
+    /// inside [`settle_later`], leaves that to the caller.
     async fn settle(
         &self,
         clients: &AzureClients,
@@ -696,17 +727,73 @@ impl IdentityAssignment {
         halt: &CancellationToken,
         diagnostics: &mut Diagnostics,
     ) {
-        let result = clients
-            .compute
-            .wait_until_settled_cancellable(&settings.scope, &settings.kinds, written, halt)
-            .await;
-        match result {
-            Err(error) if !error.is_stopped() => diagnostics.warning(
-                "Could not confirm that every update finished",
-                &format!("The writes were accepted; the next refresh confirms them. {error}"),
-            ),
-            _ => {}
+        if written.is_empty() {
+            return;
         }
+        let deferred = SETTLE_LATER.try_with(|later| {
+            later.lock().expect("settle_later lock").push(Written {
+                scope: settings.scope.clone(),
+                kinds: settings.kinds.clone(),
+                machines: written.clone(),
+            })
+        });
+        if deferred.is_ok() {
+            return;
+        }
+        settle_written(
+            clients,
+            &settings.scope,
+            &settings.kinds,
+            written,
+            halt,
+            diagnostics,
+        )
+        .await;
+    }
+}
+
+/// Machines written in one scope, whose update is still to be confirmed.
+pub(crate) struct Written {
+    pub scope: Scope,
+    pub kinds: Vec<MachineKind>,
+    pub machines: BTreeSet<String>,
+}
+
+tokio::task_local! {
+    static SETTLE_LATER: Arc<std::sync::Mutex<Vec<Written>>>;
+}
+
+/// Runs `apply` (applies of this resource) collecting into `later` what their writes leave to
+/// confirm instead of waiting for it: a caller applying many objects over one scope (an
+/// estate's buckets of one subscription) then waits once, with one listing per round, rather
+/// than once per object.
+pub(crate) async fn settle_later<F: std::future::Future>(
+    later: Arc<std::sync::Mutex<Vec<Written>>>,
+    apply: F,
+) -> F::Output {
+    SETTLE_LATER.scope(later, apply).await
+}
+
+/// Waits until ARM reports `written` settled, unless `halt` fires first; a warning when it
+/// cannot tell.
+pub(crate) async fn settle_written(
+    clients: &AzureClients,
+    scope: &Scope,
+    kinds: &[MachineKind],
+    written: &BTreeSet<String>,
+    halt: &CancellationToken,
+    diagnostics: &mut Diagnostics,
+) {
+    let result = clients
+        .compute
+        .wait_until_settled_cancellable(scope, kinds, written, halt)
+        .await;
+    match result {
+        Err(error) if !error.is_stopped() => diagnostics.warning(
+            "Could not confirm that every update finished",
+            &format!("The writes were accepted; the next refresh confirms them. {error}"),
+        ),
+        _ => {}
     }
 }
 
@@ -837,7 +924,13 @@ impl Resource for IdentityAssignment {
                 held
             };
             let inventory = match self
-                .inventory(&clients, &settings, previous.as_ref(), PLAN_LISTING_MAX_AGE)
+                .inventory(
+                    &clients,
+                    &settings,
+                    previous.as_ref(),
+                    &held,
+                    PLAN_LISTING_MAX_AGE,
+                )
                 .await
             {
                 Ok(inventory) => inventory,
@@ -945,8 +1038,10 @@ impl Resource for IdentityAssignment {
                     return response;
                 }
             };
+            let private = Private::from_bytes(&request.private);
+            let held = held_from(&state, &private);
             let inventory = match self
-                .inventory(&clients, &settings, None, PLAN_LISTING_MAX_AGE)
+                .inventory(&clients, &settings, None, &held, PLAN_LISTING_MAX_AGE)
                 .await
             {
                 Ok(inventory) => inventory,
@@ -959,8 +1054,6 @@ impl Resource for IdentityAssignment {
             // What we attached and is still there stays ours; anything else is decided afresh,
             // so a machine someone stripped by hand, or a new one, shows up in the next plan,
             // and a machine another writer attached during our apply becomes compliant.
-            let private = Private::from_bytes(&request.private);
-            let held = held_from(&state, &private);
             let mut refreshed = ownership::transition(&inventory, &settings, Some(&held)).outcome;
             let holding: BTreeSet<String> = inventory
                 .iter()
@@ -1184,7 +1277,13 @@ impl IdentityAssignment {
             .handover()
             .claim(&settings.identity_id, outcome_from(planned).kept());
         let inventory = match self
-            .inventory(clients, &settings, previous.as_ref(), APPLY_LISTING_MAX_AGE)
+            .inventory(
+                clients,
+                &settings,
+                previous.as_ref(),
+                &held,
+                APPLY_LISTING_MAX_AGE,
+            )
             .await
         {
             Ok(inventory) => inventory,
@@ -1219,12 +1318,19 @@ impl IdentityAssignment {
         } else {
             outcome_from(planned)
         };
+        let by_id: HashMap<String, &Machine> = inventory
+            .iter()
+            .map(|m| (m.id.to_ascii_lowercase(), m))
+            .collect();
+        let listed = |machine_id: &str| by_id.get(&machine_id.to_ascii_lowercase()).copied();
         let holds = |machine_id: &str, identity_id: &str| {
-            inventory
-                .iter()
-                .find(|m| m.id.eq_ignore_ascii_case(machine_id))
-                .is_some_and(|m| ownership::identity_block(m).holds(identity_id))
+            listed(machine_id).is_some_and(|m| ownership::identity_block(m).holds(identity_id))
         };
+        let planned_assigned: BTreeSet<String> = planned_outcome
+            .assigned_ids
+            .iter()
+            .map(|id| id.to_ascii_lowercase())
+            .collect();
 
         // Exactly what the plan showed: planned machines that do not hold our identity from
         // us yet, and our machines that leave (unless another object in this apply wants
@@ -1256,15 +1362,13 @@ impl IdentityAssignment {
                 .take_handed_over(&settings.identity_id, id)
             {
                 adopted.insert(id.clone());
-            } else if inventory.iter().any(|m| m.id.eq_ignore_ascii_case(id))
-                && !holds(id, &settings.identity_id)
-            {
+            } else if listed(id).is_some() && !holds(id, &settings.identity_id) {
                 jobs.insert(id.clone(), Write::Attach);
             }
         }
         let mut handed_over = BTreeSet::new();
         for (machine, identity) in held.iter() {
-            if contains_ignoring_case(&planned_outcome.assigned_ids, machine) {
+            if planned_assigned.contains(&machine.to_ascii_lowercase()) {
                 continue;
             }
             if !holds(machine, identity) {
@@ -1413,7 +1517,7 @@ impl IdentityAssignment {
             }
         }
         let inventory = match self
-            .inventory(clients, &settings, None, APPLY_LISTING_MAX_AGE)
+            .inventory(clients, &settings, None, &held, APPLY_LISTING_MAX_AGE)
             .await
         {
             Ok(inventory) => inventory,
