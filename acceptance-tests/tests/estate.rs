@@ -801,3 +801,63 @@ resource "mig_identity_assignment" "region" {{
         "kept after destroy",
     );
 }
+
+/// Terraform 1.12+: an `import` block naming the estate by its resource identity. The plan
+/// imports it with no change, nothing is owned, and the identity stays the one imported when
+/// the scope then changes in place.
+#[test]
+fn an_estate_imported_by_identity_plans_no_change_and_keeps_its_identity() {
+    if !terraform_has(12, "import by resource identity") {
+        return;
+    }
+    let emulator = Emulator::start(&scenario_with_identities());
+    let corp = group_id("mg-corp");
+    let work = Workdir::new(&estate_resource(&emulator, &format!("scope = \"{corp}\"")));
+    work.init();
+    work.apply();
+    work.run_ok(&["state", "rm", ESTATE]);
+    let import =
+        format!("import {{\n  to = {ESTATE}\n  identity = {{\n    scope = \"{corp}\"\n  }}\n}}\n");
+    work.write(
+        "main.tf",
+        &format!(
+            "{}{import}",
+            estate_resource(&emulator, &format!("scope = \"{corp}\""))
+        ),
+    );
+    let plan = work.run_ok(&["plan", "-input=false", "-no-color"]);
+    assert!(
+        plan.all()
+            .contains("1 to import, 0 to add, 0 to change, 0 to destroy"),
+        "{}",
+        plan.all()
+    );
+    work.apply();
+    let state = work.state_json();
+    let resource = state["values"]["root_module"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["address"] == ESTATE)
+        .cloned()
+        .expect("imported");
+    for (key, bucket) in resource["values"]["buckets"].as_object().unwrap() {
+        assert_eq!(bucket["assigned_ids"], json!([]), "{key}: nothing owned");
+    }
+    // The scope changes in place; the identity stays the imported one.
+    work.write(
+        "main.tf",
+        &estate_resource(&emulator, &format!("scope = \"/subscriptions/{SUB_B}\"")),
+    );
+    work.apply();
+    let state = work.state_json();
+    let resource = state["values"]["root_module"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["address"] == ESTATE)
+        .cloned()
+        .unwrap();
+    assert_eq!(resource["identity"], json!({"scope": corp}), "{resource}");
+    assert!(!work.plan_has_changes());
+}

@@ -613,3 +613,127 @@ fn a_builtin_identity_waiting_in_a_retry_backoff_stops_at_once_and_the_next_appl
     );
     assert!(!work.plan_has_changes());
 }
+
+/// `mig_estate_assignment` cut short by its create timeout, over two throttled subscriptions
+/// of two regions each: state records, bucket by bucket, exactly the machines that hold their
+/// identity; the next apply (a replacement of the tainted object) takes them over and
+/// finishes the job without writing them again; destroy gives everything back.
+#[test]
+fn an_estate_create_that_times_out_records_each_bucket_exactly_and_the_next_apply_finishes() {
+    const PER_REGION: usize = 150;
+    const SUB2: &str = "00000000-0000-0000-0000-000000000002";
+    const REGIONS: [&str; 2] = ["eastus", "westus"];
+    let machine = |sub: &str, region: &str, i: usize| {
+        format!("/subscriptions/{sub}/resourceGroups/rg-{region}/providers/Microsoft.Compute/virtualMachines/vm-{region}-{i:03}")
+    };
+    let identity = |sub: &str, region: &str| {
+        format!("/subscriptions/{sub}/resourceGroups/Built-In-Identity-RG/providers/Microsoft.ManagedIdentity/userAssignedIdentities/Built-In-Identity-{region}")
+    };
+    let subscription = |sub: &str| {
+        json!({
+            "id": sub,
+            "regions": REGIONS,
+            "resource_groups": [
+                {"name": "rg-eastus", "location": "eastus"},
+                {"name": "rg-westus", "location": "westus"},
+                {"name": "Built-In-Identity-RG", "location": "eastus"}
+            ],
+            "user_assigned_identities": REGIONS.iter().map(|r| json!({
+                "name": format!("Built-In-Identity-{r}"), "resource_group": "Built-In-Identity-RG", "location": r
+            })).collect::<Vec<_>>(),
+            "virtual_machines": REGIONS.iter().flat_map(|r| (0..PER_REGION).map(move |i| json!({
+                "name": format!("vm-{r}-{i:03}"), "resource_group": format!("rg-{r}"), "location": r
+            }))).collect::<Vec<_>>(),
+        })
+    };
+    let emulator = Emulator::start_with(
+        &json!({
+            "subscriptions": [subscription(SUB), subscription(SUB2)],
+            "realism": {"vm_update_seconds": 0, "principal_replication_seconds": 0}
+        }),
+        "realistic",
+    );
+    let estate = |timeouts: &str| {
+        emulator.configuration(&format!(
+            "resource \"mig_estate_assignment\" \"e\" {{\n  resource_types = [\"virtualMachines\"]\n  {timeouts}\n}}\n"
+        ))
+    };
+    // (bucket key, machine) of every machine holding its own bucket's identity now.
+    let holding = || -> BTreeSet<(String, String)> {
+        emulator.admin(
+            reqwest::Method::POST,
+            "realism",
+            Some(&json!({"throttling": false})),
+        );
+        let mut found = BTreeSet::new();
+        for sub in [SUB, SUB2] {
+            for region in REGIONS {
+                let target = identity(sub, region).to_ascii_lowercase();
+                for i in 0..PER_REGION {
+                    let id = machine(sub, region, i);
+                    if emulator.identity_of(&id).1.contains(&target) {
+                        found.insert((format!("{sub}/{region}"), id.to_ascii_lowercase()));
+                    }
+                }
+            }
+        }
+        emulator.admin(
+            reqwest::Method::POST,
+            "realism",
+            Some(&json!({"throttling": true})),
+        );
+        found
+    };
+    let recorded = |work: &Workdir| -> BTreeSet<(String, String)> {
+        let state = work
+            .state_resources()
+            .remove("mig_estate_assignment.e")
+            .expect("the estate is in state");
+        let mut found = BTreeSet::new();
+        for (key, bucket) in state["buckets"].as_object().unwrap() {
+            for id in strings(&bucket["assigned_ids"]) {
+                found.insert((key.clone(), id));
+            }
+        }
+        found
+    };
+
+    let work = Workdir::new(&estate("timeouts {\n    create = \"4s\"\n  }"));
+    work.init();
+    let failed = work.try_apply();
+    assert!(!failed.success, "the create times out");
+    assert!(failed.all().contains("timeout"), "{}", failed.all());
+    let held = holding();
+    let total = 2 * REGIONS.len() * PER_REGION;
+    assert!(
+        held.len() > 200 && held.len() < total,
+        "the create was cut part way: {} of {total} hold their identity",
+        held.len()
+    );
+    assert_eq!(
+        recorded(&work),
+        held,
+        "state records, bucket by bucket, exactly the machines that hold their identity"
+    );
+
+    work.write("main.tf", &estate(""));
+    emulator.clear_requests();
+    work.apply();
+    assert_eq!(holding().len(), total, "the next apply finished the job");
+    let rewritten: Vec<String> = emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r["method"] == "PATCH")
+        .filter_map(|r| r["path"].as_str().map(str::to_ascii_lowercase))
+        .filter(|path| held.iter().any(|(_, id)| id == path))
+        .collect();
+    assert!(
+        rewritten.is_empty(),
+        "machines that held their identity were not written again: {rewritten:?}"
+    );
+    work.run_ok(&["apply", "-refresh-only", "-auto-approve", "-input=false"]);
+    assert_eq!(recorded(&work).len(), total, "and they are all owned");
+    assert!(!work.plan_has_changes());
+    work.destroy();
+    assert!(holding().is_empty(), "destroy took back everything");
+}
