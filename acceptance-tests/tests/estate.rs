@@ -122,7 +122,10 @@ fn estate(emulator: &Emulator) -> Workdir {
     work
 }
 
-fn identities(emulator: &Emulator) -> BTreeMap<String, (String, BTreeSet<String>)> {
+/// Machine name to its identity `type` and user-assigned identities.
+type Identities = BTreeMap<String, (String, BTreeSet<String>)>;
+
+fn identities(emulator: &Emulator) -> Identities {
     machines()
         .into_iter()
         .map(|(sub, kind, name, _, _)| {
@@ -410,7 +413,7 @@ fn machine_writes(emulator: &Emulator) -> BTreeSet<String> {
 /// were. `excluded` machines are as they were too.
 fn assert_estate(
     emulator: &Emulator,
-    before: &BTreeMap<String, (String, BTreeSet<String>)>,
+    before: &Identities,
     covered: &[&str],
     excluded: &[&str],
     identity: &dyn Fn(&str, &str) -> Option<String>,
@@ -649,15 +652,11 @@ fn an_imported_estate_owns_nothing_and_its_destroy_writes_nothing() {
     );
 }
 
-/// Without a `removed` block Terraform destroys the old objects alongside the estate's create,
-/// with nothing ordering them: a machine may be given back and attached again within the apply
-/// (docs/resources/estate_assignment.md says so). The end is exact: every machine holds its
-/// identity, the estate owns it, and the estate's destroy restores.
-#[test]
-fn one_assignment_per_region_moves_to_the_estate_resource_and_ends_owned() {
-    if !terraform_has(8, "provider functions") {
-        return;
-    }
+/// One `mig_identity_assignment` per subscription and region of mg-corp, applied, then
+/// replaced in the configuration by one `mig_estate_assignment` over mg-corp (with `extra`
+/// beside it) and applied again: the machines hold their identities throughout. Returns the
+/// emulator, the machines' identities before it all, and the working directory.
+fn moved_to_the_estate(extra: &str) -> (Emulator, Identities, Workdir) {
     let emulator = Emulator::start(&scenario_with_identities());
     let before = identities(&emulator);
     let per_region = emulator.configuration(&format!(
@@ -683,10 +682,9 @@ resource "mig_identity_assignment" "region" {{
         &policy_naming,
         "per region",
     );
-    work.write(
-        "main.tf",
-        &estate_resource(&emulator, &format!("scope = \"{}\"", group_id("mg-corp"))),
-    );
+    let estate = estate_resource(&emulator, &format!("scope = \"{}\"", group_id("mg-corp")));
+    work.write("main.tf", &format!("{estate}\n{extra}"));
+    emulator.clear_requests();
     work.apply();
     assert_estate(
         &emulator,
@@ -697,14 +695,35 @@ resource "mig_identity_assignment" "region" {{
         "estate",
     );
     work.run_ok(&["apply", "-refresh-only", "-auto-approve", "-input=false"]);
+    (emulator, before, work)
+}
+
+/// Each bucket's (owned, compliant) machine counts.
+fn owned_and_compliant(work: &Workdir) -> BTreeMap<String, (usize, usize)> {
     let state = &work.state_resources()[ESTATE];
-    for (key, bucket) in state["buckets"].as_object().unwrap() {
-        assert_eq!(
-            bucket["compliant_ids"],
-            json!([]),
-            "{key}: ours, handed over"
-        );
-        assert_eq!(bucket["assigned_ids"].as_array().unwrap().len(), 1, "{key}");
+    state["buckets"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(key, bucket)| {
+            let count = |name: &str| bucket[name].as_array().map_or(0, Vec::len);
+            (key.clone(), (count("assigned_ids"), count("compliant_ids")))
+        })
+        .collect()
+}
+
+/// Without a `removed` block Terraform destroys the old objects alongside the estate's create,
+/// with nothing ordering them: a machine may be given back and attached again within the apply
+/// (docs/resources/estate_assignment.md says so). The end is exact: every machine holds its
+/// identity, the estate owns it, and the estate's destroy restores.
+#[test]
+fn one_assignment_per_region_moves_to_the_estate_resource_and_ends_owned() {
+    if !terraform_has(8, "provider functions") {
+        return;
+    }
+    let (emulator, before, work) = moved_to_the_estate("");
+    for (key, counts) in owned_and_compliant(&work) {
+        assert_eq!(counts, (1, 0), "{key}: ours, handed over");
     }
     assert!(!work.plan_has_changes());
     work.destroy();
@@ -723,66 +742,15 @@ fn one_assignment_per_region_moves_to_the_estate_resource_with_a_removed_block_w
     if !terraform_has(8, "provider functions and removed blocks") {
         return;
     }
-    let emulator = Emulator::start(&scenario_with_identities());
-    let before = identities(&emulator);
-    let per_region = emulator.configuration(&format!(
-        r#"locals {{
-  pairs = toset(["{SUB_B}/eastus", "{SUB_B}/northeurope", "{SUB_C}/eastus", "{SUB_C}/westeurope"])
-}}
-
-resource "mig_identity_assignment" "region" {{
-  for_each    = local.pairs
-  identity_id = provider::mig::builtin_identity_id(split("/", each.key)[0], split("/", each.key)[1])
-  scope       = "/subscriptions/${{split("/", each.key)[0]}}"
-  locations   = [split("/", each.key)[1]]
-}}"#
-    ));
-    let work = Workdir::new(&per_region);
-    work.init();
-    work.apply();
-    assert_estate(
-        &emulator,
-        &before,
-        &[SUB_B, SUB_C],
-        &[],
-        &policy_naming,
-        "per region",
-    );
-    work.write(
-        "main.tf",
-        &format!(
-            "{}\nremoved {{\n  from = mig_identity_assignment.region\n  lifecycle {{\n    destroy = false\n  }}\n}}\n",
-            estate_resource(&emulator, &format!("scope = \"{}\"", group_id("mg-corp")))
-        ),
-    );
-    emulator.clear_requests();
-    work.apply();
-    assert_estate(
-        &emulator,
-        &before,
-        &[SUB_B, SUB_C],
-        &[],
-        &policy_naming,
-        "estate",
-    );
+    let removed = "removed {\n  from = mig_identity_assignment.region\n  lifecycle {\n    destroy = false\n  }\n}\n";
+    let (emulator, before, work) = moved_to_the_estate(removed);
     assert_eq!(
         machine_writes(&emulator),
         BTreeSet::new(),
-        "handed over in the apply: no machine was stripped and attached again"
+        "no machine was stripped and attached again"
     );
-    work.run_ok(&["apply", "-refresh-only", "-auto-approve", "-input=false"]);
-    let state = &work.state_resources()[ESTATE];
-    for (key, bucket) in state["buckets"].as_object().unwrap() {
-        assert_eq!(
-            bucket["assigned_ids"],
-            json!([]),
-            "{key}: forgotten, so not ours"
-        );
-        assert_eq!(
-            bucket["compliant_ids"].as_array().unwrap().len(),
-            1,
-            "{key}"
-        );
+    for (key, counts) in owned_and_compliant(&work) {
+        assert_eq!(counts, (0, 1), "{key}: forgotten, so not ours");
     }
     assert!(!work.plan_has_changes());
     emulator.clear_requests();

@@ -76,6 +76,33 @@ fn stop_requested_at(log: &str) -> Option<u64> {
         .and_then(hclog_unix_ms)
 }
 
+/// Sends Terraform one SIGINT (Ctrl-C) and waits for it to end. Returns when the signal went
+/// (ms since the epoch), when Terraform ended, and its output; it must have failed.
+fn interrupt_once(apply: std::process::Child) -> (u64, u64, String) {
+    let sigint_at = now_unix_ms();
+    send_sigint(&apply);
+    let finished = apply.wait_with_output().expect("terraform apply ends");
+    let ended_at = now_unix_ms();
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&finished.stdout),
+        String::from_utf8_lossy(&finished.stderr)
+    );
+    assert!(
+        !finished.status.success(),
+        "an interrupted apply reports failure:\n{output}"
+    );
+    (sigint_at, ended_at, output)
+}
+
+fn send_sigint(process: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &process.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+}
+
 fn strings(value: &Json) -> BTreeSet<String> {
     value
         .as_array()
@@ -168,23 +195,7 @@ fn after_one_sigint_no_write_reaches_arm_a_second_after_the_stop_and_state_match
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let sigint_at = now_unix_ms();
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &apply.id().to_string()])
-        .status()
-        .expect("kill -INT");
-    assert!(status.success());
-    let finished = apply.wait_with_output().expect("terraform apply ends");
-    let ended_at = now_unix_ms();
-    let output = format!(
-        "{}{}",
-        String::from_utf8_lossy(&finished.stdout),
-        String::from_utf8_lossy(&finished.stderr)
-    );
-    assert!(
-        !finished.status.success(),
-        "an interrupted apply reports failure:\n{output}"
-    );
+    let (sigint_at, ended_at, output) = interrupt_once(apply);
     assert!(
         output.contains("Stopped before"),
         "the machines not written are reported as stopped:\n{output}"
@@ -406,13 +417,7 @@ fn an_update_cut_short_records_exactly_what_changed(cut: Cut) {
         Cut::OneSigint => {
             let apply = work.spawn(&["apply", "-auto-approve", "-input=false", "-no-color"]);
             wait_for_writes(&emulator, 210);
-            let status = std::process::Command::new("kill")
-                .args(["-INT", &apply.id().to_string()])
-                .status()
-                .expect("kill -INT");
-            assert!(status.success());
-            let finished = apply.wait_with_output().expect("terraform apply ends");
-            assert!(!finished.status.success(), "an interrupted apply fails");
+            interrupt_once(apply);
         }
     }
     let (all, held) = holding(&emulator, SMALL);
@@ -489,11 +494,7 @@ fn after_two_sigints_no_machine_loses_an_identity_and_the_next_apply_converges()
     let apply = work.spawn(&["apply", "-auto-approve", "-input=false", "-no-color"]);
     wait_for_writes(&emulator, 210);
     for _ in 0..2 {
-        let status = std::process::Command::new("kill")
-            .args(["-INT", &apply.id().to_string()])
-            .status()
-            .expect("kill -INT");
-        assert!(status.success());
+        send_sigint(&apply);
         std::thread::sleep(Duration::from_millis(100));
     }
     let finished = apply.wait_with_output().expect("terraform apply ends");
@@ -562,20 +563,7 @@ fn a_builtin_identity_waiting_in_a_retry_backoff_stops_at_once_and_the_next_appl
         assert!(Instant::now() < deadline, "the identity's PUT never came");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let sigint_at = now_unix_ms();
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &apply.id().to_string()])
-        .status()
-        .expect("kill -INT");
-    assert!(status.success());
-    let finished = apply.wait_with_output().expect("terraform apply ends");
-    let ended_at = now_unix_ms();
-    let output = format!(
-        "{}{}",
-        String::from_utf8_lossy(&finished.stdout),
-        String::from_utf8_lossy(&finished.stderr)
-    );
-    assert!(!finished.status.success(), "{output}");
+    let (sigint_at, ended_at, output) = interrupt_once(apply);
     let core_log = std::fs::read_to_string(&log_path).unwrap_or_default();
     let stop_at = stop_requested_at(&core_log).unwrap_or(sigint_at);
     assert!(

@@ -11,6 +11,7 @@
 
 pub mod codec;
 mod diagnostics;
+pub mod identity;
 mod logging;
 pub mod model;
 pub mod planning;

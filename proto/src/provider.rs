@@ -179,6 +179,13 @@ pub trait Resource: Send + Sync {
     fn identity_schema(&self) -> Option<IdentitySchema> {
         None
     }
+    /// The identity of the object `state` describes (a resource with an identity schema),
+    /// `None` while part of it is unknown. The server keeps an object's identity for its
+    /// whole life from this (see `crate::identity`): plan, apply, read and import report it,
+    /// and a resource sets `planned_identity` / `new_identity` itself only to override.
+    fn identity_of(&self, _state: &Value) -> Option<Value> {
+        None
+    }
     /// Checks beyond the validators declared on the schema (the server runs those first).
     async fn validate_config(&self, _config: &Value) -> Diagnostics {
         Diagnostics::default()

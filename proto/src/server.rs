@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::codec;
 use crate::diagnostics::Diagnostics;
+use crate::identity::Kept;
 use crate::planning;
 use crate::provider::{
     Action, ApplyRequest, ClientCapabilities, ConfigureRequest, DataReadRequest, DataSource,
@@ -617,6 +618,8 @@ impl<P: Provider> wire::provider_server::Provider for ProviderService<P> {
             ),
             empty
         );
+        let of = |state: &Value| entry.resource.identity_of(state);
+        let kept = Kept::new(current_identity.as_ref(), &current_state, &of);
         let response = entry
             .resource
             .read(ReadRequest {
@@ -626,15 +629,15 @@ impl<P: Provider> wire::provider_server::Provider for ProviderService<P> {
                 client_capabilities: capabilities(request.client_capabilities.as_ref()),
             })
             .await;
+        let new_identity = response
+            .new_identity
+            .or_else(|| kept.after(&response.new_state, &of));
         Ok(Response::new(wire::read_resource::Response {
             new_state: encode(&response.new_state, &entry.ty),
             diagnostics: response.diagnostics.to_wire(),
             private: response.private,
             deferred: deferred(response.deferred),
-            new_identity: encode_identity(
-                response.new_identity.as_ref(),
-                entry.identity_type.as_ref(),
-            ),
+            new_identity: encode_identity(new_identity.as_ref(), entry.identity_type.as_ref()),
         }))
     }
 
@@ -663,6 +666,8 @@ impl<P: Provider> wire::provider_server::Provider for ProviderService<P> {
         let proposed_new_state =
             planning::plan_proposed(block, &config, &prior_state, &proposed_new_state);
         let declared_replace = planning::requires_replace(block, &prior_state, &proposed_new_state);
+        let of = |state: &Value| entry.resource.identity_of(state);
+        let kept = Kept::new(prior_identity.as_ref(), &prior_state, &of);
         let response = entry
             .resource
             .plan(PlanRequest {
@@ -685,6 +690,9 @@ impl<P: Provider> wire::provider_server::Provider for ProviderService<P> {
                 requires_replace.push(path);
             }
         }
+        let planned_identity = response
+            .planned_identity
+            .or_else(|| kept.planned(&response.planned_state, !requires_replace.is_empty(), &of));
         Ok(Response::new(wire::plan_resource_change::Response {
             planned_state: encode(&response.planned_state, &entry.ty),
             requires_replace: requires_replace.iter().map(|p| p.to_wire()).collect(),
@@ -693,7 +701,7 @@ impl<P: Provider> wire::provider_server::Provider for ProviderService<P> {
             legacy_type_system: false,
             deferred: deferred(response.deferred),
             planned_identity: encode_identity(
-                response.planned_identity.as_ref(),
+                planned_identity.as_ref(),
                 entry.identity_type.as_ref(),
             ),
         }))
@@ -716,6 +724,8 @@ impl<P: Provider> wire::provider_server::Provider for ProviderService<P> {
             ),
             empty
         );
+        let of = |state: &Value| entry.resource.identity_of(state);
+        let kept = Kept::new(planned_identity.as_ref(), &prior_state, &of);
         let response = entry
             .resource
             .apply(ApplyRequest {
@@ -726,15 +736,15 @@ impl<P: Provider> wire::provider_server::Provider for ProviderService<P> {
                 planned_identity,
             })
             .await;
+        let new_identity = response
+            .new_identity
+            .or_else(|| kept.after(&response.new_state, &of));
         Ok(Response::new(wire::apply_resource_change::Response {
             new_state: encode(&response.new_state, &entry.ty),
             private: response.private,
             diagnostics: response.diagnostics.to_wire(),
             legacy_type_system: false,
-            new_identity: encode_identity(
-                response.new_identity.as_ref(),
-                entry.identity_type.as_ref(),
-            ),
+            new_identity: encode_identity(new_identity.as_ref(), entry.identity_type.as_ref()),
         }))
     }
 
@@ -766,7 +776,11 @@ impl<P: Provider> wire::provider_server::Provider for ProviderService<P> {
                     state: encode(&imported.state, &entry.ty),
                     private: imported.private.clone(),
                     identity: encode_identity(
-                        imported.identity.as_ref(),
+                        imported
+                            .identity
+                            .clone()
+                            .or_else(|| entry.resource.identity_of(&imported.state))
+                            .as_ref(),
                         entry.identity_type.as_ref(),
                     ),
                 })

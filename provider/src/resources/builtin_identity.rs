@@ -1385,18 +1385,16 @@ impl Resource for BuiltinIdentity {
         Some(identity_schema())
     }
 
+    fn identity_of(&self, state: &Value) -> Option<Value> {
+        identity_of(state)
+    }
+
     async fn validate_config(&self, config: &Value) -> Diagnostics {
         validate_arguments(config)
     }
 
     async fn plan(&self, request: PlanRequest) -> PlanResponse {
-        let kept = identity::Kept::new(
-            request.prior_identity.as_ref(),
-            &request.prior_state,
-            identity_of,
-        );
-        let declared_replace = !request.requires_replace.is_empty();
-        let mut response = async move {
+        async move {
             let mut response = PlanResponse {
                 planned_state: request.proposed_new_state.clone(),
                 planned_private: request.prior_private.clone(),
@@ -1478,19 +1476,11 @@ impl Resource for BuiltinIdentity {
             response.planned_state = planned;
             response
         }
-        .await;
-        let replacing = declared_replace || !response.requires_replace.is_empty();
-        response.planned_identity = kept.planned(&response.planned_state, replacing, identity_of);
-        response
+        .await
     }
 
     async fn apply(&self, request: ApplyRequest) -> ApplyResponse {
-        let kept = identity::Kept::new(
-            request.planned_identity.as_ref(),
-            &request.prior_state,
-            identity_of,
-        );
-        let mut response = async move {
+        async move {
             let clients = match self.data.clients() {
                 Ok(clients) => clients,
                 Err(diagnostics) => {
@@ -1542,27 +1532,18 @@ impl Resource for BuiltinIdentity {
                 self.update(&clients, &request, &kept, &halt).await
             }
         }
-        .await;
-        response.new_identity = kept.after(&response.new_state, identity_of);
-        response
+        .await
     }
 
     async fn read(&self, request: ReadRequest) -> ReadResponse {
-        let kept = identity::Kept::new(
-            request.current_identity.as_ref(),
-            &request.current_state,
-            identity_of,
-        );
-        let mut response = async move {
+        async move {
             let halt = Halt::new(
                 self.data.stop_signal(),
                 timeouts::get(&request.current_state, Operation::Read, TIMEOUTS),
             );
             self.refresh(request, &halt).await
         }
-        .await;
-        response.new_identity = kept.after(&response.new_state, identity_of);
-        response
+        .await
     }
 
     async fn import(&self, request: ImportRequest) -> ImportResponse {

@@ -212,14 +212,7 @@ fn validate_arguments(config: &Value) -> Diagnostics {
             }
         }
     }
-    diagnostics.extend(arguments::check_not_empty(
-        config,
-        "locations",
-        "No regions",
-        "An empty list matches no machine. Name at least one region, or leave `locations` out for every region.",
-    ));
-    diagnostics.extend(arguments::check_resource_types_listed(config));
-    diagnostics.extend(arguments::check_tag_names(config, "exclude_tags"));
+    diagnostics.extend(assignment::check_machine_selection(config));
     diagnostics
 }
 
@@ -750,8 +743,29 @@ impl EstateAssignment {
     }
 }
 
-impl EstateAssignment {
-    async fn plan_estate(&self, request: PlanRequest) -> PlanResponse {
+#[async_trait]
+impl Resource for EstateAssignment {
+    fn type_name(&self) -> &'static str {
+        TYPE_NAME
+    }
+
+    fn schema(&self) -> Schema {
+        schema()
+    }
+
+    async fn validate_config(&self, config: &Value) -> Diagnostics {
+        validate_arguments(config)
+    }
+
+    fn identity_schema(&self) -> Option<IdentitySchema> {
+        Some(identity_schema())
+    }
+
+    fn identity_of(&self, state: &Value) -> Option<Value> {
+        identity_of(state)
+    }
+
+    async fn plan(&self, request: PlanRequest) -> PlanResponse {
         let mut response = PlanResponse {
             planned_state: request.proposed_new_state.clone(),
             planned_private: request.prior_private.clone(),
@@ -789,7 +803,7 @@ impl EstateAssignment {
         response
     }
 
-    async fn apply_estate(&self, request: ApplyRequest) -> ApplyResponse {
+    async fn apply(&self, request: ApplyRequest) -> ApplyResponse {
         let prior = &request.prior_state;
         let planned = &request.planned_state;
         // The deadline of the whole operation, for the confirmation after the buckets' writes
@@ -913,7 +927,7 @@ impl EstateAssignment {
         }
     }
 
-    async fn read_estate(&self, request: ReadRequest) -> ReadResponse {
+    async fn read(&self, request: ReadRequest) -> ReadResponse {
         let state = &request.current_state;
         let private = Private::from_bytes(&request.private);
         let mut response = ReadResponse::default();
@@ -975,59 +989,6 @@ impl EstateAssignment {
         }
         response.new_state = state.with("buckets", Value::Map(buckets));
         response.private = refreshed_private.to_bytes();
-        response
-    }
-}
-
-#[async_trait]
-impl Resource for EstateAssignment {
-    fn type_name(&self) -> &'static str {
-        TYPE_NAME
-    }
-
-    fn schema(&self) -> Schema {
-        schema()
-    }
-
-    async fn validate_config(&self, config: &Value) -> Diagnostics {
-        validate_arguments(config)
-    }
-
-    fn identity_schema(&self) -> Option<IdentitySchema> {
-        Some(identity_schema())
-    }
-
-    async fn plan(&self, request: PlanRequest) -> PlanResponse {
-        let kept = identity::Kept::new(
-            request.prior_identity.as_ref(),
-            &request.prior_state,
-            identity_of,
-        );
-        let replacing = !request.requires_replace.is_empty();
-        let mut response = self.plan_estate(request).await;
-        response.planned_identity = kept.planned(&response.planned_state, replacing, identity_of);
-        response
-    }
-
-    async fn apply(&self, request: ApplyRequest) -> ApplyResponse {
-        let kept = identity::Kept::new(
-            request.planned_identity.as_ref(),
-            &request.prior_state,
-            identity_of,
-        );
-        let mut response = self.apply_estate(request).await;
-        response.new_identity = kept.after(&response.new_state, identity_of);
-        response
-    }
-
-    async fn read(&self, request: ReadRequest) -> ReadResponse {
-        let kept = identity::Kept::new(
-            request.current_identity.as_ref(),
-            &request.current_state,
-            identity_of,
-        );
-        let mut response = self.read_estate(request).await;
-        response.new_identity = kept.after(&response.new_state, identity_of);
         response
     }
 

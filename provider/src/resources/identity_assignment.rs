@@ -225,12 +225,19 @@ impl Arguments {
 /// Every problem with the arguments that the declared validators cannot see alone.
 fn validate_arguments(config: &Value) -> Diagnostics {
     let mut diagnostics = schema().block.validate(config);
-    diagnostics.extend(arguments::check_not_empty(
+    diagnostics.extend(check_machine_selection(config));
+    diagnostics
+}
+
+/// The checks of the arguments that select machines (`locations`, `resource_types`,
+/// `exclude_tags`) beyond their declared validators; `mig_estate_assignment` shares them.
+pub(crate) fn check_machine_selection(config: &Value) -> Diagnostics {
+    let mut diagnostics = arguments::check_not_empty(
         config,
         "locations",
         "No regions",
         "An empty list matches no machine. Name at least one region, or leave `locations` out for every region.",
-    ));
+    );
     diagnostics.extend(arguments::check_resource_types_listed(config));
     diagnostics.extend(arguments::check_tag_names(config, "exclude_tags"));
     diagnostics
@@ -865,18 +872,16 @@ impl Resource for IdentityAssignment {
         Some(identity_schema())
     }
 
+    fn identity_of(&self, state: &Value) -> Option<Value> {
+        identity_of(state)
+    }
+
     async fn validate_config(&self, config: &Value) -> Diagnostics {
         validate_arguments(config)
     }
 
     async fn plan(&self, request: PlanRequest) -> PlanResponse {
-        let kept = identity::Kept::new(
-            request.prior_identity.as_ref(),
-            &request.prior_state,
-            identity_of,
-        );
-        let declared_replace = !request.requires_replace.is_empty();
-        let mut response = async move {
+        async move {
             let mut response = PlanResponse {
                 planned_state: request.proposed_new_state.clone(),
                 planned_private: request.prior_private.clone(),
@@ -975,19 +980,11 @@ impl Resource for IdentityAssignment {
             response.planned_private = private.to_bytes();
             response
         }
-        .await;
-        let replacing = declared_replace || !response.requires_replace.is_empty();
-        response.planned_identity = kept.planned(&response.planned_state, replacing, identity_of);
-        response
+        .await
     }
 
     async fn apply(&self, request: ApplyRequest) -> ApplyResponse {
-        let kept = identity::Kept::new(
-            request.planned_identity.as_ref(),
-            &request.prior_state,
-            identity_of,
-        );
-        let mut response = async move {
+        async move {
             let clients = match self.data.clients() {
                 Ok(clients) => clients,
                 Err(diagnostics) => {
@@ -1010,18 +1007,11 @@ impl Resource for IdentityAssignment {
             let halt = Halt::new(self.data.stop_signal(), deadline);
             self.converge(&clients, &request, &halt).await
         }
-        .await;
-        response.new_identity = kept.after(&response.new_state, identity_of);
-        response
+        .await
     }
 
     async fn read(&self, request: ReadRequest) -> ReadResponse {
-        let kept = identity::Kept::new(
-            request.current_identity.as_ref(),
-            &request.current_state,
-            identity_of,
-        );
-        let mut response = async move {
+        async move {
             let state = without_incomplete_marker(request.current_state);
             let mut response = ReadResponse {
                 new_state: state.clone(),
@@ -1086,9 +1076,7 @@ impl Resource for IdentityAssignment {
             .to_bytes();
             response
         }
-        .await;
-        response.new_identity = kept.after(&response.new_state, identity_of);
-        response
+        .await
     }
 
     async fn import(&self, request: ImportRequest) -> ImportResponse {

@@ -380,6 +380,10 @@ impl Resource for OrphanCleanup {
         Some(identity_schema())
     }
 
+    fn identity_of(&self, state: &Value) -> Option<Value> {
+        identity_of(state)
+    }
+
     // Arguments are checked by the validators declared in `search_arguments` and
     // `removal_arguments` (and `validate_search`); defaults and replacement (`scope`) are
     // declared there too.
@@ -389,13 +393,7 @@ impl Resource for OrphanCleanup {
     }
 
     async fn plan(&self, request: PlanRequest) -> PlanResponse {
-        let kept = identity::Kept::new(
-            request.prior_identity.as_ref(),
-            &request.prior_state,
-            identity_of,
-        );
-        let declared_replace = !request.requires_replace.is_empty();
-        let mut response = async move {
+        async move {
             let mut response = PlanResponse {
                 planned_state: request.proposed_new_state.clone(),
                 planned_private: request.prior_private.clone(),
@@ -455,19 +453,11 @@ impl Resource for OrphanCleanup {
             response.planned_state = with_outcome(proposed, &remaining, &removed);
             response
         }
-        .await;
-        let replacing = declared_replace || !response.requires_replace.is_empty();
-        response.planned_identity = kept.planned(&response.planned_state, replacing, identity_of);
-        response
+        .await
     }
 
     async fn apply(&self, request: ApplyRequest) -> ApplyResponse {
-        let kept = identity::Kept::new(
-            request.planned_identity.as_ref(),
-            &request.prior_state,
-            identity_of,
-        );
-        let mut response = async move {
+        async move {
             if request.planned_state.is_null() {
                 // Destroy forgets; it never deletes anything.
                 return ApplyResponse::default();
@@ -581,18 +571,11 @@ impl Resource for OrphanCleanup {
                 ..ApplyResponse::default()
             }
         }
-        .await;
-        response.new_identity = kept.after(&response.new_state, identity_of);
-        response
+        .await
     }
 
     async fn read(&self, request: ReadRequest) -> ReadResponse {
-        let kept = identity::Kept::new(
-            request.current_identity.as_ref(),
-            &request.current_state,
-            identity_of,
-        );
-        let mut response = async move {
+        async move {
             let state = request.current_state;
             let mut response = ReadResponse {
                 new_state: state.clone(),
@@ -617,9 +600,7 @@ impl Resource for OrphanCleanup {
             }
             response
         }
-        .await;
-        response.new_identity = kept.after(&response.new_state, identity_of);
-        response
+        .await
     }
 
     /// By ID (the scope) or by identity (`{ scope = ... }`). Nothing is removed by an import:
