@@ -85,6 +85,27 @@ pub fn update<T: Serialize>(object: &Value, model: &T, ty: &Type) -> Value {
     Value::Object(fields)
 }
 
+/// A resource's private state (the bytes Terraform keeps beside an object and never shows)
+/// as a typed model, stored as JSON. Empty bytes are the default; bytes it cannot read (say,
+/// written by another version) read as the default too, with a warning in the log.
+pub fn private_from_bytes<T: DeserializeOwned + Default>(bytes: &[u8]) -> T {
+    if bytes.is_empty() {
+        return T::default();
+    }
+    serde_json::from_slice(bytes).unwrap_or_else(|error| {
+        tracing::warn!(%error, "unreadable private state; treating it as empty");
+        T::default()
+    })
+}
+
+/// `model` as private state bytes: none at all for the default.
+pub fn private_to_bytes<T: Serialize + Default + PartialEq>(model: &T) -> Vec<u8> {
+    if *model == T::default() {
+        return Vec::new();
+    }
+    serde_json::to_vec(model).expect("a private state model serializes")
+}
+
 /// Encodes `model` as a value of type `ty`, or says where it does not fit.
 pub fn try_encode<T: Serialize>(model: &T, ty: &Type) -> Result<Value, String> {
     let json = serde_json::to_value(model).map_err(|e| e.to_string())?;
@@ -465,6 +486,26 @@ mod tests {
     use serde::Deserialize;
 
     use super::*;
+
+    #[derive(Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Owned {
+        machines: Vec<String>,
+    }
+
+    #[test]
+    fn private_state_round_trips_is_empty_for_the_default_and_survives_garbage() {
+        let owned = Owned {
+            machines: vec!["/m1".into()],
+        };
+        let bytes = private_to_bytes(&owned);
+        assert_eq!(private_from_bytes::<Owned>(&bytes), owned);
+        assert!(private_to_bytes(&Owned::default()).is_empty());
+        assert_eq!(private_from_bytes::<Owned>(b""), Owned::default());
+        assert_eq!(
+            private_from_bytes::<Owned>(b"\x00not json"),
+            Owned::default()
+        );
+    }
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     struct Timeouts {

@@ -338,11 +338,11 @@ impl Ownership {
     }
 
     fn from_private(bytes: &[u8]) -> Ownership {
-        serde_json::from_slice(bytes).unwrap_or_default()
+        model::private_from_bytes(bytes)
     }
 
     fn to_private(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("ownership serializes")
+        model::private_to_bytes(self)
     }
 }
 

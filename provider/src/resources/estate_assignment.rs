@@ -22,9 +22,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::future::join_all;
 use tfplugin::{
-    ApplyRequest, ApplyResponse, Attribute, AttributePath, Block, Diagnostics, IdentitySchema,
-    ImportRequest, ImportResponse, ImportedResource, PathStep, PlanRequest, PlanResponse,
-    ReadRequest, ReadResponse, Resource, Schema, Type, Validator, Value,
+    model, ApplyRequest, ApplyResponse, Attribute, AttributePath, Block, Diagnostics,
+    IdentitySchema, ImportRequest, ImportResponse, ImportedResource, PathStep, PlanRequest,
+    PlanResponse, ReadRequest, ReadResponse, Resource, Schema, Type, Validator, Value,
 };
 
 use crate::arguments;
@@ -507,18 +507,12 @@ fn estate_id(resource: &Value) -> Value {
 }
 
 /// Each bucket's private state (`mig_identity_assignment`'s), by bucket key.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Private(BTreeMap<String, serde_json::Value>);
 
 impl Private {
     fn from_bytes(bytes: &[u8]) -> Private {
-        if bytes.is_empty() {
-            return Private::default();
-        }
-        serde_json::from_slice(bytes).unwrap_or_else(|error| {
-            tracing::warn!(%error, "unreadable private state; treating it as empty");
-            Private::default()
-        })
+        model::private_from_bytes(bytes)
     }
 
     fn of(&self, key: &str) -> Vec<u8> {
@@ -535,10 +529,7 @@ impl Private {
     }
 
     fn to_bytes(&self) -> Vec<u8> {
-        if self.0.is_empty() {
-            return Vec::new();
-        }
-        serde_json::to_vec(self).expect("private state serializes")
+        model::private_to_bytes(self)
     }
 }
 

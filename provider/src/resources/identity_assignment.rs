@@ -380,20 +380,11 @@ struct Private {
 
 impl Private {
     fn from_bytes(bytes: &[u8]) -> Private {
-        if bytes.is_empty() {
-            return Private::default();
-        }
-        serde_json::from_slice(bytes).unwrap_or_else(|error| {
-            tracing::warn!(%error, "unreadable private state; treating it as empty");
-            Private::default()
-        })
+        model::private_from_bytes(bytes)
     }
 
     fn to_bytes(&self) -> Vec<u8> {
-        if *self == Private::default() {
-            return Vec::new();
-        }
-        serde_json::to_vec(self).expect("private state serializes")
+        model::private_to_bytes(self)
     }
 }
 
