@@ -1,5 +1,6 @@
 //! Bad input never reaches Azure: real Terraform against the emulator, one row per malformed
-//! argument of `mig_identity_assignment`, `mig_orphan_cleanup` (resource and action), the
+//! argument of `mig_identity_assignment`, `mig_estate_assignment`, `mig_orphan_cleanup`
+//! (resource and action), the
 //! data sources `mig_virtual_machines`, `mig_orphaned_role_assignments`,
 //! `mig_unused_identities`, `mig_permissions`, and the provider block.
 //!
@@ -470,6 +471,138 @@ fn identity_assignment_rows() {
             Validate,
             At("delete"),
             "not a duration",
+        ),
+    ];
+    run_table(rows);
+}
+
+// ---------------------------------------------------------------------------------------------
+// mig_estate_assignment
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn estate_assignment_rows() {
+    let emulator = Emulator::start(&scenario());
+    let id = identity("id-one");
+    let scope = sub_scope();
+    let resource = |arguments: &str| {
+        emulator.configuration(&format!(
+            "resource \"mig_estate_assignment\" \"x\" {{\n  {arguments}\n}}\n"
+        ))
+    };
+    let mapped = |more: &str| {
+        resource(&format!(
+            "scope = \"{scope}\"\n  identity_ids = {{ eastus = \"{id}\" }}\n  {more}"
+        ))
+    };
+    use Points::{At, Names};
+    use Stage::{Plan, Validate};
+    let rows = vec![
+        accepted("estate_assignment: the valid base", mapped("")),
+        accepted(
+            "identity_ids: a subscription and region key",
+            resource(&format!(
+                "scope = \"{scope}\"\n  identity_ids = {{ \"{SUB}/East US\" = \"{id}\" }}"
+            )),
+        ),
+        accepted(
+            "estate: a resource group scope",
+            resource(&format!(
+                "scope = \"{}\"\n  identity_ids = {{ eastus = \"{id}\" }}",
+                rg_scope()
+            )),
+        ),
+        refused(
+            "estate scope: a name, not an ID",
+            resource("scope = \"landing-zones\""),
+            Validate,
+            At("scope"),
+            "Invalid scope",
+        ),
+        refused(
+            "estate scope: another provider's resource",
+            resource("scope = \"/providers/Microsoft.Compute/virtualMachines/x\""),
+            Validate,
+            At("scope"),
+            "not a management group ID",
+        ),
+        refused(
+            "estate scope: a machine",
+            resource(&format!("scope = \"{}\"", vm("vm-a"))),
+            Validate,
+            At("scope"),
+            "Invalid scope",
+        ),
+        refused(
+            "identity_ids: a value that is not an identity",
+            resource(&format!(
+                "scope = \"{scope}\"\n  identity_ids = {{ eastus = \"{}\" }}",
+                rg_scope()
+            )),
+            Validate,
+            At("identity_ids"),
+            "userAssignedIdentities",
+        ),
+        refused(
+            "identity_ids: a key whose subscription is not a GUID",
+            resource(&format!(
+                "scope = \"{scope}\"\n  identity_ids = {{ \"not-a-guid/eastus\" = \"{id}\" }}"
+            )),
+            Validate,
+            At("identity_ids"),
+            "Invalid identity_ids key",
+        ),
+        refused(
+            "identity_ids: an identity that does not exist",
+            resource(&format!(
+                "scope = \"{scope}\"\n  identity_ids = {{ eastus = \"{}\" }}",
+                identity("id-nope")
+            )),
+            Plan,
+            At("identity_ids"),
+            "does not exist",
+        ),
+        refused(
+            "identity_ids left out: the policy's identity does not exist",
+            resource(&format!("scope = \"{scope}\"")),
+            Plan,
+            Names("identity_ids"),
+            "does not exist",
+        ),
+        refused(
+            "estate locations: empty",
+            mapped("locations = []"),
+            Validate,
+            At("locations"),
+            "No regions",
+        ),
+        refused(
+            "estate locations: a region no subscription has",
+            mapped("locations = [\"marsnorth\"]"),
+            Plan,
+            At("locations"),
+            "Unknown region",
+        ),
+        refused(
+            "estate resource_types: not a machine type",
+            mapped("resource_types = [\"disks\"]"),
+            Validate,
+            At("resource_types"),
+            "disks",
+        ),
+        refused(
+            "estate mode: unknown",
+            mapped("mode = \"dry-run\""),
+            Validate,
+            At("mode"),
+            "Unknown mode",
+        ),
+        refused(
+            "estate exclude_ids: a resource group",
+            mapped(&format!("exclude_ids = [\"{}\"]", rg_scope())),
+            Validate,
+            At("exclude_ids"),
+            "virtual machine or scale set",
         ),
     ];
     run_table(rows);

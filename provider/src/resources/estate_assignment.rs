@@ -368,6 +368,48 @@ async fn covered_scopes(
     )
 }
 
+/// An error at `locations` for each region that no subscription of the estate has (a typo
+/// would otherwise match no machine, silently).
+async fn check_regions_exist(
+    clients: &AzureClients,
+    scopes: &[Scope],
+    locations: &BTreeSet<String>,
+) -> Diagnostics {
+    let subscriptions: BTreeSet<String> = scopes
+        .iter()
+        .map(|scope| scope.subscription_id().to_ascii_lowercase())
+        .collect();
+    let mut known = BTreeSet::new();
+    for regions in join_all(
+        subscriptions
+            .iter()
+            .map(|s| clients.subscriptions.regions(s)),
+    )
+    .await
+    {
+        match regions {
+            Ok(regions) => known.extend(regions.iter().cloned()),
+            // Not checkable: the regions are taken as given.
+            Err(error) => {
+                tracing::debug!(%error, "cannot list a subscription's regions; not checking them");
+                return Diagnostics::default();
+            }
+        }
+    }
+    let mut diagnostics = Diagnostics::default();
+    for region in locations.difference(&known) {
+        diagnostics.error_at(
+            AttributePath::root("locations"),
+            "Unknown region",
+            &format!(
+                "No subscription of the estate has a region `{region}`. Regions they have: {}.",
+                known.iter().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        );
+    }
+    diagnostics
+}
+
 /// One bucket to plan: where, and with which identity.
 struct Wanted {
     scope: Scope,
@@ -380,9 +422,18 @@ struct Wanted {
 async fn wanted_buckets(
     clients: &AzureClients,
     estate: &Estate,
+    check_locations: bool,
     diagnostics: &mut Diagnostics,
 ) -> Option<BTreeMap<String, Wanted>> {
     let scopes = covered_scopes(clients, estate.scope.as_deref(), diagnostics).await?;
+    if check_locations {
+        if let Some(locations) = &estate.locations {
+            diagnostics.extend(check_regions_exist(clients, &scopes, locations).await);
+            if diagnostics.has_errors() {
+                return None;
+            }
+        }
+    }
     let now = tokio::time::Instant::now();
     let not_before = now.checked_sub(DISCOVERY_MAX_AGE).unwrap_or(now);
     let listings = join_all(scopes.iter().map(|scope| async move {
@@ -542,6 +593,7 @@ fn bucket_diagnostics(key: &str, diagnostics: Diagnostics) -> Diagnostics {
         if let Some(path) = &mut item.attribute {
             if path.steps.first() == Some(&PathStep::Attribute("identity_id".into())) {
                 *path = AttributePath::root("identity_ids");
+                item.detail.push_str(" Or name this subscription and region's identity in `identity_ids` (`{region}` or `{subscription_id}/{region}` keys).");
             } else if path.steps.first() == Some(&PathStep::Attribute("scope".into())) {
                 *path = AttributePath::root("scope");
             }
@@ -572,7 +624,10 @@ impl EstateAssignment {
     ) -> Option<PlannedBuckets> {
         let estate = Estate::from(planned)?;
         let mut diagnostics = Diagnostics::default();
-        let Some(wanted) = wanted_buckets(clients, &estate, &mut diagnostics).await else {
+        let locations_changed = prior.get("locations") != planned.get("locations");
+        let Some(wanted) =
+            wanted_buckets(clients, &estate, locations_changed, &mut diagnostics).await
+        else {
             return Some(PlannedBuckets {
                 buckets: BTreeMap::new(),
                 private: Private::default(),
@@ -934,7 +989,7 @@ impl Resource for EstateAssignment {
         // compliant, nothing is ours. Warnings about the estate are the plan's to give.
         if let (Some(estate), Ok(clients)) = (Estate::from(state), self.data.clients()) {
             let mut discovery = Diagnostics::default();
-            match wanted_buckets(&clients, &estate, &mut discovery).await {
+            match wanted_buckets(&clients, &estate, false, &mut discovery).await {
                 Some(wanted) => {
                     for (key, wanted) in wanted {
                         objects.entry(key.clone()).or_insert_with(|| {
