@@ -585,7 +585,7 @@ impl Private {
 }
 
 /// A bucket's diagnostics as the estate's: the bucket named in the summary, `identity_id`
-/// pointing at `identity_ids`.
+/// pointing at `identity_ids` (the other arguments have the same names in both).
 fn bucket_diagnostics(key: &str, diagnostics: Diagnostics) -> Diagnostics {
     let mut out = diagnostics;
     for item in &mut out.items {
@@ -594,8 +594,6 @@ fn bucket_diagnostics(key: &str, diagnostics: Diagnostics) -> Diagnostics {
             if path.steps.first() == Some(&PathStep::Attribute("identity_id".into())) {
                 *path = AttributePath::root("identity_ids");
                 item.detail.push_str(" Or name this subscription and region's identity in `identity_ids` (`{region}` or `{subscription_id}/{region}` keys).");
-            } else if path.steps.first() == Some(&PathStep::Attribute("scope".into())) {
-                *path = AttributePath::root("scope");
             }
         }
     }
@@ -645,15 +643,20 @@ impl EstateAssignment {
                 region_of_key(key),
                 Value::string(&wanted.identity_id),
             );
+            let prior_object = prior_bucket.map_or(Value::Null, |b| bucket_object(prior, key, b));
+            // As Terraform proposes it: the arguments, and the computed values of before (unknown
+            // on create); the bucket's plan decides them.
             let mut proposed = arguments.clone();
             for name in OUTCOME_ATTRIBUTES.iter().chain(["id"].iter()) {
-                let value = prior_bucket.map_or(Value::unknown(), |b| {
-                    bucket_object(prior, key, b).get(name).clone()
-                });
+                let value = if prior_object.is_null() {
+                    Value::unknown()
+                } else {
+                    prior_object.get(name).clone()
+                };
                 proposed = proposed.with(name, value);
             }
             let request = PlanRequest {
-                prior_state: prior_bucket.map_or(Value::Null, |b| bucket_object(prior, key, b)),
+                prior_state: prior_object,
                 proposed_new_state: proposed,
                 config: arguments,
                 prior_private: prior_private.of(key),
