@@ -449,15 +449,25 @@ fn policy_naming(sub: &str, region: &str) -> Option<String> {
 fn the_estate_resource_converges_every_change_in_place_and_destroy_restores() {
     let emulator = Emulator::start(&scenario_with_identities());
     let before = identities(&emulator);
-    let work = Workdir::new(&estate_resource(
-        &emulator,
-        &format!("scope = \"{}\"", group_id("mg-platform")),
-    ));
+    let platform = format!("scope = \"{}\"", group_id("mg-platform"));
+    let work = Workdir::new(&estate_resource(&emulator, &platform));
     work.init();
-    work.apply();
-    assert_estate(
-        &emulator,
-        &before,
+    // Applies the estate with `arguments`, checks every machine against what they ask for,
+    // and that the next plan is clean. The emulator's request log then holds that apply's.
+    let converge_to = |arguments: &str,
+                       covered: &[&str],
+                       excluded: &[&str],
+                       identity: &dyn Fn(&str, &str) -> Option<String>,
+                       step: &str| {
+        work.write("main.tf", &estate_resource(&emulator, arguments));
+        emulator.clear_requests();
+        work.apply();
+        assert_estate(&emulator, &before, covered, excluded, identity, step);
+        assert!(!work.plan_has_changes(), "{step}: the next plan is clean");
+    };
+
+    converge_to(
+        &platform,
         &[SUB_A, SUB_B, SUB_C],
         &[],
         &policy_naming,
@@ -485,81 +495,44 @@ fn the_estate_resource_converges_every_change_in_place_and_destroy_restores() {
         json!([machine_id(SUB_A, "virtualMachines", "vm-a-east")]),
         "the bucket owns what it attached"
     );
-    assert!(!work.plan_has_changes(), "clean after create");
 
     // A narrower group: the subscription that left gets its machines back, the others are not
     // written.
-    work.write(
-        "main.tf",
-        &estate_resource(&emulator, &format!("scope = \"{}\"", group_id("mg-corp"))),
-    );
-    emulator.clear_requests();
-    work.apply();
-    assert_estate(
-        &emulator,
-        &before,
-        &[SUB_B, SUB_C],
-        &[],
-        &policy_naming,
-        "mg-corp",
-    );
+    let corp = format!("scope = \"{}\"", group_id("mg-corp"));
+    converge_to(&corp, &[SUB_B, SUB_C], &[], &policy_naming, "mg-corp");
     assert_eq!(
         machine_writes(&emulator),
         BTreeSet::from(["vm-a-east".to_string(), "vm-a-west".to_string()]),
         "only the machines that left are written"
     );
-    assert!(!work.plan_has_changes(), "clean after narrowing");
 
     // An exclusion, then removed: the machine is given back, then attached again.
     let vm_c_east = machine_id(SUB_C, "virtualMachines", "vm-c-east");
-    let corp = format!("scope = \"{}\"", group_id("mg-corp"));
-    work.write(
-        "main.tf",
-        &estate_resource(
-            &emulator,
-            &format!("{corp}\nexclude_ids = [\"{vm_c_east}\"]"),
-        ),
-    );
-    work.apply();
-    assert_estate(
-        &emulator,
-        &before,
+    converge_to(
+        &format!("{corp}\nexclude_ids = [\"{vm_c_east}\"]"),
         &[SUB_B, SUB_C],
         &["vm-c-east"],
         &policy_naming,
         "excluded",
     );
-    assert!(!work.plan_has_changes(), "clean after excluding");
-    work.write("main.tf", &estate_resource(&emulator, &corp));
-    work.apply();
-    assert_estate(
-        &emulator,
-        &before,
+    converge_to(
+        &corp,
         &[SUB_B, SUB_C],
         &[],
         &policy_naming,
         "exclusion removed",
     );
-    assert!(
-        !work.plan_has_changes(),
-        "clean after removing the exclusion"
-    );
 
     // A map naming one region's identity: that bucket swaps to it in place, the buckets it does
     // not name give their machines back, and the plan says which are left alone.
     let app = app_identity();
-    let mapped = format!("{corp}\nidentity_ids = {{ northeurope = \"{app}\" }}");
-    work.write("main.tf", &estate_resource(&emulator, &mapped));
-    emulator.clear_requests();
-    work.apply();
     let only_north = |sub: &str, region: &str| {
         (region == "northeurope")
             .then(|| app.clone())
             .filter(|_| sub == SUB_B)
     };
-    assert_estate(
-        &emulator,
-        &before,
+    converge_to(
+        &format!("{corp}\nidentity_ids = {{ northeurope = \"{app}\" }}"),
         &[SUB_B, SUB_C],
         &[],
         &only_north,
@@ -578,17 +551,7 @@ fn the_estate_resource_converges_every_change_in_place_and_destroy_restores() {
         plan.all()
     );
     // The map removed: the policy's naming again.
-    work.write("main.tf", &estate_resource(&emulator, &corp));
-    work.apply();
-    assert_estate(
-        &emulator,
-        &before,
-        &[SUB_B, SUB_C],
-        &[],
-        &policy_naming,
-        "map removed",
-    );
-    assert!(!work.plan_has_changes(), "clean after removing the map");
+    converge_to(&corp, &[SUB_B, SUB_C], &[], &policy_naming, "map removed");
 
     work.destroy();
     assert_eq!(
