@@ -86,6 +86,11 @@ impl Resp {
     }
 
     pub fn json(status: u16, value: &Value) -> Self {
+        Resp::json_of(status, value)
+    }
+
+    /// [`Resp::json`] for anything serializable, written without a JSON tree in between.
+    pub fn json_of(status: u16, value: &impl serde::Serialize) -> Self {
         let mut r = Resp::new(status);
         r.body = Bytes::from(serde_json::to_vec(value).unwrap_or_default());
         r.with_header("content-type", "application/json; charset=utf-8")

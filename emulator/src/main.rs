@@ -18,6 +18,13 @@ mod tls;
 mod util;
 
 use std::path::{Path, PathBuf};
+
+/// glibc's allocator spent a third of the emulator's CPU in `_int_malloc` and
+/// `malloc_consolidate` serving large listings (every page renders and frees thousands of
+/// small maps next to a large response buffer), on cores it shares with the provider and
+/// Terraform in every benchmark; mimalloc does not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};

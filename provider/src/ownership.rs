@@ -58,6 +58,9 @@ impl Held {
 
     /// The identity this object attached to `machine_id`, if any.
     pub fn identity_on(&self, machine_id: &str) -> Option<&str> {
+        if self.owned.is_empty() {
+            return None;
+        }
         self.owned
             .get(&machine_id.to_ascii_lowercase())
             .map(String::as_str)
@@ -157,9 +160,8 @@ pub fn scope_contains(scope: &Scope, machine_id: &str) -> bool {
 fn in_locations(machine: &Machine, locations: &Option<BTreeSet<String>>) -> bool {
     match locations {
         None => true,
-        Some(wanted) => ids::normalize_location(&machine.location)
-            .map(|location| wanted.contains(&location))
-            .unwrap_or(false),
+        Some(wanted) => ids::normalized_location(&machine.location)
+            .is_some_and(|location| wanted.contains(location.as_ref())),
     }
 }
 

@@ -24,43 +24,112 @@ fn has_etag(version: &str) -> bool {
 }
 
 pub fn render(c: &Compute, version: &str, now: u64, expand_instance_view: bool) -> Value {
-    let mut props = match &c.properties {
-        Value::Object(m) => m.clone(),
-        _ => Map::new(),
-    };
-    let state = c.effective_state(now);
-    match c.kind {
-        ComputeKind::Vm => {
-            props.insert("vmId".into(), json!(c.unique_id));
+    serde_json::to_value(Rendered::new(c, version, now, expand_instance_view))
+        .unwrap_or(Value::Null)
+}
+
+/// A machine as ARM answers for it, written straight into the response: a listing renders
+/// thousands, and building each as a JSON tree first (copying its maps) was most of a page's
+/// cost, on cores the benchmarks share with the provider and Terraform.
+pub struct Rendered<'a> {
+    c: &'a Compute,
+    with_etag: bool,
+    state: String,
+    instance_view: Option<Value>,
+}
+
+impl<'a> Rendered<'a> {
+    pub fn new(c: &'a Compute, version: &str, now: u64, expand_instance_view: bool) -> Self {
+        Rendered {
+            c,
+            with_etag: has_etag(version),
+            state: c.effective_state(now),
+            instance_view: (expand_instance_view && c.kind == ComputeKind::Vm)
+                .then(|| instance_view_json(c, now)),
         }
-        ComputeKind::Vmss => {
-            props.insert("uniqueId".into(), json!(c.unique_id));
+    }
+}
+
+/// Top-level members the emulator writes itself; `extra` never overrides them.
+const RENDERED_MEMBERS: [&str; 8] = [
+    "name",
+    "id",
+    "type",
+    "location",
+    "tags",
+    "identity",
+    "etag",
+    "properties",
+];
+
+impl serde::Serialize for Rendered<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let c = self.c;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("name", &c.name)?;
+        map.serialize_entry("id", &c.id)?;
+        map.serialize_entry("type", c.kind.full_type())?;
+        map.serialize_entry("location", &c.location)?;
+        if !c.tags.is_empty() {
+            map.serialize_entry("tags", &c.tags)?;
         }
+        if let Some(identity) = c.identity.to_json() {
+            map.serialize_entry("identity", &identity)?;
+        }
+        for (k, v) in &c.extra {
+            if !RENDERED_MEMBERS.contains(&k.as_str()) {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        if self.with_etag {
+            map.serialize_entry("etag", &etag_str(c.etag))?;
+        }
+        map.serialize_entry("properties", &RenderedProperties(self))?;
+        map.end()
     }
-    props.insert("provisioningState".into(), json!(state));
-    props.insert("timeCreated".into(), json!(rfc3339_ms(c.time_created_ms)));
-    if expand_instance_view && c.kind == ComputeKind::Vm {
-        props.insert("instanceView".into(), instance_view_json(c, now));
+}
+
+/// `properties` as stored, with the members ARM computes.
+struct RenderedProperties<'r, 'a>(&'r Rendered<'a>);
+
+impl serde::Serialize for RenderedProperties<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Rendered {
+            c,
+            state,
+            instance_view,
+            ..
+        } = self.0;
+        let unique_id_member = match c.kind {
+            ComputeKind::Vm => "vmId",
+            ComputeKind::Vmss => "uniqueId",
+        };
+        let computed = [
+            unique_id_member,
+            "provisioningState",
+            "timeCreated",
+            "instanceView",
+        ];
+        let mut map = serializer.serialize_map(None)?;
+        if let Value::Object(stored) = &c.properties {
+            for (k, v) in stored {
+                let replaced = computed.contains(&k.as_str())
+                    && (k != "instanceView" || instance_view.is_some());
+                if !replaced {
+                    map.serialize_entry(k, v)?;
+                }
+            }
+        }
+        map.serialize_entry(unique_id_member, &c.unique_id)?;
+        map.serialize_entry("provisioningState", state)?;
+        map.serialize_entry("timeCreated", &rfc3339_ms(c.time_created_ms))?;
+        if let Some(view) = instance_view {
+            map.serialize_entry("instanceView", view)?;
+        }
+        map.end()
     }
-    let mut v = Map::new();
-    v.insert("name".into(), json!(c.name));
-    v.insert("id".into(), json!(c.id));
-    v.insert("type".into(), json!(c.kind.full_type()));
-    v.insert("location".into(), json!(c.location));
-    if !c.tags.is_empty() {
-        v.insert("tags".into(), Value::Object(c.tags.clone()));
-    }
-    if let Some(i) = c.identity.to_json() {
-        v.insert("identity".into(), i);
-    }
-    for (k, val) in &c.extra {
-        v.insert(k.clone(), val.clone());
-    }
-    if has_etag(version) {
-        v.insert("etag".into(), json!(etag_str(c.etag)));
-    }
-    v.insert("properties".into(), Value::Object(props));
-    Value::Object(v)
 }
 
 fn etag_str(n: u64) -> String {
@@ -138,7 +207,7 @@ pub fn list(
         .range((start, std::ops::Bound::Unbounded))
         .take_while(|(k, _)| k.starts_with(&prefix))
         .filter(|(_, c)| location_filter.as_ref().is_none_or(|l| &c.location == l))
-        .map(|(k, c)| (k.clone(), render(c, &version, now, false)));
+        .map(|(k, c)| (k.clone(), Rendered::new(c, &version, now, false)));
     paged(app, req, world.realism.page_size, items)
 }
 

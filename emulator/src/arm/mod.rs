@@ -9,7 +9,7 @@ pub mod resources;
 
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::app::{App, Ctx};
 use crate::http::{Req, Resp};
@@ -275,9 +275,10 @@ pub fn check_locks(
 }
 
 /// One page of a list, with `nextLink` when more remain.
-pub fn paged<I>(app: &App, req: &Req, page_size: usize, items: I) -> Resp
+pub fn paged<I, T>(app: &App, req: &Req, page_size: usize, items: I) -> Resp
 where
-    I: Iterator<Item = (String, Value)>,
+    I: Iterator<Item = (String, T)>,
+    T: serde::Serialize,
 {
     let token = req.q("$skiptoken").map(|s| s.to_string());
     let mut iter =
@@ -289,7 +290,7 @@ where
         last = Some(k);
     }
     let more = iter.next().is_some();
-    let mut body = json!({ "value": value });
+    let mut next_link = None;
     if more {
         if let Some(last) = last {
             let mut q = form_urlencoded::Serializer::new(String::new());
@@ -300,10 +301,16 @@ where
             }
             q.append_pair("$skiptoken", &last);
             let path = percent_encoding::utf8_percent_encode(&req.path, PATH_SET).to_string();
-            body["nextLink"] = json!(format!("{}{}?{}", app.base, path, q.finish()));
+            next_link = Some(format!("{}{}?{}", app.base, path, q.finish()));
         }
     }
-    Resp::json(200, &body)
+    #[derive(serde::Serialize)]
+    struct Page<T> {
+        value: Vec<T>,
+        #[serde(rename = "nextLink", skip_serializing_if = "Option::is_none")]
+        next_link: Option<String>,
+    }
+    Resp::json_of(200, &Page { value, next_link })
 }
 
 const PATH_SET: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS

@@ -773,20 +773,32 @@ fn parse_success(
 
 /// A page's items and its `nextLink`; an answer without a `value` list is an error.
 fn page_of(url: &str, response: ArmResponse) -> Result<(Vec<Json>, Option<String>), ArmError> {
-    let Some(items) = response.body.get("value").and_then(Json::as_array) else {
-        return Err(ArmError::invalid_response(
-            response.status,
-            &response.headers,
-            format!("the answer to GET {url} is not a list page (no `value` array)"),
-        ));
+    // The page is taken apart, not copied: large listings are thousands of items.
+    let ArmResponse {
+        status,
+        headers,
+        body,
+        ..
+    } = response;
+    let Json::Object(mut page) = body else {
+        return Err(not_a_page(url, status, &headers));
     };
-    let next = response
-        .body
-        .get("nextLink")
-        .and_then(Json::as_str)
-        .filter(|link| !link.is_empty())
-        .map(str::to_string);
-    Ok((items.clone(), next))
+    let Some(Json::Array(items)) = page.remove("value") else {
+        return Err(not_a_page(url, status, &headers));
+    };
+    let next = match page.remove("nextLink") {
+        Some(Json::String(link)) if !link.is_empty() => Some(link),
+        _ => None,
+    };
+    Ok((items, next))
+}
+
+fn not_a_page(url: &str, status: u16, headers: &HeaderMap) -> ArmError {
+    ArmError::invalid_response(
+        status,
+        headers,
+        format!("the answer to GET {url} is not a list page (no `value` array)"),
+    )
 }
 
 /// A stop while following up a write that was sent: the write may still take effect.

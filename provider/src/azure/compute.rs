@@ -51,32 +51,45 @@ pub struct Machine {
 
 impl Machine {
     pub fn from_json(json: &Json, kind: MachineKind) -> Option<Machine> {
-        let text = |pointer: &str| {
-            json.pointer(pointer)
-                .and_then(Json::as_str)
-                .map(str::to_string)
+        Machine::from_owned_json(json.clone(), kind)
+    }
+
+    /// [`Machine::from_json`], moving the strings out of `json`: a listing's pages hold
+    /// thousands of machines, and copying each string again doubled the allocations that
+    /// dominated a large listing's cost.
+    pub fn from_owned_json(mut json: Json, kind: MachineKind) -> Option<Machine> {
+        fn take(json: &mut Json, pointer: &str) -> Option<Json> {
+            json.pointer_mut(pointer).map(Json::take)
+        }
+        fn text(json: &mut Json, pointer: &str) -> Option<String> {
+            match take(json, pointer) {
+                Some(Json::String(text)) => Some(text),
+                _ => None,
+            }
+        }
+        let tags = match take(&mut json, "/tags") {
+            Some(Json::Object(tags)) => tags
+                .into_iter()
+                .filter_map(|(k, v)| match v {
+                    Json::String(v) => Some((k, v)),
+                    _ => None,
+                })
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        let user_assigned_identity_ids = match take(&mut json, "/identity/userAssignedIdentities") {
+            Some(Json::Object(ids)) => ids.into_iter().map(|(id, _)| id).collect(),
+            _ => Vec::new(),
         };
         Some(Machine {
-            id: text("/id")?,
+            id: text(&mut json, "/id")?,
             kind,
-            location: text("/location").unwrap_or_default(),
-            tags: json
-                .get("tags")
-                .and_then(Json::as_object)
-                .map(|tags| {
-                    tags.iter()
-                        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            provisioning_state: text("/properties/provisioningState"),
-            identity_type: text("/identity/type"),
-            user_assigned_identity_ids: json
-                .pointer("/identity/userAssignedIdentities")
-                .and_then(Json::as_object)
-                .map(|ids| ids.keys().cloned().collect())
-                .unwrap_or_default(),
-            etag: text("/etag"),
+            location: text(&mut json, "/location").unwrap_or_default(),
+            tags,
+            provisioning_state: text(&mut json, "/properties/provisioningState"),
+            identity_type: text(&mut json, "/identity/type"),
+            user_assigned_identity_ids,
+            etag: text(&mut json, "/etag"),
         })
     }
 }
@@ -87,6 +100,8 @@ impl Machine {
 struct Listing {
     started: Instant,
     machines: OnceCell<Result<Arc<Vec<Machine>>, ArmError>>,
+    /// The reads it took (set once it ends).
+    pages: std::sync::atomic::AtomicUsize,
 }
 
 type ListingKey = (String, Vec<MachineKind>);
@@ -101,6 +116,10 @@ pub struct ComputeClient {
     /// resources sharing a listing in one process see each other's writes without reading
     /// every page again.
     written: Mutex<HashMap<String, (Instant, Machine)>>,
+}
+
+fn listing_key(scope: &Scope, kinds: &[MachineKind]) -> ListingKey {
+    (scope.to_string().to_ascii_lowercase(), kinds.to_vec())
 }
 
 impl ComputeClient {
@@ -123,6 +142,18 @@ impl ComputeClient {
     ) -> Result<Arc<Vec<Machine>>, ArmError> {
         let (machines, started) = self.shared_listing(scope, kinds, not_before).await?;
         Ok(self.with_own_writes(&machines, started))
+    }
+
+    /// The reads the latest listing of `scope` took, 0 when none ended.
+    fn pages_of_listing(&self, scope: &Scope, kinds: &[MachineKind]) -> usize {
+        let key = listing_key(scope, kinds);
+        self.listings
+            .lock()
+            .expect("listings lock")
+            .get(&key)
+            .map_or(0, |listing| {
+                listing.pages.load(std::sync::atomic::Ordering::Relaxed)
+            })
     }
 
     /// The machines of [`ComputeClient::inventory`] that `keep` selects, copied one by one:
@@ -157,7 +188,7 @@ impl ComputeClient {
         kinds: &[MachineKind],
         not_before: Instant,
     ) -> Result<(Arc<Vec<Machine>>, Instant), ArmError> {
-        let key = (scope.to_string().to_ascii_lowercase(), kinds.to_vec());
+        let key = listing_key(scope, kinds);
         let listing = {
             let mut listings = self.listings.lock().expect("listings lock");
             match listings.get(&key) {
@@ -166,6 +197,7 @@ impl ComputeClient {
                     let listing = Arc::new(Listing {
                         started: Instant::now(),
                         machines: OnceCell::new(),
+                        pages: Default::default(),
                     });
                     listings.insert(key.clone(), listing.clone());
                     listing
@@ -176,12 +208,17 @@ impl ComputeClient {
             .machines
             .get_or_init(|| async {
                 let mut machines = Vec::new();
+                let mut read = 0;
                 for kind in kinds {
                     let mut pages = self.list_machines(scope, *kind);
                     while let Some(page) = pages.next().await {
                         machines.extend(page?);
+                        read += 1;
                     }
                 }
+                listing
+                    .pages
+                    .store(read, std::sync::atomic::Ordering::Relaxed);
                 Ok(Arc::new(machines))
             })
             .await
@@ -255,8 +292,8 @@ impl ComputeClient {
             .map(move |page| {
                 page.map(|items| {
                     items
-                        .iter()
-                        .filter_map(|j| Machine::from_json(j, kind))
+                        .into_iter()
+                        .filter_map(|j| Machine::from_owned_json(j, kind))
                         .collect()
                 })
             })
@@ -358,38 +395,65 @@ impl ComputeClient {
                 wanted.len()
             ))
         };
+        let updating = |m: &Machine| {
+            matches!(
+                m.provisioning_state.as_deref(),
+                Some("Updating" | "Creating")
+            )
+        };
+        // Machines seen updating, once a listing has shown the rest settled.
+        let mut still_updating: Option<Vec<Machine>> = None;
         loop {
-            // The listing may be shared with other callers: it is not cancelled, only no longer
-            // waited for (another caller then carries it on).
-            let inventory = tokio::select! {
-                biased;
-                _ = cancel.cancelled() => return Err(stopped()),
-                inventory = self.inventory_where(
-                    scope,
-                    kinds,
-                    not_before,
-                    |m| wanted.contains(&m.id.to_ascii_lowercase()),
-                ) => inventory?,
+            let inventory = match still_updating.take() {
+                // As few as the listing had pages: reading them one by one, all at once, costs
+                // no more reads than listing again and ends sooner (a listing's pages come one
+                // after another). Those the estate's last writes left updating are the usual case.
+                Some(machines) if machines.len() <= self.pages_of_listing(scope, kinds) => {
+                    let reads = futures::future::join_all(
+                        machines
+                            .iter()
+                            .map(|m| self.get_machine_cancellable(&m.id, m.kind, cancel)),
+                    );
+                    let answers = tokio::select! {
+                        biased;
+                        _ = cancel.cancelled() => return Err(stopped()),
+                        answers = reads => answers,
+                    };
+                    let mut read = Vec::new();
+                    for answer in answers {
+                        // A machine deleted meanwhile is not updating any more.
+                        read.extend(
+                            answer.map_err(|e| if e.is_stopped() { stopped() } else { e })?,
+                        );
+                    }
+                    read
+                }
+                // The listing may be shared with other callers: it is not cancelled, only no
+                // longer waited for (another caller then carries it on).
+                _ => tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => return Err(stopped()),
+                    inventory = self.inventory_where(
+                        scope,
+                        kinds,
+                        not_before,
+                        |m| wanted.contains(&m.id.to_ascii_lowercase()),
+                    ) => inventory?,
+                },
             };
-            let busy = inventory
-                .iter()
-                .filter(|m| {
-                    matches!(
-                        m.provisioning_state.as_deref(),
-                        Some("Updating" | "Creating")
-                    )
-                })
-                .count();
-            if busy == 0 {
+            let busy: Vec<Machine> = inventory.into_iter().filter(updating).collect();
+            if busy.is_empty() {
                 return Ok(());
             }
+            let busy_count = busy.len();
+            still_updating = Some(busy);
             if Instant::now() + delay > deadline {
                 return Err(ArmError::transport(format!(
-                    "{busy} machine(s) still updating after {:?}",
+                    "{busy_count} machine(s) still updating after {:?}",
                     self.settle_timeout
                 )));
             }
-            tracing::debug!(busy, "waiting for machine updates to finish");
+            tracing::debug!(busy = busy_count, "waiting for machine updates to finish");
             not_before = Instant::now();
             tokio::select! {
                 biased;
@@ -410,12 +474,19 @@ mod tests {
         use crate::azure::arm::test_support::{client, ok};
         let vm =
             "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1";
-        let page = serde_json::json!({"value": [{
+        let machine = serde_json::json!({
             "id": vm, "location": "eastus",
             "properties": {"provisioningState": "Updating"}
-        }]})
-        .to_string();
-        let (arm, transport) = client(move |_, _| ok(&page));
+        });
+        let page = serde_json::json!({ "value": [machine] }).to_string();
+        let machine = machine.to_string();
+        let (arm, transport) = client(move |request, _| {
+            if request.url().path().ends_with("/virtualMachines") {
+                ok(&page)
+            } else {
+                ok(&machine)
+            }
+        });
         let compute = ComputeClient::new(arm);
         let scope = Scope::subscription("s1");
         let cancel = CancellationToken::new();
@@ -428,8 +499,8 @@ mod tests {
         );
         let stopper = async {
             tokio::time::sleep(Duration::from_secs(20)).await;
-            let listings = transport.count.load(std::sync::atomic::Ordering::SeqCst);
-            assert!(listings >= 2, "still waiting after {listings} listings");
+            let reads = transport.count.load(std::sync::atomic::Ordering::SeqCst);
+            assert!(reads >= 2, "still waiting after {reads} reads");
             cancel.cancel();
             Instant::now()
         };
@@ -437,6 +508,62 @@ mod tests {
         let error = result.unwrap_err();
         assert!(error.is_cancelled(), "{error}");
         assert_eq!(stopped_at.elapsed(), Duration::ZERO, "stops at once");
+    }
+
+    /// After a listing shows the writes settled but for a few, those few are read one by one,
+    /// all at once, not listed again (no more reads than a listing, and sooner).
+    #[tokio::test(start_paused = true)]
+    async fn the_last_few_updating_machines_are_read_one_by_one() {
+        use crate::azure::arm::test_support::{client, ok};
+        let machine = |n: usize, state: &str| {
+            serde_json::json!({
+                "id": format!("/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm{n}"),
+                "location": "eastus",
+                "properties": {"provisioningState": state}
+            })
+        };
+        // Two pages of two machines; vm3 is still updating when listed, settled when read.
+        let (arm, transport) = client(move |request, _| {
+            let url = request.url();
+            if url.path().ends_with("/virtualMachines") {
+                let second = url.query().unwrap_or("").contains("skiptoken");
+                let body = if second {
+                    serde_json::json!({"value": [machine(2, "Succeeded"), machine(3, "Updating")]})
+                } else {
+                    serde_json::json!({
+                        "value": [machine(0, "Succeeded"), machine(1, "Succeeded")],
+                        "nextLink": format!("{}?api-version={API_VERSION}&$skiptoken=1", url.as_str().split('?').next().unwrap()),
+                    })
+                };
+                ok(&body.to_string())
+            } else {
+                ok(&machine(3, "Succeeded").to_string())
+            }
+        });
+        let compute = ComputeClient::new(arm);
+        let ids: BTreeSet<String> = (0..4)
+            .map(|n| format!("/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm{n}"))
+            .collect();
+        compute
+            .wait_until_settled_cancellable(
+                &Scope::subscription("s1"),
+                &[MachineKind::VirtualMachine],
+                &ids,
+                &CancellationToken::new(),
+            )
+            .await
+            .unwrap();
+        let paths: Vec<String> = transport
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, url, _)| {
+                let path = url.split('?').next().unwrap();
+                path.rsplit('/').next().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(paths, ["virtualMachines", "virtualMachines", "vm3"]);
     }
 
     #[test]

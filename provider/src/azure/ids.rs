@@ -47,6 +47,20 @@ pub fn normalize_location(raw: &str) -> Result<String, String> {
     Ok(normalized)
 }
 
+/// `raw` as [`normalize_location`] spells it, borrowed when ARM already spelled it so: the
+/// estate's filters ask this of every listed machine, and ARM's listings use that spelling.
+pub fn normalized_location(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let already = !raw.is_empty()
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if already {
+        Some(std::borrow::Cow::Borrowed(raw))
+    } else {
+        normalize_location(raw).ok().map(std::borrow::Cow::Owned)
+    }
+}
+
 fn is_guid(text: &str) -> bool {
     let groups: Vec<&str> = text.split('-').collect();
     let lengths = [8, 4, 4, 4, 12];

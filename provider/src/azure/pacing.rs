@@ -197,6 +197,9 @@ impl BucketMirror {
 
 type Mirrors = Arc<Mutex<HashMap<(String, Bucket), BucketMirror>>>;
 
+/// Held by the one waiter of a bucket that sleeps for its next slot.
+type Gate = Arc<tokio::sync::Mutex<()>>;
+
 /// A request admitted to a bucket. Report its answer with [`Pacer::observe`]; dropped
 /// unanswered (a connection error, a cancelled apply) it just stops counting as in flight.
 #[derive(Debug)]
@@ -220,12 +223,25 @@ impl Drop for Ticket {
 #[derive(Debug, Default)]
 pub struct Pacer {
     mirrors: Mirrors,
+    gates: Mutex<HashMap<(String, Bucket), Gate>>,
 }
 
 impl Pacer {
     /// Waits until the request may go. `subscription` is "" for tenant-level requests.
     pub async fn acquire(&self, subscription: &str, bucket: Bucket) -> Ticket {
         let key = (subscription.to_ascii_lowercase(), bucket);
+        // One waiter per bucket sleeps for the next slot; the rest queue behind it in order,
+        // without timers. Each asking for itself, an estate's thousands of queued writes all
+        // woke at every refill and all but one slept again: most of the apply's CPU went to
+        // timers, on cores the listing and Terraform need.
+        let gate = self
+            .gates
+            .lock()
+            .expect("pacer gates lock")
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let _turn = gate.lock().await;
         loop {
             let attempt = {
                 let mut mirrors = self.mirrors.lock().expect("pacer lock");

@@ -460,10 +460,15 @@ async fn wanted_buckets(
                 return None;
             }
         };
-        let regions: BTreeSet<String> = machines
+        let regions: BTreeSet<std::borrow::Cow<str>> = machines
             .iter()
-            .filter_map(|m| ids::normalize_location(&m.location).ok())
-            .filter(|region| estate.locations.as_ref().is_none_or(|l| l.contains(region)))
+            .filter_map(|m| ids::normalized_location(&m.location))
+            .filter(|region| {
+                estate
+                    .locations
+                    .as_ref()
+                    .is_none_or(|l| l.contains(region.as_ref()))
+            })
             .collect();
         let subscription = scope.subscription_id().to_ascii_lowercase();
         for region in regions {

@@ -446,8 +446,8 @@ impl IdentityAssignment {
         };
         let wanted = &|machine: &Machine| {
             regions.as_ref().is_none_or(|regions| {
-                ids::normalize_location(&machine.location)
-                    .is_ok_and(|region| regions.contains(&region))
+                ids::normalized_location(&machine.location)
+                    .is_some_and(|region| regions.contains(region.as_ref()))
             }) || held.identity_on(&machine.id).is_some()
         };
         let now = tokio::time::Instant::now();
