@@ -12,6 +12,7 @@
 //! outcome is not known. A request already on the wire is allowed to finish (its answer is
 //! the truth the caller records) for at most [`ArmClient::in_flight_grace`].
 
+use serde::de::DeserializeOwned;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -370,6 +371,38 @@ impl ArmClient {
         headers: &[(&str, &str)],
         cancel: &CancellationToken,
     ) -> Result<ArmResponse, ArmError> {
+        let (status, headers, body) = self
+            .send_decoding(
+                method,
+                path_or_url,
+                api_version,
+                body,
+                headers,
+                cancel,
+                parse_success,
+            )
+            .await?;
+        Ok(ArmResponse {
+            status,
+            headers,
+            body: body.unwrap_or(Json::Null),
+        })
+    }
+
+    /// [`ArmClient::send_cancellable`], the 2xx body read by `decode`. `None` for a write ARM
+    /// accepted whose body `decode` refused: the write is done, whatever happened to its body,
+    /// and reporting it failed would hide a change.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_decoding<T>(
+        &self,
+        method: Method,
+        path_or_url: &str,
+        api_version: Option<&str>,
+        body: Option<&Json>,
+        headers: &[(&str, &str)],
+        cancel: &CancellationToken,
+        decode: impl Fn(u16, &HeaderMap, Result<Vec<u8>, String>) -> Result<T, ArmError>,
+    ) -> Result<(u16, HeaderMap, Option<T>), ArmError> {
         let url = self.url(path_or_url, api_version)?;
         let bucket = Bucket::of(&method);
         let subscription = subscription_of(&url).to_string();
@@ -448,23 +481,11 @@ impl ArmClient {
                         "ARM request"
                     );
                     if (200..300).contains(&status) {
-                        match parse_success(status, &response_headers, response.body) {
-                            Ok(body) => {
-                                return Ok(ArmResponse {
-                                    status,
-                                    headers: response_headers,
-                                    body,
-                                })
-                            }
-                            // A write ARM accepted is done, whatever happened to its body:
-                            // reporting it failed would hide a change.
+                        match decode(status, &response_headers, response.body) {
+                            Ok(body) => return Ok((status, response_headers, Some(body))),
                             Err(error) if !is_read => {
                                 tracing::warn!(%error, "write accepted; its response body is unusable");
-                                return Ok(ArmResponse {
-                                    status,
-                                    headers: response_headers,
-                                    body: Json::Null,
-                                });
+                                return Ok((status, response_headers, None));
                             }
                             Err(error) => {
                                 // A body cut short may read whole next time; one that is not
@@ -715,17 +736,51 @@ impl ArmClient {
         api_version: &'a str,
         cancel: CancellationToken,
     ) -> BoxStream<'a, Result<Vec<Json>, ArmError>> {
+        self.pages(path, api_version, cancel)
+    }
+
+    /// [`ArmClient::list`] with the items read straight into `T`: a large listing then never
+    /// builds a JSON tree per item (what most of its cost was). An item `T` cannot read makes
+    /// its page an error, as an unreadable page does.
+    pub fn list_of<'a, T: DeserializeOwned + Send + 'a>(
+        &'a self,
+        path: String,
+        api_version: &'a str,
+    ) -> BoxStream<'a, Result<Vec<T>, ArmError>> {
+        self.pages(path, api_version, ambient_stop())
+    }
+
+    fn pages<'a, T: DeserializeOwned + Send + 'a>(
+        &'a self,
+        path: String,
+        api_version: &'a str,
+        cancel: CancellationToken,
+    ) -> BoxStream<'a, Result<Vec<T>, ArmError>> {
         Box::pin(futures::stream::unfold(Some((path, true)), move |next| {
             let cancel = cancel.clone();
             async move {
                 let (url, first) = next?;
                 let version = if first { Some(api_version) } else { None };
                 let page = self
-                    .send_cancellable(Method::GET, &url, version, None, &[], &cancel)
-                    .await
-                    .and_then(|response| page_of(&url, response));
+                    .send_decoding(
+                        Method::GET,
+                        &url,
+                        version,
+                        None,
+                        &[],
+                        &cancel,
+                        |status, headers, body| page_of(&url, status, headers, body),
+                    )
+                    .await;
                 match page {
-                    Ok((items, next)) => Some((Ok(items), next.map(|link| (link, false)))),
+                    Ok((_, _, Some(Page { value, next_link }))) => {
+                        let next = next_link.filter(|link| !link.is_empty());
+                        Some((Ok(value), next.map(|link| (link, false))))
+                    }
+                    // A read's body is never refused silently: `send_decoding` returns its error.
+                    Ok((status, headers, None)) => {
+                        Some((Err(not_a_page(&url, status, &headers)), None))
+                    }
                     Err(error) => Some((Err(error), None)),
                 }
             }
@@ -751,46 +806,71 @@ fn parse_success(
     headers: &HeaderMap,
     body: Result<Vec<u8>, String>,
 ) -> Result<Json, ArmError> {
-    let bytes = body.map_err(|error| {
+    let bytes = readable(status, headers, body)?;
+    if bytes.is_empty() {
+        return Ok(Json::Null);
+    }
+    serde_json::from_slice(&bytes).map_err(|error| not_json(status, headers, &bytes, error))
+}
+
+fn readable(
+    status: u16,
+    headers: &HeaderMap,
+    body: Result<Vec<u8>, String>,
+) -> Result<Vec<u8>, ArmError> {
+    body.map_err(|error| {
         ArmError::invalid_response(
             status,
             headers,
             format!("cannot read the response body: {error}"),
         )
-    })?;
-    if bytes.is_empty() {
-        return Ok(Json::Null);
-    }
-    serde_json::from_slice(&bytes).map_err(|error| {
-        let start: String = String::from_utf8_lossy(&bytes).chars().take(200).collect();
-        ArmError::invalid_response(
-            status,
-            headers,
-            format!("the response body is not JSON ({error}): {start}"),
-        )
     })
 }
 
-/// A page's items and its `nextLink`; an answer without a `value` list is an error.
-fn page_of(url: &str, response: ArmResponse) -> Result<(Vec<Json>, Option<String>), ArmError> {
-    // The page is taken apart, not copied: large listings are thousands of items.
-    let ArmResponse {
+fn not_json(status: u16, headers: &HeaderMap, bytes: &[u8], error: serde_json::Error) -> ArmError {
+    let start: String = String::from_utf8_lossy(bytes).chars().take(200).collect();
+    ArmError::invalid_response(
         status,
         headers,
-        body,
-        ..
-    } = response;
-    let Json::Object(mut page) = body else {
-        return Err(not_a_page(url, status, &headers));
+        format!("the response body is not JSON ({error}): {start}"),
+    )
+}
+
+/// A list page: its items and the link to the next page.
+#[derive(serde::Deserialize)]
+struct Page<T> {
+    value: Vec<T>,
+    #[serde(rename = "nextLink")]
+    next_link: Option<String>,
+}
+
+/// The page of a 2xx answer; an answer without a `value` list is an error.
+fn page_of<T: DeserializeOwned>(
+    url: &str,
+    status: u16,
+    headers: &HeaderMap,
+    body: Result<Vec<u8>, String>,
+) -> Result<Page<T>, ArmError> {
+    let bytes = readable(status, headers, body)?;
+    let error = match serde_json::from_slice::<Page<T>>(&bytes) {
+        Ok(page) => return Ok(page),
+        Err(error) => error,
     };
-    let Some(Json::Array(items)) = page.remove("value") else {
-        return Err(not_a_page(url, status, &headers));
-    };
-    let next = match page.remove("nextLink") {
-        Some(Json::String(link)) if !link.is_empty() => Some(link),
-        _ => None,
-    };
-    Ok((items, next))
+    // Why not: no JSON at all, JSON that is no list page, or an item `T` cannot read.
+    if bytes.is_empty() {
+        return Err(not_a_page(url, status, headers));
+    }
+    match serde_json::from_slice::<Json>(&bytes) {
+        Err(_) => Err(not_json(status, headers, &bytes, error)),
+        Ok(json) if matches!(json.get("value"), Some(Json::Array(_))) => {
+            Err(ArmError::invalid_response(
+                status,
+                headers,
+                format!("an item of the page answering GET {url} cannot be read: {error}"),
+            ))
+        }
+        Ok(_) => Err(not_a_page(url, status, headers)),
+    }
 }
 
 fn not_a_page(url: &str, status: u16, headers: &HeaderMap) -> ArmError {

@@ -50,46 +50,63 @@ pub struct Machine {
 }
 
 impl Machine {
+    /// The machine ARM describes in `json`; `None` without an `id`.
     pub fn from_json(json: &Json, kind: MachineKind) -> Option<Machine> {
-        Machine::from_owned_json(json.clone(), kind)
+        use serde::Deserialize;
+        ListedMachine::deserialize(json).ok()?.into_machine(kind)
     }
+}
 
-    /// [`Machine::from_json`], moving the strings out of `json`: a listing's pages hold
-    /// thousands of machines, and copying each string again doubled the allocations that
-    /// dominated a large listing's cost.
-    pub fn from_owned_json(mut json: Json, kind: MachineKind) -> Option<Machine> {
-        fn take(json: &mut Json, pointer: &str) -> Option<Json> {
-            json.pointer_mut(pointer).map(Json::take)
-        }
-        fn text(json: &mut Json, pointer: &str) -> Option<String> {
-            match take(json, pointer) {
-                Some(Json::String(text)) => Some(text),
-                _ => None,
-            }
-        }
-        let tags = match take(&mut json, "/tags") {
-            Some(Json::Object(tags)) => tags
+/// A machine as ARM writes it, only what [`Machine`] keeps; a listing reads its pages straight
+/// into it (see [`ArmClient::list_of`]). Every member may be missing or null.
+#[derive(serde::Deserialize)]
+struct ListedMachine {
+    id: Option<String>,
+    location: Option<String>,
+    tags: Option<BTreeMap<String, Json>>,
+    identity: Option<ListedIdentity>,
+    properties: Option<ListedProperties>,
+    etag: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct ListedIdentity {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(rename = "userAssignedIdentities")]
+    user_assigned: Option<BTreeMap<String, serde::de::IgnoredAny>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ListedProperties {
+    #[serde(rename = "provisioningState")]
+    provisioning_state: Option<String>,
+}
+
+impl ListedMachine {
+    fn into_machine(self, kind: MachineKind) -> Option<Machine> {
+        let identity = self.identity;
+        Some(Machine {
+            id: self.id?,
+            kind,
+            location: self.location.unwrap_or_default(),
+            tags: self
+                .tags
+                .unwrap_or_default()
                 .into_iter()
                 .filter_map(|(k, v)| match v {
                     Json::String(v) => Some((k, v)),
                     _ => None,
                 })
                 .collect(),
-            _ => BTreeMap::new(),
-        };
-        let user_assigned_identity_ids = match take(&mut json, "/identity/userAssignedIdentities") {
-            Some(Json::Object(ids)) => ids.into_iter().map(|(id, _)| id).collect(),
-            _ => Vec::new(),
-        };
-        Some(Machine {
-            id: text(&mut json, "/id")?,
-            kind,
-            location: text(&mut json, "/location").unwrap_or_default(),
-            tags,
-            provisioning_state: text(&mut json, "/properties/provisioningState"),
-            identity_type: text(&mut json, "/identity/type"),
-            user_assigned_identity_ids,
-            etag: text(&mut json, "/etag"),
+            provisioning_state: self.properties.and_then(|p| p.provisioning_state),
+            user_assigned_identity_ids: identity
+                .as_ref()
+                .and_then(|i| i.user_assigned.as_ref())
+                .map(|ids| ids.keys().cloned().collect())
+                .unwrap_or_default(),
+            identity_type: identity.and_then(|i| i.kind),
+            etag: self.etag,
         })
     }
 }
@@ -288,12 +305,12 @@ impl ComputeClient {
         kind: MachineKind,
     ) -> BoxStream<'_, Result<Vec<Machine>, ArmError>> {
         self.arm
-            .list(Self::list_path(scope, kind), API_VERSION)
+            .list_of::<ListedMachine>(Self::list_path(scope, kind), API_VERSION)
             .map(move |page| {
                 page.map(|items| {
                     items
                         .into_iter()
-                        .filter_map(|j| Machine::from_owned_json(j, kind))
+                        .filter_map(|listed| listed.into_machine(kind))
                         .collect()
                 })
             })
@@ -564,6 +581,50 @@ mod tests {
             })
             .collect();
         assert_eq!(paths, ["virtualMachines", "virtualMachines", "vm3"]);
+    }
+
+    /// A page is read straight into machines: members missing or null take their defaults,
+    /// an item without `id` is no machine, and an item of the wrong shape fails the page.
+    #[tokio::test(start_paused = true)]
+    async fn listed_pages_are_read_into_machines() {
+        use crate::azure::arm::test_support::{client, ok};
+        use futures::StreamExt;
+        let (arm, _) = client(|request, _| {
+            if request.url().path().contains("/subscriptions/bad/") {
+                return ok(
+                    r#"{"value": [{"id": "/x/vm9", "identity": {"userAssignedIdentities": []}}]}"#,
+                );
+            }
+            ok(r#"{"value": [
+                {"id": "/x/vm1", "location": null, "tags": {"a": "b", "n": 1},
+                 "identity": {"type": "UserAssigned", "userAssignedIdentities": {"/i/one": {}}},
+                 "properties": {"provisioningState": "Succeeded", "other": [1, 2]}},
+                {"id": "/x/vm2", "extra": {"deep": {"deeper": true}}},
+                {"location": "eastus"}
+            ]}"#)
+        });
+        let compute = ComputeClient::new(arm);
+        let page = compute
+            .list_machines(&Scope::subscription("s1"), MachineKind::VirtualMachine)
+            .next()
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(page.len(), 2, "{page:?}");
+        assert_eq!(page[0].location, "");
+        assert_eq!(page[0].tags, BTreeMap::from([("a".into(), "b".into())]));
+        assert_eq!(page[0].identity_type.as_deref(), Some("UserAssigned"));
+        assert_eq!(page[0].user_assigned_identity_ids, ["/i/one"]);
+        assert_eq!(page[0].provisioning_state.as_deref(), Some("Succeeded"));
+        assert_eq!(page[1].identity_type, None);
+        assert!(page[1].user_assigned_identity_ids.is_empty());
+        let bad = compute
+            .list_machines(&Scope::subscription("bad"), MachineKind::VirtualMachine)
+            .next()
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(bad.message.contains("cannot be read"), "{bad}");
     }
 
     #[test]
