@@ -183,6 +183,16 @@ impl Emulator {
         self.admin(reqwest::Method::POST, "faults", Some(fault));
     }
 
+    /// Turns ARM's throttling on or off (a `realistic` profile's buckets): a test reading
+    /// every machine back does not wait on the buckets its apply ran under.
+    pub fn set_throttling(&self, on: bool) {
+        self.admin(
+            reqwest::Method::POST,
+            "realism",
+            Some(&serde_json::json!({ "throttling": on })),
+        );
+    }
+
     pub fn clear_faults(&self) {
         self.admin(reqwest::Method::DELETE, "faults", None);
     }

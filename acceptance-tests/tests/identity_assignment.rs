@@ -753,11 +753,7 @@ fn an_interrupted_apply_records_exactly_what_changed_and_the_next_one_finishes()
         "an interrupted apply reports failure"
     );
     // The checks below read every machine: not through the throttled buckets.
-    emulator.admin(
-        reqwest::Method::POST,
-        "realism",
-        Some(&json!({"throttling": false})),
-    );
+    emulator.set_throttling(false);
 
     let holding: BTreeSet<String> = (0..MACHINES)
         .map(|i| vm_id(&format!("vm-{i:03}")))

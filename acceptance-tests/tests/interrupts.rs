@@ -137,35 +137,11 @@ fn hclog_timestamps_are_read() {
 /// identity.
 #[test]
 fn after_one_sigint_no_write_reaches_arm_a_second_after_the_stop_and_state_matches_arm() {
-    const MACHINES: usize = 300;
-    let machines: Vec<Json> = (0..MACHINES)
-        .map(|i| json!({"name": format!("vm-{i:03}"), "resource_group": "rg-app", "location": "eastus"}))
-        .collect();
     // Realistic throttling: the first 200 writes go at once, then 10 a second, so the writes
     // after the burst wait in the pacer (and the odd one in a 429's backoff).
-    let emulator = Emulator::start_with(
-        &json!({
-            "subscriptions": [{
-                "id": SUB,
-                "resource_groups": [{"name": "rg-app", "location": "eastus"}],
-                "user_assigned_identities": [{
-                    "name": "Built-In-Identity-eastus", "resource_group": "Built-In-Identity-RG", "location": "eastus"
-                }],
-                "virtual_machines": machines,
-            }],
-            "realism": {"vm_update_seconds": 0, "principal_replication_seconds": 0}
-        }),
-        "realistic",
-    );
-    let mut work = Workdir::new(&emulator.configuration(&format!(
-        r#"resource "mig_identity_assignment" "eastus" {{
-  identity_id    = "{identity}"
-  scope          = "/subscriptions/{SUB}"
-  resource_types = ["virtualMachines"]
-}}
-"#,
-        identity = builtin("eastus"),
-    )));
+    let emulator = throttled_estate(0);
+    let mut work =
+        Workdir::new(&emulator.configuration(&assignment(&format!("/subscriptions/{SUB}"), "")));
     work.init();
     // Ten machines' first writes fail with a 503 asking to retry in 30 s: at the stop they
     // sit in a retry backoff, and their retries must never go.
@@ -253,32 +229,17 @@ fn after_one_sigint_no_write_reaches_arm_a_second_after_the_stop_and_state_match
         ended_at - stop_at
     );
 
-    // The checks below read every machine: not through the throttled buckets.
-    emulator.admin(
-        reqwest::Method::POST,
-        "realism",
-        Some(&json!({"throttling": false})),
-    );
-    let target = builtin("eastus").to_ascii_lowercase();
-    let holding: BTreeSet<String> = (0..MACHINES)
-        .map(|i| vm_id(&format!("vm-{i:03}")))
-        .filter(|id| emulator.identity_of(id).1.contains(&target))
-        .map(|id| id.to_ascii_lowercase())
-        .collect();
+    let (_, holding) = holding(&emulator, 0);
     assert!(
         (0..10).all(|i| !holding.contains(&vm_id(&format!("vm-{i:03}")).to_ascii_lowercase())),
         "the machines whose writes were refused and never retried are unchanged"
     );
     assert!(
-        holding.len() < MACHINES,
+        holding.len() < MACHINES_UPDATE,
         "the stop came before every write: {} hold the identity",
         holding.len()
     );
-    let state = work
-        .state_resources()
-        .remove("mig_identity_assignment.eastus")
-        .expect("the interrupted assignment is in state");
-    let assigned = strings(&state["assigned_ids"]);
+    let assigned = assigned_in_state(&work);
     let claimed_not_held: Vec<_> = assigned.difference(&holding).collect();
     let held_not_recorded: Vec<_> = holding.difference(&assigned).collect();
     assert!(
@@ -291,7 +252,7 @@ fn after_one_sigint_no_write_reaches_arm_a_second_after_the_stop_and_state_match
     );
 }
 
-/// A throttled estate: `small` machines in `rg-first`, `MACHINES` in `rg-app`.
+/// A throttled estate: `small` machines in `rg-first`, `MACHINES_UPDATE` in `rg-app`.
 fn throttled_estate(small: usize) -> Emulator {
     let machines: Vec<Json> = (0..MACHINES_UPDATE)
         .map(|i| json!({"name": format!("vm-{i:03}"), "resource_group": "rg-app", "location": "eastus"}))
@@ -335,11 +296,7 @@ fn assignment(scope: &str, timeouts: &str) -> String {
 
 /// Every machine of the estate's ID, and the ones holding the identity now.
 fn holding(emulator: &Emulator, small: usize) -> (Vec<String>, BTreeSet<String>) {
-    emulator.admin(
-        reqwest::Method::POST,
-        "realism",
-        Some(&json!({"throttling": false})),
-    );
+    emulator.set_throttling(false);
     let target = builtin("eastus").to_ascii_lowercase();
     let all: Vec<String> = (0..MACHINES_UPDATE)
         .map(|i| vm_id(&format!("vm-{i:03}")))
@@ -648,11 +605,7 @@ fn an_estate_create_that_times_out_records_each_bucket_exactly_and_the_next_appl
     };
     // (bucket key, machine) of every machine holding its own bucket's identity now.
     let holding = || -> BTreeSet<(String, String)> {
-        emulator.admin(
-            reqwest::Method::POST,
-            "realism",
-            Some(&json!({"throttling": false})),
-        );
+        emulator.set_throttling(false);
         let mut found = BTreeSet::new();
         for sub in [SUB, SUB2] {
             for region in REGIONS {
@@ -665,11 +618,7 @@ fn an_estate_create_that_times_out_records_each_bucket_exactly_and_the_next_appl
                 }
             }
         }
-        emulator.admin(
-            reqwest::Method::POST,
-            "realism",
-            Some(&json!({"throttling": true})),
-        );
+        emulator.set_throttling(true);
         found
     };
     let recorded = |work: &Workdir| -> BTreeSet<(String, String)> {

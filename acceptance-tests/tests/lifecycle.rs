@@ -992,13 +992,6 @@ fn a_create_timeout_records_exactly_what_changed_and_the_next_apply_converges() 
         json!({"vm_update_seconds": 0, "principal_replication_seconds": 0, "throttling": false,
                "write_bucket": 10, "write_refill_per_sec": 2}),
     );
-    let throttling = |on: bool| {
-        world.emulator.admin(
-            reqwest::Method::POST,
-            "realism",
-            Some(&json!({ "throttling": on })),
-        );
-    };
     let one = identity("id-one");
     let work = world.workdir(&assignment(
         "x",
@@ -1006,9 +999,9 @@ fn a_create_timeout_records_exactly_what_changed_and_the_next_apply_converges() 
         &group("rg-a"),
         "timeouts {\ncreate = \"5s\"\n}",
     ));
-    throttling(true);
+    world.emulator.set_throttling(true);
     let failed = work.try_apply();
-    throttling(false);
+    world.emulator.set_throttling(false);
     assert!(!failed.success, "the apply times out");
     assert!(
         failed.all().contains("timeout (5s)"),

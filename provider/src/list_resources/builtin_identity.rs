@@ -9,7 +9,7 @@ use tfplugin::{Diagnostics, ListRequest, ListResource, ListResult, ListSink, Sch
 
 use futures::StreamExt;
 
-use super::{policy_identities, search_from, Found, Search, Sender, Subscriptions};
+use super::{opened, policy_identities, Found, Search, Sender, Subscriptions};
 use crate::azure::ids::{self, UserAssignedIdentityId};
 use crate::azure::AzureClients;
 use crate::provider::ProviderData;
@@ -103,12 +103,8 @@ impl ListResource for BuiltinIdentities {
     }
 
     async fn list(&self, request: ListRequest, sink: ListSink) -> Diagnostics {
-        let clients = match self.data.clients() {
-            Ok(clients) => clients,
-            Err(diagnostics) => return diagnostics,
-        };
-        let search = match search_from(&request.config, clients.subscription_id()) {
-            Ok(search) => search,
+        let (clients, search) = match opened(&self.data, &request.config) {
+            Ok(opened) => opened,
             Err(diagnostics) => return diagnostics,
         };
         let mut sender = Sender::new(sink, request.limit);

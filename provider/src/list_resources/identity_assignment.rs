@@ -12,7 +12,7 @@ use tfplugin::{
 
 use futures::StreamExt;
 
-use super::{policy_identities, search_from, Found, Sender, Subscriptions};
+use super::{opened, policy_identities, Found, Sender, Subscriptions};
 use crate::provider::ProviderData;
 use crate::resources::identity_assignment::{
     self as resource, identity_value, quickstart_state, IdentityAssignment,
@@ -47,12 +47,8 @@ impl ListResource for IdentityAssignments {
     }
 
     async fn list(&self, request: ListRequest, sink: ListSink) -> Diagnostics {
-        let clients = match self.data.clients() {
-            Ok(clients) => clients,
-            Err(diagnostics) => return diagnostics,
-        };
-        let search = match search_from(&request.config, clients.subscription_id()) {
-            Ok(search) => search,
+        let (clients, search) = match opened(&self.data, &request.config) {
+            Ok(opened) => opened,
             Err(diagnostics) => return diagnostics,
         };
         // The full object is what a refresh of the imported object reads: the machines of the

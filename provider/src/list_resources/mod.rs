@@ -107,6 +107,13 @@ fn validate(config: &Value) -> Diagnostics {
     diagnostics
 }
 
+/// What each list starts from: the configured clients and the search `config` asks for.
+fn opened(data: &ProviderData, config: &Value) -> Result<(Arc<AzureClients>, Search), Diagnostics> {
+    let clients = data.clients()?;
+    let search = search_from(config, clients.subscription_id())?;
+    Ok((clients, search))
+}
+
 fn search_from(config: &Value, provider_subscription: &str) -> Result<Search, Diagnostics> {
     let problems = validate(config);
     if problems.has_errors() {

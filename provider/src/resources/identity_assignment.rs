@@ -662,7 +662,7 @@ impl IdentityAssignment {
         let mut work = Vec::new();
         for (id, write) in jobs {
             match by_id.get(&id.to_ascii_lowercase()) {
-                Some(machine) => work.push(((*machine).clone(), write.clone())),
+                Some(machine) => work.push((*machine, write)),
                 None if matches!(write, Write::Detach { .. }) => {
                     report.already_done.insert(id.clone());
                 }
@@ -673,20 +673,26 @@ impl IdentityAssignment {
                 }
             }
         }
-        let results: Vec<(String, WriteResult)> = futures::stream::iter(work)
-            .map(|(machine, write)| {
+        // Indices, not the pairs: a stream of borrowed items trips the compiler's proof that
+        // the apply's future is `Send`.
+        let work = &work;
+        let results: Vec<(String, WriteResult)> = futures::stream::iter(0..work.len())
+            .map(|index| {
                 let halt = halt.clone();
+                let (machine, write) = work[index];
                 async move {
                     let id = machine.id.clone();
                     if halt.is_cancelled() {
                         return (id, WriteResult::NotStarted);
                     }
+                    // Copied here, when the write starts: only the writes in flight hold a
+                    // copy, not every machine of a large batch at once.
                     let result = write_machine(
                         clients,
-                        machine,
+                        machine.clone(),
                         &settings.identity_id,
                         &settings.rules,
-                        &write,
+                        write,
                         &halt,
                     )
                     .await;
