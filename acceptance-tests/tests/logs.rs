@@ -139,3 +139,55 @@ fn tf_log_provider_alone_sets_the_level_and_json_keeps_the_fields() {
     assert_eq!(entry["path"], not_pem.as_str(), "{entry}");
     assert_eq!(entry["@module"], "provider.mig", "{entry}");
 }
+
+/// Where a provider line says it was logged from.
+fn caller(line: &str) -> &str {
+    parse(line)
+        .pairs
+        .split(' ')
+        .find_map(|pair| pair.strip_prefix("@caller="))
+        .unwrap_or("")
+}
+
+/// A library's source file, as `@caller` names it (under Cargo's registry).
+fn from_a_library(line: &str) -> bool {
+    caller(line).contains(".cargo/registry/")
+}
+
+#[test]
+fn debug_shows_the_providers_story_and_only_trace_adds_the_libraries_chatter() {
+    let emulator = Emulator::start(&json!({"subscriptions": [{"id": SUB}]}));
+    // A data source that reads from ARM: the provider logs each request at DEBUG.
+    let logged_plan = |level: &str| {
+        let mut work =
+            Workdir::new(&emulator.configuration(r#"data "mig_subscriptions" "all" {}"#));
+        work.env("TF_LOG", level);
+        plan(&work)
+    };
+
+    let stderr = logged_plan("DEBUG");
+    let lines = provider_lines(&stderr);
+    assert!(
+        lines.iter().any(|line| parse(line).level == "DEBUG"
+            && caller(line).starts_with("provider/src/azure/arm.rs")),
+        "no DEBUG line of the provider's own ARM requests:\n{stderr}"
+    );
+    let chatter: Vec<&&str> = lines
+        .iter()
+        .filter(|line| from_a_library(line) && matches!(parse(line).level, "DEBUG" | "TRACE"))
+        .collect();
+    assert!(
+        chatter.is_empty(),
+        "libraries' DEBUG lines at TF_LOG=DEBUG:\n{chatter:#?}"
+    );
+
+    // TRACE is for reading the HTTP/2 and TLS layers too: their lines come back.
+    let stderr = logged_plan("TRACE");
+    assert!(
+        provider_lines(&stderr)
+            .iter()
+            .any(|line| from_a_library(line) && matches!(parse(line).level, "DEBUG" | "TRACE")),
+        "no library line at TF_LOG=TRACE:\n{}",
+        &stderr[stderr.len().saturating_sub(3000)..]
+    );
+}

@@ -17,8 +17,8 @@ mod timeouts;
 use std::sync::Arc;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> std::process::ExitCode {
-    tfplugin::init_logging();
+async fn main() {
+    tfplugin::init_logging(env!("CARGO_CRATE_NAME"));
     let provider = Arc::new(provider::MigProvider::new());
     let code = match tfplugin::serve(provider.clone()).await {
         Ok(()) => 0,
