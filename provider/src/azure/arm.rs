@@ -136,6 +136,43 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// One request as its caller describes it; the client adds the token, the pacing and the
+/// retries.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    method: Method,
+    path_or_url: &'a str,
+    api_version: Option<&'a str>,
+    body: Option<&'a Json>,
+    headers: &'a [(&'a str, &'a str)],
+}
+
+impl<'a> Request<'a> {
+    /// `method` on a path under the endpoint or a full URL (a `nextLink`, an operation's
+    /// status). `api_version` is added to the query unless the URL already has one.
+    pub fn new(method: Method, path_or_url: &'a str, api_version: Option<&'a str>) -> Self {
+        Request {
+            method,
+            path_or_url,
+            api_version,
+            body: None,
+            headers: &[],
+        }
+    }
+
+    /// Sent as JSON.
+    pub fn body(self, body: &'a Json) -> Self {
+        Request {
+            body: Some(body),
+            ..self
+        }
+    }
+
+    pub fn headers(self, headers: &'a [(&'a str, &'a str)]) -> Self {
+        Request { headers, ..self }
+    }
+}
+
 /// A successful response.
 #[derive(Debug, Clone)]
 pub struct ArmResponse {
@@ -342,17 +379,8 @@ impl ArmClient {
     /// One request with retries; `Ok` for 2xx, `Err` for anything else after retries.
     /// Cancelled only by the ambient stop of [`with_stop`], if any: see
     /// [`ArmClient::send_cancellable`].
-    pub async fn send(
-        &self,
-        method: Method,
-        path_or_url: &str,
-        api_version: Option<&str>,
-        body: Option<&Json>,
-        headers: &[(&str, &str)],
-    ) -> Result<ArmResponse, ArmError> {
-        let stop = ambient_stop();
-        self.send_cancellable(method, path_or_url, api_version, body, headers, &stop)
-            .await
+    pub async fn send(&self, request: Request<'_>) -> Result<ArmResponse, ArmError> {
+        self.send_cancellable(request, &ambient_stop()).await
     }
 
     /// One request with retries; `Ok` for 2xx, `Err` for anything else after retries.
@@ -364,24 +392,10 @@ impl ArmClient {
     /// [`ArmClient::in_flight_grace`] after the cancellation.
     pub async fn send_cancellable(
         &self,
-        method: Method,
-        path_or_url: &str,
-        api_version: Option<&str>,
-        body: Option<&Json>,
-        headers: &[(&str, &str)],
+        request: Request<'_>,
         cancel: &CancellationToken,
     ) -> Result<ArmResponse, ArmError> {
-        let (status, headers, body) = self
-            .send_decoding(
-                method,
-                path_or_url,
-                api_version,
-                body,
-                headers,
-                cancel,
-                parse_success,
-            )
-            .await?;
+        let (status, headers, body) = self.send_decoding(request, cancel, parse_success).await?;
         Ok(ArmResponse {
             status,
             headers,
@@ -392,17 +406,19 @@ impl ArmClient {
     /// [`ArmClient::send_cancellable`], the 2xx body read by `decode`. `None` for a write ARM
     /// accepted whose body `decode` refused: the write is done, whatever happened to its body,
     /// and reporting it failed would hide a change.
-    #[allow(clippy::too_many_arguments)]
     async fn send_decoding<T>(
         &self,
-        method: Method,
-        path_or_url: &str,
-        api_version: Option<&str>,
-        body: Option<&Json>,
-        headers: &[(&str, &str)],
+        request: Request<'_>,
         cancel: &CancellationToken,
         decode: impl Fn(u16, &HeaderMap, Result<Vec<u8>, String>) -> Result<T, ArmError>,
     ) -> Result<(u16, HeaderMap, Option<T>), ArmError> {
+        let Request {
+            method,
+            path_or_url,
+            api_version,
+            body,
+            headers,
+        } = request;
         let url = self.url(path_or_url, api_version)?;
         let bucket = Bucket::of(&method);
         let subscription = subscription_of(&url).to_string();
@@ -563,7 +579,7 @@ impl ArmClient {
         cancel: &CancellationToken,
     ) -> Result<Option<Json>, ArmError> {
         match self
-            .send_cancellable(Method::GET, path, Some(api_version), None, &[], cancel)
+            .send_cancellable(Request::new(Method::GET, path, Some(api_version)), cancel)
             .await
         {
             Ok(response) => Ok(Some(response.body)),
@@ -589,11 +605,7 @@ impl ArmClient {
     ) -> Result<Json, ArmError> {
         let response = self
             .send_cancellable(
-                Method::PUT,
-                path,
-                Some(api_version),
-                Some(body),
-                &[],
+                Request::new(Method::PUT, path, Some(api_version)).body(body),
                 cancel,
             )
             .await?;
@@ -614,7 +626,10 @@ impl ArmClient {
         cancel: &CancellationToken,
     ) -> Result<(), ArmError> {
         match self
-            .send_cancellable(Method::DELETE, path, Some(api_version), None, &[], cancel)
+            .send_cancellable(
+                Request::new(Method::DELETE, path, Some(api_version)),
+                cancel,
+            )
             .await
         {
             Ok(response) => self.wait_cancellable(&response, cancel).await.map(|_| ()),
@@ -665,7 +680,7 @@ impl ArmClient {
             }
         };
         let poll = |url: String| async move {
-            self.send_cancellable(Method::GET, &url, None, None, &[], cancel)
+            self.send_cancellable(Request::new(Method::GET, &url, None), cancel)
                 .await
                 .map_err(|error| written_then_stopped(error, "polling a long-running operation"))
         };
@@ -763,11 +778,7 @@ impl ArmClient {
                 let version = if first { Some(api_version) } else { None };
                 let page = self
                     .send_decoding(
-                        Method::GET,
-                        &url,
-                        version,
-                        None,
-                        &[],
+                        Request::new(Method::GET, &url, version),
                         &cancel,
                         |status, headers, body| page_of(&url, status, headers, body),
                     )
@@ -1111,11 +1122,7 @@ mod tests {
         tokio::spawn(async move {
             let body = serde_json::json!({"identity": {"type": "UserAssigned"}});
             arm.send_cancellable(
-                Method::PATCH,
-                VM,
-                Some("2024-07-01"),
-                Some(&body),
-                &[],
+                Request::new(Method::PATCH, VM, Some("2024-07-01")).body(&body),
                 &cancel,
             )
             .await

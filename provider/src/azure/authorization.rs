@@ -6,7 +6,7 @@ use std::sync::Arc;
 use reqwest::Method;
 use serde_json::Value as Json;
 
-use super::arm::{ArmClient, ArmError};
+use super::arm::{ArmClient, ArmError, Request};
 
 pub const API_VERSION: &str = "2022-04-01";
 
@@ -99,7 +99,7 @@ impl AuthorizationClient {
     pub async fn delete_role_assignment(&self, id: &str) -> Result<(), ArmError> {
         match self
             .arm
-            .send(Method::DELETE, id, Some(API_VERSION), None, &[])
+            .send(Request::new(Method::DELETE, id, Some(API_VERSION)))
             .await
         {
             Ok(_) => Ok(()),

@@ -14,7 +14,7 @@ use tokio::sync::OnceCell;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::arm::{ArmClient, ArmError};
+use super::arm::{ArmClient, ArmError, Request};
 use super::ids::Scope;
 
 pub const API_VERSION: &str = "2024-07-01";
@@ -366,11 +366,9 @@ impl ComputeClient {
         let result = self
             .arm
             .send_cancellable(
-                Method::PATCH,
-                id,
-                Some(API_VERSION),
-                Some(&patch),
-                &headers,
+                Request::new(Method::PATCH, id, Some(API_VERSION))
+                    .body(&patch)
+                    .headers(&headers),
                 cancel,
             )
             .await;

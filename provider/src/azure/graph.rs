@@ -6,7 +6,7 @@ use std::sync::Arc;
 use reqwest::Method;
 use serde_json::{json, Value as Json};
 
-use super::arm::{ArmClient, ArmError};
+use super::arm::{ArmClient, ArmError, Request};
 
 /// `getByIds` takes at most this many IDs a call.
 const IDS_PER_CALL: usize = 1000;
@@ -29,11 +29,7 @@ impl GraphClient {
             let response = self
                 .graph
                 .send(
-                    Method::POST,
-                    "/v1.0/directoryObjects/getByIds",
-                    None,
-                    Some(&body),
-                    &[],
+                    Request::new(Method::POST, "/v1.0/directoryObjects/getByIds", None).body(&body),
                 )
                 .await?;
             for object in response
@@ -55,7 +51,11 @@ impl GraphClient {
     /// 404 for it. Any other failure is an error, never "gone".
     pub async fn directory_object(&self, id: &str) -> Result<Option<Json>, ArmError> {
         let path = format!("/v1.0/directoryObjects/{id}");
-        match self.graph.send(Method::GET, &path, None, None, &[]).await {
+        match self
+            .graph
+            .send(Request::new(Method::GET, &path, None))
+            .await
+        {
             Ok(response) => Ok(Some(response.body)),
             Err(error) if error.status == 404 => Ok(None),
             Err(error) => Err(error),
