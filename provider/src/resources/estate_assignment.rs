@@ -1130,6 +1130,44 @@ impl Resource for EstateAssignment {
 mod tests {
     use super::*;
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bucket_operations_run_side_by_side_and_keep_the_input_order() {
+        // The first operation holds its thread until the last one has run. Polled together
+        // in one task (as `join_all` does), the last could not run until the first gave the
+        // thread back, and the wait would end at its timeout; as tasks of their own, the
+        // other worker runs the last at once.
+        let (ran, wait_for_it) = std::sync::mpsc::channel::<()>();
+        let first = async move {
+            match wait_for_it.recv_timeout(Duration::from_secs(60)) {
+                Ok(()) => "first",
+                Err(_) => "the last operation did not run beside the first",
+            }
+        };
+        let last = async move {
+            let _ = ran.send(());
+            "last"
+        };
+        let operations: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = &str> + Send>>> = vec![
+            Box::pin(first),
+            Box::pin(async { "middle" }),
+            Box::pin(last),
+        ];
+        assert_eq!(
+            each_on_its_own_task(operations).await,
+            ["first", "middle", "last"]
+        );
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "a bucket's bug")]
+    async fn a_panicking_bucket_task_panics_the_operation() {
+        let operations: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> = vec![
+            Box::pin(async {}),
+            Box::pin(async { panic!("a bucket's bug") }),
+        ];
+        each_on_its_own_task(operations).await;
+    }
+
     const SUB: &str = "00000000-0000-0000-0000-0000000000a1";
 
     #[test]
