@@ -647,12 +647,15 @@ struct PlannedBuckets {
 
 impl EstateAssignment {
     /// Plans every bucket `planned` (the estate's arguments) calls for, against `prior`.
+    /// `first_plan` is what the first plan of this change answered, when Terraform (1.16+)
+    /// hands it to the plan made during apply: each bucket gets its own part.
     async fn plan_buckets(
         &self,
         clients: &AzureClients,
         planned: &Value,
         prior: &Value,
         prior_private: &Private,
+        first_plan: &Private,
     ) -> Option<PlannedBuckets> {
         let estate = Estate::from(planned)?;
         let mut diagnostics = Diagnostics::default();
@@ -694,6 +697,7 @@ impl EstateAssignment {
                 proposed_new_state: proposed,
                 config: arguments,
                 prior_private: prior_private.of(key),
+                planned_private: first_plan.of(key),
                 ..PlanRequest::default()
             };
             let buckets = self.buckets.clone();
@@ -874,8 +878,15 @@ impl Resource for EstateAssignment {
             }
         };
         let prior_private = Private::from_bytes(&request.prior_private);
+        let first_plan = Private::from_bytes(&request.planned_private);
         match self
-            .plan_buckets(&clients, &planned, &request.prior_state, &prior_private)
+            .plan_buckets(
+                &clients,
+                &planned,
+                &request.prior_state,
+                &prior_private,
+                &first_plan,
+            )
             .await
         {
             // Known at apply only: the buckets are planned then.
@@ -926,7 +937,13 @@ impl Resource for EstateAssignment {
             };
             let prior_private = Private::from_bytes(&request.planned_private);
             match self
-                .plan_buckets(&clients, planned, prior, &prior_private)
+                .plan_buckets(
+                    &clients,
+                    planned,
+                    prior,
+                    &prior_private,
+                    &Private::default(),
+                )
                 .await
             {
                 Some(result) if !result.diagnostics.has_errors() => {

@@ -911,11 +911,15 @@ impl Resource for IdentityAssignment {
             let held = if request.prior_state.is_null() {
                 // A create. If it replaces an object with the same scope and identity (taint,
                 // `-replace`, a changed address), that object was refreshed or planned just
-                // before in this process: take over what it owns.
-                let taken_over = self
+                // before in this process: take over what it owns. Terraform 1.16+ also hands
+                // the plan in the apply what the first plan answered: with
+                // create_before_destroy the object replaced is not refreshed in the apply's
+                // process, and this is how the create learns what it takes over there.
+                let mut taken_over = self
                     .data
                     .handover()
                     .owned_by_predecessor(&settings.scope.to_string(), &settings.identity_id);
+                taken_over.extend(Private::from_bytes(&request.planned_private).taken_over);
                 private.taken_over = taken_over.clone();
                 Held::new(&settings.identity_id, &taken_over)
             } else {
