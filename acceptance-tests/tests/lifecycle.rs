@@ -926,6 +926,49 @@ fn removing_the_assignment_that_found_the_overlap_compliant_writes_nothing() {
     clean_plan_then_destroy_restores(&world, &work);
 }
 
+/// Terraform 1.15 and older: a machine created between a saved plan and its apply makes the
+/// plan Terraform makes during apply differ from the saved one, and Terraform refuses that
+/// resource's apply ("Provider produced inconsistent final plan"). Nothing is written;
+/// planning again converges. Terraform 1.16 applies the saved plan as it was shown
+/// (`terraform_1_16.rs`).
+#[test]
+fn a_machine_created_after_a_saved_plan_stops_its_apply_and_nothing_is_written() {
+    let world = World::start(two_groups());
+    let one = identity("id-one");
+    let work = world.workdir(&assignment("x", &one, &group("rg-a"), ""));
+    saved_plan(&work, &[]);
+    world.emulator.load_merge(&json!({"subscriptions": [{
+        "id": SUB,
+        "virtual_machines": [{"name": "vm-a-new", "resource_group": "rg-a", "location": "eastus"}],
+    }]}));
+    let new_machine = format!(
+        "{}/providers/Microsoft.Compute/virtualMachines/vm-a-new",
+        group("rg-a")
+    );
+    world.emulator.clear_requests();
+    let refused = work.run(&["apply", "-input=false", "-no-color", "tfplan"]);
+    assert!(
+        !refused.success && refused.all().contains("inconsistent final plan"),
+        "{}",
+        refused.all()
+    );
+    assert_eq!(world.writes(), BTreeMap::new(), "nothing written");
+    world.assert_restored("after the refused apply");
+
+    work.apply();
+    world.assert_holding(&one, &OWNED_IN_A, "planned again and applied");
+    assert_eq!(
+        world.emulator.identity_of(&new_machine),
+        ("UserAssigned".to_string(), lower([one.as_str()])),
+        "the new machine too"
+    );
+    clean_plan_then_destroy_restores(&world, &work);
+    assert_eq!(
+        world.emulator.identity_of(&new_machine),
+        ("None".to_string(), BTreeSet::new())
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 10. another writer during apply
 // ---------------------------------------------------------------------------------------------

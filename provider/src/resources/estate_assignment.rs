@@ -22,9 +22,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::future::join_all;
 use tfplugin::{
-    model, ApplyRequest, ApplyResponse, Attribute, AttributePath, Block, Diagnostics,
-    IdentitySchema, ImportRequest, ImportResponse, ImportedResource, PathStep, PlanRequest,
-    PlanResponse, ReadRequest, ReadResponse, Resource, Schema, Type, Validator, Value,
+    model, ApplyRequest, ApplyResponse, Attribute, AttributePath, Block, ClientCapabilities,
+    Diagnostics, IdentitySchema, ImportRequest, ImportResponse, ImportedResource, PathStep,
+    PlanRequest, PlanResponse, ReadRequest, ReadResponse, Resource, Schema, Type, Validator, Value,
 };
 use tracing::Instrument;
 
@@ -656,11 +656,12 @@ impl EstateAssignment {
         prior: &Value,
         prior_private: &Private,
         first_plan: &Private,
+        client_capabilities: &ClientCapabilities,
     ) -> Option<PlannedBuckets> {
         let estate = Estate::from(planned)?;
         let mut diagnostics = Diagnostics::default();
         let locations_changed = prior.get("locations") != planned.get("locations");
-        let Some(wanted) =
+        let Some(mut wanted) =
             wanted_buckets(clients, &estate, locations_changed, &mut diagnostics).await
         else {
             return Some(PlannedBuckets {
@@ -669,6 +670,12 @@ impl EstateAssignment {
                 diagnostics,
             });
         };
+        if !first_plan.0.is_empty() {
+            // Planned again during apply (Terraform 1.16+): a bucket the first plan did not
+            // show (a region that got its first machine since) waits for the next plan, as
+            // each bucket's new machines do.
+            wanted.retain(|key, _| first_plan.0.contains_key(key));
+        }
         let prior_buckets = buckets_of(prior);
         self.note_existing_identities(clients, &wanted, &prior_buckets)
             .await;
@@ -698,6 +705,7 @@ impl EstateAssignment {
                 config: arguments,
                 prior_private: prior_private.of(key),
                 planned_private: first_plan.of(key),
+                client_capabilities: *client_capabilities,
                 ..PlanRequest::default()
             };
             let buckets = self.buckets.clone();
@@ -886,6 +894,7 @@ impl Resource for EstateAssignment {
                 &request.prior_state,
                 &prior_private,
                 &first_plan,
+                &request.client_capabilities,
             )
             .await
         {
@@ -943,6 +952,7 @@ impl Resource for EstateAssignment {
                     prior,
                     &prior_private,
                     &Private::default(),
+                    &ClientCapabilities::default(),
                 )
                 .await
             {

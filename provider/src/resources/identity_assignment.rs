@@ -376,6 +376,12 @@ struct Private {
     /// after `identity_id` changed) did not happen: machine to that identity.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pending_release: BTreeMap<String, String>,
+    /// In a plan, for Terraform 1.16+ (which hands it back to the plan it makes during
+    /// apply): the lists this plan showed. Planned again from a fresh listing, a machine
+    /// changed since (attached by someone else, created, deleted) would change them, and
+    /// Terraform would refuse to apply ("inconsistent final plan"). Never kept in state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shown: Option<Outcome>,
 }
 
 impl Private {
@@ -908,6 +914,7 @@ impl Resource for IdentityAssignment {
                 return response;
             }
             let mut private = Private::default();
+            let first_plan = Private::from_bytes(&request.planned_private);
             let held = if request.prior_state.is_null() {
                 // A create. If it replaces an object with the same scope and identity (taint,
                 // `-replace`, a changed address), that object was refreshed or planned just
@@ -919,7 +926,7 @@ impl Resource for IdentityAssignment {
                     .data
                     .handover()
                     .owned_by_predecessor(&settings.scope.to_string(), &settings.identity_id);
-                taken_over.extend(Private::from_bytes(&request.planned_private).taken_over);
+                taken_over.extend(first_plan.taken_over);
                 private.taken_over = taken_over.clone();
                 Held::new(&settings.identity_id, &taken_over)
             } else {
@@ -950,11 +957,15 @@ impl Resource for IdentityAssignment {
                 }
             };
             let transition = ownership::transition(&inventory, &settings, Some(&held));
+            // The plan Terraform 1.16+ makes during apply shows again what the first plan
+            // showed, whatever changed since: the apply then does what was shown, and records
+            // the truth (see `apply`). Older Terraform plans again from the listing.
+            let outcome = first_plan.shown.unwrap_or(transition.outcome);
             tracing::debug!(
                 creating = request.prior_state.is_null(),
                 taken_over = private.taken_over.len(),
-                assigned = transition.outcome.assigned_ids.len(),
-                compliant = transition.outcome.compliant_ids.len(),
+                assigned = outcome.assigned_ids.len(),
+                compliant = outcome.compliant_ids.len(),
                 writes = transition.writes.len(),
                 "planned"
             );
@@ -962,12 +973,15 @@ impl Resource for IdentityAssignment {
             // from then on, a destroy running alongside leaves these machines alone.
             self.data
                 .handover()
-                .claim(&settings.identity_id, transition.outcome.kept());
+                .claim(&settings.identity_id, outcome.kept());
             private
                 .taken_over
-                .retain(|id| contains_ignoring_case(&transition.outcome.assigned_ids, id));
+                .retain(|id| contains_ignoring_case(&outcome.assigned_ids, id));
             response.planned_state = if private.taken_over.is_empty() {
-                with_outcome(&planned, &transition.outcome)
+                if request.client_capabilities.store_planned_private {
+                    private.shown = Some(outcome.clone());
+                }
+                with_outcome(&planned, &outcome)
             } else {
                 // Terraform plans this create again during apply, in another process, where the
                 // object it replaces may already be gone (or, with create_before_destroy, not yet
