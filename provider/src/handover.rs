@@ -7,7 +7,9 @@
 //!   `for_each` without a `moved` block), Terraform plans the new object as a create with no
 //!   prior state. The old object was refreshed (or planned) just before in the same process,
 //!   so it leaves here the machines it owns, keyed by scope and identity; the create takes
-//!   them over, and plans them as its own instead of as "compliant".
+//!   them over, and plans them as its own instead of as "compliant". (Terraform 1.16+ also
+//!   hands the plan made during apply what the first plan took over, in its private state:
+//!   with `create_before_destroy` the old object is never refreshed in the apply's process.)
 //! - **Claims at apply.** A create or update that finished in this apply claims the machines
 //!   that must hold its identity. A destroy or release in the same apply leaves a claimed
 //!   machine alone: with `create_before_destroy`, or an unordered destroy of the old
