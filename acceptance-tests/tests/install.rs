@@ -593,10 +593,7 @@ fn registry_block_users_write_and_its_lock_file() {
     publish_registry(&server, release);
     let address = format!("registry.terraform.io/{NAMESPACE}/{TYPE}");
     let config_text = config(&format!("{NAMESPACE}/{TYPE}"));
-    let cli_config = format!(
-        "host \"registry.terraform.io\" {{\n  services = {{\n    \"providers.v1\" = \"{}/v1/providers/\"\n  }}\n}}\n",
-        server.base()
-    );
+    let cli_config = registry_config(&server);
     let first = workdir(release, &config_text, &cli_config);
     init(&first);
     let hashes = locked_hashes(&first, &address);
@@ -672,6 +669,14 @@ fn network_mirror(release: &Release, registry: &Workdir) -> (tempfile::TempDir, 
     (dir, server)
 }
 
+/// A CLI configuration that sends `registry.terraform.io`'s provider service to `server`.
+fn registry_config(server: &Server) -> String {
+    format!(
+        "host \"registry.terraform.io\" {{\n  services = {{\n    \"providers.v1\" = \"{}/v1/providers/\"\n  }}\n}}\n",
+        server.base()
+    )
+}
+
 fn network_mirror_config(server: &Server) -> String {
     format!(
         "provider_installation {{\n  network_mirror {{\n    url = \"{}/mirror/\"\n  }}\n}}\n",
@@ -721,11 +726,7 @@ fn network_mirror_install() {
     publish_registry(&registry, release);
     let address = format!("registry.terraform.io/{NAMESPACE}/{TYPE}");
     let config_text = config(&format!("{NAMESPACE}/{TYPE}"));
-    let registry_config = format!(
-        "host \"registry.terraform.io\" {{\n  services = {{\n    \"providers.v1\" = \"{}/v1/providers/\"\n  }}\n}}\n",
-        registry.base()
-    );
-    let source = workdir(release, &config_text, &registry_config);
+    let source = workdir(release, &config_text, &registry_config(&registry));
     source.init();
     let (_dir, mirror) = network_mirror(release, &source);
     let cli_config = network_mirror_config(&mirror);

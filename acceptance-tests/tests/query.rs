@@ -170,6 +170,22 @@ fn assert_policy_estate_intact_in(
 }
 
 /// `"a", "b"`.
+/// Applies the generated configuration (`text`, 12 import blocks): everything is imported,
+/// nothing is written (only reads and token requests reach the emulator), and the next plan
+/// shows no change.
+fn apply_generated_writing_nothing(emulator: &Emulator, work: &Workdir, text: &str) {
+    emulator.clear_requests();
+    let applied = work.run_ok(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    let writes: Vec<Json> = emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r["method"] != "GET" && !r["path"].as_str().unwrap_or("").contains("oauth2"))
+        .collect();
+    assert!(writes.is_empty(), "adopting writes nothing: {writes:?}");
+    assert!(applied.stdout.contains("12 imported"), "{}", applied.all());
+    assert!(!work.plan_has_changes(), "adopted with no change:\n{text}");
+}
+
 fn hcl_list(items: &[&str]) -> String {
     items
         .iter()
@@ -249,19 +265,10 @@ fn query_generates_configuration_that_adopts_the_policy_estate_with_no_change_an
         "query only reads"
     );
 
-    emulator.clear_requests();
-    let applied = work.run_ok(&["apply", "-auto-approve", "-input=false", "-no-color"]);
     // The assignments record the quickstart's arguments (`locations`, `exclude_tags`) in
     // place, as an import by identity cannot carry them; no machine, identity or lock is
     // written.
-    let writes: Vec<Json> = emulator
-        .requests()
-        .into_iter()
-        .filter(|r| r["method"] != "GET" && !r["path"].as_str().unwrap_or("").contains("oauth2"))
-        .collect();
-    assert!(writes.is_empty(), "adopting writes nothing: {writes:?}");
-    assert!(applied.stdout.contains("12 imported"), "{}", applied.all());
-    assert!(!work.plan_has_changes(), "adopted with no change:\n{text}");
+    apply_generated_writing_nothing(&emulator, &work, &text);
     assert_policy_estate_intact(&emulator, &before);
 
     // The identities in state are the ones listed.
@@ -413,16 +420,7 @@ fn query_over_a_management_group_lists_and_adopts_exactly_its_subscriptions_iden
         "nothing of the subscription outside:\n{text}"
     );
 
-    emulator.clear_requests();
-    let applied = work.run_ok(&["apply", "-auto-approve", "-input=false", "-no-color"]);
-    let writes: Vec<Json> = emulator
-        .requests()
-        .into_iter()
-        .filter(|r| r["method"] != "GET" && !r["path"].as_str().unwrap_or("").contains("oauth2"))
-        .collect();
-    assert!(writes.is_empty(), "adopting writes nothing: {writes:?}");
-    assert!(applied.stdout.contains("12 imported"), "{}", applied.all());
-    assert!(!work.plan_has_changes(), "adopted with no change:\n{text}");
+    apply_generated_writing_nothing(&emulator, &work, &text);
     assert_policy_estate_intact_in(&emulator, &inside, &before);
 
     work.destroy();
