@@ -325,6 +325,19 @@ impl Workdir {
         self.run_ok(&["show", "-json"]).json()
     }
 
+    /// One resource instance as `terraform show -json` prints it (its `values`, `identity`,
+    /// ...); panics when it is not in state.
+    pub fn state_resource(&self, address: &str) -> Json {
+        let state = self.state_json();
+        state["values"]["root_module"]["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["address"] == address)
+            .cloned()
+            .unwrap_or_else(|| panic!("{address} is not in state: {state}"))
+    }
+
     /// Every resource instance in state, by address, with its attribute values.
     pub fn state_resources(&self) -> BTreeMap<String, Json> {
         let state = self.state_json();

@@ -764,14 +764,7 @@ fn an_estate_imported_by_identity_plans_no_change_and_keeps_its_identity() {
         plan.all()
     );
     work.apply();
-    let state = work.state_json();
-    let resource = state["values"]["root_module"]["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["address"] == ESTATE)
-        .cloned()
-        .expect("imported");
+    let resource = work.state_resource(ESTATE);
     for (key, bucket) in resource["values"]["buckets"].as_object().unwrap() {
         assert_eq!(bucket["assigned_ids"], json!([]), "{key}: nothing owned");
     }
@@ -781,14 +774,7 @@ fn an_estate_imported_by_identity_plans_no_change_and_keeps_its_identity() {
         &estate_resource(&emulator, &format!("scope = \"/subscriptions/{SUB_B}\"")),
     );
     work.apply();
-    let state = work.state_json();
-    let resource = state["values"]["root_module"]["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["address"] == ESTATE)
-        .cloned()
-        .unwrap();
+    let resource = work.state_resource(ESTATE);
     assert_eq!(resource["identity"], json!({"scope": corp}), "{resource}");
     assert!(!work.plan_has_changes());
 }
