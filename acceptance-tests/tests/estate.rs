@@ -778,3 +778,77 @@ fn an_estate_imported_by_identity_plans_no_change_and_keeps_its_identity() {
     assert_eq!(resource["identity"], json!({"scope": corp}), "{resource}");
     assert!(!work.plan_has_changes());
 }
+
+/// Each subscription's writes are confirmed as soon as its own buckets are done: a small
+/// subscription's confirming reads go out while a big one still waits on its write bucket
+/// (600 machines: 400 past the burst of 200, at 100 per second at this time scale, so at
+/// least 4 s; the small one's updates settle after 0.3 s).
+#[test]
+fn a_small_subscription_is_confirmed_while_a_big_one_still_writes() {
+    let subscription = |id: &str, machines: usize| {
+        json!({
+            "id": id,
+            "resource_groups": [
+                {"name": "rg-app", "location": "eastus"},
+                {"name": "Built-In-Identity-RG", "location": "eastus"},
+            ],
+            "user_assigned_identities": [{
+                "name": "Built-In-Identity-eastus",
+                "resource_group": "Built-In-Identity-RG",
+                "location": "eastus",
+            }],
+            "virtual_machines": (0..machines)
+                .map(|i| json!({"name": format!("vm-{i:03}"), "resource_group": "rg-app", "location": "eastus"}))
+                .collect::<Vec<Json>>(),
+        })
+    };
+    let emulator = Emulator::start_with(
+        &json!({
+            "subscriptions": [subscription(SUB_A, 5), subscription(SUB_B, 600)],
+            "realism": {"time_scale": 10, "principal_replication_seconds": 0},
+        }),
+        "realistic",
+    );
+    let work = Workdir::new(&estate_resource(&emulator, ""));
+    work.init();
+    emulator.clear_requests();
+    work.apply();
+
+    let requests = emulator.requests();
+    // A request of `method` on the subscription's machines (one, or the listing).
+    let in_subscription = |r: &Json, sub: &str, method: &str| {
+        let path = r["path"].as_str().unwrap_or_default().to_ascii_lowercase();
+        r["method"] == method
+            && path.starts_with(&format!("/subscriptions/{sub}/"))
+            && path.contains("/microsoft.compute/virtualmachines")
+    };
+    let last_write = |sub: &str| {
+        requests
+            .iter()
+            .rposition(|r| in_subscription(r, sub, "PATCH"))
+            .unwrap_or_else(|| panic!("no machine written in {sub}"))
+    };
+    let small_written = last_write(SUB_A);
+    let big_written = last_write(SUB_B);
+    let small_confirmed = requests
+        .iter()
+        .enumerate()
+        .skip(small_written + 1)
+        .find(|(_, r)| in_subscription(r, SUB_A, "GET"))
+        .map(|(index, _)| index)
+        .expect("the small subscription's writes are confirmed");
+    assert!(
+        small_confirmed < big_written,
+        "the small subscription was confirmed (request {small_confirmed}) only after the big \
+         one's last write (request {big_written})"
+    );
+    for sub in [SUB_A, SUB_B] {
+        assert!(
+            emulator
+                .identity_of(&machine_id(sub, "virtualMachines", "vm-004"))
+                .1
+                .contains(&builtin_id(sub, "eastus")),
+            "{sub} written"
+        );
+    }
+}

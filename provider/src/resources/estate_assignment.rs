@@ -328,6 +328,12 @@ fn region_of_key(key: &str) -> &str {
     key.rsplit_once('/').map_or(key, |(_, region)| region)
 }
 
+/// The subscription part of a bucket key (`{subscription_id}/{region}`).
+fn subscription_of_key(key: &str) -> &str {
+    key.rsplit_once('/')
+        .map_or(key, |(subscription, _)| subscription)
+}
+
 /// The scopes whose machines the estate covers (one per subscription, or the resource
 /// group), with a warning for subscriptions left out.
 async fn covered_scopes(
@@ -638,6 +644,16 @@ fn bucket_diagnostics(key: &str, diagnostics: Diagnostics) -> Diagnostics {
 // CRUD
 // ---------------------------------------------------------------------------------------------
 
+/// One subscription's buckets to apply, and what their writes leave to confirm.
+#[derive(Default)]
+struct SubscriptionWork {
+    buckets: Vec<BucketApply>,
+    later: Arc<Mutex<Vec<Written>>>,
+}
+
+type BucketApply =
+    std::pin::Pin<Box<dyn std::future::Future<Output = (String, ApplyResponse)> + Send>>;
+
 /// What planning the buckets produced.
 struct PlannedBuckets {
     buckets: BTreeMap<String, Value>,
@@ -784,7 +800,7 @@ impl EstateAssignment {
         planned: Value,
         planned_private: Vec<u8>,
         later: Arc<Mutex<Vec<Written>>>,
-    ) -> impl std::future::Future<Output = (String, ApplyResponse)> + Send + 'static {
+    ) -> BucketApply {
         let request = ApplyRequest {
             config: planned.clone(),
             prior_state: prior,
@@ -794,10 +810,10 @@ impl EstateAssignment {
         };
         let buckets = self.buckets.clone();
         let key = key.to_string();
-        async move {
+        Box::pin(async move {
             let response = assignment::settle_later(later, buckets.apply(request)).await;
             (key, response)
-        }
+        })
     }
 
     /// Waits, once per scope, until every machine the buckets wrote is settled (one listing
@@ -983,34 +999,47 @@ impl Resource for EstateAssignment {
             }
         }
         // Every bucket at once: ARM paces each subscription on its own, and so does the client.
-        let later = Arc::new(Mutex::new(Vec::new()));
-        let mut work = Vec::new();
+        // Each subscription's writes are confirmed as soon as its own buckets are done, while
+        // busier subscriptions still write: only the busiest one's confirmation follows the
+        // last write.
+        let mut by_subscription: BTreeMap<&str, SubscriptionWork> = BTreeMap::new();
         for (key, bucket) in &planned_buckets {
             let prior_object = prior_buckets
                 .get(key)
                 .map_or(Value::Null, |b| bucket_object(prior, key, b));
-            work.push(self.apply_bucket(
+            let work = by_subscription.entry(subscription_of_key(key)).or_default();
+            work.buckets.push(self.apply_bucket(
                 key,
                 prior_object,
                 bucket_object(planned, key, bucket),
                 planned_private.of(key),
-                later.clone(),
+                work.later.clone(),
             ));
         }
         for (key, bucket) in &prior_buckets {
             if !planned_buckets.contains_key(key) {
-                work.push(self.apply_bucket(
+                let work = by_subscription.entry(subscription_of_key(key)).or_default();
+                work.buckets.push(self.apply_bucket(
                     key,
                     bucket_object(prior, key, bucket),
                     Value::Null,
                     planned_private.of(key),
-                    later.clone(),
+                    work.later.clone(),
                 ));
             }
         }
-        let results = each_on_its_own_task(work).await;
-        let written = std::mem::take(&mut *later.lock().expect("settle_later lock"));
-        diagnostics.extend(self.settle(written, &halt).await);
+        let halt = &halt;
+        let per_subscription = join_all(by_subscription.into_values().map(|work| async move {
+            let results = each_on_its_own_task(work.buckets).await;
+            let written = std::mem::take(&mut *work.later.lock().expect("settle_later lock"));
+            (results, self.settle(written, halt).await)
+        }))
+        .await;
+        let mut results = Vec::new();
+        for (subscription_results, confirmed) in per_subscription {
+            results.extend(subscription_results);
+            diagnostics.extend(confirmed);
+        }
         let mut buckets = BTreeMap::new();
         let mut private = Private::default();
         for (key, response) in results {
