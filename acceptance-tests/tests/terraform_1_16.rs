@@ -71,11 +71,26 @@ fn scenario() -> Json {
     }]})
 }
 
-fn holding_ours(kind: &str) -> (String, BTreeSet<String>) {
-    (
-        kind.to_string(),
-        BTreeSet::from([identity().to_ascii_lowercase()]),
-    )
+/// An identity block: its type, and whether it holds our identity (its only user-assigned
+/// one in these scenarios).
+fn block(kind: &str, holding_ours: bool) -> (String, BTreeSet<String>) {
+    let ids = if holding_ours {
+        BTreeSet::from([identity().to_ascii_lowercase()])
+    } else {
+        BTreeSet::new()
+    };
+    (kind.to_string(), ids)
+}
+
+/// Every named machine's identity block as the emulator holds it equals the expected one.
+fn assert_blocks(emulator: &Emulator, expected: &[(&str, (String, BTreeSet<String>))], when: &str) {
+    for (name, block) in expected {
+        assert_eq!(
+            &emulator.identity_of(&machine(name)),
+            block,
+            "{when}: {name}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -552,13 +567,13 @@ fn create_before_destroy_takes_over_exactly(case: &Case) {
         (both_machines(), BTreeSet::new()),
         "the new object owns what the old one did"
     );
-    assert_eq!(
-        emulator.identity_of(&machine("vm-none")),
-        holding_ours("UserAssigned")
-    );
-    assert_eq!(
-        emulator.identity_of(&machine("vm-sys")),
-        holding_ours("SystemAssigned, UserAssigned")
+    assert_blocks(
+        &emulator,
+        &[
+            ("vm-none", block("UserAssigned", true)),
+            ("vm-sys", block("SystemAssigned, UserAssigned", true)),
+        ],
+        "after the replacement",
     );
 
     let gone = runtime.block_on(async {
@@ -566,13 +581,13 @@ fn create_before_destroy_takes_over_exactly(case: &Case) {
         destroying.destroy(&created, &[]).await
     });
     assert!(gone.is_null(), "destroyed: {gone:?}");
-    assert_eq!(
-        emulator.identity_of(&machine("vm-none")),
-        ("None".to_string(), BTreeSet::new())
-    );
-    assert_eq!(
-        emulator.identity_of(&machine("vm-sys")),
-        ("SystemAssigned".to_string(), BTreeSet::new())
+    assert_blocks(
+        &emulator,
+        &[
+            ("vm-none", block("None", false)),
+            ("vm-sys", block("SystemAssigned", false)),
+        ],
+        "destroyed",
     );
 }
 
@@ -604,9 +619,10 @@ fn the_same_replacement_without_the_first_plans_private_state_records_them_as_co
         (ASSIGNMENT.ownership)(&created),
         (BTreeSet::new(), both_machines())
     );
-    assert_eq!(
-        emulator.identity_of(&machine("vm-none")),
-        holding_ours("UserAssigned")
+    assert_blocks(
+        &emulator,
+        &[("vm-none", block("UserAssigned", true))],
+        "after the replacement",
     );
 }
 
@@ -687,17 +703,14 @@ fn applying_what_was_planned_despite_drift(case: &Case) {
         (case.ownership)(&again),
         "applied as planned"
     );
-    assert_eq!(
-        emulator.identity_of(&machine("vm-new")),
-        ("None".to_string(), BTreeSet::new())
-    );
-    assert_eq!(
-        emulator.identity_of(&machine("vm-sys")),
-        holding_ours("SystemAssigned, UserAssigned")
-    );
-    assert_eq!(
-        emulator.identity_of(&machine("vm-none")),
-        holding_ours("UserAssigned")
+    assert_blocks(
+        &emulator,
+        &[
+            ("vm-new", block("None", false)),
+            ("vm-sys", block("SystemAssigned, UserAssigned", true)),
+            ("vm-none", block("UserAssigned", true)),
+        ],
+        "applied",
     );
 
     // The next refresh says who attached what: vm-none is the other writer's, and destroy
@@ -715,13 +728,13 @@ fn applying_what_was_planned_despite_drift(case: &Case) {
         next.destroy(&refreshed, &refreshed_private).await
     });
     assert!(gone.is_null(), "destroyed: {gone:?}");
-    assert_eq!(
-        emulator.identity_of(&machine("vm-none")),
-        holding_ours("UserAssigned")
-    );
-    assert_eq!(
-        emulator.identity_of(&machine("vm-sys")),
-        ("SystemAssigned".to_string(), BTreeSet::new())
+    assert_blocks(
+        &emulator,
+        &[
+            ("vm-none", block("UserAssigned", true)),
+            ("vm-sys", block("SystemAssigned", false)),
+        ],
+        "destroyed",
     );
 }
 
