@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tfplugin::{
     model, ApplyRequest, ApplyResponse, Attribute, AttributePath, Block, Diagnostics,
     IdentitySchema, ImportRequest, ImportResponse, ImportedResource, PlanRequest, PlanResponse,
@@ -27,7 +27,7 @@ use tfplugin::{
 use tokio_util::sync::CancellationToken;
 
 use crate::arguments;
-use crate::azure::compute::{Machine, MachineKind};
+use crate::azure::compute::{self, Machine, MachineKind};
 use crate::azure::ids::{self, Scope};
 use crate::azure::AzureClients;
 use crate::ownership::{self, Held, Mode, Outcome, Settings, Write};
@@ -44,10 +44,6 @@ pub(crate) const TIMEOUTS: timeouts::Defaults = timeouts::Defaults {
     update: Duration::from_secs(60 * 60),
     delete: Duration::from_secs(60 * 60),
 };
-
-/// How many machine writes are in flight at once. ARM's write bucket (200, refilled 10/s) is
-/// the real limit and the ARM client paces to it; this only bounds memory and sockets.
-const WRITE_CONCURRENCY: usize = 64;
 
 /// Attempts per machine when its etag keeps changing under us (HTTP 412).
 const MAX_CONFLICT_RETRIES: usize = 5;
@@ -683,14 +679,23 @@ impl IdentityAssignment {
         // the apply's future is `Send`.
         let work = &work;
         let results: Vec<(String, WriteResult)> = futures::stream::iter(0..work.len())
-            .map(|index| {
+            // A write starts (and is built) only once its subscription has a turn free: the
+            // subscription's buckets and resources share its turns, so the writes waiting on
+            // ARM's pacing stay few however many buckets write at once.
+            .then(|index| {
+                clients
+                    .compute
+                    .write_slot(&work[index].0.id, halt.clone())
+                    .map(move |slot| (index, slot))
+            })
+            .map(|(index, slot)| {
                 let halt = halt.clone();
                 let (machine, write) = work[index];
                 async move {
                     let id = machine.id.clone();
-                    if halt.is_cancelled() {
+                    let Some(_slot) = slot.filter(|_| !halt.is_cancelled()) else {
                         return (id, WriteResult::NotStarted);
-                    }
+                    };
                     // Copied here, when the write starts: only the writes in flight hold a
                     // copy, not every machine of a large batch at once.
                     let result = write_machine(
@@ -705,7 +710,7 @@ impl IdentityAssignment {
                     (id, result)
                 }
             })
-            .buffer_unordered(WRITE_CONCURRENCY)
+            .buffer_unordered(compute::WRITES_PER_SUBSCRIPTION)
             .collect()
             .await;
         for (id, result) in results {
