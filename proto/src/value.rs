@@ -268,6 +268,15 @@ impl Value {
         fields.insert(name.to_string(), value);
         Value::Object(fields)
     }
+
+    /// Moves attribute `name` out of an object, leaving null in its place: for a large
+    /// attribute that is rebuilt anyway, so that neither it nor the object is copied.
+    pub fn take(&mut self, name: &str) -> Value {
+        match self {
+            Value::Object(fields) => fields.get_mut(name).map(std::mem::take).unwrap_or_default(),
+            _ => Value::Null,
+        }
+    }
 }
 
 impl From<&str> for Value {
@@ -304,6 +313,18 @@ mod tests {
         assert_eq!(value.get("name").as_str(), Some("x"));
         assert!(value.get("timeouts").get("create").is_null());
         assert!(value.get("missing").is_null());
+    }
+
+    #[test]
+    fn take_moves_an_attribute_out_and_leaves_null() {
+        let mut value = Value::object([("big", Value::from("x")), ("small", Value::from("y"))]);
+        assert_eq!(value.take("big"), Value::from("x"));
+        assert_eq!(
+            value,
+            Value::object([("big", Value::Null), ("small", Value::from("y"))])
+        );
+        assert_eq!(value.take("missing"), Value::Null);
+        assert_eq!(Value::from("not an object").take("big"), Value::Null);
     }
 
     #[test]

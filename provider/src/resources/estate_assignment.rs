@@ -554,39 +554,58 @@ fn bucket_arguments(estate: &Value, scope: &str, region: &str, identity_id: Valu
 }
 
 /// A bucket of the estate's state (or plan) as the `mig_identity_assignment` object it is.
-fn bucket_object(estate: &Value, key: &str, bucket: &Value) -> Value {
-    let scope = bucket.get("scope").as_str().unwrap_or_default();
-    let identity = bucket.get("identity_id").clone();
-    let mut object = bucket_arguments(estate, scope, region_of_key(key), identity.clone());
+/// The bucket's machine lists move into the object: an estate's run through 100,000
+/// machines, and each copy of them costs as much memory as the state file.
+fn bucket_object(estate: &Value, key: &str, mut bucket: Value) -> Value {
+    let scope = bucket.get("scope").as_str().unwrap_or_default().to_string();
+    let identity = bucket.take("identity_id");
     let id = match identity.as_str() {
-        Some(identity) => Value::string(assignment::resource_id(scope, identity)),
+        Some(identity) => Value::string(assignment::resource_id(&scope, identity)),
         None => Value::unknown(),
     };
-    object = object.with("id", id);
-    for name in OUTCOME_ATTRIBUTES {
-        object = object.with(name, bucket.get(name).clone());
+    let mut object = bucket_arguments(estate, &scope, region_of_key(key), identity);
+    if let Value::Object(fields) = &mut object {
+        fields.insert("id".to_string(), id);
+        for name in OUTCOME_ATTRIBUTES {
+            fields.insert(name.to_string(), bucket.take(name));
+        }
     }
     object
 }
 
-/// The estate's view of a `mig_identity_assignment` object.
-fn bucket_of(object: &Value) -> Value {
-    let mut fields = BTreeMap::from([
-        ("identity_id".to_string(), object.get("identity_id").clone()),
-        ("scope".to_string(), object.get("scope").clone()),
-    ]);
-    for name in OUTCOME_ATTRIBUTES {
-        fields.insert(name.to_string(), object.get(name).clone());
-    }
+/// The estate's view of a `mig_identity_assignment` object (its lists move, as above).
+fn bucket_of(mut object: Value) -> Value {
+    let fields = ["identity_id", "scope"]
+        .iter()
+        .chain(OUTCOME_ATTRIBUTES.iter())
+        .map(|name| (name.to_string(), object.take(name)))
+        .collect();
     Value::Object(fields)
 }
 
-fn buckets_of(resource: &Value) -> BTreeMap<String, Value> {
-    resource
-        .get("buckets")
-        .as_map()
-        .cloned()
-        .unwrap_or_default()
+/// What Terraform's config holds for a bucket object: its arguments, computed values null.
+fn config_of(object: &Value) -> Value {
+    match object.as_object() {
+        Some(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(name, value)| {
+                    let computed = name == "id" || OUTCOME_ATTRIBUTES.contains(&name.as_str());
+                    let value = if computed { Value::Null } else { value.clone() };
+                    (name.clone(), value)
+                })
+                .collect(),
+        ),
+        None => Value::Null,
+    }
+}
+
+/// Moves the buckets out of the estate's state (or plan), which keeps its arguments.
+fn take_buckets(resource: &mut Value) -> BTreeMap<String, Value> {
+    match resource.take("buckets") {
+        Value::Map(buckets) => buckets,
+        _ => BTreeMap::new(),
+    }
 }
 
 fn estate_id(resource: &Value) -> Value {
@@ -662,14 +681,17 @@ struct PlannedBuckets {
 }
 
 impl EstateAssignment {
-    /// Plans every bucket `planned` (the estate's arguments) calls for, against `prior`.
-    /// `first_plan` is what the first plan of this change answered, when Terraform (1.16+)
-    /// hands it to the plan made during apply: each bucket gets its own part.
+    /// Plans every bucket `planned` (the estate's arguments) calls for, against `prior` (its
+    /// arguments) and `prior_buckets` (moved out of it). `first_plan` is what the first plan
+    /// of this change answered, when Terraform (1.16+) hands it to the plan made during
+    /// apply: each bucket gets its own part.
+    #[allow(clippy::too_many_arguments)]
     async fn plan_buckets(
         &self,
         clients: &AzureClients,
         planned: &Value,
         prior: &Value,
+        mut prior_buckets: BTreeMap<String, Value>,
         prior_private: &Private,
         first_plan: &Private,
         client_capabilities: &ClientCapabilities,
@@ -692,11 +714,10 @@ impl EstateAssignment {
             // each bucket's new machines do.
             wanted.retain(|key, _| first_plan.0.contains_key(key));
         }
-        let prior_buckets = buckets_of(prior);
         self.note_existing_identities(clients, &wanted, &prior_buckets)
             .await;
         let plans = each_on_its_own_task(wanted.iter().map(|(key, wanted)| {
-            let prior_bucket = prior_buckets.get(key);
+            let prior_bucket = prior_buckets.remove(key);
             let arguments = bucket_arguments(
                 planned,
                 &wanted.scope.to_string(),
@@ -707,13 +728,15 @@ impl EstateAssignment {
             // As Terraform proposes it: the arguments, and the computed values of before (unknown
             // on create); the bucket's plan decides them.
             let mut proposed = arguments.clone();
-            for name in OUTCOME_ATTRIBUTES.iter().chain(["id"].iter()) {
-                let value = if prior_object.is_null() {
-                    Value::unknown()
-                } else {
-                    prior_object.get(name).clone()
-                };
-                proposed = proposed.with(name, value);
+            if let Value::Object(fields) = &mut proposed {
+                for name in OUTCOME_ATTRIBUTES.iter().chain(["id"].iter()) {
+                    let value = if prior_object.is_null() {
+                        Value::unknown()
+                    } else {
+                        prior_object.get(name).clone()
+                    };
+                    fields.insert(name.to_string(), value);
+                }
             }
             let request = PlanRequest {
                 prior_state: prior_object,
@@ -738,16 +761,15 @@ impl EstateAssignment {
             result
                 .diagnostics
                 .extend(bucket_diagnostics(&key, response.diagnostics));
+            result.private.set(&key, &response.planned_private);
             result
                 .buckets
-                .insert(key.clone(), bucket_of(&response.planned_state));
-            result.private.set(&key, &response.planned_private);
+                .insert(key, bucket_of(response.planned_state));
         }
-        // Buckets that leave are destroyed at apply with what they hold now.
+        // Buckets that leave (those left once the wanted ones were taken out) are destroyed at
+        // apply with what they hold now.
         for key in prior_buckets.keys() {
-            if !result.buckets.contains_key(key) {
-                result.private.set(key, &prior_private.of(key));
-            }
+            result.private.set(key, &prior_private.of(key));
         }
         Some(result)
     }
@@ -802,7 +824,7 @@ impl EstateAssignment {
         later: Arc<Mutex<Vec<Written>>>,
     ) -> BucketApply {
         let request = ApplyRequest {
-            config: planned.clone(),
+            config: config_of(&planned),
             prior_state: prior,
             planned_state: planned,
             planned_private,
@@ -882,32 +904,41 @@ impl Resource for EstateAssignment {
         identity_of(state)
     }
 
-    async fn plan(&self, request: PlanRequest) -> PlanResponse {
-        let mut response = PlanResponse {
-            planned_state: request.proposed_new_state.clone(),
-            planned_private: request.prior_private.clone(),
-            ..PlanResponse::default()
-        };
+    async fn plan(&self, mut request: PlanRequest) -> PlanResponse {
         if request.proposed_new_state.is_null() {
-            return response;
+            // Destroyed: nothing to plan.
+            return PlanResponse {
+                planned_private: request.prior_private,
+                ..PlanResponse::default()
+            };
         }
-        let planned = request
-            .proposed_new_state
-            .with("id", estate_id(&request.proposed_new_state));
         let clients = match self.data.clients() {
             Ok(clients) => clients,
             Err(diagnostics) => {
-                response.diagnostics = diagnostics;
-                return response;
+                return PlanResponse {
+                    planned_state: request.proposed_new_state,
+                    planned_private: request.prior_private,
+                    diagnostics,
+                    ..PlanResponse::default()
+                }
             }
         };
+        // Every bucket is planned afresh: the buckets of before move out of the request (the
+        // proposal carries them too), so that the estate is not copied with them.
+        request.proposed_new_state.take("buckets");
+        let prior_buckets = take_buckets(&mut request.prior_state);
+        let planned = request
+            .proposed_new_state
+            .with("id", estate_id(&request.proposed_new_state));
         let prior_private = Private::from_bytes(&request.prior_private);
         let first_plan = Private::from_bytes(&request.planned_private);
+        let mut response = PlanResponse::default();
         match self
             .plan_buckets(
                 &clients,
                 &planned,
                 &request.prior_state,
+                prior_buckets,
                 &prior_private,
                 &first_plan,
                 &request.client_capabilities,
@@ -928,7 +959,7 @@ impl Resource for EstateAssignment {
         response
     }
 
-    async fn apply(&self, request: ApplyRequest) -> ApplyResponse {
+    async fn apply(&self, mut request: ApplyRequest) -> ApplyResponse {
         let prior = &request.prior_state;
         let planned = &request.planned_state;
         // The deadline of the whole operation, for the confirmation after the buckets' writes
@@ -944,10 +975,9 @@ impl Resource for EstateAssignment {
             self.data.stop_signal(),
             timeouts::get(timed, operation, assignment::TIMEOUTS),
         );
-        let prior_buckets = buckets_of(prior);
         let mut planned_private = Private::from_bytes(&request.planned_private);
         let mut diagnostics = Diagnostics::default();
-        let mut planned_buckets = buckets_of(planned);
+        let planned_buckets;
         if !planned.is_null() && planned.get("buckets").is_unknown() {
             let clients = match self.data.clients() {
                 Ok(clients) => clients,
@@ -961,11 +991,14 @@ impl Resource for EstateAssignment {
                 }
             };
             let prior_private = Private::from_bytes(&request.planned_private);
+            let mut prior_arguments = prior.clone();
+            let prior_buckets = take_buckets(&mut prior_arguments);
             match self
                 .plan_buckets(
                     &clients,
                     planned,
-                    prior,
+                    &prior_arguments,
+                    prior_buckets,
                     &prior_private,
                     &Private::default(),
                     &ClientCapabilities::default(),
@@ -997,36 +1030,44 @@ impl Resource for EstateAssignment {
                     }
                 }
             }
+        } else {
+            planned_buckets = take_buckets(&mut request.planned_state);
         }
+        // The buckets move into their objects: what is left of the estate is its arguments.
+        let mut prior_buckets = take_buckets(&mut request.prior_state);
+        let (prior, planned) = (&request.prior_state, &request.planned_state);
         // Every bucket at once: ARM paces each subscription on its own, and so does the client.
         // Each subscription's writes are confirmed as soon as its own buckets are done, while
         // busier subscriptions still write: only the busiest one's confirmation follows the
         // last write.
-        let mut by_subscription: BTreeMap<&str, SubscriptionWork> = BTreeMap::new();
-        for (key, bucket) in &planned_buckets {
+        let mut by_subscription: BTreeMap<String, SubscriptionWork> = BTreeMap::new();
+        for (key, bucket) in planned_buckets {
             let prior_object = prior_buckets
-                .get(key)
-                .map_or(Value::Null, |b| bucket_object(prior, key, b));
-            let work = by_subscription.entry(subscription_of_key(key)).or_default();
+                .remove(&key)
+                .map_or(Value::Null, |b| bucket_object(prior, &key, b));
+            let work = by_subscription
+                .entry(subscription_of_key(&key).to_string())
+                .or_default();
             work.buckets.push(self.apply_bucket(
-                key,
+                &key,
                 prior_object,
-                bucket_object(planned, key, bucket),
-                planned_private.of(key),
+                bucket_object(planned, &key, bucket),
+                planned_private.of(&key),
                 work.later.clone(),
             ));
         }
-        for (key, bucket) in &prior_buckets {
-            if !planned_buckets.contains_key(key) {
-                let work = by_subscription.entry(subscription_of_key(key)).or_default();
-                work.buckets.push(self.apply_bucket(
-                    key,
-                    bucket_object(prior, key, bucket),
-                    Value::Null,
-                    planned_private.of(key),
-                    work.later.clone(),
-                ));
-            }
+        // The prior buckets left are those that leave.
+        for (key, bucket) in prior_buckets {
+            let work = by_subscription
+                .entry(subscription_of_key(&key).to_string())
+                .or_default();
+            work.buckets.push(self.apply_bucket(
+                &key,
+                bucket_object(prior, &key, bucket),
+                Value::Null,
+                planned_private.of(&key),
+                work.later.clone(),
+            ));
         }
         let halt = &halt;
         let per_subscription = join_all(by_subscription.into_values().map(|work| async move {
@@ -1045,8 +1086,8 @@ impl Resource for EstateAssignment {
         for (key, response) in results {
             diagnostics.extend(bucket_diagnostics(&key, response.diagnostics));
             if !response.new_state.is_null() {
-                buckets.insert(key.clone(), bucket_of(&response.new_state));
                 private.set(&key, &response.private);
+                buckets.insert(key, bucket_of(response.new_state));
             }
         }
         if planned.is_null() {
@@ -1073,44 +1114,47 @@ impl Resource for EstateAssignment {
     }
 
     async fn read(&self, request: ReadRequest) -> ReadResponse {
-        let state = &request.current_state;
         let private = Private::from_bytes(&request.private);
         let mut response = ReadResponse::default();
-        let mut objects: BTreeMap<String, Value> = buckets_of(state)
-            .into_iter()
-            .map(|(key, bucket)| {
-                let object = bucket_object(state, &key, &bucket);
-                (key, object)
-            })
-            .collect();
         // Buckets the machines call for that the state lacks (after an import, or a region's
         // first machine) are read as new objects: machines holding their identity are
         // compliant, nothing is ours. Warnings about the estate are the plan's to give.
-        if let (Some(estate), Ok(clients)) = (Estate::from(state), self.data.clients()) {
+        let mut wanted = BTreeMap::new();
+        if let (Some(estate), Ok(clients)) =
+            (Estate::from(&request.current_state), self.data.clients())
+        {
             let mut discovery = Diagnostics::default();
             match wanted_buckets(&clients, &estate, false, &mut discovery).await {
-                Some(wanted) => {
-                    for (key, wanted) in wanted {
-                        objects.entry(key.clone()).or_insert_with(|| {
-                            let fresh = Value::object([
-                                ("identity_id", Value::string(&wanted.identity_id)),
-                                ("scope", Value::string(wanted.scope.to_string())),
-                                ("assigned_ids", Value::List(Vec::new())),
-                                ("compliant_ids", Value::List(Vec::new())),
-                                ("skipped", Value::Map(BTreeMap::new())),
-                                ("noncompliant_ids", Value::List(Vec::new())),
-                            ]);
-                            bucket_object(state, &key, &fresh)
-                        });
-                    }
-                }
+                Some(found) => wanted = found,
                 None => {
-                    response.new_state = state.clone();
-                    response.private = request.private.clone();
+                    response.new_state = request.current_state;
+                    response.private = request.private;
                     response.diagnostics = discovery;
                     return response;
                 }
             }
+        }
+        // The buckets move into their objects: what is left of the estate is its arguments.
+        let mut state = request.current_state;
+        let mut objects: BTreeMap<String, Value> = take_buckets(&mut state)
+            .into_iter()
+            .map(|(key, bucket)| {
+                let object = bucket_object(&state, &key, bucket);
+                (key, object)
+            })
+            .collect();
+        for (key, wanted) in wanted {
+            objects.entry(key.clone()).or_insert_with(|| {
+                let fresh = Value::object([
+                    ("identity_id", Value::string(&wanted.identity_id)),
+                    ("scope", Value::string(wanted.scope.to_string())),
+                    ("assigned_ids", Value::List(Vec::new())),
+                    ("compliant_ids", Value::List(Vec::new())),
+                    ("skipped", Value::Map(BTreeMap::new())),
+                    ("noncompliant_ids", Value::List(Vec::new())),
+                ]);
+                bucket_object(&state, &key, fresh)
+            });
         }
         let reads = each_on_its_own_task(objects.into_iter().map(|(key, object)| {
             let read = ReadRequest {
@@ -1129,8 +1173,8 @@ impl Resource for EstateAssignment {
                 .diagnostics
                 .extend(bucket_diagnostics(&key, read.diagnostics));
             if !read.new_state.is_null() {
-                buckets.insert(key.clone(), bucket_of(&read.new_state));
                 refreshed_private.set(&key, &read.private);
+                buckets.insert(key, bucket_of(read.new_state));
             }
         }
         response.new_state = state.with("buckets", Value::Map(buckets));
@@ -1303,13 +1347,13 @@ mod tests {
             ("skipped", Value::Map(BTreeMap::new())),
             ("noncompliant_ids", Value::List(vec![])),
         ]);
-        let object = bucket_object(&estate, &key, &bucket);
+        let object = bucket_object(&estate, &key, bucket.clone());
         assert_eq!(object.get("locations"), &Value::string_set(["eastus"]));
         assert_eq!(object.get("mode"), &Value::string("enforce"));
         assert_eq!(
             object.get("id").as_str(),
             Some(format!("/subscriptions/{SUB}|/i").as_str())
         );
-        assert_eq!(bucket_of(&object), bucket);
+        assert_eq!(bucket_of(object.clone()), bucket);
     }
 }
