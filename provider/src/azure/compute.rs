@@ -115,10 +115,48 @@ impl ListedMachine {
 /// listing runs or soon after it: many resources over one subscription (one per region,
 /// say) then cost one read per page between them, not one each.
 struct Listing {
-    started: Instant,
+    /// When its first page was asked for; unset while it waits its turn (see `queued`).
+    started: std::sync::OnceLock<Instant>,
+    /// Set when it was queued behind a listing still running: it starts once that one ends.
+    after: Option<CancellationToken>,
+    /// Cancelled once it ends, however it ends (its caller gone included).
+    ended: CancellationToken,
     machines: OnceCell<Result<Arc<Vec<Machine>>, ArmError>>,
     /// The reads it took (set once it ends).
     pages: std::sync::atomic::AtomicUsize,
+}
+
+impl Listing {
+    fn new(after: Option<CancellationToken>) -> Arc<Listing> {
+        Arc::new(Listing {
+            started: std::sync::OnceLock::new(),
+            after,
+            ended: CancellationToken::new(),
+            machines: OnceCell::new(),
+            pages: Default::default(),
+        })
+    }
+
+    /// Shows what ARM held at `not_before` or later: it started then or later, or has not
+    /// started yet.
+    fn is_from(&self, not_before: Instant) -> bool {
+        self.started
+            .get()
+            .is_none_or(|started| *started >= not_before)
+    }
+}
+
+/// The listings of one scope: the latest to start, and the one queued behind it.
+///
+/// A caller that needs a listing newer than the one running (to confirm its own writes)
+/// does not start another beside it: it queues one that starts when the running one ends,
+/// and every caller that comes meanwhile with the same need shares it. Ten resources of a
+/// subscription finishing their writes within a second then cost two listings between them,
+/// not ten, which ARM's read throttling would spread over several seconds.
+#[derive(Default)]
+struct ScopeListings {
+    latest: Option<Arc<Listing>>,
+    queued: Option<Arc<Listing>>,
 }
 
 type ListingKey = (String, Vec<MachineKind>);
@@ -127,7 +165,7 @@ pub struct ComputeClient {
     arm: Arc<ArmClient>,
     /// Bound on `wait_until_settled_cancellable`.
     pub settle_timeout: Duration,
-    listings: Mutex<HashMap<ListingKey, Arc<Listing>>>,
+    listings: Mutex<HashMap<ListingKey, ScopeListings>>,
     /// Machines as our own writes left them (lower-cased ID -> when, what ARM answered). A
     /// shared listing that started before such a write shows the written machine instead:
     /// resources sharing a listing in one process see each other's writes without reading
@@ -208,6 +246,7 @@ impl ComputeClient {
             .lock()
             .expect("listings lock")
             .get(&key)
+            .and_then(|listings| listings.latest.as_ref())
             .map_or(0, |listing| {
                 listing.pages.load(std::sync::atomic::Ordering::Relaxed)
             })
@@ -248,15 +287,18 @@ impl ComputeClient {
         let key = listing_key(scope, kinds);
         let listing = {
             let mut listings = self.listings.lock().expect("listings lock");
-            match listings.get(&key) {
-                Some(listing) if listing.started >= not_before => listing.clone(),
+            let entry = listings.entry(key.clone()).or_default();
+            match (&entry.latest, &entry.queued) {
+                (Some(latest), _) if latest.is_from(not_before) => latest.clone(),
+                (_, Some(queued)) => queued.clone(),
+                (Some(latest), None) if !latest.ended.is_cancelled() => {
+                    let queued = Listing::new(Some(latest.ended.clone()));
+                    entry.queued = Some(queued.clone());
+                    queued
+                }
                 _ => {
-                    let listing = Arc::new(Listing {
-                        started: Instant::now(),
-                        machines: OnceCell::new(),
-                        pages: Default::default(),
-                    });
-                    listings.insert(key.clone(), listing.clone());
+                    let listing = Listing::new(None);
+                    entry.latest = Some(listing.clone());
                     listing
                 }
             }
@@ -264,6 +306,24 @@ impl ComputeClient {
         let result = listing
             .machines
             .get_or_init(|| async {
+                let _ended = listing.ended.clone().drop_guard();
+                if let Some(running) = &listing.after {
+                    running.cancelled().await;
+                }
+                {
+                    // Started and made the latest at once: a caller never joins a queued
+                    // listing that has already started.
+                    let mut listings = self.listings.lock().expect("listings lock");
+                    let _ = listing.started.set(Instant::now());
+                    let entry = listings.entry(key.clone()).or_default();
+                    if entry
+                        .queued
+                        .as_ref()
+                        .is_some_and(|queued| Arc::ptr_eq(queued, &listing))
+                    {
+                        entry.latest = entry.queued.take();
+                    }
+                }
                 let mut machines = Vec::new();
                 let mut read = 0;
                 for kind in kinds {
@@ -280,20 +340,24 @@ impl ComputeClient {
             })
             .await
             .clone();
-        if let Ok(machines) = &result {
-            return Ok((machines.clone(), listing.started));
-        }
+        let started = *listing
+            .started
+            .get()
+            .expect("a listing that ended has started");
         if result.is_err() {
             // A failed listing is not shared with later callers: they try again.
             let mut listings = self.listings.lock().expect("listings lock");
-            if listings
-                .get(&key)
-                .is_some_and(|current| Arc::ptr_eq(current, &listing))
-            {
-                listings.remove(&key);
+            if let Some(entry) = listings.get_mut(&key) {
+                if entry
+                    .latest
+                    .as_ref()
+                    .is_some_and(|latest| Arc::ptr_eq(latest, &listing))
+                {
+                    entry.latest = None;
+                }
             }
         }
-        result.map(|machines| (machines, listing.started))
+        result.map(|machines| (machines, started))
     }
 
     /// `machines` (listed from `started` on) with every machine we wrote since then as our
@@ -734,5 +798,56 @@ mod tests {
             waiting.await.is_none(),
             "a stop ends the wait without a turn"
         );
+    }
+
+    /// Callers that need a listing newer than the one running (each confirming its own
+    /// writes) share one listing queued behind it, which starts when it ends; a caller that
+    /// the running one satisfies is not kept waiting for the queued one.
+    #[tokio::test(start_paused = true)]
+    async fn callers_needing_a_newer_listing_share_one_queued_behind_the_running_one() {
+        use crate::azure::arm::test_support::{client, ok, Step};
+        let page = serde_json::json!({ "value": [{
+            "id": "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm0",
+            "location": "eastus",
+        }]})
+        .to_string();
+        let (arm, transport) =
+            client(move |_, _| Step::Later(Duration::from_secs(1), Box::new(ok(&page))));
+        let compute = ComputeClient::new(arm);
+        let scope = Scope::subscription("s1");
+        let kinds = [MachineKind::VirtualMachine];
+        let listing = |not_before: Instant| compute.shared_listing(&scope, &kinds, not_before);
+
+        let first_asked = Instant::now();
+        let running = listing(first_asked);
+        // While it runs: one caller needs newer at 0.3 s, another at 0.6 s, and one at 0.6 s
+        // is content with the running listing.
+        let needs_newer = |after: u64| async move {
+            tokio::time::sleep(Duration::from_millis(after)).await;
+            let asked = Instant::now();
+            (asked, listing(asked).await.unwrap().1)
+        };
+        let content = async {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            let started = listing(first_asked).await.unwrap().1;
+            (started, Instant::now())
+        };
+        let (running, (a_asked, a_started), (b_asked, b_started), (content_started, content_at)) =
+            tokio::join!(running, needs_newer(300), needs_newer(600), content);
+        let running_started = running.unwrap().1;
+
+        assert_eq!(transport.count.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(a_started, b_started, "one listing between them");
+        assert!(
+            a_started >= a_asked && b_started >= b_asked,
+            "newer than they asked for"
+        );
+        assert_eq!(
+            a_started,
+            running_started + Duration::from_secs(1),
+            "queued behind"
+        );
+        assert_eq!(content_started, running_started);
+        assert_eq!(content_at, running_started + Duration::from_secs(1));
     }
 }
