@@ -759,3 +759,48 @@ fn without_the_first_plans_private_state_the_plan_made_during_apply_differs() {
         runtime.block_on(plan_drift_and_plan_again(&emulator, &ASSIGNMENT, false));
     assert_ne!(again, first);
 }
+
+/// An estate whose scope has no machine yet when planned: its first plan shows no bucket.
+/// If one appears before the apply, the plan made during apply must show none either (the
+/// new machine waits for the next plan), which it can only know if the first plan's private
+/// state says "no bucket" rather than nothing at all.
+#[test]
+fn on_terraform_1_16_an_estate_planned_with_no_machine_applies_that_plan_though_one_appeared() {
+    let runtime = runtime();
+    let emulator = Emulator::start(&scenario());
+    emulator.load_merge(&json!({"subscriptions": [{
+        "id": SUB,
+        "resource_groups": [{"name": "rg-empty", "location": "eastus"}],
+    }]}));
+    let scope = group("rg-empty");
+    let (first, again) = runtime.block_on(async {
+        let mut planning = Provider::start(&emulator, ESTATE.type_name).await;
+        let config = ESTATE
+            .config(&planning)
+            .with("scope", Value::string(&scope));
+        let proposed = planning.proposed_create(&config);
+        let (first, first_private) = planning
+            .plan(&Value::Null, &proposed, &config, &[], &[])
+            .await;
+        drop(planning);
+        tokio::task::block_in_place(|| {
+            emulator.load_merge(&json!({"subscriptions": [{
+                "id": SUB,
+                "virtual_machines": [
+                    {"name": "vm-late", "resource_group": "rg-empty", "location": "eastus"},
+                ],
+            }]}))
+        });
+        let mut applying = Provider::start(&emulator, ESTATE.type_name).await;
+        let (again, _) = applying
+            .plan(&Value::Null, &proposed, &config, &[], &first_private)
+            .await;
+        (first, again)
+    });
+    assert_eq!(
+        first.get("buckets"),
+        &Value::Map(Default::default()),
+        "no bucket at first"
+    );
+    assert_eq!(again, first, "planned again as first shown");
+}

@@ -618,7 +618,20 @@ fn estate_id(resource: &Value) -> Value {
 
 /// Each bucket's private state (`mig_identity_assignment`'s), by bucket key.
 #[derive(Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-struct Private(BTreeMap<String, serde_json::Value>);
+struct Private {
+    #[serde(flatten)]
+    buckets: BTreeMap<String, serde_json::Value>,
+    /// Set in a plan's private state that Terraform keeps for the plan it makes during apply
+    /// (1.16+): the buckets here are every bucket that plan showed, even when there is none.
+    /// Without it, a plan that showed no bucket would hand back nothing, as older Terraform
+    /// does.
+    #[serde(
+        rename = "#every_bucket_shown",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    every_bucket_shown: bool,
+}
 
 impl Private {
     fn from_bytes(bytes: &[u8]) -> Private {
@@ -626,7 +639,7 @@ impl Private {
     }
 
     fn of(&self, key: &str) -> Vec<u8> {
-        self.0
+        self.buckets
             .get(key)
             .map(|json| serde_json::to_vec(json).expect("private state serializes"))
             .unwrap_or_default()
@@ -634,7 +647,7 @@ impl Private {
 
     fn set(&mut self, key: &str, bytes: &[u8]) {
         if let Ok(json) = serde_json::from_slice(bytes) {
-            self.0.insert(key.to_string(), json);
+            self.buckets.insert(key.to_string(), json);
         }
     }
 
@@ -693,7 +706,7 @@ impl EstateAssignment {
         prior: &Value,
         mut prior_buckets: BTreeMap<String, Value>,
         prior_private: &Private,
-        first_plan: &Private,
+        first_plan: Option<&Private>,
         client_capabilities: &ClientCapabilities,
     ) -> Option<PlannedBuckets> {
         let estate = Estate::from(planned)?;
@@ -708,11 +721,11 @@ impl EstateAssignment {
                 diagnostics,
             });
         };
-        if !first_plan.0.is_empty() {
+        if let Some(first_plan) = first_plan {
             // Planned again during apply (Terraform 1.16+): a bucket the first plan did not
             // show (a region that got its first machine since) waits for the next plan, as
             // each bucket's new machines do.
-            wanted.retain(|key, _| first_plan.0.contains_key(key));
+            wanted.retain(|key, _| first_plan.buckets.contains_key(key));
         }
         self.note_existing_identities(clients, &wanted, &prior_buckets)
             .await;
@@ -743,7 +756,7 @@ impl EstateAssignment {
                 proposed_new_state: proposed,
                 config: arguments,
                 prior_private: prior_private.of(key),
-                planned_private: first_plan.of(key),
+                planned_private: first_plan.map(|plan| plan.of(key)).unwrap_or_default(),
                 client_capabilities: *client_capabilities,
                 ..PlanRequest::default()
             };
@@ -940,7 +953,7 @@ impl Resource for EstateAssignment {
                 &request.prior_state,
                 prior_buckets,
                 &prior_private,
-                &first_plan,
+                first_plan.every_bucket_shown.then_some(&first_plan),
                 &request.client_capabilities,
             )
             .await
@@ -953,7 +966,9 @@ impl Resource for EstateAssignment {
             Some(result) => {
                 response.diagnostics = result.diagnostics;
                 response.planned_state = planned.with("buckets", Value::Map(result.buckets));
-                response.planned_private = result.private.to_bytes();
+                let mut private = result.private;
+                private.every_bucket_shown = request.client_capabilities.store_planned_private;
+                response.planned_private = private.to_bytes();
             }
         }
         response
@@ -1000,7 +1015,7 @@ impl Resource for EstateAssignment {
                     &prior_arguments,
                     prior_buckets,
                     &prior_private,
-                    &Private::default(),
+                    None,
                     &ClientCapabilities::default(),
                 )
                 .await
