@@ -122,8 +122,6 @@ struct Listing {
     /// Cancelled once it ends, however it ends (its caller gone included).
     ended: CancellationToken,
     machines: OnceCell<Result<Arc<Vec<Machine>>, ArmError>>,
-    /// The reads it took (set once it ends).
-    pages: std::sync::atomic::AtomicUsize,
 }
 
 impl Listing {
@@ -133,7 +131,6 @@ impl Listing {
             after,
             ended: CancellationToken::new(),
             machines: OnceCell::new(),
-            pages: Default::default(),
         })
     }
 
@@ -157,6 +154,8 @@ impl Listing {
 struct ScopeListings {
     latest: Option<Arc<Listing>>,
     queued: Option<Arc<Listing>>,
+    /// The reads the last listing to end took (the latest may still run).
+    pages: usize,
 }
 
 type ListingKey = (String, Vec<MachineKind>);
@@ -239,17 +238,14 @@ impl ComputeClient {
         Ok(self.with_own_writes(&machines, started))
     }
 
-    /// The reads the latest listing of `scope` took, 0 when none ended.
+    /// The reads the last listing of `scope` to end took, 0 when none ended.
     fn pages_of_listing(&self, scope: &Scope, kinds: &[MachineKind]) -> usize {
         let key = listing_key(scope, kinds);
         self.listings
             .lock()
             .expect("listings lock")
             .get(&key)
-            .and_then(|listings| listings.latest.as_ref())
-            .map_or(0, |listing| {
-                listing.pages.load(std::sync::atomic::Ordering::Relaxed)
-            })
+            .map_or(0, |listings| listings.pages)
     }
 
     /// The machines of [`ComputeClient::inventory`] that `keep` selects, copied one by one:
@@ -333,9 +329,12 @@ impl ComputeClient {
                         read += 1;
                     }
                 }
-                listing
-                    .pages
-                    .store(read, std::sync::atomic::Ordering::Relaxed);
+                self.listings
+                    .lock()
+                    .expect("listings lock")
+                    .entry(key.clone())
+                    .or_default()
+                    .pages = read;
                 Ok(Arc::new(machines))
             })
             .await
@@ -832,9 +831,27 @@ mod tests {
             let started = listing(first_asked).await.unwrap().1;
             (started, Instant::now())
         };
-        let (running, (a_asked, a_started), (b_asked, b_started), (content_started, content_at)) =
-            tokio::join!(running, needs_newer(300), needs_newer(600), content);
+        // While the queued one runs, what the last one to end took is still known: the
+        // confirmation of writes decides from it whether to read machines one by one.
+        let pages_meanwhile = async {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            compute.pages_of_listing(&scope, &kinds)
+        };
+        let (
+            running,
+            (a_asked, a_started),
+            (b_asked, b_started),
+            (content_started, content_at),
+            pages_meanwhile,
+        ) = tokio::join!(
+            running,
+            needs_newer(300),
+            needs_newer(600),
+            content,
+            pages_meanwhile
+        );
         let running_started = running.unwrap().1;
+        assert_eq!(pages_meanwhile, 1);
 
         assert_eq!(transport.count.load(std::sync::atomic::Ordering::SeqCst), 2);
         assert_eq!(a_started, b_started, "one listing between them");
