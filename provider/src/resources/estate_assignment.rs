@@ -554,8 +554,9 @@ fn bucket_arguments(estate: &Value, scope: &str, region: &str, identity_id: Valu
 }
 
 /// A bucket of the estate's state (or plan) as the `mig_identity_assignment` object it is.
-/// The bucket's machine lists move into the object: an estate's run through 100,000
-/// machines, and each copy of them costs as much memory as the state file.
+/// The bucket's machine lists move into the object: an estate's lists hold up to every
+/// machine it covers (100,000 and more), and each copy costs as much memory as the state
+/// file.
 fn bucket_object(estate: &Value, key: &str, mut bucket: Value) -> Value {
     let scope = bucket.get("scope").as_str().unwrap_or_default().to_string();
     let identity = bucket.take("identity_id");
