@@ -31,7 +31,7 @@ RC
 }
 
 # Starts the emulator (args: scenario file, profile, binary profile) and exports ARM_* for it.
-# Sets EMULATOR_PID and EMULATOR_DIR; stop_emulator stops it.
+# Sets EMULATOR_PID and EMULATOR_DIR; stop_emulator stops it and removes the folder.
 start_emulator() {
   local scenario="$1" profile="${2:-fast}" build="${3:-debug}"
   EMULATOR_DIR="$(mktemp -d)"
@@ -70,5 +70,9 @@ stop_emulator() {
     kill "$EMULATOR_PID" 2>/dev/null || true
     wait "$EMULATOR_PID" 2>/dev/null || true
     EMULATOR_PID=""
+  fi
+  if [[ -n "${EMULATOR_DIR:-}" ]]; then
+    rm -rf "$EMULATOR_DIR"
+    EMULATOR_DIR=""
   fi
 }

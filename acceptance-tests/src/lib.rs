@@ -15,7 +15,7 @@ mod terraform;
 pub use emulator::{configuration, Emulator, ReadyInfo};
 pub use terraform::{provider_version, terraform_has, terraform_minor, CommandOutput, Workdir};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The workspace root (the folder holding the workspace `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {
@@ -30,10 +30,7 @@ pub fn workspace_binary(env_var: &str, name: &str) -> PathBuf {
     if let Ok(path) = std::env::var(env_var) {
         return PathBuf::from(path);
     }
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| workspace_root().join("target"));
-    let path = target.join("debug").join(name);
+    let path = target_dir().join("debug").join(name);
     assert!(
         path.exists(),
         "{} not found at {}; run `make build` (or `cargo build --bins`) first, or set {env_var}",
@@ -41,4 +38,81 @@ pub fn workspace_binary(env_var: &str, name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace_root().join("target"))
+}
+
+/// A scratch directory for what lives as long as this test process (the filesystem mirror
+/// or a signed release a `static` holds). Rust never drops a `static`, so a `TempDir` there
+/// was never removed: each test binary of each run left its copy of the provider behind,
+/// until a CI machine's disk was full. This one is `{temp}/mig-acceptance/{prefix}-{pid}`,
+/// and making one removes those of processes that are gone, so nothing piles up however a
+/// run ended (a failure, Ctrl-C, a kill). Pruning needs `/proc`. (Under the temp folder,
+/// not `target/`: a GnuPG home's socket path must stay short.)
+pub fn process_scratch(prefix: &str) -> PathBuf {
+    let parent = std::env::temp_dir().join("mig-acceptance");
+    std::fs::create_dir_all(&parent).expect("create the acceptance scratch folder");
+    remove_scratch_of_ended_processes(&parent);
+    let dir = parent.join(format!("{prefix}-{}", std::process::id()));
+    // A stale folder of an earlier process that had this pid is not ours to reuse.
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create process scratch dir");
+    dir
+}
+
+fn remove_scratch_of_ended_processes(parent: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|name| name.rsplit_once('-'))
+            .and_then(|(_, pid)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid.to_string()).exists() {
+            // Another process may be pruning the same folder at once: losing that race is fine.
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_scratch_removes_those_of_ended_processes_and_keeps_the_living() {
+        let mut ended = std::process::Command::new("true")
+            .spawn()
+            .expect("run true");
+        let ended_pid = ended.id();
+        ended.wait().expect("true ends");
+        let parent = std::env::temp_dir().join("mig-acceptance");
+        std::fs::create_dir_all(&parent).unwrap();
+        let left_behind = parent.join(format!("terraform-{ended_pid}"));
+        std::fs::create_dir_all(left_behind.join("mirror")).unwrap();
+        // Pid 1 runs as long as the machine: its folder must stay.
+        let living = parent.join("terraform-1");
+        std::fs::create_dir_all(&living).unwrap();
+
+        let ours = process_scratch("unit");
+
+        assert!(!left_behind.exists(), "the ended process's scratch stays");
+        assert!(living.exists(), "a running process's scratch was removed");
+        assert!(ours.ends_with(format!("unit-{}", std::process::id())));
+        assert!(ours.is_dir());
+        std::fs::remove_dir_all(&living).unwrap();
+        std::fs::remove_dir_all(&ours).unwrap();
+    }
 }

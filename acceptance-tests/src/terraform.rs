@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value as Json;
 
-use crate::{workspace_binary, workspace_root};
+use crate::{process_scratch, workspace_binary, workspace_root};
 
 const PROVIDER_ADDRESS: &str = "registry.terraform.io/azure-mig/mig";
 
@@ -20,18 +20,14 @@ pub fn provider_version() -> &'static str {
 struct Toolchain {
     terraform: PathBuf,
     cli_config: PathBuf,
-    _scratch: tempfile::TempDir,
 }
 
 fn toolchain() -> &'static Toolchain {
     static TOOLCHAIN: OnceLock<Toolchain> = OnceLock::new();
     TOOLCHAIN.get_or_init(|| {
         let terraform = find_terraform();
-        let scratch = tempfile::Builder::new()
-            .prefix("mig-acc-")
-            .tempdir()
-            .expect("create scratch dir");
-        let mirror = scratch.path().join("mirror");
+        let scratch = process_scratch("terraform");
+        let mirror = scratch.join("mirror");
         let platform_dir = mirror
             .join(PROVIDER_ADDRESS)
             .join(provider_version())
@@ -40,9 +36,12 @@ fn toolchain() -> &'static Toolchain {
         let provider = workspace_binary("MIG_PROVIDER_BIN", "terraform-provider-mig");
         let installed =
             platform_dir.join(format!("terraform-provider-mig_v{}", provider_version()));
-        // A copy, not a symlink: Terraform hashes the mirror's contents and rejects links out of it.
-        std::fs::copy(&provider, &installed).expect("copy provider into mirror");
-        let cli_config = scratch.path().join("terraform.rc");
+        // A hard link or a copy, not a symlink: Terraform hashes the mirror's contents and
+        // rejects links out of it.
+        if std::fs::hard_link(&provider, &installed).is_err() {
+            std::fs::copy(&provider, &installed).expect("copy provider into mirror");
+        }
+        let cli_config = scratch.join("terraform.rc");
         std::fs::write(
             &cli_config,
             format!(
@@ -63,7 +62,6 @@ fn toolchain() -> &'static Toolchain {
         Toolchain {
             terraform,
             cli_config,
-            _scratch: scratch,
         }
     })
 }

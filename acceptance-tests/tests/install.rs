@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use acceptance_tests::{provider_version, workspace_binary, workspace_root, Workdir};
+use acceptance_tests::{
+    process_scratch, provider_version, workspace_binary, workspace_root, Workdir,
+};
 use serde_json::{json, Value as Json};
 
 const NAMESPACE: &str = "azure-mig";
@@ -23,7 +25,6 @@ const PLATFORM: &str = "linux_amd64";
 
 /// What `scripts/release` produced, and the throwaway keys.
 struct Release {
-    _scratch: tempfile::TempDir,
     dist: PathBuf,
     /// File name -> SHA-256 (hex), as listed in SHA256SUMS.
     sums: BTreeMap<String, String>,
@@ -128,16 +129,13 @@ fn release() -> &'static Release {
     RELEASE.get_or_init(|| {
         let root = workspace_root();
         run(&mut Command::new(root.join("scripts/ensure-gnupg")));
-        let scratch = tempfile::Builder::new()
-            .prefix("mig-release-")
-            .tempdir()
-            .expect("scratch dir");
-        let dist = scratch.path().join("dist");
+        let scratch = process_scratch("release");
+        let dist = scratch.join("dist");
         let provider = workspace_binary("MIG_PROVIDER_BIN", "terraform-provider-mig");
         let script = root.join("scripts/release");
         // This machine's zip, and two more so the lock file has hashes for other platforms
         // (never installed here, so they hold a stand-in: zipping the debug build takes long).
-        let stand_in = scratch.path().join("stand-in");
+        let stand_in = scratch.join("stand-in");
         std::fs::write(&stand_in, "not this platform's provider\n").expect("stand-in");
         for (triple, binary) in [
             ("", &provider),
@@ -150,14 +148,14 @@ fn release() -> &'static Release {
                 .env("DIST", &dist));
         }
         // A well-formed zip of this machine's name holding something else.
-        let tampered_dist = scratch.path().join("tampered");
+        let tampered_dist = scratch.join("tampered");
         run(Command::new(&script)
             .args(["build", ""])
             .env("RELEASE_BINARY", &stand_in)
             .env("DIST", &tampered_dist));
         let tampered = std::fs::read(tampered_dist.join(Release::zip_name(PLATFORM)))
             .expect("tampered zip");
-        let home = scratch.path().join("gnupg");
+        let home = scratch.join("gnupg");
         let fingerprint = throwaway_key(&home, "mig release test");
         run(Command::new(&script)
             .arg("sign")
@@ -169,9 +167,9 @@ fn release() -> &'static Release {
             .env("GNUPGHOME", &home)
             .args(["--batch", "--armor", "--export", &fingerprint]));
 
-        let other_home = scratch.path().join("gnupg-other");
+        let other_home = scratch.join("gnupg-other");
         let other = throwaway_key(&other_home, "someone else");
-        let wrong = scratch.path().join("wrong.sig");
+        let wrong = scratch.join("wrong.sig");
         run(Command::new("gpg")
             .env("GNUPGHOME", &other_home)
             .args(["--batch", "--yes", "--pinentry-mode", "loopback"])
@@ -207,7 +205,7 @@ fn release() -> &'static Release {
         .trim()
         .to_string();
         let (ca_pem, tls) = tls();
-        let ca_pem_file = scratch.path().join("ca.pem");
+        let ca_pem_file = scratch.join("ca.pem");
         std::fs::write(&ca_pem_file, ca_pem).expect("write CA");
         Release {
             dist,
@@ -219,7 +217,6 @@ fn release() -> &'static Release {
             tampered,
             ca_pem_file,
             tls,
-            _scratch: scratch,
         }
     })
 }

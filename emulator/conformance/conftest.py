@@ -7,6 +7,7 @@ differences are the endpoints (from the ready file) and trusting the emulator's 
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -79,6 +80,7 @@ def emulator():
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
