@@ -302,10 +302,12 @@ impl ComputeClient {
         let result = listing
             .machines
             .get_or_init(|| async {
-                let _ended = listing.ended.clone().drop_guard();
                 if let Some(running) = &listing.after {
                     running.cancelled().await;
                 }
+                // Ended from here on however it ends; a caller that leaves while it waits
+                // its turn leaves it queued, for the next caller to start.
+                let _ended = listing.ended.clone().drop_guard();
                 {
                     // Started and made the latest at once: a caller never joins a queued
                     // listing that has already started.
@@ -866,5 +868,42 @@ mod tests {
         );
         assert_eq!(content_started, running_started);
         assert_eq!(content_at, running_started + Duration::from_secs(1));
+    }
+
+    /// A caller that leaves while its queued listing waits for its turn leaves it queued: the
+    /// next caller starts it, and it counts as running until it ends (a caller that needs
+    /// newer than it then queues behind it instead of listing beside it).
+    #[tokio::test(start_paused = true)]
+    async fn a_queued_listing_its_caller_left_still_runs_once_as_the_next_callers() {
+        use crate::azure::arm::test_support::{client, ok, Step};
+        let page = serde_json::json!({ "value": [] }).to_string();
+        let (arm, transport) =
+            client(move |_, _| Step::Later(Duration::from_secs(1), Box::new(ok(&page))));
+        let compute = ComputeClient::new(arm);
+        let scope = Scope::subscription("s1");
+        let kinds = [MachineKind::VirtualMachine];
+        let listing = |not_before: Instant| compute.shared_listing(&scope, &kinds, not_before);
+        let needs_newer_at = |after: u64| async move {
+            tokio::time::sleep(Duration::from_millis(after)).await;
+            listing(Instant::now()).await.unwrap().1
+        };
+
+        let running = listing(Instant::now());
+        let leaves = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let left = tokio::time::timeout(Duration::from_millis(200), listing(Instant::now()));
+            assert!(left.await.is_err(), "it left before its listing started");
+        };
+        let (running, (), next_started, later_started) =
+            tokio::join!(running, leaves, needs_newer_at(600), needs_newer_at(1200));
+        let running_started = running.unwrap().1;
+
+        assert_eq!(next_started, running_started + Duration::from_secs(1));
+        assert_eq!(
+            later_started,
+            next_started + Duration::from_secs(1),
+            "queued behind the listing the caller who left had queued"
+        );
+        assert_eq!(transport.count.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 }
