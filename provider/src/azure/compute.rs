@@ -801,20 +801,29 @@ mod tests {
         );
     }
 
+    /// A client whose every listing is `page`, answered a second after it is asked for.
+    fn listing_one_page_a_second(
+        page: serde_json::Value,
+    ) -> (
+        ComputeClient,
+        Arc<crate::azure::arm::test_support::Scripted>,
+    ) {
+        use crate::azure::arm::test_support::{client, ok, Step};
+        let page = page.to_string();
+        let (arm, transport) =
+            client(move |_, _| Step::Later(Duration::from_secs(1), Box::new(ok(&page))));
+        (ComputeClient::new(arm), transport)
+    }
+
     /// Callers that need a listing newer than the one running (each confirming its own
     /// writes) share one listing queued behind it, which starts when it ends; a caller that
     /// the running one satisfies is not kept waiting for the queued one.
     #[tokio::test(start_paused = true)]
     async fn callers_needing_a_newer_listing_share_one_queued_behind_the_running_one() {
-        use crate::azure::arm::test_support::{client, ok, Step};
-        let page = serde_json::json!({ "value": [{
+        let (compute, transport) = listing_one_page_a_second(serde_json::json!({ "value": [{
             "id": "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm0",
             "location": "eastus",
-        }]})
-        .to_string();
-        let (arm, transport) =
-            client(move |_, _| Step::Later(Duration::from_secs(1), Box::new(ok(&page))));
-        let compute = ComputeClient::new(arm);
+        }]}));
         let scope = Scope::subscription("s1");
         let kinds = [MachineKind::VirtualMachine];
         let listing = |not_before: Instant| compute.shared_listing(&scope, &kinds, not_before);
@@ -875,11 +884,7 @@ mod tests {
     /// newer than it then queues behind it instead of listing beside it).
     #[tokio::test(start_paused = true)]
     async fn a_queued_listing_its_caller_left_still_runs_once_as_the_next_callers() {
-        use crate::azure::arm::test_support::{client, ok, Step};
-        let page = serde_json::json!({ "value": [] }).to_string();
-        let (arm, transport) =
-            client(move |_, _| Step::Later(Duration::from_secs(1), Box::new(ok(&page))));
-        let compute = ComputeClient::new(arm);
+        let (compute, transport) = listing_one_page_a_second(serde_json::json!({ "value": [] }));
         let scope = Scope::subscription("s1");
         let kinds = [MachineKind::VirtualMachine];
         let listing = |not_before: Instant| compute.shared_listing(&scope, &kinds, not_before);
