@@ -53,14 +53,21 @@ fn target_dir() -> PathBuf {
 /// and making one removes those of processes that are gone, so nothing piles up however a
 /// run ended (a failure, Ctrl-C, a kill). Pruning needs `/proc`. (Under the temp folder,
 /// not `target/`: a GnuPG home's socket path must stay short.)
+/// Asked twice for one prefix, it gives the same folder, as it was.
 pub fn process_scratch(prefix: &str) -> PathBuf {
+    static MADE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let parent = std::env::temp_dir().join("mig-acceptance");
+    let dir = parent.join(format!("{prefix}-{}", std::process::id()));
+    let mut made = MADE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if made.iter().any(|made| made == prefix) {
+        return dir;
+    }
     std::fs::create_dir_all(&parent).expect("create the acceptance scratch folder");
     remove_scratch_of_ended_processes(&parent);
-    let dir = parent.join(format!("{prefix}-{}", std::process::id()));
     // A stale folder of an earlier process that had this pid is not ours to reuse.
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create process scratch dir");
+    made.push(prefix.to_string());
     dir
 }
 
@@ -107,6 +114,12 @@ mod tests {
         std::fs::create_dir_all(&living).unwrap();
 
         let ours = process_scratch("unit");
+        std::fs::write(ours.join("kept"), "").unwrap();
+        assert_eq!(process_scratch("unit"), ours);
+        assert!(
+            ours.join("kept").exists(),
+            "asked again, it emptied the folder"
+        );
 
         assert!(!left_behind.exists(), "the ended process's scratch stays");
         assert!(living.exists(), "a running process's scratch was removed");
