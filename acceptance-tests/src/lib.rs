@@ -51,8 +51,8 @@ fn target_dir() -> PathBuf {
 /// was never removed: each test binary of each run left its copy of the provider behind,
 /// until a CI machine's disk was full. This one is `{temp}/mig-acceptance/{prefix}-{pid}`,
 /// and making one removes those of processes that are gone, so nothing piles up however a
-/// run ended (a failure, Ctrl-C, a kill). Pruning needs `/proc`. (Under the temp folder,
-/// not `target/`: a GnuPG home's socket path must stay short.)
+/// run ended (a failure, Ctrl-C, a kill). (Under the temp folder, not `target/`: a GnuPG
+/// home's socket path must stay short.)
 /// Asked twice for one prefix, it gives the same folder, as it was.
 pub fn process_scratch(prefix: &str) -> PathBuf {
     static MADE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
@@ -72,9 +72,6 @@ pub fn process_scratch(prefix: &str) -> PathBuf {
 }
 
 fn remove_scratch_of_ended_processes(parent: &Path) {
-    if !Path::new("/proc/self").exists() {
-        return;
-    }
     let Ok(entries) = std::fs::read_dir(parent) else {
         return;
     };
@@ -87,11 +84,28 @@ fn remove_scratch_of_ended_processes(parent: &Path) {
         else {
             continue;
         };
-        if !Path::new("/proc").join(pid.to_string()).exists() {
+        if !process_runs(pid) {
             // Another process may be pruning the same folder at once: losing that race is fine.
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
+}
+
+/// Whether process `pid` still runs: `/proc` where there is one, else `kill -0` (macOS).
+fn process_runs(pid: u32) -> bool {
+    if Path::new("/proc/self").exists() {
+        return Path::new("/proc").join(pid.to_string()).exists();
+    }
+    answers_signal_zero(pid)
+}
+
+/// `kill -0 pid` succeeds: the process exists (and is ours to signal, as a test's are).
+fn answers_signal_zero(pid: u32) -> bool {
+    std::process::Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map_or(true, |status| status.success())
 }
 
 #[cfg(test)]
@@ -121,6 +135,8 @@ mod tests {
             "asked again, it emptied the folder"
         );
 
+        assert!(!answers_signal_zero(ended_pid), "where there is no /proc");
+        assert!(answers_signal_zero(std::process::id()));
         assert!(!left_behind.exists(), "the ended process's scratch stays");
         assert!(living.exists(), "a running process's scratch was removed");
         assert!(ours.ends_with(format!("unit-{}", std::process::id())));
