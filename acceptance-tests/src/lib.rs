@@ -30,7 +30,10 @@ pub fn workspace_binary(env_var: &str, name: &str) -> PathBuf {
     if let Ok(path) = std::env::var(env_var) {
         return PathBuf::from(path);
     }
-    let path = target_dir().join("debug").join(name);
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace_root().join("target"));
+    let path = target.join("debug").join(name);
     assert!(
         path.exists(),
         "{} not found at {}; run `make build` (or `cargo build --bins`) first, or set {env_var}",
@@ -40,12 +43,6 @@ pub fn workspace_binary(env_var: &str, name: &str) -> PathBuf {
     path
 }
 
-fn target_dir() -> PathBuf {
-    std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| workspace_root().join("target"))
-}
-
 /// A scratch directory for what lives as long as this test process (the filesystem mirror
 /// or a signed release a `static` holds). Rust never drops a `static`, so a `TempDir` there
 /// was never removed: each test binary of each run left its copy of the provider behind,
@@ -53,6 +50,7 @@ fn target_dir() -> PathBuf {
 /// and making one removes those of processes that are gone, so nothing piles up however a
 /// run ended (a failure, Ctrl-C, a kill). (Under the temp folder, not `target/`: a GnuPG
 /// home's socket path must stay short.)
+///
 /// Asked twice for one prefix, it gives the same folder, as it was.
 pub fn process_scratch(prefix: &str) -> PathBuf {
     static MADE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
