@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::arm::{ArmClient, ArmError, Request};
 use super::ids::Scope;
+use super::pacing::subscription_in_path;
 
 pub const API_VERSION: &str = "2024-07-01";
 
@@ -209,7 +210,7 @@ impl ComputeClient {
         machine_id: &str,
         cancel: CancellationToken,
     ) -> impl std::future::Future<Output = Option<WriteSlot>> + Send + 'static {
-        let subscription = machine_id.split('/').nth(2).unwrap_or_default();
+        let subscription = subscription_in_path(machine_id);
         let slots = self
             .write_slots
             .lock()

@@ -305,7 +305,13 @@ impl Pacer {
 
 /// The subscription a request URL is about, "" when it names none.
 pub fn subscription_of(url: &url::Url) -> &str {
-    let mut segments = url.path_segments().into_iter().flatten();
+    subscription_in_path(url.path())
+}
+
+/// The subscription an ARM path or resource ID names (`/subscriptions/{id}/...`), "" when it
+/// names none: what requests are paced by, and machine writes take turns by.
+pub fn subscription_in_path(path: &str) -> &str {
+    let mut segments = path.split('/');
     while let Some(segment) = segments.next() {
         if segment.eq_ignore_ascii_case("subscriptions") {
             return segments.next().unwrap_or("");
@@ -521,5 +527,9 @@ mod tests {
         assert_eq!(subscription_of(&url), "ABC");
         let tenant = url::Url::parse("https://management.azure.com/providers/x").unwrap();
         assert_eq!(subscription_of(&tenant), "");
+        assert_eq!(
+            subscription_in_path("/Subscriptions/s1/resourceGroups/rg/providers/x/y/vm"),
+            "s1"
+        );
     }
 }
