@@ -96,6 +96,21 @@ fn map_nested(
 // Defaults
 // ------------------------------------------------------------------------------------------
 
+// The declared behaviour of a block, as methods of the block: the schema declares, this
+// module acts on the declarations (the schema module needs nothing from here).
+impl Block {
+    /// `config` with every declared default filled in where the configuration is null.
+    /// The server does this for data sources and actions; resources get it in their plan.
+    pub fn apply_defaults(&self, config: &Value) -> Value {
+        apply_defaults(self, config, config)
+    }
+
+    /// Runs the declared validators over `config` (the server does this at validation).
+    pub fn validate(&self, config: &Value) -> Diagnostics {
+        validate(self, config)
+    }
+}
+
 /// `target` with each declared default set where `config` is null (unknown stays unknown).
 pub fn apply_defaults(block: &Block, config: &Value, target: &Value) -> Value {
     defaults(Shape::of(block), config, target)

@@ -38,10 +38,8 @@ pub enum ServeError {
     NotStartedByTerraform,
     #[error("Terraform offers plugin protocol versions {offered}, this provider speaks only {PROTOCOL_VERSION}: use Terraform 1.0 or later, or OpenTofu")]
     NoCommonProtocol { offered: String },
-    #[error("PLUGIN_CLIENT_CERT is not a PEM certificate: {0}")]
-    ClientCertificate(String),
-    #[error("cannot create the server certificate: {0}")]
-    ServerCertificate(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot listen on 127.0.0.1 (ports {min}-{max}): {source}")]
     Listen {
         min: u16,

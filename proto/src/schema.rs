@@ -51,17 +51,6 @@ pub struct Block {
 }
 
 impl Block {
-    /// `config` with every declared default filled in where the configuration is null.
-    /// The server does this for data sources and actions; resources get it in their plan.
-    pub fn apply_defaults(&self, config: &Value) -> Value {
-        crate::planning::apply_defaults(self, config, config)
-    }
-
-    /// Runs the declared validators over `config` (the server does this at validation).
-    pub fn validate(&self, config: &Value) -> crate::Diagnostics {
-        crate::planning::validate(self, config)
-    }
-
     pub fn value_type(&self) -> Type {
         let mut fields: BTreeMap<String, Type> = self
             .attributes
@@ -200,7 +189,7 @@ pub struct Attribute {
     /// `deprecated`.
     pub deprecation_message: String,
     pub write_only: bool,
-    /// Declared behaviour the server applies (see `crate::planning`); never sent to
+    /// Declared behaviour the server applies (the planning module); never sent to
     /// Terraform.
     pub plan: AttributePlan,
     /// Checks of known, non-null configuration values (element-wise on collections).

@@ -10,7 +10,14 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixT
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
-use crate::plugin::ServeError;
+/// Why the plugin's TLS could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("PLUGIN_CLIENT_CERT is not a PEM certificate: {0}")]
+    ClientCertificate(String),
+    #[error("cannot create the server certificate: {0}")]
+    ServerCertificate(String),
+}
 
 pub struct ServerTls {
     pub config: Arc<rustls::ServerConfig>,
@@ -18,7 +25,7 @@ pub struct ServerTls {
     pub certificate_der: Vec<u8>,
 }
 
-pub fn server_config(client_certificate_pem: &str) -> Result<ServerTls, ServeError> {
+pub fn server_config(client_certificate_pem: &str) -> Result<ServerTls, TlsError> {
     let client_certificate = parse_pem_certificate(client_certificate_pem)?;
     let client_key = p521_key_of(&client_certificate);
     let (certificate_der, key_der) = generate_server_certificate()?;
@@ -30,13 +37,13 @@ pub fn server_config(client_certificate_pem: &str) -> Result<ServerTls, ServeErr
     });
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| ServeError::ServerCertificate(e.to_string()))?
+        .map_err(|e| TlsError::ServerCertificate(e.to_string()))?
         .with_client_cert_verifier(verifier)
         .with_single_cert(
             vec![CertificateDer::from(certificate_der.clone())],
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_der)),
         )
-        .map_err(|e| ServeError::ServerCertificate(e.to_string()))?;
+        .map_err(|e| TlsError::ServerCertificate(e.to_string()))?;
     // gRPC clients insist on HTTP/2 being negotiated.
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(ServerTls {
@@ -45,16 +52,16 @@ pub fn server_config(client_certificate_pem: &str) -> Result<ServerTls, ServeErr
     })
 }
 
-fn parse_pem_certificate(pem: &str) -> Result<CertificateDer<'static>, ServeError> {
+fn parse_pem_certificate(pem: &str) -> Result<CertificateDer<'static>, TlsError> {
     use rustls::pki_types::pem::PemObject;
     CertificateDer::from_pem_slice(pem.as_bytes())
-        .map_err(|e| ServeError::ClientCertificate(format!("{e:?}")))
+        .map_err(|e| TlsError::ClientCertificate(format!("{e:?}")))
 }
 
 /// A self-signed certificate for `localhost`, marked as a CA because Terraform uses it as
 /// the root it verifies us against.
-fn generate_server_certificate() -> Result<(Vec<u8>, Vec<u8>), ServeError> {
-    let failure = |e: rcgen::Error| ServeError::ServerCertificate(e.to_string());
+fn generate_server_certificate() -> Result<(Vec<u8>, Vec<u8>), TlsError> {
+    let failure = |e: rcgen::Error| TlsError::ServerCertificate(e.to_string());
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(failure)?;
     let mut params =
         rcgen::CertificateParams::new(vec!["localhost".to_string()]).map_err(failure)?;
