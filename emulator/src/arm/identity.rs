@@ -327,8 +327,8 @@ pub fn concurrent_create(app: &App, path: &str, body: &Value, tag: Option<&str>)
         return;
     }
     let rg_key = crate::model::World::rg_key(&sub, rg);
-    if !world.resource_groups.contains_key(&rg_key) {
-        let group = crate::model::ResourceGroup {
+    if let std::collections::btree_map::Entry::Vacant(slot) = world.resource_groups.entry(rg_key) {
+        slot.insert(crate::model::ResourceGroup {
             id: format!("/subscriptions/{sub}/resourceGroups/{rg}"),
             subscription: sub.clone(),
             name: rg.to_string(),
@@ -336,8 +336,7 @@ pub fn concurrent_create(app: &App, path: &str, body: &Value, tag: Option<&str>)
             tags: tags.clone(),
             managed_by: None,
             created_ms: crate::util::now_ms(),
-        };
-        world.resource_groups.insert(rg_key, group);
+        });
         tracing::info!("fault: concurrent create of resource group {rg}");
     }
     if is_identity {

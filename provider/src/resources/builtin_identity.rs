@@ -9,7 +9,13 @@
 //!
 //! Once the identity exists, create never fails (Terraform would taint it and the next apply
 //! would replace it, orphaning its role assignments): a lock that cannot be placed is a
-//! warning, the state says the lock is missing, and the next plan places it in place.
+//! warning, the state says the lock is missing, and the next plan places it in place, unless
+//! placing it would be refused again ([`lock_plan`]: the principal lacks the permission, or
+//! ARM refused with the same permissions, recorded in private state): then the plan holds it,
+//! with one warning and no change, so no apply fails for it.
+//!
+//! "Created by us" is ARM's 201 to our PUT; a 200 means the group or identity appeared since
+//! we looked, and it is adopted (never deleted), as an import is.
 //!
 //! Arguments are declared on the schema (`crate::arguments`' rules as validators, the
 //! constant defaults, replacement of `name` and `resource_group_name`); what the declarative
@@ -139,7 +145,7 @@ fn schema() -> Schema {
                 computed("client_id", "Client (application) ID of the identity.")
                     .use_state_for_unknown(),
                 computed("tenant_id", "Tenant of the identity.").use_state_for_unknown(),
-                computed("lock_id", "Resource ID of the lock; null when `lock` is false, or when the lock is missing (it could not be placed, or was removed): the next plan places it."),
+                computed("lock_id", "Resource ID of the lock; null when `lock` is false, or when the lock is missing (it could not be placed, or was removed): the next plan places it, unless the principal may not (then it warns and plans no change)."),
                 computed("resource_group_id", "Resource ID of the identity's resource group.")
                     .use_state_for_unknown(),
             ],
