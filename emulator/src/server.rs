@@ -216,6 +216,8 @@ pub async fn handle(
                     f.tag.as_deref(),
                     f.add_identity.as_deref(),
                 );
+                let body = req.json().unwrap_or_default();
+                crate::arm::identity::concurrent_create(&app, &req.path, &body, f.tag.as_deref());
             }
         }
     }

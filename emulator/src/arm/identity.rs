@@ -292,3 +292,67 @@ pub fn item(app: &Arc<App>, req: &Req, ctx: &Ctx, sub: &str, rg: &str, name: &st
         _ => method_not_allowed(req),
     }
 }
+
+/// The `concurrent_write` fault on a resource group or user-assigned identity: before the
+/// matching PUT is served, another writer (the policy, another workspace) creates what it
+/// names, if missing, in the location the PUT's body asks for (the group first, for an
+/// identity), tagged `concurrentWriter` (or `tag`). The PUT then finds it: ARM answers 200,
+/// not 201. Other paths are left to [`crate::arm::compute::concurrent_write`].
+pub fn concurrent_create(app: &App, path: &str, body: &Value, tag: Option<&str>) {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let is_group = segs.len() == 4;
+    let is_identity = segs.len() == 8
+        && segs[4].eq_ignore_ascii_case("providers")
+        && segs[5].eq_ignore_ascii_case("Microsoft.ManagedIdentity")
+        && segs[6].eq_ignore_ascii_case("userAssignedIdentities");
+    if segs.len() < 4
+        || !segs[0].eq_ignore_ascii_case("subscriptions")
+        || !segs[2].eq_ignore_ascii_case("resourceGroups")
+        || !(is_group || is_identity)
+    {
+        return;
+    }
+    let Some(loc) = body.get("location").and_then(Value::as_str) else {
+        return;
+    };
+    let loc = normalize_location(loc);
+    let (sub, rg) = (segs[1].to_ascii_lowercase(), segs[3]);
+    let mut tags = Map::new();
+    tags.insert(
+        tag.unwrap_or("concurrentWriter").to_string(),
+        json!("concurrent-create"),
+    );
+    let mut world = app.world.write();
+    if world.subscription(&sub).is_none() {
+        return;
+    }
+    let rg_key = crate::model::World::rg_key(&sub, rg);
+    if let std::collections::btree_map::Entry::Vacant(slot) = world.resource_groups.entry(rg_key) {
+        slot.insert(crate::model::ResourceGroup {
+            id: format!("/subscriptions/{sub}/resourceGroups/{rg}"),
+            subscription: sub.clone(),
+            name: rg.to_string(),
+            location: loc.clone(),
+            tags: tags.clone(),
+            managed_by: None,
+            created_ms: crate::util::now_ms(),
+        });
+        tracing::info!("fault: concurrent create of resource group {rg}");
+    }
+    if is_identity {
+        let rg_name = world
+            .rg(&sub, rg)
+            .map(|r| r.name.clone())
+            .unwrap_or_default();
+        let id = format!(
+            "/subscriptions/{sub}/resourceGroups/{rg_name}/providers/{TYPE}/{}",
+            segs[7]
+        );
+        if world.identity(&id).is_none() {
+            crate::scenario::create_identity(
+                &mut world, &id, &sub, &rg_name, segs[7], &loc, tags, None, None, true,
+            );
+            tracing::info!("fault: concurrent create of identity {id}");
+        }
+    }
+}

@@ -278,6 +278,14 @@ fn ambient_stop() -> CancellationToken {
         .unwrap_or_else(|_| never())
 }
 
+/// Whether a PUT answered `status` created its resource: only a 201 says so. A 200 is an
+/// update of one that existed; a 202 (asynchronous) does not say, and neither does a 200 to
+/// a retry of a PUT whose first answer was lost: both count as not created, so what may be
+/// someone else's is never taken for ours.
+pub fn put_created(status: u16) -> bool {
+    status == 201
+}
+
 /// A token nobody cancels, for the calls that take none.
 fn never() -> CancellationToken {
     CancellationToken::new()
@@ -610,6 +618,26 @@ impl ArmClient {
             )
             .await?;
         self.finish(path, api_version, response, cancel).await
+    }
+
+    /// [`ArmClient::put`] with the status ARM answered the PUT itself with: 201 when the PUT
+    /// created the resource, 200 when it existed and was updated (see [`put_created`]).
+    pub async fn put_with_status(
+        &self,
+        path: &str,
+        api_version: &str,
+        body: &Json,
+    ) -> Result<(u16, Json), ArmError> {
+        let cancel = ambient_stop();
+        let response = self
+            .send_cancellable(
+                Request::new(Method::PUT, path, Some(api_version)).body(body),
+                &cancel,
+            )
+            .await?;
+        let status = response.status;
+        let resource = self.finish(path, api_version, response, &cancel).await?;
+        Ok((status, resource))
     }
 
     /// DELETE and wait; a resource already gone is not an error.

@@ -56,6 +56,12 @@ impl Permission {
     }
 }
 
+/// Whether any of the caller's permissions (one per role it holds at the scope) allows
+/// `action`: ARM grants what any role allows and its own `notActions` do not take back.
+pub fn allows(permissions: &[Permission], action: &str) -> bool {
+    permissions.iter().any(|p| p.allows(action))
+}
+
 fn wildcard_match(pattern: &str, text: &str) -> bool {
     let (pattern, text) = (pattern.to_ascii_lowercase(), text.to_ascii_lowercase());
     match pattern.split_once('*') {

@@ -71,6 +71,25 @@ impl IdentitiesClient {
         ))
     }
 
+    /// [`IdentitiesClient::create_or_update`] for a create: also whether this PUT created the
+    /// identity (ARM's 201) rather than found it (200: someone created it since we looked).
+    pub async fn create(
+        &self,
+        id: &UserAssignedIdentityId,
+        location: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(Identity, bool), ArmError> {
+        let body = json!({"location": location, "tags": tags});
+        let (status, resource) = self
+            .arm
+            .put_with_status(&id.to_string(), API_VERSION, &body)
+            .await?;
+        Ok((
+            Identity::from_json(&resource),
+            super::arm::put_created(status),
+        ))
+    }
+
     pub async fn delete(&self, id: &UserAssignedIdentityId) -> Result<(), ArmError> {
         self.arm.delete(&id.to_string(), API_VERSION).await
     }

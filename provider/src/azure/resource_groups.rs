@@ -60,6 +60,7 @@ impl ResourceGroupsClient {
             .map(ResourceGroup::from_json))
     }
 
+    #[allow(dead_code)] // `create` serves this provider's create; kept for updates.
     pub async fn create_or_update(
         &self,
         subscription: &str,
@@ -73,6 +74,26 @@ impl ResourceGroupsClient {
                 .arm
                 .put(&path(subscription, name), API_VERSION, &body)
                 .await?,
+        ))
+    }
+
+    /// [`ResourceGroupsClient::create_or_update`] for a create: also whether this PUT created
+    /// the group (ARM's 201) rather than found it (200: someone created it since we looked).
+    pub async fn create(
+        &self,
+        subscription: &str,
+        name: &str,
+        location: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(ResourceGroup, bool), ArmError> {
+        let body = json!({"location": location, "tags": tags});
+        let (status, resource) = self
+            .arm
+            .put_with_status(&path(subscription, name), API_VERSION, &body)
+            .await?;
+        Ok((
+            ResourceGroup::from_json(&resource),
+            super::arm::put_created(status),
         ))
     }
 

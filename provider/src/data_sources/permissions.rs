@@ -170,7 +170,7 @@ impl DataSource for Permissions {
         };
         let missing: Vec<&(String, String)> = wanted
             .iter()
-            .filter(|(action, _)| !permissions.iter().any(|p| p.allows(action)))
+            .filter(|(action, _)| !crate::azure::authorization::allows(&permissions, action))
             .collect();
         let mut by_resource: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
         for (action, resource) in &missing {

@@ -9,7 +9,13 @@
 //!
 //! Once the identity exists, create never fails (Terraform would taint it and the next apply
 //! would replace it, orphaning its role assignments): a lock that cannot be placed is a
-//! warning, the state says the lock is missing, and the next plan places it in place.
+//! warning, the state says the lock is missing, and the next plan places it in place, unless
+//! placing it would be refused again ([`lock_plan`]: the principal lacks the permission, or
+//! ARM refused with the same permissions, recorded in private state): then the plan holds it,
+//! with one warning and no change, so no apply fails for it.
+//!
+//! "Created by us" is ARM's 201 to our PUT; a 200 means the group or identity appeared since
+//! we looked, and it is adopted (never deleted), as an import is.
 //!
 //! Arguments are declared on the schema (`crate::arguments`' rules as validators, the
 //! constant defaults, replacement of `name` and `resource_group_name`); what the declarative
@@ -47,6 +53,7 @@ use tfplugin::{
 
 use crate::arguments;
 use crate::azure::arm::ArmError;
+use crate::azure::authorization::{self, Permission};
 use crate::azure::identities::Identity;
 use crate::azure::ids::{self, SubscriptionId, UserAssignedIdentityId};
 use crate::azure::AzureClients;
@@ -138,7 +145,7 @@ fn schema() -> Schema {
                 computed("client_id", "Client (application) ID of the identity.")
                     .use_state_for_unknown(),
                 computed("tenant_id", "Tenant of the identity.").use_state_for_unknown(),
-                computed("lock_id", "Resource ID of the lock; null when `lock` is false, or when the lock is missing (it could not be placed, or was removed): the next plan places it."),
+                computed("lock_id", "Resource ID of the lock; null when `lock` is false, or when the lock is missing (it could not be placed, or was removed): the next plan places it, unless the principal may not (then it warns and plans no change)."),
                 computed("resource_group_id", "Resource ID of the identity's resource group.")
                     .use_state_for_unknown(),
             ],
@@ -324,6 +331,91 @@ struct Ownership {
     /// delete (nor is its lock, unless we placed it).
     #[serde(default)]
     adopted_identity: bool,
+    /// ARM refused to place the lock: plans hold it (no change, one warning) while it would
+    /// be refused again ([`lock_plan`]). Cleared once the lock is placed or `lock` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lock_denied: Option<LockDenial>,
+}
+
+/// A lock ARM refused to place, kept in private state: the state's `lock_id` stays null, and
+/// this says why, so plans stay clean while the lock would be refused again.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+struct LockDenial {
+    /// ARM's answer (code and message), repeated in each plan's warning.
+    reason: String,
+    /// The principal's permissions at the identity when ARM refused
+    /// ([`permissions_fingerprint`]); `None` when they could not be read.
+    #[serde(default)]
+    permissions: Option<String>,
+}
+
+/// Whether a failed lock write is a refusal that would happen again (a 4xx: no permission,
+/// a deny assignment or policy, a conflicting lock), not a transient failure (a 5xx or a
+/// connection error after retries, a throttle, a timeout), which a failing apply retries.
+fn is_refusal(error: &ArmError) -> bool {
+    (400..500).contains(&error.status) && error.status != 408 && error.status != 429
+}
+
+/// The principal's permissions at a scope in a form that compares equal exactly when they
+/// are the same, whatever the order ARM lists roles and actions in.
+fn permissions_fingerprint(permissions: &[Permission]) -> String {
+    let normalized = |list: &[String]| {
+        let mut actions: Vec<String> = list.iter().map(|a| a.to_ascii_lowercase()).collect();
+        actions.sort();
+        actions.dedup();
+        actions.join(",")
+    };
+    let mut roles: Vec<String> = permissions
+        .iter()
+        .map(|p| format!("{}!{}", normalized(&p.actions), normalized(&p.not_actions)))
+        .collect();
+    roles.sort();
+    roles.dedup();
+    roles.join(";")
+}
+
+/// What a plan does about a lock that is wanted and missing.
+#[derive(Debug, Clone, PartialEq)]
+enum LockPlan {
+    /// Plan placing it: `lock_id` unknown until apply.
+    Place,
+    /// No change (`lock_id` stays null), and this warning: placing it would be refused.
+    Hold(String),
+}
+
+/// Decides [`LockPlan`] from the recorded refusal, if any, and the principal's permissions at
+/// the identity now (or why they could not be read). Held: the principal lacks
+/// `Microsoft.Authorization/locks/write`; or ARM refused although the principal had it (a deny
+/// assignment, a policy) and its permissions are the same as then; or ARM refused and the
+/// permissions cannot be read. Placed otherwise: nothing was refused, or the permissions
+/// changed since (a role granted), so the next plan after the permission appears places it.
+fn lock_plan(
+    target: &Target,
+    denial: Option<&LockDenial>,
+    permissions: Result<&[Permission], &str>,
+) -> LockPlan {
+    let (identity, lock) = (&target.identity, target.lock_name());
+    let kept = "Nothing is planned for it and applies succeed without it; the identity is kept.";
+    match (permissions, denial) {
+        (Ok(permissions), _) if !authorization::allows(permissions, LOCK_PERMISSION) => {
+            LockPlan::Hold(format!(
+                "{identity} has no lock `{lock}`, and the principal Terraform runs as may not place it: it lacks `{LOCK_PERMISSION}` on the identity (Owner or User Access Administrator grant it; Contributor excludes it). {kept} Grant the permission: the next plan places the lock, in place."
+            ))
+        }
+        (Ok(permissions), Some(denial))
+            if denial.permissions.as_deref() == Some(&permissions_fingerprint(permissions)) =>
+        {
+            LockPlan::Hold(format!(
+                "{identity} has no lock `{lock}`: ARM refused to place it although the principal has `{LOCK_PERMISSION}` ({reason}); a deny assignment or a policy may forbid it. {kept} The next plan places it once the principal's permissions at the identity change; to ask again sooner, once the cause is gone, apply with `lock = false`, then set `lock` back to `true`.",
+                reason = denial.reason
+            ))
+        }
+        (Ok(_), _) | (Err(_), None) => LockPlan::Place,
+        (Err(error), Some(denial)) => LockPlan::Hold(format!(
+            "{identity} has no lock `{lock}`: ARM refused to place it ({reason}), and the principal's permissions at the identity cannot be read now ({error}). {kept} The next plan that reads them allowing `{LOCK_PERMISSION}`, changed since the refusal, places it.",
+            reason = denial.reason
+        )),
+    }
 }
 
 impl Ownership {
@@ -719,9 +811,9 @@ async fn place_lock_halted(
     clients: &AzureClients,
     target: &Target,
     halt: &Halt,
-) -> Result<bool, String> {
+) -> Result<bool, ArmError> {
     match halt.run(place_lock(clients, target)).await {
-        Step::Done(result) => result.map(|()| true).map_err(|e| e.to_string()),
+        Step::Done(result) => result.map(|()| true),
         Step::NotSent => Ok(false),
         Step::Unknown => Ok(lock_read_back(clients, target).await.unwrap_or(false)),
     }
@@ -765,10 +857,25 @@ async fn group_is_empty(
     Ok(clients.identities.list(&scope).await?.is_empty())
 }
 
-/// The warning of a create that made the identity but not its lock.
+/// The principal's permissions at the identity, fingerprinted; `None` when they cannot be read.
+async fn permissions_now(clients: &AzureClients, target: &Target, halt: &Halt) -> Option<String> {
+    match halt
+        .run(
+            clients
+                .authorization
+                .permissions(&target.identity.to_string()),
+        )
+        .await
+    {
+        Step::Done(Ok(permissions)) => Some(permissions_fingerprint(&permissions)),
+        _ => None,
+    }
+}
+
+/// The warning of a create or update that has the identity but not its lock.
 fn lock_not_placed(target: &Target, error: &str) -> String {
     format!(
-        "{identity} exists and is recorded in state, but its lock `{lock}` is missing: {error}\n\nPlacing the lock needs `{LOCK_PERMISSION}` on the identity (Owner or User Access Administrator; Contributor excludes it). Grant it to the principal Terraform runs as and apply again: the plan shows an in-place update that places the lock. The identity, its principal ID and its role assignments are kept.",
+        "{identity} exists and is recorded in state, but its lock `{lock}` is missing: {error}\n\nPlacing the lock needs `{LOCK_PERMISSION}` on the identity (Owner or User Access Administrator; Contributor excludes it). Grant it to the principal Terraform runs as: the next plan places the lock, in place. Until then plans show no change and warn. The identity, its principal ID and its role assignments are kept.",
         identity = target.identity,
         lock = target.lock_name(),
     )
@@ -835,14 +942,24 @@ impl BuiltinIdentity {
                 Step::Done(Ok(Some(_))) => {}
                 Step::Done(Ok(None)) => {
                     let no_tags = BTreeMap::new();
-                    let create = clients.resource_groups.create_or_update(
+                    let create = clients.resource_groups.create(
                         subscription,
                         group,
                         &target.resource_group_location,
                         &no_tags,
                     );
                     match halt.run(create).await {
-                        Step::Done(Ok(_)) => ownership.created_resource_group = true,
+                        // Only ARM's 201 says this PUT created it: one that appeared since our
+                        // read (the policy, another workspace) is not ours to delete.
+                        Step::Done(Ok((_, created))) => {
+                            ownership.created_resource_group = created;
+                            if !created {
+                                diagnostics.warning(
+                                    "Resource group created by someone else",
+                                    &format!("{} did not exist when this apply looked, and existed when it created it (ARM answered 200, not 201): someone else created it meanwhile. It is not recorded as created by this resource, so destroy leaves it.", target.resource_group_id()),
+                                );
+                            }
+                        }
                         Step::Done(Err(error)) => {
                             return failure(
                                 Value::Null,
@@ -868,13 +985,24 @@ impl BuiltinIdentity {
                     return halted_before_identity(halt, target, false)
                 }
             }
-            let create = clients.identities.create_or_update(
-                &target.identity,
-                &target.location,
-                &target.tags,
-            );
+            let create =
+                clients
+                    .identities
+                    .create(&target.identity, &target.location, &target.tags);
             match halt.run(create).await {
-                Step::Done(Ok(identity)) => identity,
+                Step::Done(Ok((identity, created))) => {
+                    if !created {
+                        // It appeared between our read and our PUT (the policy during a
+                        // migration, another workspace): adopted, as an import would.
+                        ownership.adopted_identity = true;
+                        diagnostics.warning_at(
+                            AttributePath::root("id"),
+                            "Identity created by someone else: adopted",
+                            &format!("{} did not exist when this apply looked, and existed when it created it (ARM answered 200, not 201): someone else, perhaps Azure Policy, created it meanwhile. It is adopted, as an import would: recorded in state with its principal ID, never deleted by destroy (nor its group). This apply set its tags to the configured ones.", target.identity),
+                        );
+                    }
+                    identity
+                }
                 Step::Done(Err(error)) => {
                     return failure(
                         Value::Null,
@@ -934,11 +1062,19 @@ impl BuiltinIdentity {
                             target.lock_name()
                         ),
                     ),
-                    Err(error) => diagnostics.warning_at(
-                        AttributePath::root("lock_id"),
-                        "Identity created without its lock",
-                        &lock_not_placed(target, &error),
-                    ),
+                    Err(error) => {
+                        if is_refusal(&error) {
+                            ownership.lock_denied = Some(LockDenial {
+                                reason: error.to_string(),
+                                permissions: permissions_now(clients, target, halt).await,
+                            });
+                        }
+                        diagnostics.warning_at(
+                            AttributePath::root("lock_id"),
+                            "Identity created without its lock",
+                            &lock_not_placed(target, &error.to_string()),
+                        )
+                    }
                 },
                 Step::Done(Err(error)) => diagnostics.warning_at(
                     AttributePath::root("lock_id"),
@@ -957,7 +1093,7 @@ impl BuiltinIdentity {
                 ),
             }
         }
-        if !target.existing {
+        if ownership.owns_identity(target) {
             // The lock guards an identity we created: destroy removes it with the identity.
             ownership.placed_lock = true;
         }
@@ -1064,11 +1200,18 @@ impl BuiltinIdentity {
                 ),
             );
         }
-        if target.lock && !had_lock {
+        // The plan decided ([`lock_plan`]): a lock it holds (`lock_id` planned null) is not
+        // tried, and the result stays as planned.
+        let planned_placing = request.planned_state.get("lock_id").is_unknown();
+        if !target.lock {
+            ownership.lock_denied = None;
+        }
+        if target.lock && !had_lock && planned_placing {
             match place_lock_halted(clients, target, halt).await {
                 Ok(true) => {
                     lock_present = true;
                     ownership.placed_lock = true;
+                    ownership.lock_denied = None;
                 }
                 Ok(false) => diagnostics.error_at(
                     AttributePath::root("lock_id"),
@@ -1079,11 +1222,24 @@ impl BuiltinIdentity {
                         target.lock_name()
                     ),
                 ),
+                // Refused: recorded, and a warning; the plans that follow hold the lock
+                // instead of failing every apply.
+                Err(error) if is_refusal(&error) => {
+                    ownership.lock_denied = Some(LockDenial {
+                        reason: error.to_string(),
+                        permissions: permissions_now(clients, target, halt).await,
+                    });
+                    diagnostics.warning_at(
+                        AttributePath::root("lock_id"),
+                        "The identity's lock was refused",
+                        &lock_not_placed(target, &error.to_string()),
+                    )
+                }
                 // An update is never tainted: an error keeps the identity and says why.
                 Err(error) => diagnostics.error_at(
                     AttributePath::root("lock_id"),
                     "Cannot lock the identity",
-                    &lock_not_placed(target, &error),
+                    &lock_not_placed(target, &error.to_string()),
                 ),
             }
         } else if !target.lock && had_lock {
@@ -1459,7 +1615,33 @@ impl Resource for BuiltinIdentity {
                         planned = planned.with("lock_id", Value::unknown());
                     }
                     planned = with_prior_identity(planned, &request.prior_state);
-                    if target.lock && lock_missing {
+                    let held = match &clients {
+                        Some(clients) if target.lock && lock_missing => {
+                            let ownership = Ownership::from_private(&request.prior_private);
+                            let permissions = clients
+                                .authorization
+                                .permissions(&kept.identity.to_string())
+                                .await
+                                .map_err(|e| e.to_string());
+                            match lock_plan(
+                                &kept,
+                                ownership.lock_denied.as_ref(),
+                                permissions.as_deref().map_err(String::as_str),
+                            ) {
+                                LockPlan::Hold(detail) => Some(detail),
+                                LockPlan::Place => None,
+                            }
+                        }
+                        _ => None,
+                    };
+                    if let Some(detail) = held {
+                        planned = planned.with("lock_id", Value::Null);
+                        response.diagnostics.warning_at(
+                            AttributePath::root("lock_id"),
+                            "The identity's lock is missing",
+                            &detail,
+                        );
+                    } else if target.lock && lock_missing {
                         response.diagnostics.warning_at(
                             AttributePath::root("lock_id"),
                             "The identity's lock is missing",
@@ -1692,6 +1874,7 @@ impl Resource for BuiltinIdentity {
             created_resource_group: false,
             placed_lock: false,
             adopted_identity: true,
+            lock_denied: None,
         };
         response.imported.push(ImportedResource {
             identity: identity_of(&state),
@@ -2105,6 +2288,7 @@ mod tests {
             created_resource_group: true,
             placed_lock: false,
             adopted_identity: true,
+            lock_denied: None,
         };
         assert_eq!(Ownership::from_private(&ownership.to_private()), ownership);
         assert_eq!(Ownership::from_private(b""), Ownership::default());
@@ -2235,5 +2419,181 @@ mod tests {
         assert!(parse_import_id(&format!("existing:{mine}?lock=false")).is_err());
         assert!(parse_import_id("existing:/subscriptions/x").is_err());
         assert!(parse_import_id("Built-In-Identity-eastus").is_err());
+    }
+
+    fn role(actions: &[&str], not_actions: &[&str]) -> Permission {
+        Permission {
+            actions: actions.iter().map(|a| a.to_string()).collect(),
+            not_actions: not_actions.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    fn contributor() -> Vec<Permission> {
+        vec![role(
+            &["*"],
+            &[
+                "Microsoft.Authorization/*/Delete",
+                "Microsoft.Authorization/*/Write",
+                "Microsoft.Authorization/elevateAccess/Action",
+            ],
+        )]
+    }
+
+    fn eastus() -> Target {
+        plan_target_of(&config(&[("location", Value::from("eastus"))]), Some(SUB))
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_principal_that_may_not_lock_holds_the_lock_with_a_warning_naming_the_permission() {
+        let target = eastus();
+        for denial in [
+            None,
+            Some(LockDenial {
+                reason: "AuthorizationFailed".into(),
+                permissions: Some(permissions_fingerprint(&contributor())),
+            }),
+        ] {
+            match lock_plan(&target, denial.as_ref(), Ok(&contributor())) {
+                LockPlan::Hold(detail) => {
+                    assert!(detail.contains(LOCK_PERMISSION), "{detail}");
+                    assert!(detail.contains("next plan places the lock"), "{detail}");
+                }
+                LockPlan::Place => panic!("a Contributor cannot place it"),
+            }
+        }
+        // The permission appears (User Access Administrator next to Contributor): placed.
+        let mut granted = contributor();
+        granted.push(role(&["Microsoft.Authorization/*"], &[]));
+        let denial = LockDenial {
+            reason: "AuthorizationFailed".into(),
+            permissions: Some(permissions_fingerprint(&contributor())),
+        };
+        assert_eq!(
+            lock_plan(&target, Some(&denial), Ok(&granted)),
+            LockPlan::Place
+        );
+        assert_eq!(lock_plan(&target, None, Ok(&granted)), LockPlan::Place);
+    }
+
+    #[test]
+    fn a_lock_refused_despite_the_permission_is_held_until_the_permissions_change() {
+        let target = eastus();
+        let owner = vec![role(&["*"], &[])];
+        let denial = LockDenial {
+            reason: "RequestDisallowedByPolicy: disallowed (HTTP 403)".into(),
+            permissions: Some(permissions_fingerprint(&owner)),
+        };
+        match lock_plan(&target, Some(&denial), Ok(&owner)) {
+            LockPlan::Hold(detail) => {
+                assert!(detail.contains("RequestDisallowedByPolicy"), "{detail}");
+                assert!(detail.contains("`lock = false`"), "{detail}");
+            }
+            LockPlan::Place => panic!("the same permissions would be refused again"),
+        }
+        // Permissions changed since the refusal: asked again.
+        let changed = vec![role(&["*"], &[]), role(&["Microsoft.Authorization/*"], &[])];
+        assert_eq!(
+            lock_plan(&target, Some(&denial), Ok(&changed)),
+            LockPlan::Place
+        );
+        // Refused when the permissions could not be read: asked again once they can be.
+        let unread = LockDenial {
+            permissions: None,
+            ..denial.clone()
+        };
+        assert_eq!(
+            lock_plan(&target, Some(&unread), Ok(&owner)),
+            LockPlan::Place
+        );
+        // Permissions unreadable now: held after a refusal, placed when nothing was refused.
+        assert!(matches!(
+            lock_plan(&target, Some(&denial), Err("HTTP 500")),
+            LockPlan::Hold(detail) if detail.contains("HTTP 500")
+        ));
+        assert_eq!(lock_plan(&target, None, Err("HTTP 500")), LockPlan::Place);
+    }
+
+    #[test]
+    fn permissions_fingerprints_ignore_order_and_case() {
+        let a = vec![
+            role(
+                &["*"],
+                &[
+                    "Microsoft.Authorization/*/Write",
+                    "Microsoft.Authorization/*/Delete",
+                ],
+            ),
+            role(&["Microsoft.Compute/*/read"], &[]),
+        ];
+        let b = vec![
+            role(&["microsoft.compute/*/READ"], &[]),
+            role(
+                &["*"],
+                &[
+                    "Microsoft.Authorization/*/Delete",
+                    "Microsoft.Authorization/*/Write",
+                ],
+            ),
+        ];
+        assert_eq!(permissions_fingerprint(&a), permissions_fingerprint(&b));
+        assert_ne!(
+            permissions_fingerprint(&a),
+            permissions_fingerprint(&a[..1])
+        );
+    }
+
+    #[test]
+    fn only_refusals_are_recorded_transient_failures_are_not() {
+        let status = |status: u16| ArmError {
+            status,
+            ..ArmError::transport("x")
+        };
+        for refused in [400, 403, 404, 409] {
+            assert!(is_refusal(&status(refused)), "{refused}");
+        }
+        for transient in [0, 408, 429, 500, 503] {
+            assert!(!is_refusal(&status(transient)), "{transient}");
+        }
+    }
+
+    #[test]
+    fn a_denial_survives_private_state_and_older_private_state_has_none() {
+        let ownership = Ownership {
+            lock_denied: Some(LockDenial {
+                reason: "AuthorizationFailed".into(),
+                permissions: Some("*!".into()),
+            }),
+            ..Ownership::default()
+        };
+        assert_eq!(Ownership::from_private(&ownership.to_private()), ownership);
+        let old = Ownership::from_private(br#"{"created_resource_group":true,"placed_lock":true}"#);
+        assert_eq!(old.lock_denied, None);
+    }
+
+    #[test]
+    fn only_a_201_makes_a_create_ours_a_200_is_adopted() {
+        use crate::azure::arm::put_created;
+        assert!(put_created(201));
+        // 200: it existed (someone created it between our read and our PUT, or a retry of a
+        // PUT whose answer was lost); 202: not said. Neither is taken for ours.
+        for status in [200, 202] {
+            assert!(!put_created(status), "{status}");
+        }
+        // What create records for an identity its PUT found: adopted, never deleted.
+        let target = eastus();
+        let found = Ownership {
+            adopted_identity: !put_created(200),
+            created_resource_group: put_created(200),
+            ..Ownership::default()
+        };
+        assert!(!found.owns_identity(&target));
+        assert!(!found.created_resource_group);
+        let created = Ownership {
+            adopted_identity: !put_created(201),
+            ..Ownership::default()
+        };
+        assert!(created.owns_identity(&target));
     }
 }
