@@ -277,6 +277,10 @@ struct Config {
     audit: bool,
     /// `None`: both kinds (the default); `Some(true)` scale sets only.
     only_scale_sets: Option<bool>,
+    /// `lifecycle { create_before_destroy = true }` on the assignments.
+    create_before_destroy: bool,
+    /// `timeouts` of one second on the assignments: a deadline that fires mid-apply.
+    short_deadline: bool,
     /// The assignments are in the configuration at all (false at the very end).
     assignments: bool,
 }
@@ -291,6 +295,8 @@ impl Config {
             skip_single: None,
             audit: false,
             only_scale_sets: None,
+            create_before_destroy: false,
+            short_deadline: false,
             assignments: true,
         }
     }
@@ -298,7 +304,8 @@ impl Config {
     /// One argument changed at random.
     fn edited(&self, rng: &mut Rng) -> Config {
         let mut next = self.clone();
-        match rng.below(6) {
+        match rng.below(7) {
+            6 => next.create_before_destroy = !next.create_before_destroy,
             0 => {
                 let region = *rng.pick(&REGIONS);
                 // An estate's `locations` may not be empty; leaving every region out is the
@@ -369,6 +376,12 @@ impl Config {
                 "virtualMachines"
             };
             lines.push_str(&format!("  resource_types = [\"{kind}\"]\n"));
+        }
+        if self.short_deadline {
+            lines.push_str("  timeouts {\n    create = \"1s\"\n    update = \"1s\"\n    delete = \"1s\"\n  }\n");
+        }
+        if self.create_before_destroy {
+            lines.push_str("  lifecycle {\n    create_before_destroy = true\n  }\n");
         }
         lines
     }
@@ -671,7 +684,7 @@ impl Sim {
     }
 
     /// 4: each machine holding a built-in identity that nobody else gave it is in exactly one
-    /// object's `assigned_ids`.
+    /// object's `assigned_ids`; one holding its identity from someone else is in none.
     fn check_recorded_once(&self) -> Checked {
         let resources = self.work.state_resources();
         let mut recorded: BTreeMap<String, usize> = BTreeMap::new();
@@ -708,6 +721,16 @@ impl Sim {
                 .get(&machine.id().to_ascii_lowercase())
                 .copied()
                 .unwrap_or(0);
+            let theirs = machine.others_builtin.contains(&machine.builtin());
+            if theirs && count != 0 {
+                return Err(self.violation(
+                    4,
+                    format!(
+                        "{} holds its identity from someone else, and {count} objects record it as theirs",
+                        machine.id()
+                    ),
+                ));
+            }
             if ours && count != 1 {
                 return Err(self.violation(
                     4,
@@ -760,9 +783,10 @@ impl Sim {
         let config = self.config.edited(rng);
         self.log.push(format!("edit -> {config:?}"));
         self.set_config(config);
-        match rng.below(4) {
+        match rng.below(5) {
             0 => self.apply_checked(&[]),
             1 => self.apply_checked(&["-parallelism=1"]),
+            4 => self.apply_checked(&["-parallelism=50"]),
             2 => {
                 self.log.push("  from a saved plan".into());
                 self.remember_holdings();
@@ -907,11 +931,18 @@ impl Sim {
         self.apply_checked(&[])
     }
 
+    /// An edit applied with machine writes slowed down, cut by Ctrl-C after one to three
+    /// writes or by a one-second deadline (`timeouts`); then a plain apply must finish it.
     fn interrupt(&mut self, rng: &mut Rng) -> Checked {
-        // Writes slowed down so the apply is still writing when Ctrl-C comes.
-        let config = self.config.edited(rng);
-        self.log
-            .push(format!("edit -> {config:?}, Ctrl-C after some writes"));
+        let mut config = self.config.edited(rng);
+        let by_deadline = rng.chance(40);
+        config.short_deadline = by_deadline;
+        let cut = if by_deadline {
+            "a 1 s deadline"
+        } else {
+            "Ctrl-C after some writes"
+        };
+        self.log.push(format!("edit -> {config:?}, cut by {cut}"));
         self.set_config(config);
         self.emulator.inject_fault(&json!({"kind": "delay", "ms": 300, "method": "PATCH", "path_contains": "/Microsoft.Compute/"}));
         self.emulator.clear_requests();
@@ -921,7 +952,7 @@ impl Sim {
         // Ctrl-C once the apply has sent one to three machine writes.
         let wanted_writes = 1 + rng.below(3);
         let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline && matches!(apply.try_wait(), Ok(None)) {
+        while !by_deadline && Instant::now() < deadline && matches!(apply.try_wait(), Ok(None)) {
             let writes = self
                 .emulator
                 .requests()
@@ -939,13 +970,19 @@ impl Sim {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = std::process::Command::new("kill")
-            .args(["-INT", &apply.id().to_string()])
-            .status();
+        if !by_deadline {
+            let _ = std::process::Command::new("kill")
+                .args(["-INT", &apply.id().to_string()])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
         let _ = apply.wait_with_output();
         self.emulator.clear_faults();
         self.check_others_kept()?;
-        self.log.push("  applying again after the interrupt".into());
+        self.log.push("  applying again, with no deadline".into());
+        let mut config = self.config.clone();
+        config.short_deadline = false;
+        self.set_config(config);
         self.apply_checked(&[])
     }
 
