@@ -60,25 +60,8 @@ impl ResourceGroupsClient {
             .map(ResourceGroup::from_json))
     }
 
-    #[allow(dead_code)] // `create` serves this provider's create; kept for updates.
-    pub async fn create_or_update(
-        &self,
-        subscription: &str,
-        name: &str,
-        location: &str,
-        tags: &BTreeMap<String, String>,
-    ) -> Result<ResourceGroup, ArmError> {
-        let body = json!({"location": location, "tags": tags});
-        Ok(ResourceGroup::from_json(
-            &self
-                .arm
-                .put(&path(subscription, name), API_VERSION, &body)
-                .await?,
-        ))
-    }
-
-    /// [`ResourceGroupsClient::create_or_update`] for a create: also whether this PUT created
-    /// the group (ARM's 201) rather than found it (200: someone created it since we looked).
+    /// Creates the group: also whether this PUT created it (ARM's 201) rather than found it
+    /// (200: someone created it since we looked).
     pub async fn create(
         &self,
         subscription: &str,
