@@ -513,7 +513,7 @@ impl Resource for OrphanCleanup {
             let current = match orphans::find(&clients, &scope, &rules).await {
                 Ok(current) => current,
                 Err(error) => {
-                    diagnostics.error("Nothing was deleted", &error);
+                    diagnostics.error_at(AttributePath::root("scope"), "Nothing was deleted", &error);
                     return failed_state(diagnostics, &prior_removed);
                 }
             };
@@ -594,9 +594,11 @@ impl Resource for OrphanCleanup {
             };
             match orphans::find(&clients, &scope, &rules).await {
                 Ok(found) => response.new_state = with_outcome(&state, &found, &removed_in(&state)),
-                Err(error) => response
-                    .diagnostics
-                    .error("Cannot look for orphaned role assignments", &error),
+                Err(error) => response.diagnostics.error_at(
+                    AttributePath::root("scope"),
+                    "Cannot look for orphaned role assignments",
+                    &error,
+                ),
             }
             response
         }
