@@ -151,6 +151,35 @@ fn a_scope_in_another_tenant_is_refused_and_nothing_is_deleted() {
     );
     assert!(work.state_resources().is_empty(), "nothing recorded");
 
+    // One already in state there (from before this check, or imported) can still be got rid
+    // of by removing its block: its refresh only warns and lists nothing, and the destroy
+    // forgets it and deletes nothing. (`terraform destroy` plans the configuration first,
+    // and that plan is refused; `terraform destroy -refresh=false` skips it.)
+    work.run_ok(&[
+        "import",
+        "-input=false",
+        "-no-color",
+        "mig_orphan_cleanup.rg",
+        &customer_rg(),
+    ]);
+    work.write("main.tf", &emulator.configuration(""));
+    let forget = work.apply();
+    assert!(
+        forget.all().contains("cannot be told") && forget.all().contains(CUSTOMER_TENANT),
+        "{}",
+        forget.all()
+    );
+    assert!(work.state_resources().is_empty());
+    assert_eq!(
+        assignments(&emulator, CUSTOMER_SUB),
+        before,
+        "nothing deleted"
+    );
+    work.write(
+        "main.tf",
+        &emulator.configuration(&cleanup(&customer_rg(), "")),
+    );
+
     // In report mode too: a report listing live principals as orphans is as wrong.
     work.write(
         "main.tf",

@@ -112,7 +112,7 @@ pub fn check_tenants(
 /// always the signed-in tenant's: ARM serves no other tenant's group, and Lighthouse delegates
 /// subscriptions and resource groups only), and the tenant Graph answers for (the `tid` of
 /// the Graph token, else the provider's `tenant_id` when it is a GUID).
-async fn check_scope_tenant(clients: &AzureClients, scope: &str) -> Result<(), String> {
+pub async fn check_scope_tenant(clients: &AzureClients, scope: &str) -> Result<(), String> {
     let Some(subscription) = subscription_in_scope(scope) else {
         return Ok(());
     };
@@ -144,6 +144,15 @@ pub async fn find(
     rules: &Rules,
 ) -> Result<Vec<Orphan>, String> {
     check_scope_tenant(clients, scope).await?;
+    search(clients, scope, rules).await
+}
+
+/// [`find`] without the tenant check: for a caller that made it already.
+pub async fn search(
+    clients: &AzureClients,
+    scope: &str,
+    rules: &Rules,
+) -> Result<Vec<Orphan>, String> {
     let now = OffsetDateTime::now_utc();
     let assignments = clients
         .authorization

@@ -592,7 +592,19 @@ impl Resource for OrphanCleanup {
                     return response;
                 }
             };
-            match orphans::find(&clients, &scope, &rules).await {
+            // A scope in another tenant is refused at plan and apply; a refresh only warns, so
+            // that a resource in state from before the check can still be destroyed (destroy
+            // forgets; it deletes nothing). Nothing is listed as orphaned.
+            if let Err(error) = orphans::check_scope_tenant(&clients, &scope).await {
+                response.diagnostics.warning_at(
+                    AttributePath::root("scope"),
+                    "Orphaned role assignments cannot be told at this scope",
+                    &error,
+                );
+                response.new_state = with_outcome(&state, &[], &removed_in(&state));
+                return response;
+            }
+            match orphans::search(&clients, &scope, &rules).await {
                 Ok(found) => response.new_state = with_outcome(&state, &found, &removed_in(&state)),
                 Err(error) => response.diagnostics.error_at(
                     AttributePath::root("scope"),
