@@ -144,6 +144,11 @@ pub struct Subscription {
     pub state: String,
     #[serde(default)]
     pub registered_providers: BTreeSet<String>,
+    /// The tenant the subscription belongs to when it is not the emulator's own (a customer
+    /// subscription seen through Azure Lighthouse, or as a guest); `None` is the world's
+    /// tenant.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

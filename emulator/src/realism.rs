@@ -196,6 +196,10 @@ pub struct Fault {
     /// For `concurrent_write`: an identity resource id the other writer assigns.
     #[serde(default)]
     pub add_identity: Option<String>,
+    /// For `status`: the body sent as it is (`content-type: application/json`) in place of
+    /// an ARM error body, such as a 200 whose body is not JSON or has no `value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
     #[serde(default)]
     pub hits: u64,
 }

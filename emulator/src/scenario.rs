@@ -51,6 +51,10 @@ pub struct ScSubscription {
     pub user_assigned_identities: Vec<ScIdentity>,
     pub role_assignments: Vec<ScRoleAssignment>,
     pub locks: Vec<ScLock>,
+    /// Another tenant's subscription (Azure Lighthouse, guest access): `GET /subscriptions`
+    /// reports this `tenantId`, and the emulator's tenant in `managedByTenants`. Graph still
+    /// answers for the emulator's tenant, where this tenant's principals do not exist.
+    pub tenant_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -359,6 +363,7 @@ fn seed_subscription(world: &mut World, s: &ScSubscription, owner_extra: &[Strin
         s.regions.iter().map(|r| normalize_location(r)).collect()
     };
     let default_region = regions[0].clone();
+    let home_tenant = world.tenant_id.to_ascii_lowercase();
     let entry = world
         .subscriptions
         .entry(sub.clone())
@@ -380,7 +385,12 @@ fn seed_subscription(world: &mut World, s: &ScSubscription, owner_extra: &[Strin
             .iter()
             .map(|s| s.to_string())
             .collect(),
+            tenant_id: None,
         });
+    if let Some(tenant) = &s.tenant_id {
+        let tenant = tenant.to_ascii_lowercase();
+        entry.tenant_id = (tenant != home_tenant).then_some(tenant);
+    }
     for r in &regions {
         if !entry.regions.contains(r) {
             entry.regions.push(r.clone());

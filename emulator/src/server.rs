@@ -195,11 +195,19 @@ pub async fn handle(
                 409 => ("Conflict", "The request conflicts with the current state of the resource."),
                 _ => ("InjectedFault", "An injected fault."),
             };
-            let mut r = Resp::arm_error(
-                status,
-                f.code.as_deref().unwrap_or(code),
-                f.message.as_deref().unwrap_or(message),
-            );
+            let mut r = match &f.body {
+                Some(body) => {
+                    let mut r = Resp::new(status)
+                        .with_header("content-type", "application/json; charset=utf-8");
+                    r.body = Bytes::from(body.clone());
+                    r
+                }
+                None => Resp::arm_error(
+                    status,
+                    f.code.as_deref().unwrap_or(code),
+                    f.message.as_deref().unwrap_or(message),
+                ),
+            };
             if let Some(s) = f.retry_after {
                 r.set_header("retry-after", s.to_string());
             }

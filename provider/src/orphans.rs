@@ -2,8 +2,11 @@
 //!
 //! Shared by the `mig_orphan_cleanup` resource and action and the
 //! `mig_orphaned_role_assignments` data source. The rules that keep it safe:
-//! - a principal counts as gone only when Graph does not return it; a failed Graph call
-//!   stops everything (it never means "gone");
+//! - a principal counts as gone only when Graph does not return it; a failed Graph call, or
+//!   an answer that cannot be read, stops everything (it never means "gone");
+//! - a scope in another tenant than the one Graph answers for (a customer's subscription
+//!   reached through Azure Lighthouse) is refused: Graph cannot see that tenant's
+//!   principals, so every one of them would look deleted;
 //! - assignments younger than `min_age` are never candidates (a new principal may not have
 //!   replicated to Graph yet);
 //! - assignments inherited from above the scope are reported, never removed;
@@ -66,8 +69,86 @@ fn old_enough(assignment: &RoleAssignment, min_age: Duration, now: OffsetDateTim
     now - created >= time::Duration::try_from(min_age).unwrap_or(time::Duration::MAX)
 }
 
-/// The orphaned assignments visible at `scope` under `rules`, sorted by ID.
+/// The subscription GUID of a subscription or resource group scope; `None` for a management
+/// group (or anything else).
+pub fn subscription_in_scope(scope: &str) -> Option<&str> {
+    let mut segments = scope.trim_matches('/').split('/');
+    match (segments.next(), segments.next()) {
+        (Some(first), Some(id))
+            if first.eq_ignore_ascii_case("subscriptions") && !id.is_empty() =>
+        {
+            Some(id)
+        }
+        _ => None,
+    }
+}
+
+/// Whether Graph can tell who exists at `scope`: the tenant that owns the scope's
+/// subscription must be the one Graph answers for. `Err` says why not and what to do.
+pub fn check_tenants(
+    scope: &str,
+    scope_tenant: Option<&str>,
+    graph_tenant: Option<&str>,
+) -> Result<(), String> {
+    let Some(graph_tenant) = graph_tenant else {
+        return Err(format!(
+            "cannot tell which tenant Microsoft Graph answers for (its token names none, and the provider's `tenant_id` is not a GUID), so it cannot be checked that the principals at {scope} are in it. Nothing is treated as orphaned. Set the provider's `tenant_id` (or ARM_TENANT_ID) to the tenant's GUID."
+        ));
+    };
+    let Some(scope_tenant) = scope_tenant else {
+        return Err(format!(
+            "ARM does not say which tenant the subscription of {scope} belongs to, so it cannot be checked that Microsoft Graph (tenant {graph_tenant}) sees its principals. Nothing is treated as orphaned. Check that the principal can read the subscription (`scope`)."
+        ));
+    };
+    if scope_tenant.eq_ignore_ascii_case(graph_tenant) {
+        return Ok(());
+    }
+    Err(format!(
+        "`scope` {scope} is in a subscription of tenant {scope_tenant}, but Microsoft Graph answers for tenant {graph_tenant}, the one the provider signs in to (the subscription is reached through Azure Lighthouse, or another tenant's access). Graph cannot see tenant {scope_tenant}'s principals: it answers 404 for every one of them, live or deleted, so none can be told orphaned. Nothing is treated as orphaned and nothing is deleted. To clean up there, use a provider configured for that tenant (`tenant_id = \"{scope_tenant}\"` with a principal of that tenant, for instance as a provider alias) and set this block's `provider` to it."
+    ))
+}
+
+/// The tenant the scope belongs to (its subscription's `tenantId`; a management group is
+/// always the signed-in tenant's: ARM serves no other tenant's group, and Lighthouse delegates
+/// subscriptions and resource groups only), and the tenant Graph answers for (the `tid` of
+/// the Graph token, else the provider's `tenant_id` when it is a GUID).
+pub async fn check_scope_tenant(clients: &AzureClients, scope: &str) -> Result<(), String> {
+    let Some(subscription) = subscription_in_scope(scope) else {
+        return Ok(());
+    };
+    let graph_tenant = match clients.graph.tenant_id().await {
+        Ok(Some(tenant)) => Some(tenant),
+        Ok(None) => Some(clients.tenant_id().to_ascii_lowercase())
+            .filter(|t| crate::azure::ids::validate_guid("tenant ID", t).is_ok()),
+        Err(error) => {
+            return Err(format!(
+                "cannot get a Microsoft Graph token, so nothing is treated as orphaned: {error}"
+            ))
+        }
+    };
+    let scope_tenant = clients
+        .subscriptions
+        .tenant_of(subscription)
+        .await
+        .map_err(|error| {
+            format!("cannot read subscription {subscription} to learn its tenant, so nothing is treated as orphaned: {error}")
+        })?;
+    check_tenants(scope, scope_tenant.as_deref(), graph_tenant.as_deref())
+}
+
+/// The orphaned assignments visible at `scope` under `rules`, sorted by ID. Refused for a
+/// scope in another tenant than Graph's (see [`check_tenants`]).
 pub async fn find(
+    clients: &AzureClients,
+    scope: &str,
+    rules: &Rules,
+) -> Result<Vec<Orphan>, String> {
+    check_scope_tenant(clients, scope).await?;
+    search(clients, scope, rules).await
+}
+
+/// [`find`] without the tenant check: for a caller that made it already.
+pub async fn search(
     clients: &AzureClients,
     scope: &str,
     rules: &Rules,
@@ -252,6 +333,56 @@ mod tests {
             now
         ));
         assert!(old_enough(&assignment(None), day, now));
+    }
+
+    #[test]
+    fn the_scope_must_be_in_the_tenant_graph_answers_for() {
+        let scope = "/subscriptions/00000000-0000-0000-0000-0000000000c2/resourceGroups/rg";
+        let home = "aaaaaaaa-0000-0000-0000-000000000001";
+        let customer = "cccccccc-0000-0000-0000-000000000002";
+        assert_eq!(check_tenants(scope, Some(home), Some(home)), Ok(()));
+        assert_eq!(
+            check_tenants(scope, Some(&home.to_uppercase()), Some(home)),
+            Ok(()),
+            "GUIDs compare without case"
+        );
+        let refused = check_tenants(scope, Some(customer), Some(home)).unwrap_err();
+        assert!(refused.contains("`scope`"), "{refused}");
+        assert!(
+            refused.contains(customer) && refused.contains(home),
+            "{refused}"
+        );
+        assert!(refused.contains("tenant_id"), "names the fix: {refused}");
+        assert!(
+            refused.contains("Nothing is treated as orphaned"),
+            "{refused}"
+        );
+        assert!(
+            check_tenants(scope, None, Some(home)).is_err(),
+            "unknown: refused"
+        );
+        assert!(
+            check_tenants(scope, Some(home), None).is_err(),
+            "unknown: refused"
+        );
+    }
+
+    #[test]
+    fn only_subscription_scopes_name_a_subscription() {
+        let sub = "00000000-0000-0000-0000-000000000001";
+        assert_eq!(
+            subscription_in_scope(&format!("/subscriptions/{sub}")),
+            Some(sub)
+        );
+        assert_eq!(
+            subscription_in_scope(&format!("/SUBSCRIPTIONS/{sub}/resourceGroups/rg/")),
+            Some(sub)
+        );
+        assert_eq!(
+            subscription_in_scope("/providers/Microsoft.Management/managementGroups/mg"),
+            None
+        );
+        assert_eq!(subscription_in_scope("/subscriptions/"), None);
     }
 
     #[test]

@@ -37,12 +37,17 @@ pub fn list_tenants(app: &Arc<App>, req: &Req) -> Resp {
 }
 
 fn subscription_json(world: &World, sub: &crate::model::Subscription) -> Value {
+    // Another tenant's subscription is seen through Lighthouse: managed by the world's tenant.
+    let (tenant, managed_by) = match &sub.tenant_id {
+        Some(tenant) => (tenant.clone(), json!([{"tenantId": world.tenant_id}])),
+        None => (world.tenant_id.clone(), json!([])),
+    };
     json!({
         "id": format!("/subscriptions/{}", sub.id),
         "authorizationSource": "RoleBased",
-        "managedByTenants": [],
+        "managedByTenants": managed_by,
         "subscriptionId": sub.id,
-        "tenantId": world.tenant_id,
+        "tenantId": tenant,
         "displayName": sub.display_name,
         "state": sub.state,
         "subscriptionPolicies": {

@@ -79,7 +79,7 @@ impl Action for OrphanCleanupAction {
         let found = match orphans::find(&clients, &scope, &rules).await {
             Ok(found) => found,
             Err(error) => {
-                diagnostics.error("Nothing was deleted", &error);
+                diagnostics.error_at(AttributePath::root("scope"), "Nothing was deleted", &error);
                 return diagnostics;
             }
         };

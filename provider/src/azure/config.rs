@@ -746,9 +746,55 @@ fn check_pem_bundle(pem: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether a failed metadata read is worth another try, as ARM reads are: 408, 429 and 5xx
+/// (but 501) answers and connection errors are; anything else will not change.
+fn discovery_retryable(status: Option<u16>) -> bool {
+    match status {
+        None => true,
+        Some(status) => {
+            status == 408 || status == 429 || (500..600).contains(&status) && status != 501
+        }
+    }
+}
+
+/// How long to wait before attempt `attempt + 1` of the metadata read: `Retry-After` when the
+/// answer has one (capped), else the ARM client's backoff, as for any ARM read.
+fn discovery_wait(
+    policy: &super::arm::RetryPolicy,
+    headers: Option<&reqwest::header::HeaderMap>,
+    attempt: u32,
+) -> std::time::Duration {
+    if let Some(wait) = headers.and_then(super::arm::retry_after) {
+        return wait.min(policy.max_delay);
+    }
+    let exponential = policy.base_delay.saturating_mul(1u32 << attempt.min(10));
+    let capped = exponential.min(policy.max_delay);
+    capped + capped.mul_f64(rand::random::<f64>() * 0.25)
+}
+
 async fn discover_endpoints(
     host: &str,
     extra_ca_pems: &[Vec<u8>],
+) -> Result<CloudEndpoints, ConfigError> {
+    // ARM's backoff and `Retry-After`, over fewer attempts: a host that is wrong (the
+    // commonest failure here) should fail `terraform validate` in seconds, not a minute.
+    let policy = super::arm::RetryPolicy {
+        max_attempts: DISCOVERY_ATTEMPTS,
+        ..super::arm::RetryPolicy::default()
+    };
+    discover_endpoints_with(host, extra_ca_pems, policy).await
+}
+
+/// Attempts at reading the cloud's metadata: waits of about 0.4, 0.8, 1.6 and 3.2 s between
+/// them (or what `Retry-After` says).
+const DISCOVERY_ATTEMPTS: u32 = 5;
+
+/// `GET https://{host}/metadata/endpoints`, retried like any ARM read (bounded, with backoff,
+/// honouring `Retry-After`): one throttled or dropped answer must not fail the run.
+async fn discover_endpoints_with(
+    host: &str,
+    extra_ca_pems: &[Vec<u8>],
+    policy: super::arm::RetryPolicy,
 ) -> Result<CloudEndpoints, ConfigError> {
     let url = format!("https://{host}/metadata/endpoints?api-version=2022-09-01");
     let failed = |detail: String| {
@@ -760,17 +806,52 @@ async fn discover_endpoints(
     };
     let client =
         super::http::build_client(extra_ca_pems, "terraform-provider-mig").map_err(failed)?;
-    let response = client
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| failed(super::http::describe_error(&e)))?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(failed(format!("HTTP {status}")));
+    let mut attempt = 0;
+    loop {
+        let last_attempt = attempt + 1 >= policy.max_attempts.max(1);
+        let gave_up = |detail: String| {
+            if attempt == 0 {
+                detail
+            } else {
+                format!("{detail} (gave up after {} attempts)", attempt + 1)
+            }
+        };
+        let (detail, headers, retryable) = match client.get(&url).send().await {
+            Err(error) => (super::http::describe_error(&error), None, true),
+            Ok(response) => {
+                let status = response.status();
+                let headers = response.headers().clone();
+                if status.is_success() {
+                    match response.bytes().await {
+                        Ok(bytes) => {
+                            let json: serde_json::Value = serde_json::from_slice(&bytes)
+                                .map_err(|e| failed(format!("the answer is not JSON: {e}")))?;
+                            return CloudEndpoints::from_metadata(&json).map_err(failed);
+                        }
+                        // Cut short: it may read whole next time.
+                        Err(error) => (
+                            format!(
+                                "cannot read the answer: {}",
+                                super::http::describe_error(&error)
+                            ),
+                            Some(headers),
+                            true,
+                        ),
+                    }
+                } else {
+                    let retryable = discovery_retryable(Some(status.as_u16()));
+                    (format!("HTTP {status}"), Some(headers), retryable)
+                }
+            }
+        };
+        if !retryable || last_attempt {
+            return Err(failed(gave_up(detail)));
+        }
+        let wait = discovery_wait(&policy, headers.as_ref(), attempt);
+        tracing::debug!(%url, error = %detail, attempt, ?wait, "cloud discovery failed; retrying");
+        tokio::time::sleep(wait).await;
+        attempt += 1;
     }
-    let json: serde_json::Value = response.json().await.map_err(|e| failed(e.to_string()))?;
-    CloudEndpoints::from_metadata(&json).map_err(failed)
 }
 
 #[cfg(test)]
@@ -1067,5 +1148,57 @@ mod tests {
         let cloud = CloudEndpoints::from_metadata(&json).unwrap();
         assert_eq!(cloud.graph.as_str(), "https://127.0.0.1:8443/");
         assert_eq!(cloud.graph_audience, "https://graph.microsoft.com/");
+    }
+
+    #[test]
+    fn discovery_retries_what_an_arm_read_retries() {
+        for status in [408, 429, 500, 502, 503, 504] {
+            assert!(discovery_retryable(Some(status)), "{status}");
+        }
+        assert!(discovery_retryable(None), "a dropped connection");
+        for status in [400, 401, 403, 404, 501] {
+            assert!(!discovery_retryable(Some(status)), "{status}");
+        }
+        let policy = crate::azure::arm::RetryPolicy::default();
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("retry-after", "3".parse().unwrap());
+        assert_eq!(
+            discovery_wait(&policy, Some(&headers), 0),
+            std::time::Duration::from_secs(3),
+            "Retry-After is honoured"
+        );
+        headers.insert("retry-after", "100000".parse().unwrap());
+        assert_eq!(
+            discovery_wait(&policy, Some(&headers), 0),
+            policy.max_delay,
+            "and capped"
+        );
+        let first = discovery_wait(&policy, None, 0);
+        assert!(first >= policy.base_delay && first <= policy.base_delay.mul_f64(1.25));
+        assert!(
+            discovery_wait(&policy, None, 3) >= policy.base_delay * 8,
+            "it backs off"
+        );
+    }
+
+    #[test]
+    fn discovery_gives_up_after_the_bounded_attempts() {
+        // Nothing listens on port 1: every attempt is a connection error.
+        let policy = crate::azure::arm::RetryPolicy {
+            max_attempts: 3,
+            base_delay: std::time::Duration::from_millis(1),
+            max_delay: std::time::Duration::from_millis(5),
+        };
+        let error = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(discover_endpoints_with("127.0.0.1:1", &[], policy))
+            .unwrap_err();
+        assert_eq!(error.attribute, "metadata_host");
+        assert!(
+            error.detail.contains("gave up after 3 attempts"),
+            "{error:?}"
+        );
     }
 }

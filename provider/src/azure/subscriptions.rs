@@ -58,4 +58,19 @@ impl SubscriptionsClient {
         .await
         .cloned()
     }
+
+    /// The tenant the subscription belongs to (its `tenantId`, lower case): another tenant
+    /// than the signed-in one for a subscription reached through Azure Lighthouse. `None`
+    /// when ARM answers 404 or gives no `tenantId`.
+    pub async fn tenant_of(&self, subscription: &str) -> Result<Option<String>, ArmError> {
+        let json = self
+            .arm
+            .get(&format!("/subscriptions/{subscription}"), API_VERSION)
+            .await?;
+        Ok(json
+            .as_ref()
+            .and_then(|json| json.get("tenantId"))
+            .and_then(Json::as_str)
+            .map(str::to_ascii_lowercase))
+    }
 }

@@ -513,7 +513,7 @@ impl Resource for OrphanCleanup {
             let current = match orphans::find(&clients, &scope, &rules).await {
                 Ok(current) => current,
                 Err(error) => {
-                    diagnostics.error("Nothing was deleted", &error);
+                    diagnostics.error_at(AttributePath::root("scope"), "Nothing was deleted", &error);
                     return failed_state(diagnostics, &prior_removed);
                 }
             };
@@ -592,11 +592,25 @@ impl Resource for OrphanCleanup {
                     return response;
                 }
             };
-            match orphans::find(&clients, &scope, &rules).await {
+            // A scope in another tenant is refused at plan and apply; a refresh only warns, so
+            // that a resource in state from before the check can still be destroyed (destroy
+            // forgets; it deletes nothing). Nothing is listed as orphaned.
+            if let Err(error) = orphans::check_scope_tenant(&clients, &scope).await {
+                response.diagnostics.warning_at(
+                    AttributePath::root("scope"),
+                    "Orphaned role assignments cannot be told at this scope",
+                    &error,
+                );
+                response.new_state = with_outcome(&state, &[], &removed_in(&state));
+                return response;
+            }
+            match orphans::search(&clients, &scope, &rules).await {
                 Ok(found) => response.new_state = with_outcome(&state, &found, &removed_in(&state)),
-                Err(error) => response
-                    .diagnostics
-                    .error("Cannot look for orphaned role assignments", &error),
+                Err(error) => response.diagnostics.error_at(
+                    AttributePath::root("scope"),
+                    "Cannot look for orphaned role assignments",
+                    &error,
+                ),
             }
             response
         }
