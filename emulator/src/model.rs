@@ -144,6 +144,10 @@ pub struct Subscription {
     pub state: String,
     #[serde(default)]
     pub registered_providers: BTreeSet<String>,
+    /// Left out of `GET /subscriptions` (as a passing gap in ARM's listing leaves one out),
+    /// while still readable and in its management group.
+    #[serde(default)]
+    pub unlisted: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
