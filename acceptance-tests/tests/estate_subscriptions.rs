@@ -157,12 +157,7 @@ fn add_machine(emulator: &Emulator, sub: &str, name: &str) {
 
 /// A plan's output, succeeding, with its exit code for changes.
 fn plan(work: &Workdir) -> (String, bool) {
-    let output = work.run(&[
-        "plan",
-        "-input=false",
-        "-no-color",
-        "-detailed-exitcode",
-    ]);
+    let output = work.run(&["plan", "-input=false", "-no-color", "-detailed-exitcode"]);
     let text = output.all();
     assert!(
         !text.contains("Error:"),
@@ -210,9 +205,6 @@ fn an_unreadable_subscription_keeps_what_it_recorded_while_the_rest_applies() {
     let applied = work.apply();
     assert_warns_about(&applied.all(), SUB_C, "AuthorizationFailed");
     assert_holds(&emulator, SUB_A, "vm-a-new", "eastus", "during the 403");
-    for (sub, name, region) in machines() {
-        assert_holds(&emulator, sub, name, region, "during the 403");
-    }
     assert_eq!(writes_to(&emulator, SUB_C), Vec::<Json>::new());
     assert_eq!(
         buckets_of(&work, SUB_C),
@@ -220,8 +212,13 @@ fn an_unreadable_subscription_keeps_what_it_recorded_while_the_rest_applies() {
         "the unreadable subscription's buckets are as recorded"
     );
 
-    // Readable again: the next plan picks it up normally.
+    // Readable again (the machines are read back only now): they kept the identity, the new
+    // one was not written, and the next plan picks it up normally.
     emulator.clear_faults();
+    for (sub, name, region) in machines() {
+        assert_holds(&emulator, sub, name, region, "after the 403");
+    }
+    assert_bare(&emulator, SUB_C, "vm-c-new", "after the 403");
     work.apply();
     assert_holds(&emulator, SUB_C, "vm-c-new", "eastus", "readable again");
     let (text, changes) = plan(&work);
@@ -239,7 +236,9 @@ fn a_disabled_subscription_keeps_its_buckets_and_is_not_written() {
     let work = applied(&emulator, Some("mg-platform"));
     let recorded = buckets_of(&work, SUB_C);
     add_machine(&emulator, SUB_A, "vm-a-new");
-    emulator.load_merge(&json!({"subscriptions": [{"id": SUB_C, "regions": REGIONS, "state": "Disabled"}]}));
+    emulator.load_merge(
+        &json!({"subscriptions": [{"id": SUB_C, "regions": REGIONS, "state": "Disabled"}]}),
+    );
 
     let (text, changes) = plan(&work);
     assert_warns_about(&text, SUB_C, "Disabled");
@@ -257,7 +256,9 @@ fn a_disabled_subscription_keeps_its_buckets_and_is_not_written() {
     assert!(!changes, "nothing to do while it is disabled: {text}");
 
     // Warned and PastDue subscriptions still take writes: planned as usual.
-    emulator.load_merge(&json!({"subscriptions": [{"id": SUB_C, "regions": REGIONS, "state": "PastDue"}]}));
+    emulator.load_merge(
+        &json!({"subscriptions": [{"id": SUB_C, "regions": REGIONS, "state": "PastDue"}]}),
+    );
     let (text, changes) = plan(&work);
     assert!(!changes && !text.contains(SUB_C), "{text}");
     assert_all_bare_after_destroy(&emulator, &work, &[(SUB_A, "vm-a-new")]);
@@ -270,7 +271,9 @@ fn a_subscription_missing_from_the_listing_of_subscriptions_keeps_its_buckets() 
     let work = applied(&emulator, None);
     let recorded = buckets_of(&work, SUB_C);
     assert_eq!(recorded.len(), 2, "{recorded:?}");
-    emulator.load_merge(&json!({"subscriptions": [{"id": SUB_C, "regions": REGIONS, "listed": false}]}));
+    emulator.load_merge(
+        &json!({"subscriptions": [{"id": SUB_C, "regions": REGIONS, "listed": false}]}),
+    );
 
     let (text, changes) = plan(&work);
     assert_warns_about(&text, SUB_C, "GET /subscriptions");
@@ -284,7 +287,8 @@ fn a_subscription_missing_from_the_listing_of_subscriptions_keeps_its_buckets() 
     assert_eq!(buckets_of(&work, SUB_C), recorded, "kept as recorded");
 
     // Listed again: planned as usual, nothing to do.
-    emulator.load_merge(&json!({"subscriptions": [{"id": SUB_C, "regions": REGIONS, "listed": true}]}));
+    emulator
+        .load_merge(&json!({"subscriptions": [{"id": SUB_C, "regions": REGIONS, "listed": true}]}));
     let (text, changes) = plan(&work);
     assert!(!changes && !text.contains("Warning:"), "{text}");
     assert_all_bare_after_destroy(&emulator, &work, &[]);
@@ -295,7 +299,9 @@ fn a_subscription_moved_out_of_the_management_group_is_released() {
     let emulator = Emulator::start(&scenario());
     let work = applied(&emulator, Some("mg-platform"));
     // SUB_C moves to a group outside mg-platform: the descendants listing no longer has it.
-    emulator.load_merge(&json!({"management_groups": [{"id": "mg-elsewhere", "subscriptions": [SUB_C]}]}));
+    emulator.load_merge(
+        &json!({"management_groups": [{"id": "mg-elsewhere", "subscriptions": [SUB_C]}]}),
+    );
     let (text, changes) = plan(&work);
     assert!(changes, "{text}");
     work.apply();
