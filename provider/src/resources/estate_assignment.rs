@@ -352,13 +352,13 @@ enum Standing {
 fn standing(found: Option<&SubscriptionInfo>, confirmed: bool) -> Standing {
     match found {
         Some(subscription) if subscription.refuses_writes() => Standing::Kept(format!(
-            "its state is `{}`, in which ARM refuses writes",
+            "its state is `{}`, in which ARM refuses writes (re-enable it, or leave it out of `scope`)",
             subscription.state.as_deref().unwrap_or_default()
         )),
         Some(_) => Standing::Planned,
         None if confirmed => Standing::Released,
         None => Standing::Kept(
-            "it is missing from the subscriptions the principal can see (GET /subscriptions): read rights narrowed, or a gap in ARM's listing".to_string(),
+            "it is missing from the subscriptions the principal can see (GET /subscriptions): read rights narrowed, or a gap in ARM's listing (check the principal's roles on it)".to_string(),
         ),
     }
 }
@@ -590,7 +590,7 @@ async fn wanted_buckets(
                 tracing::warn!(%scope, %error, "cannot list a subscription's machines; its buckets are kept");
                 kept.insert(
                     scope.subscription_id().to_ascii_lowercase(),
-                    format!("its machines cannot be listed ({scope}: {error})"),
+                    format!("its machines cannot be listed ({scope}: {error}; give the principal read access to it, or leave it out of `scope`)"),
                 );
                 continue;
             }
