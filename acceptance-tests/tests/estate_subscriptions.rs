@@ -286,6 +286,23 @@ fn a_subscription_missing_from_the_listing_of_subscriptions_keeps_its_buckets() 
     }
     assert_eq!(buckets_of(&work, SUB_C), recorded, "kept as recorded");
 
+    // Over mg-platform the group's descendants still list it, and its machines can be read:
+    // planned as usual, nothing to do, nothing to warn about.
+    let group = Workdir::new(&estate(
+        &emulator,
+        &format!("scope = \"{}\"", group_id("mg-platform")),
+    ));
+    group.init();
+    emulator.clear_requests();
+    let created = group.apply();
+    assert!(!created.all().contains("Warning:"), "{}", created.all());
+    assert_eq!(
+        buckets_of(&group, SUB_C).keys().collect::<Vec<_>>(),
+        recorded.keys().collect::<Vec<_>>(),
+        "still under the group: planned"
+    );
+    group.run_ok(&["state", "rm", ESTATE]);
+
     // Listed again: planned as usual, nothing to do.
     emulator
         .load_merge(&json!({"subscriptions": [{"id": SUB_C, "regions": REGIONS, "listed": true}]}));
