@@ -319,6 +319,23 @@ fn a_subscription_moved_out_of_the_management_group_is_released() {
     emulator.load_merge(
         &json!({"management_groups": [{"id": "mg-elsewhere", "subscriptions": [SUB_C]}]}),
     );
+    let recorded = buckets_of(&work, SUB_C);
+
+    // While it cannot be read, what its buckets attached cannot be given back: kept, warned.
+    emulator.inject_fault(&json!({
+        "kind": "status", "status": 403, "code": "AuthorizationFailed",
+        "method": "GET", "path_contains": format!("/subscriptions/{SUB_C}/")
+    }));
+    let (text, changes) = plan(&work);
+    assert_warns_about(&text, SUB_C, "it left the scope");
+    assert!(!changes, "{text}");
+    emulator.clear_requests();
+    work.apply();
+    assert_eq!(writes_to(&emulator, SUB_C), Vec::<Json>::new());
+    assert_eq!(buckets_of(&work, SUB_C), recorded, "kept while unreadable");
+    emulator.clear_faults();
+
+    // Readable: released.
     let (text, changes) = plan(&work);
     assert!(changes, "{text}");
     work.apply();

@@ -384,7 +384,7 @@ struct Covered {
 async fn covered_scopes(
     clients: &AzureClients,
     scope: Option<&str>,
-    recorded: &BTreeSet<String>,
+    recorded: &Recorded,
     diagnostics: &mut Diagnostics,
 ) -> Option<Covered> {
     let (found, confirmed) = match scope {
@@ -448,7 +448,7 @@ async fn covered_scopes(
             Standing::Released => {}
         }
     }
-    for subscription in recorded {
+    for subscription in recorded.keys() {
         if subscriptions
             .iter()
             .any(|s| s.subscription_id.eq_ignore_ascii_case(subscription))
@@ -464,14 +464,14 @@ async fn covered_scopes(
 
 /// The warning for subscriptions whose buckets keep what they recorded; `None` when there are
 /// none.
-fn kept_warning(kept: &BTreeMap<String, String>, recorded: &BTreeSet<String>) -> Option<String> {
+fn kept_warning(kept: &BTreeMap<String, String>, recorded: &Recorded) -> Option<String> {
     if kept.is_empty() {
         return None;
     }
     let lines: Vec<String> = kept
         .iter()
         .map(|(subscription, cause)| {
-            let buckets = if recorded.contains(subscription) {
+            let buckets = if recorded.contains_key(subscription) {
                 "its buckets keep what they recorded"
             } else {
                 "it has no bucket yet"
@@ -540,11 +540,21 @@ struct Discovery {
     kept: BTreeMap<String, String>,
 }
 
-/// The subscriptions (lower case) of bucket keys.
-fn subscriptions_of<'a>(keys: impl IntoIterator<Item = &'a String>) -> BTreeSet<String> {
-    keys.into_iter()
-        .map(|key| subscription_of_key(key).to_ascii_lowercase())
-        .collect()
+/// The subscriptions (lower case) the state holds buckets of, each with the scopes its
+/// buckets cover.
+type Recorded = BTreeMap<String, BTreeSet<String>>;
+
+fn recorded_of<'a>(buckets: impl IntoIterator<Item = (&'a String, &'a Value)>) -> Recorded {
+    let mut recorded = Recorded::new();
+    for (key, bucket) in buckets {
+        let scopes = recorded
+            .entry(subscription_of_key(key).to_ascii_lowercase())
+            .or_default();
+        if let Some(scope) = bucket.get("scope").as_str() {
+            scopes.insert(scope.to_string());
+        }
+    }
+    recorded
 }
 
 /// The buckets the machines call for now: every subscription and region (within
@@ -555,7 +565,7 @@ fn subscriptions_of<'a>(keys: impl IntoIterator<Item = &'a String>) -> BTreeSet<
 async fn wanted_buckets(
     clients: &AzureClients,
     estate: &Estate,
-    recorded: &BTreeSet<String>,
+    recorded: &Recorded,
     check_locations: bool,
     diagnostics: &mut Diagnostics,
 ) -> Option<Discovery> {
@@ -569,23 +579,51 @@ async fn wanted_buckets(
             }
         }
     }
+    // The buckets that leave give back what they attached, which needs their machines: a
+    // subscription that left but cannot be read is kept, not left to fail every apply.
+    let leaving: Vec<Scope> = recorded
+        .iter()
+        .filter(|(subscription, _)| {
+            !kept.contains_key(*subscription)
+                && !scopes
+                    .iter()
+                    .any(|scope| scope.subscription_id().eq_ignore_ascii_case(subscription))
+        })
+        .flat_map(|(_, scopes)| scopes.iter().filter_map(|scope| Scope::parse(scope).ok()))
+        .collect();
     let now = tokio::time::Instant::now();
     let not_before = now.checked_sub(DISCOVERY_MAX_AGE).unwrap_or(now);
-    let listings = join_all(scopes.iter().map(|scope| async move {
-        // Where the machines are does not change with our writes: the listing as ARM gave it.
-        let listing = clients
-            .compute
-            .shared_listing(scope, &estate.kinds, not_before)
-            .await
-            .map(|(machines, _)| machines);
-        (scope, listing)
-    }))
+    let listings = join_all(
+        scopes
+            .iter()
+            .map(|scope| (scope, false))
+            .chain(leaving.iter().map(|scope| (scope, true)))
+            .map(|(scope, leaves)| async move {
+                // Where the machines are does not change with our writes: the listing as ARM
+                // gave it.
+                let listing = clients
+                    .compute
+                    .shared_listing(scope, &estate.kinds, not_before)
+                    .await
+                    .map(|(machines, _)| machines);
+                (scope, leaves, listing)
+            }),
+    )
     .await;
     let mut wanted = BTreeMap::new();
     let mut without_identity = Vec::new();
-    for (scope, listing) in listings {
+    for (scope, leaves, listing) in listings {
         let machines = match listing {
+            Ok(_) if leaves => continue,
             Ok(machines) => machines,
+            Err(error) if unreadable(&error) && leaves => {
+                tracing::warn!(%scope, %error, "a subscription that left cannot be read; its buckets are kept");
+                kept.insert(
+                    scope.subscription_id().to_ascii_lowercase(),
+                    format!("it left the scope, but its machines cannot be listed to give back what its buckets attached ({scope}: {error}; give the principal read access to it)"),
+                );
+                continue;
+            }
             Err(error) if unreadable(&error) => {
                 tracing::warn!(%scope, %error, "cannot list a subscription's machines; its buckets are kept");
                 kept.insert(
@@ -848,7 +886,7 @@ impl EstateAssignment {
         let estate = Estate::from(planned)?;
         let mut diagnostics = Diagnostics::default();
         let locations_changed = prior.get("locations") != planned.get("locations");
-        let recorded = subscriptions_of(prior_buckets.keys());
+        let recorded = recorded_of(&prior_buckets);
         let Some(Discovery { mut wanted, kept }) = wanted_buckets(
             clients,
             &estate,
@@ -1302,8 +1340,8 @@ impl Resource for EstateAssignment {
         {
             let mut discovery = Diagnostics::default();
             let recorded = match request.current_state.get("buckets") {
-                Value::Map(buckets) => subscriptions_of(buckets.keys()),
-                _ => BTreeSet::new(),
+                Value::Map(buckets) => recorded_of(buckets),
+                _ => Recorded::new(),
             };
             match wanted_buckets(&clients, &estate, &recorded, false, &mut discovery).await {
                 Some(found) => {
@@ -1547,7 +1585,7 @@ mod tests {
             buckets.keys().cloned().collect::<Vec<_>>(),
             [bucket_key(other, "eastus")]
         );
-        let recorded = subscriptions_of(taken.keys());
+        let recorded = recorded_of(&taken);
         let warning = kept_warning(&kept, &recorded).unwrap();
         assert!(
             warning.contains(&format!(
@@ -1556,6 +1594,32 @@ mod tests {
             "{warning}"
         );
         assert_eq!(kept_warning(&BTreeMap::new(), &recorded), None);
+    }
+
+    #[test]
+    fn recorded_subscriptions_carry_the_scopes_their_buckets_cover() {
+        let group = format!("/subscriptions/{SUB}/resourceGroups/rg");
+        let bucket = |scope: &str| Value::object([("scope", Value::string(scope))]);
+        let buckets = BTreeMap::from([
+            (bucket_key(SUB, "eastus"), bucket(&group)),
+            (bucket_key(SUB, "westus"), bucket(&group)),
+            (
+                bucket_key("00000000-0000-0000-0000-0000000000B2", "eastus"),
+                bucket("/subscriptions/00000000-0000-0000-0000-0000000000b2"),
+            ),
+        ]);
+        assert_eq!(
+            recorded_of(&buckets),
+            Recorded::from([
+                (SUB.to_string(), BTreeSet::from([group.clone()])),
+                (
+                    "00000000-0000-0000-0000-0000000000b2".to_string(),
+                    BTreeSet::from([
+                        "/subscriptions/00000000-0000-0000-0000-0000000000b2".to_string()
+                    ])
+                ),
+            ])
+        );
     }
 
     #[test]
