@@ -351,3 +351,42 @@ fn a_subscription_moved_out_of_the_management_group_is_released() {
     assert!(!changes, "{text}");
     assert_all_bare_after_destroy(&emulator, &work, &[]);
 }
+
+#[test]
+fn an_estate_of_one_disabled_subscription_keeps_its_buckets_and_is_not_written() {
+    let emulator = Emulator::start(&scenario());
+    let work = Workdir::new(&estate(
+        &emulator,
+        &format!("scope = \"/subscriptions/{SUB_C}\""),
+    ));
+    work.init();
+    work.apply();
+    let recorded = buckets_of(&work, SUB_C);
+    assert_eq!(recorded.len(), 2, "{recorded:?}");
+    add_machine(&emulator, SUB_C, "vm-c-new");
+    emulator.load_merge(
+        &json!({"subscriptions": [{"id": SUB_C, "regions": REGIONS, "state": "Disabled"}]}),
+    );
+
+    let (text, changes) = plan(&work);
+    assert_warns_about(&text, SUB_C, "Disabled");
+    assert!(
+        !changes,
+        "nothing planned in a disabled subscription: {text}"
+    );
+    emulator.clear_requests();
+    work.apply();
+    assert_eq!(writes_to(&emulator, SUB_C), Vec::<Json>::new());
+    assert_eq!(buckets_of(&work, SUB_C), recorded, "kept as recorded");
+    assert_bare(&emulator, SUB_C, "vm-c-new", "disabled");
+
+    // Enabled again: the new machine is attached.
+    emulator.load_merge(
+        &json!({"subscriptions": [{"id": SUB_C, "regions": REGIONS, "state": "Enabled"}]}),
+    );
+    work.apply();
+    assert_holds(&emulator, SUB_C, "vm-c-new", "eastus", "enabled again");
+    work.destroy();
+    assert_bare(&emulator, SUB_C, "vm-c-new", "after destroy");
+    assert_bare(&emulator, SUB_C, "vm-c-east", "after destroy");
+}
