@@ -149,6 +149,10 @@ pub struct Subscription {
     /// tenant.
     #[serde(default)]
     pub tenant_id: Option<String>,
+    /// Left out of `GET /subscriptions` (as a passing gap in ARM's listing leaves one out),
+    /// while still readable and in its management group.
+    #[serde(default)]
+    pub unlisted: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

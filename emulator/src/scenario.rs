@@ -44,6 +44,11 @@ pub struct ScManagementGroup {
 pub struct ScSubscription {
     pub id: String,
     pub display_name: Option<String>,
+    /// `Enabled` (default), `Warned`, `PastDue`, `Disabled` or `Deleted`; set on a merge too.
+    /// ARM refuses writes (PUT, PATCH, POST) in a `Disabled` or `Deleted` subscription.
+    pub state: Option<String>,
+    /// `false`: left out of `GET /subscriptions` while still readable; set on a merge too.
+    pub listed: Option<bool>,
     pub regions: Vec<String>,
     pub resource_groups: Vec<ScResourceGroup>,
     pub virtual_machines: Vec<ScCompute>,
@@ -386,10 +391,17 @@ fn seed_subscription(world: &mut World, s: &ScSubscription, owner_extra: &[Strin
             .map(|s| s.to_string())
             .collect(),
             tenant_id: None,
+            unlisted: false,
         });
     if let Some(tenant) = &s.tenant_id {
         let tenant = tenant.to_ascii_lowercase();
         entry.tenant_id = (tenant != home_tenant).then_some(tenant);
+    }
+    if let Some(state) = &s.state {
+        entry.state = state.clone();
+    }
+    if let Some(listed) = s.listed {
+        entry.unlisted = !listed;
     }
     for r in &regions {
         if !entry.regions.contains(r) {

@@ -417,6 +417,32 @@ pub fn check_body_shape(req: &Req) -> Result<(), Resp> {
     Ok(())
 }
 
+/// ARM refuses creates, updates and actions (PUT, PATCH, POST) in a `Disabled` or `Deleted`
+/// subscription; reads and deletes go through.
+fn read_only_subscription(app: &App, req: &Req, segs: &[&str]) -> Option<Resp> {
+    if !matches!(
+        req.method,
+        hyper::Method::PUT | hyper::Method::PATCH | hyper::Method::POST
+    ) {
+        return None;
+    }
+    let [first, sub, _, ..] = segs else {
+        return None;
+    };
+    if !eq(first, "subscriptions") {
+        return None;
+    }
+    let world = app.world.read();
+    let state = &world.subscription(sub)?.state;
+    (state.eq_ignore_ascii_case("Disabled") || state.eq_ignore_ascii_case("Deleted")).then(|| {
+        Resp::arm_error(
+            409,
+            "ReadOnlyDisabledSubscription",
+            &format!("The subscription '{sub}' is disabled and therefore marked as read only. You cannot perform any write actions on this subscription until it is re-enabled."),
+        )
+    })
+}
+
 pub fn handle(app: &Arc<App>, req: &Req, ctx: &Ctx) -> Resp {
     if matches!(req.method, hyper::Method::PUT | hyper::Method::PATCH) {
         if let Err(r) = check_body_shape(req) {
@@ -424,6 +450,9 @@ pub fn handle(app: &Arc<App>, req: &Req, ctx: &Ctx) -> Resp {
         }
     }
     let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
+    if let Some(refused) = read_only_subscription(app, req, &segs) {
+        return refused;
+    }
     // `{scope}/providers/Microsoft.Authorization/{type}[/{name}]`
     if let Some(i) = (0..segs.len().saturating_sub(2))
         .rev()

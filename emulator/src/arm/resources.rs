@@ -79,7 +79,7 @@ pub fn list_subscriptions(app: &Arc<App>, req: &Req, ctx: &Ctx) -> Resp {
     let value: Vec<Value> = world
         .subscriptions
         .values()
-        .filter(|s| caller_sees(&world, ctx, &s.id))
+        .filter(|s| !s.unlisted && caller_sees(&world, ctx, &s.id))
         .map(|s| subscription_json(&world, s))
         .collect();
     let n = value.len();

@@ -27,6 +27,24 @@ pub struct SubscriptionInfo {
     pub state: Option<String>,
 }
 
+/// Subscription states in which ARM still takes writes (`Active` is the management group
+/// API's word for `Enabled`). ARM refuses creates, updates and actions in a `Disabled` or
+/// `Deleted` one (`ReadOnlyDisabledSubscription`); a state this list does not know is taken
+/// as refusing too, so that nothing is planned that cannot be written.
+const WRITABLE_STATES: [&str; 4] = ["Enabled", "Warned", "PastDue", "Active"];
+
+impl SubscriptionInfo {
+    /// Whether ARM refuses writes in the subscription, by its state (`None`: not known, as
+    /// for a subscription found under a group but not in `GET /subscriptions`: writable).
+    pub fn refuses_writes(&self) -> bool {
+        self.state.as_deref().is_some_and(|state| {
+            !WRITABLE_STATES
+                .iter()
+                .any(|writable| writable.eq_ignore_ascii_case(state))
+        })
+    }
+}
+
 /// A management group's name from its name or its ID
 /// (`/providers/Microsoft.Management/managementGroups/{name}`, any casing, trailing `/`).
 pub fn group_name(text: &str) -> &str {
@@ -64,6 +82,22 @@ impl ManagementGroupsClient {
         out.sort_by(|a, b| a.subscription_id.cmp(&b.subscription_id));
         out.dedup_by(|a, b| a.subscription_id == b.subscription_id);
         Ok(out)
+    }
+
+    /// One subscription (`GET /subscriptions/{id}`), with its state; `None` when ARM does
+    /// not know it (or the principal may not see it).
+    pub async fn subscription(
+        &self,
+        subscription: &str,
+    ) -> Result<Option<SubscriptionInfo>, ArmError> {
+        let found = self
+            .arm
+            .get(
+                &format!("/subscriptions/{subscription}"),
+                SUBSCRIPTIONS_API_VERSION,
+            )
+            .await?;
+        Ok(found.as_ref().and_then(subscription_of))
     }
 
     /// The subscriptions anywhere below the management group `group` (a name), from its
@@ -143,6 +177,25 @@ fn subscription_of(json: &Json) -> Option<SubscriptionInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn disabled_deleted_and_unknown_states_refuse_writes() {
+        let with = |state: Option<&str>| SubscriptionInfo {
+            subscription_id: "aaaa".into(),
+            display_name: String::new(),
+            state: state.map(str::to_string),
+        };
+        for state in ["Disabled", "Deleted", "Expired"] {
+            assert!(with(Some(state)).refuses_writes(), "{state}");
+        }
+        for state in ["Enabled", "enabled", "Warned", "PastDue", "Active"] {
+            assert!(!with(Some(state)).refuses_writes(), "{state}");
+        }
+        assert!(
+            !with(None).refuses_writes(),
+            "not known: its listing decides"
+        );
+    }
 
     #[test]
     fn group_names_come_from_names_or_ids() {

@@ -29,9 +29,10 @@ use tfplugin::{
 use tracing::Instrument;
 
 use crate::arguments;
+use crate::azure::arm::ArmError;
 use crate::azure::compute::MachineKind;
 use crate::azure::ids::{self, Scope, SubscriptionId};
-use crate::azure::management_groups;
+use crate::azure::management_groups::{self, SubscriptionInfo};
 use crate::azure::AzureClients;
 use crate::provider::ProviderData;
 use crate::resources::identity;
@@ -46,9 +47,6 @@ const EVERY_VISIBLE_SUBSCRIPTION: &str = "/subscriptions";
 /// How old a listing of a subscription's machines may be when the plan looks for regions:
 /// the refresh that ran just before in the same process shares it.
 const DISCOVERY_MAX_AGE: Duration = Duration::from_secs(60);
-
-/// Subscription states in which ARM refuses writes: their machines cannot be changed.
-const READ_ONLY_STATES: [&str; 2] = ["Disabled", "Deleted"];
 
 pub struct EstateAssignment {
     data: Arc<ProviderData>,
@@ -194,7 +192,7 @@ fn schema() -> Schema {
     let mut attributes = vec![
         Attribute::optional("scope", Type::String)
             .description(
-                "What the estate covers: a management group (`/providers/Microsoft.Management/managementGroups/{name}`, every subscription anywhere below it), a subscription (`/subscriptions/{id}`) or a resource group. Left out: every subscription the principal can see. Subscriptions that are `Disabled` or `Deleted` are read-only and left out, with a warning. Changing it converges in place: buckets that leave give back what they attached.",
+                "What the estate covers: a management group (`/providers/Microsoft.Management/managementGroups/{name}`, every subscription anywhere below it), a subscription (`/subscriptions/{id}`) or a resource group. Left out: every subscription the principal can see. A subscription that cannot be planned (`Disabled` or `Deleted`, its machines unreadable, or missing from `GET /subscriptions`) keeps its buckets exactly as recorded and is not written, with a warning. Changing it converges in place: buckets that leave (the configuration leaves their subscription out, or the management group API shows it left the group) give back what they attached.",
             )
             .validator(Validator::string("Invalid scope", check_estate_scope)),
         Attribute::optional("identity_ids", Type::Map(Box::new(Type::String)))
@@ -334,30 +332,96 @@ fn subscription_of_key(key: &str) -> &str {
         .map_or(key, |(subscription, _)| subscription)
 }
 
+/// How one subscription's buckets fare in a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Standing {
+    /// Its machines are listed and its buckets planned.
+    Planned,
+    /// Its buckets keep exactly what they recorded, with no write to it, for this cause.
+    Kept(String),
+    /// Its buckets are released: the configuration leaves it out, or the management group
+    /// API shows it is not below the group.
+    Released,
+}
+
+/// The standing of a subscription the estate's scope may cover: `found` is what the
+/// listing of the scope's subscriptions said of it (`None`: not in it), `confirmed` whether
+/// that listing is the management group API's (a group's descendants), which alone can say
+/// that a subscription left the scope. `GET /subscriptions` shows only what the principal may
+/// read, and a subscription can be missing from one answer: absence there releases nothing.
+fn standing(found: Option<&SubscriptionInfo>, confirmed: bool) -> Standing {
+    match found {
+        Some(subscription) if subscription.refuses_writes() => Standing::Kept(format!(
+            "its state is `{}`, in which ARM refuses writes (re-enable it, or leave it out of `scope`)",
+            subscription.state.as_deref().unwrap_or_default()
+        )),
+        Some(_) => Standing::Planned,
+        None if confirmed => Standing::Released,
+        None => Standing::Kept(
+            "it is missing from the subscriptions the principal can see (GET /subscriptions): read rights narrowed, or a gap in ARM's listing (check the principal's roles on it)".to_string(),
+        ),
+    }
+}
+
+/// Whether a failed listing of a subscription's machines means that it cannot be read now
+/// (access narrowed, the subscription moved, cancelled or disabled) rather than a passing
+/// failure: its buckets are then kept as recorded, not the plan failed.
+fn unreadable(error: &ArmError) -> bool {
+    matches!(error.status, 401 | 403 | 404 | 409)
+}
+
+/// What the estate covers now: the scopes to list and plan, and the subscriptions whose
+/// buckets keep what they recorded (with why).
+#[derive(Default)]
+struct Covered {
+    scopes: Vec<Scope>,
+    kept: BTreeMap<String, String>,
+}
+
 /// The scopes whose machines the estate covers (one per subscription, or the resource
-/// group), with a warning for subscriptions left out.
+/// group). `recorded` are the subscriptions the state holds buckets of: those neither
+/// covered nor confirmed gone are kept.
 async fn covered_scopes(
     clients: &AzureClients,
     scope: Option<&str>,
+    recorded: &Recorded,
     diagnostics: &mut Diagnostics,
-) -> Option<Vec<Scope>> {
-    let found = match scope {
+) -> Option<Covered> {
+    let (found, confirmed) = match scope {
         Some(text) if text.to_ascii_lowercase().starts_with("/subscriptions/") => {
-            return match Scope::parse(text) {
-                Ok(scope) => Some(vec![scope]),
+            let scope = match Scope::parse(text) {
+                Ok(scope) => scope,
                 Err(reason) => {
                     diagnostics.error_at(AttributePath::root("scope"), "Invalid scope", &reason);
-                    None
+                    return None;
                 }
             };
+            // The configuration names it: only its state can keep it from being planned
+            // (not known when it cannot be read: its listing says).
+            let subscription = scope.subscription_id().to_ascii_lowercase();
+            let state = clients.management_groups.subscription(&subscription).await;
+            let mut covered = Covered::default();
+            match state {
+                Ok(Some(info)) if info.refuses_writes() => {
+                    if let Standing::Kept(cause) = standing(Some(&info), true) {
+                        covered.kept.insert(subscription, cause);
+                    }
+                }
+                _ => covered.scopes.push(scope),
+            }
+            return Some(covered);
         }
-        Some(group) => {
+        Some(group) => (
             clients
                 .management_groups
                 .subscriptions_under(management_groups::group_name(group))
-                .await
-        }
-        None => clients.management_groups.visible_subscriptions().await,
+                .await,
+            true,
+        ),
+        None => (
+            clients.management_groups.visible_subscriptions().await,
+            false,
+        ),
     };
     let subscriptions = match found {
         Ok(subscriptions) => subscriptions,
@@ -370,37 +434,55 @@ async fn covered_scopes(
             return None;
         }
     };
-    let (writable, read_only): (Vec<_>, Vec<_>) = subscriptions.into_iter().partition(|s| {
-        !s.state
-            .as_deref()
-            .is_some_and(|state| READ_ONLY_STATES.contains(&state))
-    });
-    if !read_only.is_empty() {
-        let names: Vec<String> = read_only
-            .iter()
-            .map(|s| {
-                format!(
-                    "{} ({})",
-                    s.subscription_id,
-                    s.state.as_deref().unwrap_or_default()
-                )
-            })
-            .collect();
-        diagnostics.warning_at(
-            AttributePath::root("scope"),
-            "Read-only subscriptions left out",
-            &format!(
-                "ARM refuses writes in these subscriptions, so their machines are left as they are: {}.",
-                names.join(", ")
-            ),
-        );
+    let mut covered = Covered::default();
+    for subscription in &subscriptions {
+        match standing(Some(subscription), confirmed) {
+            Standing::Planned => covered
+                .scopes
+                .push(Scope::subscription(&subscription.subscription_id)),
+            Standing::Kept(cause) => {
+                covered
+                    .kept
+                    .insert(subscription.subscription_id.clone(), cause);
+            }
+            Standing::Released => {}
+        }
     }
-    Some(
-        writable
+    for subscription in recorded.keys() {
+        if subscriptions
             .iter()
-            .map(|s| Scope::subscription(&s.subscription_id))
-            .collect(),
-    )
+            .any(|s| s.subscription_id.eq_ignore_ascii_case(subscription))
+        {
+            continue;
+        }
+        if let Standing::Kept(cause) = standing(None, confirmed) {
+            covered.kept.insert(subscription.clone(), cause);
+        }
+    }
+    Some(covered)
+}
+
+/// The warning for subscriptions whose buckets keep what they recorded; `None` when there are
+/// none.
+fn kept_warning(kept: &BTreeMap<String, String>, recorded: &Recorded) -> Option<String> {
+    if kept.is_empty() {
+        return None;
+    }
+    let lines: Vec<String> = kept
+        .iter()
+        .map(|(subscription, cause)| {
+            let buckets = if recorded.contains_key(subscription) {
+                "its buckets keep what they recorded"
+            } else {
+                "it has no bucket yet"
+            };
+            format!("{subscription}: {cause}; {buckets}")
+        })
+        .collect();
+    Some(format!(
+        "These subscriptions are not planned this time, and nothing is written to them: {}. The rest of the estate is planned as usual, and the next plan picks them up once they can be read and written again. A bucket is released only when the configuration leaves its subscription out, or the management group API shows that it left the group of `scope`.",
+        lines.join("; ")
+    ))
 }
 
 /// An error at `locations` for each region that no subscription of the estate has (a typo
@@ -451,16 +533,44 @@ struct Wanted {
     identity_id: String,
 }
 
+/// What discovery found: the buckets the machines call for, and the subscriptions whose
+/// buckets keep what they recorded (subscription to cause).
+struct Discovery {
+    wanted: BTreeMap<String, Wanted>,
+    kept: BTreeMap<String, String>,
+}
+
+/// The subscriptions (lower case) the state holds buckets of, each with the scopes its
+/// buckets cover.
+type Recorded = BTreeMap<String, BTreeSet<String>>;
+
+fn recorded_of<'a>(buckets: impl IntoIterator<Item = (&'a String, &'a Value)>) -> Recorded {
+    let mut recorded = Recorded::new();
+    for (key, bucket) in buckets {
+        let scopes = recorded
+            .entry(subscription_of_key(key).to_ascii_lowercase())
+            .or_default();
+        if let Some(scope) = bucket.get("scope").as_str() {
+            scopes.insert(scope.to_string());
+        }
+    }
+    recorded
+}
+
 /// The buckets the machines call for now: every subscription and region (within
 /// `locations`) holding a machine of the estate's kinds, with its identity. Subscriptions and
-/// regions without an identity in `identity_ids` are reported in `diagnostics`.
+/// regions without an identity in `identity_ids` are reported in `diagnostics`, and so are
+/// subscriptions that cannot be planned now (kept): `recorded` are those the state holds
+/// buckets of.
 async fn wanted_buckets(
     clients: &AzureClients,
     estate: &Estate,
+    recorded: &Recorded,
     check_locations: bool,
     diagnostics: &mut Diagnostics,
-) -> Option<BTreeMap<String, Wanted>> {
-    let scopes = covered_scopes(clients, estate.scope.as_deref(), diagnostics).await?;
+) -> Option<Discovery> {
+    let Covered { scopes, mut kept } =
+        covered_scopes(clients, estate.scope.as_deref(), recorded, diagnostics).await?;
     if check_locations {
         if let Some(locations) = &estate.locations {
             diagnostics.extend(check_regions_exist(clients, &scopes, locations).await);
@@ -469,23 +579,59 @@ async fn wanted_buckets(
             }
         }
     }
+    // The buckets that leave give back what they attached, which needs their machines: a
+    // subscription that left but cannot be read is kept, not left to fail every apply.
+    let leaving: Vec<Scope> = recorded
+        .iter()
+        .filter(|(subscription, _)| {
+            !kept.contains_key(*subscription)
+                && !scopes
+                    .iter()
+                    .any(|scope| scope.subscription_id().eq_ignore_ascii_case(subscription))
+        })
+        .flat_map(|(_, scopes)| scopes.iter().filter_map(|scope| Scope::parse(scope).ok()))
+        .collect();
     let now = tokio::time::Instant::now();
     let not_before = now.checked_sub(DISCOVERY_MAX_AGE).unwrap_or(now);
-    let listings = join_all(scopes.iter().map(|scope| async move {
-        // Where the machines are does not change with our writes: the listing as ARM gave it.
-        let listing = clients
-            .compute
-            .shared_listing(scope, &estate.kinds, not_before)
-            .await
-            .map(|(machines, _)| machines);
-        (scope, listing)
-    }))
+    let listings = join_all(
+        scopes
+            .iter()
+            .map(|scope| (scope, false))
+            .chain(leaving.iter().map(|scope| (scope, true)))
+            .map(|(scope, leaves)| async move {
+                // Where the machines are does not change with our writes: the listing as ARM
+                // gave it.
+                let listing = clients
+                    .compute
+                    .shared_listing(scope, &estate.kinds, not_before)
+                    .await
+                    .map(|(machines, _)| machines);
+                (scope, leaves, listing)
+            }),
+    )
     .await;
     let mut wanted = BTreeMap::new();
     let mut without_identity = Vec::new();
-    for (scope, listing) in listings {
+    for (scope, leaves, listing) in listings {
         let machines = match listing {
+            Ok(_) if leaves => continue,
             Ok(machines) => machines,
+            Err(error) if unreadable(&error) && leaves => {
+                tracing::warn!(%scope, %error, "a subscription that left cannot be read; its buckets are kept");
+                kept.insert(
+                    scope.subscription_id().to_ascii_lowercase(),
+                    format!("it left the scope, but its machines cannot be listed to give back what its buckets attached ({scope}: {error}; give the principal read access to it)"),
+                );
+                continue;
+            }
+            Err(error) if unreadable(&error) => {
+                tracing::warn!(%scope, %error, "cannot list a subscription's machines; its buckets are kept");
+                kept.insert(
+                    scope.subscription_id().to_ascii_lowercase(),
+                    format!("its machines cannot be listed ({scope}: {error}; give the principal read access to it, or leave it out of `scope`)"),
+                );
+                continue;
+            }
             Err(error) => {
                 diagnostics.error_at(
                     AttributePath::root("scope"),
@@ -532,7 +678,14 @@ async fn wanted_buckets(
             ),
         );
     }
-    Some(wanted)
+    if let Some(detail) = kept_warning(&kept, recorded) {
+        diagnostics.warning_at(
+            AttributePath::root("scope"),
+            "Subscriptions kept as recorded",
+            &detail,
+        );
+    }
+    Some(Discovery { wanted, kept })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -609,6 +762,21 @@ fn take_buckets(resource: &mut Value) -> BTreeMap<String, Value> {
     }
 }
 
+/// Moves out of `buckets` those of the `kept` subscriptions.
+fn take_kept(
+    buckets: &mut BTreeMap<String, Value>,
+    kept: &BTreeMap<String, String>,
+) -> BTreeMap<String, Value> {
+    let keys: Vec<String> = buckets
+        .keys()
+        .filter(|key| kept.contains_key(&subscription_of_key(key).to_ascii_lowercase()))
+        .cloned()
+        .collect();
+    keys.into_iter()
+        .filter_map(|key| buckets.remove(&key).map(|bucket| (key, bucket)))
+        .collect()
+}
+
 fn estate_id(resource: &Value) -> Value {
     match resource.get("scope") {
         Value::String(scope) => Value::string(arguments::trim_arm_id(scope)),
@@ -632,6 +800,11 @@ struct Private {
         skip_serializing_if = "std::ops::Not::not"
     )]
     every_bucket_shown: bool,
+    /// Set in a plan's private state: the buckets whose subscription cannot be planned now
+    /// (unreadable, read-only, or missing from a listing). Apply hands them back exactly as
+    /// recorded, with no call to Azure.
+    #[serde(rename = "#kept", default, skip_serializing_if = "BTreeSet::is_empty")]
+    kept: BTreeSet<String>,
 }
 
 impl Private {
@@ -713,8 +886,15 @@ impl EstateAssignment {
         let estate = Estate::from(planned)?;
         let mut diagnostics = Diagnostics::default();
         let locations_changed = prior.get("locations") != planned.get("locations");
-        let Some(mut wanted) =
-            wanted_buckets(clients, &estate, locations_changed, &mut diagnostics).await
+        let recorded = recorded_of(&prior_buckets);
+        let Some(Discovery { mut wanted, kept }) = wanted_buckets(
+            clients,
+            &estate,
+            &recorded,
+            locations_changed,
+            &mut diagnostics,
+        )
+        .await
         else {
             return Some(PlannedBuckets {
                 buckets: BTreeMap::new(),
@@ -722,6 +902,8 @@ impl EstateAssignment {
                 diagnostics,
             });
         };
+        // The buckets of subscriptions that cannot be planned now stay exactly as recorded.
+        let kept_buckets = take_kept(&mut prior_buckets, &kept);
         if let Some(first_plan) = first_plan {
             // Planned again during apply (Terraform 1.16+): a bucket the first plan did not
             // show (a region that got its first machine since) waits for the next plan, as
@@ -784,6 +966,11 @@ impl EstateAssignment {
         // apply with what they hold now.
         for key in prior_buckets.keys() {
             result.private.set(key, &prior_private.of(key));
+        }
+        for (key, bucket) in kept_buckets {
+            result.private.set(&key, &prior_private.of(&key));
+            result.private.kept.insert(key.clone());
+            result.buckets.insert(key, bucket);
         }
         Some(result)
     }
@@ -1057,7 +1244,14 @@ impl Resource for EstateAssignment {
         // busier subscriptions still write: only the busiest one's confirmation follows the
         // last write.
         let mut by_subscription: BTreeMap<String, SubscriptionWork> = BTreeMap::new();
+        let mut kept = BTreeMap::new();
         for (key, bucket) in planned_buckets {
+            if planned_private.kept.contains(&key) && prior_buckets.remove(&key).is_some() {
+                // Not planned this time (its subscription cannot be read or written): as
+                // recorded, untouched.
+                kept.insert(key, bucket);
+                continue;
+            }
             let prior_object = prior_buckets
                 .remove(&key)
                 .map_or(Value::Null, |b| bucket_object(prior, &key, b));
@@ -1099,6 +1293,10 @@ impl Resource for EstateAssignment {
         }
         let mut buckets = BTreeMap::new();
         let mut private = Private::default();
+        for (key, bucket) in kept {
+            private.set(&key, &planned_private.of(&key));
+            buckets.insert(key, bucket);
+        }
         for (key, response) in results {
             diagnostics.extend(bucket_diagnostics(&key, response.diagnostics));
             if !response.new_state.is_null() {
@@ -1136,12 +1334,20 @@ impl Resource for EstateAssignment {
         // first machine) are read as new objects: machines holding their identity are
         // compliant, nothing is ours. Warnings about the estate are the plan's to give.
         let mut wanted = BTreeMap::new();
+        let mut kept = BTreeMap::new();
         if let (Some(estate), Ok(clients)) =
             (Estate::from(&request.current_state), self.data.clients())
         {
             let mut discovery = Diagnostics::default();
-            match wanted_buckets(&clients, &estate, false, &mut discovery).await {
-                Some(found) => wanted = found,
+            let recorded = match request.current_state.get("buckets") {
+                Value::Map(buckets) => recorded_of(buckets),
+                _ => Recorded::new(),
+            };
+            match wanted_buckets(&clients, &estate, &recorded, false, &mut discovery).await {
+                Some(found) => {
+                    wanted = found.wanted;
+                    kept = found.kept;
+                }
                 None => {
                     response.new_state = request.current_state;
                     response.private = request.private;
@@ -1152,7 +1358,10 @@ impl Resource for EstateAssignment {
         }
         // The buckets move into their objects: what is left of the estate is its arguments.
         let mut state = request.current_state;
-        let mut objects: BTreeMap<String, Value> = take_buckets(&mut state)
+        let mut recorded = take_buckets(&mut state);
+        // The buckets of subscriptions that cannot be planned now are not read: as recorded.
+        let kept_buckets = take_kept(&mut recorded, &kept);
+        let mut objects: BTreeMap<String, Value> = recorded
             .into_iter()
             .map(|(key, bucket)| {
                 let object = bucket_object(&state, &key, bucket);
@@ -1184,6 +1393,10 @@ impl Resource for EstateAssignment {
         .await;
         let mut buckets = BTreeMap::new();
         let mut refreshed_private = Private::default();
+        for (key, bucket) in kept_buckets {
+            refreshed_private.set(&key, &private.of(&key));
+            buckets.insert(key, bucket);
+        }
         for (key, read) in reads {
             response
                 .diagnostics
@@ -1285,6 +1498,144 @@ mod tests {
     }
 
     const SUB: &str = "00000000-0000-0000-0000-0000000000a1";
+
+    fn subscription(state: Option<&str>) -> SubscriptionInfo {
+        SubscriptionInfo {
+            subscription_id: SUB.into(),
+            display_name: String::new(),
+            state: state.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn only_the_management_group_api_releases_a_missing_subscription() {
+        for confirmed in [true, false] {
+            assert_eq!(
+                standing(Some(&subscription(Some("Enabled"))), confirmed),
+                Standing::Planned
+            );
+            // Found under a group but not in `GET /subscriptions`: its listing decides.
+            assert_eq!(
+                standing(Some(&subscription(None)), confirmed),
+                Standing::Planned
+            );
+        }
+        // Not among a group's descendants: it left the group.
+        assert_eq!(standing(None, true), Standing::Released);
+        // Not in `GET /subscriptions`: read rights, or a gap in the listing.
+        match standing(None, false) {
+            Standing::Kept(cause) => assert!(cause.contains("GET /subscriptions"), "{cause}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn subscriptions_that_refuse_writes_are_kept_whoever_lists_them() {
+        for state in ["Disabled", "Deleted", "deleted", "Expired"] {
+            for confirmed in [true, false] {
+                match standing(Some(&subscription(Some(state))), confirmed) {
+                    Standing::Kept(cause) => assert!(cause.contains(state), "{cause}"),
+                    other => panic!("{state}: {other:?}"),
+                }
+            }
+        }
+        for state in ["Warned", "PastDue", "Active"] {
+            assert_eq!(
+                standing(Some(&subscription(Some(state))), true),
+                Standing::Planned,
+                "{state} still takes writes"
+            );
+        }
+    }
+
+    #[test]
+    fn a_listing_refused_or_not_found_is_unreadable_a_passing_failure_is_not() {
+        let error = |status: u16| ArmError {
+            status,
+            code: "X".into(),
+            message: String::new(),
+            request_id: None,
+        };
+        for status in [401, 403, 404, 409] {
+            assert!(unreadable(&error(status)), "{status}");
+        }
+        for status in [0, 429, 500, 503] {
+            assert!(!unreadable(&error(status)), "{status}");
+        }
+    }
+
+    #[test]
+    fn kept_buckets_are_those_of_kept_subscriptions_and_the_warning_names_each() {
+        let other = "00000000-0000-0000-0000-0000000000b2";
+        let mut buckets: BTreeMap<String, Value> = [
+            bucket_key(SUB, "eastus"),
+            bucket_key(SUB, "westus"),
+            bucket_key(other, "eastus"),
+        ]
+        .into_iter()
+        .map(|key| (key, Value::Null))
+        .collect();
+        let kept = BTreeMap::from([(SUB.to_string(), "its state is `Disabled`".to_string())]);
+        let taken = take_kept(&mut buckets, &kept);
+        assert_eq!(
+            taken.keys().cloned().collect::<Vec<_>>(),
+            [bucket_key(SUB, "eastus"), bucket_key(SUB, "westus")]
+        );
+        assert_eq!(
+            buckets.keys().cloned().collect::<Vec<_>>(),
+            [bucket_key(other, "eastus")]
+        );
+        let recorded = recorded_of(&taken);
+        let warning = kept_warning(&kept, &recorded).unwrap();
+        assert!(
+            warning.contains(&format!(
+                "{SUB}: its state is `Disabled`; its buckets keep what they recorded"
+            )),
+            "{warning}"
+        );
+        assert_eq!(kept_warning(&BTreeMap::new(), &recorded), None);
+    }
+
+    #[test]
+    fn recorded_subscriptions_carry_the_scopes_their_buckets_cover() {
+        let group = format!("/subscriptions/{SUB}/resourceGroups/rg");
+        let bucket = |scope: &str| Value::object([("scope", Value::string(scope))]);
+        let buckets = BTreeMap::from([
+            (bucket_key(SUB, "eastus"), bucket(&group)),
+            (bucket_key(SUB, "westus"), bucket(&group)),
+            (
+                bucket_key("00000000-0000-0000-0000-0000000000B2", "eastus"),
+                bucket("/subscriptions/00000000-0000-0000-0000-0000000000b2"),
+            ),
+        ]);
+        assert_eq!(
+            recorded_of(&buckets),
+            Recorded::from([
+                (SUB.to_string(), BTreeSet::from([group.clone()])),
+                (
+                    "00000000-0000-0000-0000-0000000000b2".to_string(),
+                    BTreeSet::from([
+                        "/subscriptions/00000000-0000-0000-0000-0000000000b2".to_string()
+                    ])
+                ),
+            ])
+        );
+    }
+
+    #[test]
+    fn the_kept_buckets_travel_in_the_plans_private_state() {
+        let mut private = Private::default();
+        private.set(&bucket_key(SUB, "eastus"), br#"{"taken_over":[]}"#);
+        private.kept.insert(bucket_key(SUB, "eastus"));
+        let back = Private::from_bytes(&private.to_bytes());
+        assert_eq!(back, private);
+        assert_eq!(back.buckets.len(), 1, "the marker is not a bucket");
+        // Without kept buckets the private state is as before.
+        let plain = Private::default();
+        assert!(!String::from_utf8(plain.to_bytes())
+            .unwrap()
+            .contains("#kept"));
+    }
 
     #[test]
     fn scopes_are_groups_subscriptions_or_resource_groups() {
