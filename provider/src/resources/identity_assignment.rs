@@ -372,6 +372,12 @@ struct Private {
     /// after `identity_id` changed) did not happen: machine to that identity.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pending_release: BTreeMap<String, String>,
+    /// Lower-cased machine ID to the unique ID (`vmId`, a scale set's `uniqueId`) of each
+    /// machine holding an identity from us, recorded when we attach it (and, for states
+    /// written before, at the next refresh or apply). A machine listed under the same ID
+    /// with another unique ID was deleted and created again: not ours.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    unique_ids: BTreeMap<String, String>,
     /// In a plan, for Terraform 1.16+ (which hands it back to the plan it makes during
     /// apply): the lists this plan showed. Planned again from a fresh listing, a machine
     /// changed since (attached by someone else, created, deleted) would change them, and
@@ -404,7 +410,37 @@ fn held_from(state: &Value, private: &Private) -> Held {
     for (machine, identity) in &private.pending_release {
         held.add(identity, [machine]);
     }
+    held.record_unique_ids(&private.unique_ids);
     held
+}
+
+/// The unique ID of every machine `now` holds: as `inventory` lists it, else as `before`
+/// recorded it (a machine missing from the listing keeps its record).
+fn unique_ids_of(now: &Held, before: &Held, inventory: &[Machine]) -> BTreeMap<String, String> {
+    let listed: HashMap<String, &Machine> = inventory
+        .iter()
+        .map(|m| (m.id.to_ascii_lowercase(), m))
+        .collect();
+    now.iter()
+        .filter_map(|(machine, _)| {
+            let unique_id = listed
+                .get(machine)
+                .and_then(|m| m.unique_id.as_deref())
+                .or_else(|| before.unique_id_of(machine))?;
+            Some((machine.clone(), unique_id.to_string()))
+        })
+        .collect()
+}
+
+/// Forgets in `held` the machines `inventory` shows deleted and created again.
+fn forget_recreated(held: &mut Held, inventory: &[Machine]) {
+    let recreated = held.forget_recreated(inventory);
+    if !recreated.is_empty() {
+        tracing::info!(
+            count = recreated.len(),
+            "machines deleted and created again under the same ID since we attached the identity: no longer ours"
+        );
+    }
 }
 
 fn contains_ignoring_case(set: &BTreeSet<String>, id: &str) -> bool {
@@ -477,7 +513,66 @@ impl IdentityAssignment {
                 .map_err(|e| e.to_string())?;
             machines.extend(listing);
         }
+        machines.extend(self.unlisted_held(clients, &machines, held).await?);
         Ok(machines)
+    }
+
+    /// The machines `held` that `listed` lacks, read one by one: a listing shows only what
+    /// the principal may read, and leaves out machines of a scope or kind no longer
+    /// selected. Only a 404 on the machine's own ID says it is gone.
+    async fn unlisted_held(
+        &self,
+        clients: &AzureClients,
+        listed: &[Machine],
+        held: &Held,
+    ) -> Result<Vec<Machine>, String> {
+        let seen: BTreeSet<String> = listed.iter().map(|m| m.id.to_ascii_lowercase()).collect();
+        // Owned, not borrowed: a stream of borrowed items trips the compiler's proof that the
+        // plan's future is `Send`.
+        let missing: Vec<String> = held
+            .iter()
+            .map(|(machine, _)| machine)
+            .filter(|machine| !seen.contains(*machine))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return Ok(Vec::new());
+        }
+        tracing::debug!(
+            count = missing.len(),
+            "machines holding an identity from us are missing from the listing; reading them"
+        );
+        let answers: Vec<(String, Result<Option<Machine>, String>)> =
+            futures::stream::iter(missing)
+                .map(|machine| async move {
+                    let kind = if machine.contains("/virtualmachinescalesets/") {
+                        MachineKind::ScaleSet
+                    } else {
+                        MachineKind::VirtualMachine
+                    };
+                    let answer = clients
+                        .compute
+                        .get_machine(&machine, kind)
+                        .await
+                        .map_err(|e| e.to_string());
+                    (machine, answer)
+                })
+                .buffer_unordered(compute::WRITES_PER_SUBSCRIPTION)
+                .collect()
+                .await;
+        let mut found = Vec::new();
+        for (machine, answer) in answers {
+            match answer {
+                Ok(Some(read)) => found.push(read),
+                Ok(None) => tracing::info!(machine = %machine, "a machine that held our identity is gone (404)"),
+                Err(error) => {
+                    return Err(format!(
+                        "{machine} holds an identity from this resource but is missing from the listing, and reading it failed: {error}. Grant the provider's principal read access to it (Microsoft.Compute/*/read), or remove the machine from state with care."
+                    ))
+                }
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -920,7 +1015,7 @@ impl Resource for IdentityAssignment {
             }
             let mut private = Private::default();
             let first_plan = Private::from_bytes(&request.planned_private);
-            let held = if request.prior_state.is_null() {
+            let mut held = if request.prior_state.is_null() {
                 // A create. If it replaces an object with the same scope and identity (taint,
                 // `-replace`, a changed address), that object was refreshed or planned just
                 // before in this process: take over what it owns. Terraform 1.16+ also hands
@@ -939,6 +1034,10 @@ impl Resource for IdentityAssignment {
                 self.record_owned(&request.prior_state, &held);
                 private.not_ours = prior_private.not_ours;
                 private.pending_release = prior_private.pending_release;
+                // Without a refresh (`-refresh=false`) the prior state still lists adopted
+                // machines as compliant: they stay ours only if the plan carries them.
+                private.adopted = prior_private.adopted;
+                private.unique_ids = prior_private.unique_ids;
                 held
             };
             let inventory = match self
@@ -961,6 +1060,7 @@ impl Resource for IdentityAssignment {
                     return response;
                 }
             };
+            forget_recreated(&mut held, &inventory);
             let transition = ownership::transition(&inventory, &settings, Some(&held));
             // The plan Terraform 1.16+ makes during apply shows again what the first plan
             // showed, whatever changed since: the apply then does what was shown, and records
@@ -1049,7 +1149,7 @@ impl Resource for IdentityAssignment {
                 }
             };
             let private = Private::from_bytes(&request.private);
-            let held = held_from(&state, &private);
+            let mut held = held_from(&state, &private);
             let inventory = match self
                 .inventory(&clients, &settings, None, &held, PLAN_LISTING_MAX_AGE)
                 .await
@@ -1061,6 +1161,7 @@ impl Resource for IdentityAssignment {
                     return response;
                 }
             };
+            forget_recreated(&mut held, &inventory);
             // What we attached and is still there stays ours; anything else is decided afresh,
             // so a machine someone stripped by hand, or a new one, shows up in the next plan,
             // and a machine another writer attached during our apply becomes compliant.
@@ -1076,6 +1177,26 @@ impl Resource for IdentityAssignment {
                         identity.eq_ignore_ascii_case(&settings.identity_id)
                     })
             });
+            // A machine of ours that changed on its side (tagged for exclusion, left with a
+            // single identity of its owner's, moved out of reach) still holds the identity
+            // from us: it stays recorded as ours, and the next plan shows it given back.
+            let kept: BTreeSet<String> = refreshed
+                .assigned_ids
+                .iter()
+                .map(|id| id.to_ascii_lowercase())
+                .collect();
+            for machine in &inventory {
+                let ours = held
+                    .identity_on(&machine.id)
+                    .is_some_and(|identity| identity.eq_ignore_ascii_case(&settings.identity_id));
+                let id = machine.id.to_ascii_lowercase();
+                if ours && holding.contains(&id) && !kept.contains(&id) {
+                    refreshed.skipped.remove(&machine.id);
+                    refreshed.compliant_ids.remove(&machine.id);
+                    refreshed.noncompliant_ids.remove(&machine.id);
+                    refreshed.assigned_ids.insert(machine.id.clone());
+                }
+            }
             let still_pending: BTreeMap<String, String> = private
                 .pending_release
                 .into_iter()
@@ -1088,12 +1209,16 @@ impl Resource for IdentityAssignment {
                 .collect();
             let new_state = with_outcome(&state, &refreshed);
             self.record_owned(&new_state, &held_from(&new_state, &Private::default()));
-            response.new_state = new_state;
-            response.private = Private {
+            let mut new_private = Private {
                 pending_release: still_pending,
                 ..Private::default()
-            }
-            .to_bytes();
+            };
+            // Recorded from the listing where the state had none yet (states written before
+            // unique IDs were kept): from here on, a machine created again is told apart.
+            new_private.unique_ids =
+                unique_ids_of(&held_from(&new_state, &new_private), &held, &inventory);
+            response.new_state = new_state;
+            response.private = new_private.to_bytes();
             response
         }
         .await
@@ -1257,7 +1382,7 @@ impl IdentityAssignment {
             };
         };
         let planned_private = Private::from_bytes(&request.planned_private);
-        let held = if creating {
+        let mut held = if creating {
             Held::new(&settings.identity_id, &planned_private.taken_over)
         } else {
             held_from(&request.prior_state, &planned_private)
@@ -1319,6 +1444,7 @@ impl IdentityAssignment {
                 };
             }
         };
+        forget_recreated(&mut held, &inventory);
         // A create that takes over another object's machines left its lists unknown in the
         // plan (see `plan`): it decides them now, against the machines as they are.
         let planned_outcome = if planned.get("assigned_ids").is_unknown() {
@@ -1479,6 +1605,8 @@ impl IdentityAssignment {
                 .retain(|id| !contains_ignoring_case(&adopted, id));
             outcome.assigned_ids.extend(adopted);
         }
+        let new_state = with_outcome(planned, &outcome);
+        private.unique_ids = unique_ids_of(&held_from(&new_state, &private), &held, &inventory);
         let claimed: Vec<&String> = outcome
             .assigned_ids
             .iter()
@@ -1492,7 +1620,7 @@ impl IdentityAssignment {
             );
         }
         ApplyResponse {
-            new_state: with_outcome(planned, &outcome),
+            new_state,
             private: private.to_bytes(),
             diagnostics,
             ..ApplyResponse::default()
@@ -1507,7 +1635,7 @@ impl IdentityAssignment {
         // In a replacement, Terraform hands this destroy the new object's planned private
         // state: the machines it takes over keep the identity. Otherwise it is our own.
         let private = Private::from_bytes(&request.planned_private);
-        let held = held_from(&prior, &private);
+        let mut held = held_from(&prior, &private);
         let deadline = timeouts::get(&prior, Operation::Delete, TIMEOUTS);
         let halt = Halt::new(self.data.stop_signal(), deadline);
         let mut turns = Vec::new();
@@ -1538,6 +1666,7 @@ impl IdentityAssignment {
                 }
             }
         };
+        forget_recreated(&mut held, &inventory);
         let mut jobs = BTreeMap::new();
         let mut kept = 0usize;
         for (machine, identity) in held.iter() {
@@ -1616,8 +1745,10 @@ impl IdentityAssignment {
                 _ => {}
             }
         }
+        let new_state = with_outcome(&prior, &outcome);
+        remaining.unique_ids = unique_ids_of(&held_from(&new_state, &remaining), &held, &inventory);
         ApplyResponse {
-            new_state: with_outcome(&prior, &outcome),
+            new_state,
             private: remaining.to_bytes(),
             diagnostics,
             ..ApplyResponse::default()
