@@ -4,7 +4,7 @@
 //! identity of its own), take-backs interrupted by Ctrl-C, and a held machine missing from
 //! listings. Every check reads the machines back from the emulator.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use acceptance_tests::{Emulator, Workdir};
@@ -225,12 +225,6 @@ fn patch(emulator: &Emulator, id: &str, body: Json) {
     wait_provisioned(emulator, id);
 }
 
-fn blocks(emulator: &Emulator, ids: &[String]) -> BTreeMap<String, Block> {
-    ids.iter()
-        .map(|id| (id.clone(), emulator.identity_of(id)))
-        .collect()
-}
-
 // ---------------------------------------------------------------------------------------------
 // 1. A machine deleted and created again under the same name
 // ---------------------------------------------------------------------------------------------
@@ -277,7 +271,7 @@ fn a_machine_recreated_with_the_identity_by_its_owner_is_compliant_and_keeps_it(
         "destroy leaves the recreated machine as its owner made it"
     );
     assert_eq!(emulator.identity_of(&db), block("SystemAssigned", &[]));
-    let _ = one;
+    assert_ne!(emulator.identity_of(&web).1, BTreeSet::new(), "{one}");
 }
 
 #[test]
@@ -353,4 +347,379 @@ fn a_state_without_unique_ids_records_them_at_the_next_refresh() {
         emulator.identity_of(&web),
         block("UserAssigned", &["id-one"])
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. A plan without refresh after an apply that adopted machines
+// ---------------------------------------------------------------------------------------------
+
+/// Writes the private state of `address` (JSON) back with `terraform state push`.
+fn push_private(work: &Workdir, address: &str, private: &Json) {
+    let mut state = work.run_ok(&["state", "pull"]).json();
+    let (kind, name) = address.split_once('.').unwrap();
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(private).unwrap());
+    for resource in state["resources"].as_array_mut().unwrap() {
+        if resource["type"] == kind && resource["name"] == name {
+            resource["instances"][0]["private"] = json!(encoded);
+        }
+    }
+    state["serial"] = json!(state["serial"].as_u64().unwrap() + 1);
+    work.write("pushed.tfstate", &state.to_string());
+    work.run_ok(&["state", "push", "pushed.tfstate"]);
+}
+
+/// An apply that adopts a machine (handed over by an object destroyed in the same apply, or
+/// stripped since the plan and attached again) leaves it in `compliant_ids`, recorded as
+/// ours in the private state until the next refresh. The state is set up here exactly as
+/// such an apply writes it; a `plan -refresh=false` with a change, applied, must keep it
+/// ours, and destroy then takes the identity back.
+#[test]
+fn a_plan_without_refresh_keeps_adopted_machines_ours() {
+    let emulator = start(vec![
+        vm("rg-a", "vm-a", &[], false),
+        vm("rg-a", "vm-x", &[], false),
+        vm(
+            "rg-a",
+            "vm-adopted",
+            &["id-one", "id-app", "id-legacy"],
+            false,
+        ),
+    ]);
+    let (a, x, adopted) = (
+        vm_id("rg-a", "vm-a"),
+        vm_id("rg-a", "vm-x"),
+        vm_id("rg-a", "vm-adopted"),
+    );
+    let excluding = assignment("x", &group("rg-a"), &format!("exclude_ids = [\"{x}\"]"));
+    let work = workdir(&emulator, &excluding);
+    work.apply();
+    assert_eq!(compliant(&work), lower([adopted.clone()]));
+    let mut private = private_of(&work, X);
+    let spelled = state_of(&work, X)["compliant_ids"][0].clone();
+    private["adopted"] = json!([spelled]);
+    push_private(&work, X, &private);
+
+    work.write(
+        "main.tf",
+        &emulator.configuration(&assignment("x", &group("rg-a"), "")),
+    );
+    let change = planned_change(&work, &["-refresh=false"], X);
+    assert_eq!(actions(&change), ["update"], "{change}");
+    assert!(
+        id_set(&change["change"]["after"]["assigned_ids"]).contains(&adopted.to_ascii_lowercase()),
+        "the adopted machine is planned as ours: {change}"
+    );
+    apply_saved(&work);
+    assert_eq!(
+        assigned(&work),
+        lower([a.clone(), x.clone(), adopted.clone()]),
+        "still ours after the apply"
+    );
+    work.destroy();
+    for id in [&a, &x] {
+        assert_eq!(emulator.identity_of(id), block("None", &[]), "{id}");
+    }
+    assert_eq!(
+        emulator.identity_of(&adopted),
+        block("UserAssigned", &["id-app", "id-legacy"]),
+        "the adopted machine was ours: destroy takes the identity back"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. An owned machine its owner excludes
+// ---------------------------------------------------------------------------------------------
+
+/// Its owner tags one machine `mig-exclude = "true"`; another writer takes one identity off
+/// a machine that had two of its owner's, leaving one (the policy skips such a machine); a
+/// third loses its system-assigned identity, so ours is its only one (not skipped: judged
+/// without ours it has none). The refresh keeps all three recorded as ours; the plan shows
+/// the first two given back; apply gives them back; destroy leaves every machine as its
+/// owner left it.
+#[test]
+fn an_owned_machine_excluded_on_its_side_is_given_back_visibly() {
+    let emulator = start(vec![
+        vm("rg-a", "vm-tagged", &[], false),
+        vm("rg-a", "vm-single", &["id-app", "id-legacy"], false),
+        vm("rg-a", "vm-only-ours", &[], true),
+        vm("rg-a", "vm-plain", &[], false),
+    ]);
+    let (tagged, single, only_ours, plain) = (
+        vm_id("rg-a", "vm-tagged"),
+        vm_id("rg-a", "vm-single"),
+        vm_id("rg-a", "vm-only-ours"),
+        vm_id("rg-a", "vm-plain"),
+    );
+    let one = identity("id-one");
+    let config = assignment(
+        "x",
+        &group("rg-a"),
+        "exclude_tags = { \"mig-exclude\" = \"true\" }",
+    );
+    let work = workdir(&emulator, &config);
+    work.apply();
+    let everyone = lower([
+        tagged.clone(),
+        single.clone(),
+        only_ours.clone(),
+        plain.clone(),
+    ]);
+    assert_eq!(assigned(&work), everyone);
+
+    patch(&emulator, &tagged, json!({"tags": {"mig-exclude": "true"}}));
+    patch(
+        &emulator,
+        &single,
+        json!({"identity": {"type": "UserAssigned", "userAssignedIdentities": {identity("id-legacy"): null}}}),
+    );
+    patch(
+        &emulator,
+        &only_ours,
+        json!({"identity": {"type": "UserAssigned", "userAssignedIdentities": {one.clone(): {}}}}),
+    );
+    assert_eq!(
+        emulator.identity_of(&only_ours),
+        block("UserAssigned", &["id-one"])
+    );
+
+    work.run_ok(&[
+        "apply",
+        "-refresh-only",
+        "-auto-approve",
+        "-input=false",
+        "-no-color",
+    ]);
+    assert_eq!(
+        assigned(&work),
+        everyone,
+        "the refresh keeps every machine holding the identity from us recorded"
+    );
+    let change = planned_change(&work, &[], X);
+    assert_eq!(actions(&change), ["update"], "{change}");
+    let after = &change["change"]["after"];
+    assert_eq!(
+        id_set(&after["assigned_ids"]),
+        lower([only_ours.clone(), plain.clone()])
+    );
+    assert_eq!(after["skipped"][&tagged], "excluded_by_tag", "{change}");
+    assert_eq!(
+        after["skipped"][&single], "single_user_assigned",
+        "{change}"
+    );
+    apply_saved(&work);
+    assert_eq!(emulator.identity_of(&tagged), block("None", &[]));
+    assert_eq!(
+        emulator.identity_of(&single),
+        block("UserAssigned", &["id-app"])
+    );
+    assert_eq!(
+        emulator.identity_of(&only_ours),
+        block("UserAssigned", &["id-one"])
+    );
+    assert!(!work.plan_has_changes(), "clean plan");
+    work.destroy();
+    assert_eq!(emulator.identity_of(&tagged), block("None", &[]));
+    assert_eq!(
+        emulator.identity_of(&single),
+        block("UserAssigned", &["id-app"])
+    );
+    assert_eq!(emulator.identity_of(&only_ours), block("None", &[]));
+    assert_eq!(emulator.identity_of(&plain), block("None", &[]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. A held machine missing from a listing
+// ---------------------------------------------------------------------------------------------
+
+/// One owned VM disappears from listings (as when the principal may no longer list it
+/// there) but answers a GET by its ID; another is deleted (404). The first stays ours and
+/// destroy gives it back; only the deleted one leaves the record.
+#[test]
+fn a_held_machine_missing_from_the_listing_is_read_by_id_and_kept() {
+    let emulator = start(vec![
+        vm("rg-a", "vm-hidden", &[], false),
+        vm("rg-a", "vm-deleted", &[], false),
+        vm("rg-a", "vm-plain", &[], true),
+    ]);
+    let (hidden, deleted, plain) = (
+        vm_id("rg-a", "vm-hidden"),
+        vm_id("rg-a", "vm-deleted"),
+        vm_id("rg-a", "vm-plain"),
+    );
+    let work = workdir(&emulator, &assignment("x", &group("rg-a"), ""));
+    work.apply();
+    emulator.inject_fault(
+        &json!({"kind": "hide_from_listing", "path_contains": "virtualMachines/vm-hidden"}),
+    );
+    let (status, _) = emulator.arm_send(reqwest::Method::DELETE, &deleted, API, None);
+    assert!(status < 300);
+    work.run_ok(&[
+        "apply",
+        "-refresh-only",
+        "-auto-approve",
+        "-input=false",
+        "-no-color",
+    ]);
+    assert_eq!(
+        assigned(&work),
+        lower([hidden.clone(), plain.clone()]),
+        "the hidden machine stays ours; the deleted one is gone"
+    );
+    assert!(!work.plan_has_changes(), "clean plan");
+    work.destroy();
+    assert_eq!(emulator.identity_of(&hidden), block("None", &[]));
+    assert_eq!(emulator.identity_of(&plain), block("SystemAssigned", &[]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Take-backs interrupted by Ctrl-C
+// ---------------------------------------------------------------------------------------------
+
+fn send_sigint(process: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &process.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+}
+
+/// `rg-a` holds two VMs, `rg-b` four whose writes go through and four whose writes are
+/// refused with a 503 asking to retry in 30 s (so they sit in a retry backoff at the stop).
+fn eight_to_take_back() -> (Emulator, Vec<String>, Vec<String>, Vec<String>) {
+    let a: Vec<String> = (0..2).map(|i| format!("vm-a-{i}")).collect();
+    let fast: Vec<String> = (0..4).map(|i| format!("vm-b-fast-{i}")).collect();
+    let slow: Vec<String> = (0..4).map(|i| format!("vm-b-slow-{i}")).collect();
+    let mut vms: Vec<Json> = a.iter().map(|n| vm("rg-a", n, &[], false)).collect();
+    vms.extend(fast.iter().chain(&slow).map(|n| vm("rg-b", n, &[], false)));
+    let emulator = start(vms);
+    let ids = |group_name: &str, names: &[String]| -> Vec<String> {
+        names.iter().map(|n| vm_id(group_name, n)).collect()
+    };
+    (
+        emulator,
+        ids("rg-a", &a),
+        ids("rg-b", &fast),
+        ids("rg-b", &slow),
+    )
+}
+
+/// Spawns `terraform apply`, waits until the four fast take-backs went through and the four
+/// slow ones were refused, then sends Ctrl-C; the apply must fail.
+fn interrupt_take_back(emulator: &Emulator, work: &Workdir) {
+    emulator.clear_requests();
+    emulator.inject_fault(&json!({
+        "kind": "status", "status": 503, "retry_after": 30, "count": 4,
+        "method": "PATCH", "path_contains": "/virtualMachines/vm-b-slow"
+    }));
+    let apply = work.spawn(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let requests = emulator.requests();
+        let count = |name: &str, status: u64| {
+            requests
+                .iter()
+                .filter(|r| {
+                    r["method"] == "PATCH"
+                        && r["status"] == status
+                        && r["path"].as_str().is_some_and(|p| p.contains(name))
+                })
+                .count()
+        };
+        if count("vm-b-fast", 200) == 4 && count("vm-b-slow", 503) == 4 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the writes never got there");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    send_sigint(&apply);
+    let finished = apply.wait_with_output().expect("terraform apply ends");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&finished.stdout),
+        String::from_utf8_lossy(&finished.stderr)
+    );
+    assert!(!finished.status.success(), "interrupted:\n{output}");
+    emulator.clear_faults();
+}
+
+/// The machines of `ids` holding our identity now.
+fn holding_ours(emulator: &Emulator, ids: &[String]) -> BTreeSet<String> {
+    let one = identity("id-one").to_ascii_lowercase();
+    ids.iter()
+        .filter(|id| emulator.identity_of(id).1.contains(&one))
+        .map(|id| id.to_ascii_lowercase())
+        .collect()
+}
+
+#[test]
+fn a_scope_narrowing_stopped_by_ctrl_c_keeps_the_machines_not_given_back() {
+    let (emulator, a, fast, slow) = eight_to_take_back();
+    let all: Vec<String> = a.iter().chain(&fast).chain(&slow).cloned().collect();
+    let work = workdir(&emulator, &assignment("x", &subscription(), ""));
+    work.apply();
+    assert_eq!(holding_ours(&emulator, &all).len(), 10);
+
+    work.write(
+        "main.tf",
+        &emulator.configuration(&assignment("x", &group("rg-a"), "")),
+    );
+    interrupt_take_back(&emulator, &work);
+    let holding = holding_ours(&emulator, &all);
+    assert_eq!(holding, lower(a.iter().chain(&slow).cloned()));
+    assert_eq!(
+        assigned(&work),
+        holding,
+        "state records exactly the machines holding the identity from us"
+    );
+    // The next plan shows them given back, and its apply gives them back.
+    let change = planned_change(&work, &[], X);
+    assert_eq!(actions(&change), ["update"], "{change}");
+    assert_eq!(
+        id_set(&change["change"]["after"]["assigned_ids"]),
+        lower(a.clone())
+    );
+    apply_saved(&work);
+    assert_eq!(holding_ours(&emulator, &all), lower(a.clone()));
+    assert!(!work.plan_has_changes(), "clean plan");
+    work.destroy();
+    assert!(holding_ours(&emulator, &all).is_empty());
+}
+
+#[test]
+fn a_destroy_of_a_for_each_instance_stopped_by_ctrl_c_keeps_the_machines_not_given_back() {
+    let (emulator, a, fast, slow) = eight_to_take_back();
+    let all: Vec<String> = a.iter().chain(&fast).chain(&slow).cloned().collect();
+    let per_group = |keys: &[&str]| {
+        let map: Vec<String> = keys
+            .iter()
+            .map(|k| format!("\"{k}\" = \"{}\"", group(&format!("rg-{k}"))))
+            .collect();
+        format!(
+            "resource \"mig_identity_assignment\" \"x\" {{\n  for_each    = {{ {} }}\n  identity_id = \"{}\"\n  scope       = each.value\n}}\n",
+            map.join(", "),
+            identity("id-one")
+        )
+    };
+    let work = workdir(&emulator, &per_group(&["a", "b"]));
+    work.apply();
+    assert_eq!(holding_ours(&emulator, &all).len(), 10);
+
+    work.write("main.tf", &emulator.configuration(&per_group(&["a"])));
+    interrupt_take_back(&emulator, &work);
+    let holding = holding_ours(&emulator, &all);
+    assert_eq!(holding, lower(a.iter().chain(&slow).cloned()));
+    let b = work
+        .state_resources()
+        .remove("mig_identity_assignment.x[\"b\"]")
+        .expect("the interrupted destroy keeps the instance in state");
+    assert_eq!(
+        id_set(&b["assigned_ids"]),
+        lower(slow.clone()),
+        "state records exactly the machines still holding the identity from it"
+    );
+    work.apply();
+    assert_eq!(holding_ours(&emulator, &all), lower(a.clone()));
+    work.destroy();
+    assert!(holding_ours(&emulator, &all).is_empty());
 }

@@ -443,6 +443,12 @@ fn forget_recreated(held: &mut Held, inventory: &[Machine]) {
     }
 }
 
+/// The write planned for `id`: releases are keyed by the lower-cased ID ownership records,
+/// while a batch reports each machine as ARM spells it.
+fn job_for<'a>(jobs: &'a BTreeMap<String, Write>, id: &str) -> Option<&'a Write> {
+    jobs.get(id).or_else(|| jobs.get(&id.to_ascii_lowercase()))
+}
+
 fn contains_ignoring_case(set: &BTreeSet<String>, id: &str) -> bool {
     set.iter().any(|item| item.eq_ignore_ascii_case(id))
 }
@@ -1585,10 +1591,21 @@ impl IdentityAssignment {
         }
         private.adopted = adopted;
         for id in release_report.failed_or_not_started() {
-            if let Some(Write::Detach { identity_id }) = jobs.get(id) {
-                private
-                    .pending_release
-                    .insert(id.clone(), identity_id.clone());
+            match job_for(&jobs, id) {
+                // Still holds the identity from us: it stays in `assigned_ids`, where the
+                // next plan shows it given back (a scope narrowed by Ctrl-C, say).
+                Some(Write::Detach { identity_id })
+                    if identity_id.eq_ignore_ascii_case(&settings.identity_id) =>
+                {
+                    let spelled = listed(id).map_or_else(|| id.clone(), |m| m.id.clone());
+                    outcome.assigned_ids.insert(spelled);
+                }
+                Some(Write::Detach { identity_id }) => {
+                    private
+                        .pending_release
+                        .insert(id.clone(), identity_id.clone());
+                }
+                _ => {}
             }
         }
         if diagnostics.has_errors() {
@@ -1731,7 +1748,7 @@ impl IdentityAssignment {
         let mut remaining = Private::default();
         outcome.assigned_ids.clear();
         for id in report.failed_or_not_started() {
-            match jobs.get(id) {
+            match job_for(&jobs, id) {
                 Some(Write::Detach { identity_id })
                     if identity_id.eq_ignore_ascii_case(&settings.identity_id) =>
                 {
