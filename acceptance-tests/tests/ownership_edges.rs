@@ -723,3 +723,47 @@ fn a_destroy_of_a_for_each_instance_stopped_by_ctrl_c_keeps_the_machines_not_giv
     work.destroy();
     assert!(holding_ours(&emulator, &all).is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------
+// The estate: each bucket is a `mig_identity_assignment`
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn an_estate_leaves_a_machine_recreated_with_the_identity_to_its_owner() {
+    let emulator = start(vec![
+        vm("rg-a", "vm-web", &[], false),
+        vm("rg-a", "vm-db", &[], true),
+    ]);
+    let (web, db) = (vm_id("rg-a", "vm-web"), vm_id("rg-a", "vm-db"));
+    let estate = "mig_estate_assignment.e";
+    let work = workdir(
+        &emulator,
+        &format!(
+            "resource \"mig_estate_assignment\" \"e\" {{\n  scope        = \"{}\"\n  identity_ids = {{ \"eastus\" = \"{}\" }}\n}}\n",
+            group("rg-a"),
+            identity("id-one")
+        ),
+    );
+    work.apply();
+    let bucket =
+        |work: &Workdir| state_of(work, estate)["buckets"][format!("{SUB}/eastus")].clone();
+    assert_eq!(
+        id_set(&bucket(&work)["assigned_ids"]),
+        lower([web.clone(), db.clone()])
+    );
+
+    recreate(&emulator, &web, &["id-one"]);
+    work.apply();
+    assert_eq!(id_set(&bucket(&work)["assigned_ids"]), lower([db.clone()]));
+    assert_eq!(
+        id_set(&bucket(&work)["compliant_ids"]),
+        lower([web.clone()])
+    );
+    assert!(!work.plan_has_changes(), "clean plan");
+    work.destroy();
+    assert_eq!(
+        emulator.identity_of(&web),
+        block("UserAssigned", &["id-one"])
+    );
+    assert_eq!(emulator.identity_of(&db), block("SystemAssigned", &[]));
+}

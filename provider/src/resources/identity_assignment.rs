@@ -1862,6 +1862,59 @@ mod tests {
     }
 
     #[test]
+    fn ownership_carries_the_recorded_unique_ids_and_the_adopted_machines() {
+        let state = Value::object([
+            ("identity_id", Value::from("/new")),
+            ("assigned_ids", Value::List(vec![Value::from("/VM/A")])),
+            ("compliant_ids", Value::List(vec![Value::from("/vm/b")])),
+        ]);
+        let private = Private {
+            adopted: BTreeSet::from(["/vm/b".to_string()]),
+            unique_ids: BTreeMap::from([("/vm/a".to_string(), "vmid-a".to_string())]),
+            ..Private::default()
+        };
+        let held = held_from(&state, &Private::from_bytes(&private.to_bytes()));
+        assert_eq!(held.identity_on("/vm/b"), Some("/new"), "adopted is ours");
+        assert_eq!(held.unique_id_of("/vm/a"), Some("vmid-a"));
+        // Listed with another unique ID: recreated, forgotten; the listing's IDs are kept
+        // for the machines still ours, the old record for one missing from the listing.
+        let listed = |id: &str, unique_id: &str| Machine {
+            id: id.into(),
+            kind: MachineKind::VirtualMachine,
+            location: "eastus".into(),
+            tags: BTreeMap::new(),
+            provisioning_state: None,
+            identity_type: Some("UserAssigned".into()),
+            user_assigned_identity_ids: vec!["/new".into()],
+            etag: None,
+            unique_id: Some(unique_id.into()),
+        };
+        let mut now = held.clone();
+        forget_recreated(&mut now, &[listed("/VM/A", "vmid-a-again")]);
+        assert_eq!(now.identity_on("/vm/a"), None);
+        let unique_ids = unique_ids_of(&held, &held, &[listed("/vm/B", "vmid-b")]);
+        assert_eq!(
+            unique_ids,
+            BTreeMap::from([
+                ("/vm/a".to_string(), "vmid-a".to_string()),
+                ("/vm/b".to_string(), "vmid-b".to_string()),
+            ])
+        );
+    }
+
+    #[test]
+    fn a_release_is_found_whatever_the_casing_the_batch_reports() {
+        let jobs = BTreeMap::from([(
+            "/vm/a".to_string(),
+            Write::Detach {
+                identity_id: "/i".into(),
+            },
+        )]);
+        assert!(job_for(&jobs, "/VM/A").is_some());
+        assert!(job_for(&jobs, "/vm/b").is_none());
+    }
+
+    #[test]
     fn legacy_incomplete_marker_is_dropped() {
         let state = Value::object([("id", Value::from("/subscriptions/s|/i|incomplete"))]);
         assert_eq!(
