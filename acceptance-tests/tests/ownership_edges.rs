@@ -767,3 +767,53 @@ fn an_estate_leaves_a_machine_recreated_with_the_identity_to_its_owner() {
     );
     assert_eq!(emulator.identity_of(&db), block("SystemAssigned", &[]));
 }
+
+/// An owned VM missing from the listing whose read by ID is refused too (403): it stays
+/// recorded as ours, with a warning naming it; destroy cannot take the identity back, fails
+/// naming it and keeps it in state; once it can be read again, destroy finishes.
+#[test]
+fn a_held_machine_that_cannot_be_read_at_all_stays_recorded() {
+    let emulator = start(vec![
+        vm("rg-a", "vm-locked", &[], false),
+        vm("rg-a", "vm-plain", &[], false),
+    ]);
+    let (locked, plain) = (vm_id("rg-a", "vm-locked"), vm_id("rg-a", "vm-plain"));
+    let work = workdir(&emulator, &assignment("x", &group("rg-a"), ""));
+    work.apply();
+    let hide = || {
+        emulator.inject_fault(
+            &json!({"kind": "hide_from_listing", "path_contains": "virtualMachines/vm-locked"}),
+        );
+        emulator.inject_fault(&json!({
+            "kind": "status", "status": 403, "code": "AuthorizationFailed",
+            "method": "GET", "path_contains": "virtualMachines/vm-locked"
+        }));
+    };
+    hide();
+    let refresh = work.run_ok(&[
+        "apply",
+        "-refresh-only",
+        "-auto-approve",
+        "-input=false",
+        "-no-color",
+    ]);
+    assert!(
+        refresh.all().contains("could not be read"),
+        "a warning names the machine:\n{}",
+        refresh.all()
+    );
+    assert_eq!(assigned(&work), lower([locked.clone(), plain.clone()]));
+    assert!(!work.plan_has_changes(), "clean plan");
+    let failed = work.run(&["destroy", "-auto-approve", "-input=false", "-no-color"]);
+    assert!(!failed.success, "{}", failed.all());
+    assert!(failed.all().contains("vm-locked"), "{}", failed.all());
+    emulator.clear_faults();
+    assert_eq!(
+        emulator.identity_of(&locked),
+        block("UserAssigned", &["id-one"])
+    );
+    assert_eq!(assigned(&work), lower([locked.clone()]), "state keeps it");
+    work.destroy();
+    assert_eq!(emulator.identity_of(&locked), block("None", &[]));
+    assert_eq!(emulator.identity_of(&plain), block("None", &[]));
+}

@@ -432,6 +432,51 @@ fn unique_ids_of(now: &Held, before: &Held, inventory: &[Machine]) -> BTreeMap<S
         .collect()
 }
 
+/// Machines holding an identity from us that neither a listing nor a read by their ID shows
+/// (lower-cased ID to why the read failed). They stay recorded as they were.
+type Unreadable = BTreeMap<String, String>;
+
+/// Keeps in `outcome.assigned_ids` the `unreadable` machines that hold `identity_id` from
+/// us, spelled as `before` had them, and warns naming them.
+fn keep_unreadable(
+    outcome: &mut Outcome,
+    unreadable: &Unreadable,
+    held: &Held,
+    identity_id: &str,
+    before: &Outcome,
+    diagnostics: &mut Diagnostics,
+) {
+    if unreadable.is_empty() {
+        return;
+    }
+    for machine in unreadable.keys() {
+        if held
+            .identity_on(machine)
+            .is_some_and(|identity| identity.eq_ignore_ascii_case(identity_id))
+        {
+            let spelled = before
+                .assigned_ids
+                .iter()
+                .find(|id| id.eq_ignore_ascii_case(machine))
+                .cloned()
+                .unwrap_or_else(|| machine.clone());
+            outcome.assigned_ids.insert(spelled);
+        }
+    }
+    diagnostics.warning(
+        "Machines holding the identity from this resource could not be read",
+        &format!(
+            "They are missing from the listing, and reading them by ID failed; they stay recorded as ours (`assigned_ids`) until a read says they are gone (404). Grant the provider's principal read access to them (Microsoft.Compute/virtualMachines/read, virtualMachineScaleSets/read).\n{}",
+            unreadable
+                .iter()
+                .take(20)
+                .map(|(machine, error)| format!("- {machine}: {error}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    );
+}
+
 /// Forgets in `held` the machines `inventory` shows deleted and created again.
 fn forget_recreated(held: &mut Held, inventory: &[Machine]) {
     let recreated = held.forget_recreated(inventory);
@@ -470,7 +515,7 @@ impl IdentityAssignment {
         previous: Option<&Settings>,
         held: &Held,
         max_age: Duration,
-    ) -> Result<Vec<Machine>, String> {
+    ) -> Result<(Vec<Machine>, Unreadable), String> {
         let regions: Option<BTreeSet<String>> = match (&settings.locations, previous) {
             (None, _)
             | (
@@ -519,19 +564,21 @@ impl IdentityAssignment {
                 .map_err(|e| e.to_string())?;
             machines.extend(listing);
         }
-        machines.extend(self.unlisted_held(clients, &machines, held).await?);
-        Ok(machines)
+        let (found, unreadable) = self.unlisted_held(clients, &machines, held).await;
+        machines.extend(found);
+        Ok((machines, unreadable))
     }
 
     /// The machines `held` that `listed` lacks, read one by one: a listing shows only what
     /// the principal may read, and leaves out machines of a scope or kind no longer
-    /// selected. Only a 404 on the machine's own ID says it is gone.
+    /// selected. Only a 404 on the machine's own ID says it is gone; one that cannot be read
+    /// either is returned as unreadable, with the reason, and stays recorded.
     async fn unlisted_held(
         &self,
         clients: &AzureClients,
         listed: &[Machine],
         held: &Held,
-    ) -> Result<Vec<Machine>, String> {
+    ) -> (Vec<Machine>, Unreadable) {
         let seen: BTreeSet<String> = listed.iter().map(|m| m.id.to_ascii_lowercase()).collect();
         // Owned, not borrowed: a stream of borrowed items trips the compiler's proof that the
         // plan's future is `Send`.
@@ -542,7 +589,7 @@ impl IdentityAssignment {
             .cloned()
             .collect();
         if missing.is_empty() {
-            return Ok(Vec::new());
+            return (Vec::new(), Unreadable::new());
         }
         tracing::debug!(
             count = missing.len(),
@@ -567,18 +614,19 @@ impl IdentityAssignment {
                 .collect()
                 .await;
         let mut found = Vec::new();
+        let mut unreadable = Unreadable::new();
         for (machine, answer) in answers {
             match answer {
                 Ok(Some(read)) => found.push(read),
-                Ok(None) => tracing::info!(machine = %machine, "a machine that held our identity is gone (404)"),
+                Ok(None) => {
+                    tracing::info!(machine = %machine, "a machine that held our identity is gone (404)")
+                }
                 Err(error) => {
-                    return Err(format!(
-                        "{machine} holds an identity from this resource but is missing from the listing, and reading it failed: {error}. Grant the provider's principal read access to it (Microsoft.Compute/*/read), or remove the machine from state with care."
-                    ))
+                    unreadable.insert(machine, error);
                 }
             }
         }
-        Ok(found)
+        (found, unreadable)
     }
 }
 
@@ -1046,7 +1094,7 @@ impl Resource for IdentityAssignment {
                 private.unique_ids = prior_private.unique_ids;
                 held
             };
-            let inventory = match self
+            let (inventory, unreadable) = match self
                 .inventory(
                     &clients,
                     &settings,
@@ -1056,7 +1104,7 @@ impl Resource for IdentityAssignment {
                 )
                 .await
             {
-                Ok(inventory) => inventory,
+                Ok(found) => found,
                 Err(error) => {
                     response.diagnostics.error_at(
                         AttributePath::root("scope"),
@@ -1067,7 +1115,15 @@ impl Resource for IdentityAssignment {
                 }
             };
             forget_recreated(&mut held, &inventory);
-            let transition = ownership::transition(&inventory, &settings, Some(&held));
+            let mut transition = ownership::transition(&inventory, &settings, Some(&held));
+            keep_unreadable(
+                &mut transition.outcome,
+                &unreadable,
+                &held,
+                &settings.identity_id,
+                &outcome_from(&request.prior_state),
+                &mut response.diagnostics,
+            );
             // The plan Terraform 1.16+ makes during apply shows again what the first plan
             // showed, whatever changed since: the apply then does what was shown, and records
             // the truth (see `apply`). Older Terraform plans again from the listing.
@@ -1156,11 +1212,11 @@ impl Resource for IdentityAssignment {
             };
             let private = Private::from_bytes(&request.private);
             let mut held = held_from(&state, &private);
-            let inventory = match self
+            let (inventory, unreadable) = match self
                 .inventory(&clients, &settings, None, &held, PLAN_LISTING_MAX_AGE)
                 .await
             {
-                Ok(inventory) => inventory,
+                Ok(found) => found,
                 Err(error) => {
                     response.diagnostics =
                         error_diagnostics("Cannot list the machines in scope", &error);
@@ -1213,6 +1269,14 @@ impl Resource for IdentityAssignment {
                         .is_none_or(|m| ownership::identity_block(m).holds(identity))
                 })
                 .collect();
+            keep_unreadable(
+                &mut refreshed,
+                &unreadable,
+                &held,
+                &settings.identity_id,
+                &outcome_from(&state),
+                &mut response.diagnostics,
+            );
             let new_state = with_outcome(&state, &refreshed);
             self.record_owned(&new_state, &held_from(&new_state, &Private::default()));
             let mut new_private = Private {
@@ -1415,7 +1479,7 @@ impl IdentityAssignment {
         self.data
             .handover()
             .claim(&settings.identity_id, outcome_from(planned).kept());
-        let inventory = match self
+        let (inventory, unreadable) = match self
             .inventory(
                 clients,
                 &settings,
@@ -1425,7 +1489,7 @@ impl IdentityAssignment {
             )
             .await
         {
-            Ok(inventory) => inventory,
+            Ok(found) => found,
             Err(error) => {
                 // Nothing was written. A create keeps what it took over from the object it
                 // replaces (which left those machines alone), so nothing is lost.
@@ -1477,6 +1541,10 @@ impl IdentityAssignment {
         // them to keep the identity).
         let mut jobs: BTreeMap<String, Write> = BTreeMap::new();
         for id in &planned_outcome.assigned_ids {
+            if unreadable.contains_key(&id.to_ascii_lowercase()) {
+                // Cannot be read: it stays as recorded.
+                continue;
+            }
             match held.identity_on(id).filter(|identity| holds(id, identity)) {
                 Some(identity) if identity.eq_ignore_ascii_case(&settings.identity_id) => {}
                 Some(old) => {
@@ -1622,6 +1690,24 @@ impl IdentityAssignment {
                 .retain(|id| !contains_ignoring_case(&adopted, id));
             outcome.assigned_ids.extend(adopted);
         }
+        // Machines that could not be read stay recorded as they were.
+        keep_unreadable(
+            &mut outcome,
+            &unreadable,
+            &held,
+            &settings.identity_id,
+            &planned_outcome,
+            &mut diagnostics,
+        );
+        for machine in unreadable.keys() {
+            if let Some(identity) = held.identity_on(machine) {
+                if !identity.eq_ignore_ascii_case(&settings.identity_id) {
+                    private
+                        .pending_release
+                        .insert(machine.clone(), identity.to_string());
+                }
+            }
+        }
         let new_state = with_outcome(planned, &outcome);
         private.unique_ids = unique_ids_of(&held_from(&new_state, &private), &held, &inventory);
         let claimed: Vec<&String> = outcome
@@ -1669,11 +1755,11 @@ impl IdentityAssignment {
                 }
             }
         }
-        let inventory = match self
+        let (inventory, unreadable) = match self
             .inventory(clients, &settings, None, &held, APPLY_LISTING_MAX_AGE)
             .await
         {
-            Ok(inventory) => inventory,
+            Ok(found) => found,
             Err(error) => {
                 return ApplyResponse {
                     new_state: prior,
@@ -1685,6 +1771,8 @@ impl IdentityAssignment {
         };
         forget_recreated(&mut held, &inventory);
         let mut jobs = BTreeMap::new();
+        // Machines holding an identity from us that cannot be read: not written, kept.
+        let mut not_read: BTreeMap<String, String> = BTreeMap::new();
         let mut kept = 0usize;
         for (machine, identity) in held.iter() {
             let taken_over = contains_ignoring_case(&private.taken_over, machine);
@@ -1694,6 +1782,10 @@ impl IdentityAssignment {
             }
             if taken_over || claimed {
                 kept += 1;
+                continue;
+            }
+            if unreadable.contains_key(machine) {
+                not_read.insert(machine.clone(), identity.clone());
                 continue;
             }
             jobs.insert(
@@ -1715,6 +1807,23 @@ impl IdentityAssignment {
             &report,
             &halt.reason(),
         );
+        if !not_read.is_empty() {
+            diagnostics.error(
+                &format!(
+                    "Could not take the identity back from {} machine(s)",
+                    not_read.len()
+                ),
+                &format!(
+                    "They are missing from the listing and reading them by ID failed; state keeps them. Grant the provider's principal read and write access to them, then destroy again.\n{}",
+                    not_read
+                        .keys()
+                        .take(50)
+                        .map(|machine| format!("- {machine}: {}", unreadable[machine]))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                ),
+            );
+        }
         self.settle(
             clients,
             &settings,
@@ -1760,6 +1869,22 @@ impl IdentityAssignment {
                         .insert(id.clone(), identity_id.clone());
                 }
                 _ => {}
+            }
+        }
+        let before = outcome_from(&prior);
+        for (machine, identity) in &not_read {
+            if identity.eq_ignore_ascii_case(&settings.identity_id) {
+                let spelled = before
+                    .assigned_ids
+                    .iter()
+                    .find(|id| id.eq_ignore_ascii_case(machine))
+                    .cloned()
+                    .unwrap_or_else(|| machine.clone());
+                outcome.assigned_ids.insert(spelled);
+            } else {
+                remaining
+                    .pending_release
+                    .insert(machine.clone(), identity.clone());
             }
         }
         let new_state = with_outcome(&prior, &outcome);
