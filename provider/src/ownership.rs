@@ -7,6 +7,10 @@
 //! the machines of the old and the new scope together, owned machines that fall out are
 //! released, and a changed identity is swapped in one write per machine, so no machine that
 //! should hold an identity is left without one in between.
+//!
+//! A machine is its unique ID (`vmId`, a scale set's `uniqueId`), not its resource ID: one
+//! deleted and created again under the same name is another machine, never ours
+//! ([`Held::forget_recreated`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
