@@ -240,6 +240,11 @@ impl Faults {
                 }
             }
             "drop_connection" | "concurrent_write" => {}
+            "hide_from_listing" => {
+                if f.path_contains.is_none() {
+                    return Err("a hide_from_listing fault needs `path_contains`".into());
+                }
+            }
             "delay" => {
                 if f.ms.is_none() {
                     return Err("a delay fault needs `ms`".into());
@@ -264,6 +269,18 @@ impl Faults {
 
     pub fn is_empty(&self) -> bool {
         self.rules.lock().is_empty()
+    }
+
+    /// The `path_contains` of every `hide_from_listing` rule, lower-cased: resources whose
+    /// ID contains one are left out of listings (as if the caller could not read them) but
+    /// still answer a GET by their own ID.
+    pub fn hidden_from_listing(&self) -> Vec<String> {
+        self.rules
+            .lock()
+            .iter()
+            .filter(|f| f.kind == "hide_from_listing")
+            .filter_map(|f| f.path_contains.as_ref().map(|p| p.to_ascii_lowercase()))
+            .collect()
     }
 
     /// Takes the first matching rule of a kind (decrementing its count).

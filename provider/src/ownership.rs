@@ -7,6 +7,10 @@
 //! the machines of the old and the new scope together, owned machines that fall out are
 //! released, and a changed identity is swapped in one write per machine, so no machine that
 //! should hold an identity is left without one in between.
+//!
+//! A machine is its unique ID (`vmId`, a scale set's `uniqueId`), not its resource ID: one
+//! deleted and created again under the same name is another machine, never ours
+//! ([`Held::forget_recreated`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -39,6 +43,11 @@ pub struct Settings {
 pub struct Held {
     /// Lower-cased machine ID to the identity this object attached to it.
     owned: BTreeMap<String, String>,
+    /// Lower-cased machine ID to the unique ID (`vmId`, `uniqueId`) of the machine this
+    /// object attached to. A machine listed under the same ID with another unique ID was
+    /// deleted and created again: it is not the one we attached to. States written before
+    /// unique IDs were recorded have none here until the next refresh or apply records them.
+    unique_ids: BTreeMap<String, String>,
 }
 
 impl Held {
@@ -54,6 +63,46 @@ impl Held {
             self.owned
                 .insert(machine.to_ascii_lowercase(), identity_id.to_string());
         }
+    }
+
+    /// Records the unique IDs (`machine ID -> unique ID`, any casing) of owned machines.
+    pub fn record_unique_ids<'a>(
+        &mut self,
+        unique_ids: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) {
+        for (machine, unique_id) in unique_ids {
+            self.unique_ids
+                .insert(machine.to_ascii_lowercase(), unique_id.clone());
+        }
+    }
+
+    /// The unique ID recorded for `machine_id`, if any.
+    pub fn unique_id_of(&self, machine_id: &str) -> Option<&str> {
+        self.unique_ids
+            .get(&machine_id.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    /// Forgets the owned machines that `inventory` shows deleted and created again (same
+    /// resource ID, another unique ID): whoever created them, they never got the identity
+    /// from us. Returns their IDs (lower-cased).
+    pub fn forget_recreated(&mut self, inventory: &[Machine]) -> BTreeSet<String> {
+        let mut forgotten = BTreeSet::new();
+        for machine in inventory {
+            let key = machine.id.to_ascii_lowercase();
+            if !self.owned.contains_key(&key) {
+                continue;
+            }
+            if !is_same_machine(
+                self.unique_ids.get(&key).map(String::as_str),
+                machine.unique_id.as_deref(),
+            ) {
+                self.owned.remove(&key);
+                self.unique_ids.remove(&key);
+                forgotten.insert(key);
+            }
+        }
+        forgotten
     }
 
     /// The identity this object attached to `machine_id`, if any.
@@ -77,6 +126,16 @@ impl Held {
     /// Every owned machine (lower-cased) with its identity.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
         self.owned.iter()
+    }
+}
+
+/// Whether a machine listed with `listed` (its unique ID now) is the one recorded with
+/// `recorded`. Without either (a state from before unique IDs were recorded, an ARM answer
+/// without them) the resource ID alone decides, as it always did.
+pub fn is_same_machine(recorded: Option<&str>, listed: Option<&str>) -> bool {
+    match (recorded, listed) {
+        (Some(recorded), Some(listed)) => recorded.eq_ignore_ascii_case(listed),
+        _ => true,
     }
 }
 
@@ -300,6 +359,7 @@ mod tests {
             identity_type: Some(kind.to_string()),
             user_assigned_identity_ids: ids.iter().map(|s| s.to_string()).collect(),
             etag: Some("\"1\"".into()),
+            unique_id: Some(format!("vmid-{name}")),
         }
     }
 
@@ -574,6 +634,86 @@ mod tests {
         let bare = machine("a", "bare", "None", &[]);
         let t = transition(&[bare.clone(), bare.clone()], &settings(SUB, NEW), None);
         assert_eq!(t.writes.len(), 1);
+    }
+
+    /// The machine `machine` is, deleted and created again under the same ID.
+    fn recreated(machine: &Machine, kind: &str, ids: &[&str]) -> Machine {
+        Machine {
+            identity_type: Some(kind.to_string()),
+            user_assigned_identity_ids: ids.iter().map(|s| s.to_string()).collect(),
+            unique_id: Some(format!("{}-again", machine.unique_id.as_deref().unwrap())),
+            ..machine.clone()
+        }
+    }
+
+    fn held_recorded(identity: &str, machines: &[&Machine]) -> Held {
+        let mut held = held(identity, machines);
+        let unique_ids: Vec<(String, String)> = machines
+            .iter()
+            .map(|m| (m.id.clone(), m.unique_id.clone().unwrap()))
+            .collect();
+        held.record_unique_ids(unique_ids.iter().map(|(a, b)| (a, b)));
+        held
+    }
+
+    #[test]
+    fn a_machine_recreated_with_the_identity_by_its_owner_is_compliant_not_ours() {
+        let owned = machine("a", "owned", "UserAssigned", &[NEW]);
+        let again = recreated(&owned, "UserAssigned", &[NEW]);
+        let mut held = held_recorded(NEW, &[&owned]);
+        let forgotten = held.forget_recreated(std::slice::from_ref(&again));
+        assert_eq!(forgotten, BTreeSet::from([owned.id.to_ascii_lowercase()]));
+        assert_eq!(held.identity_on(&owned.id), None);
+        let t = transition(
+            std::slice::from_ref(&again),
+            &settings(SUB, NEW),
+            Some(&held),
+        );
+        assert!(t.writes.is_empty(), "{:?}", t.writes);
+        assert_eq!(t.outcome.compliant_ids, BTreeSet::from([again.id]));
+        assert!(t.outcome.assigned_ids.is_empty());
+    }
+
+    #[test]
+    fn a_machine_recreated_without_the_identity_is_attached_as_a_new_one() {
+        let owned = machine("a", "owned", "SystemAssigned, UserAssigned", &[NEW]);
+        let again = recreated(&owned, "SystemAssigned", &[]);
+        let mut held = held_recorded(NEW, &[&owned]);
+        held.forget_recreated(std::slice::from_ref(&again));
+        let t = transition(
+            std::slice::from_ref(&again),
+            &settings(SUB, NEW),
+            Some(&held),
+        );
+        assert_eq!(
+            t.writes,
+            BTreeMap::from([(again.id.clone(), Write::Attach)])
+        );
+        assert_eq!(t.outcome.assigned_ids, BTreeSet::from([again.id]));
+    }
+
+    #[test]
+    fn the_same_machine_or_one_without_a_recorded_unique_id_stays_ours() {
+        let owned = machine("a", "owned", "UserAssigned", &[NEW]);
+        let mut held = held_recorded(NEW, &[&owned]);
+        assert!(held
+            .forget_recreated(std::slice::from_ref(&owned))
+            .is_empty());
+        // A state from before unique IDs were recorded: the resource ID decides.
+        let mut legacy = self::held(NEW, &[&owned]);
+        let again = recreated(&owned, "UserAssigned", &[NEW]);
+        assert!(legacy
+            .forget_recreated(std::slice::from_ref(&again))
+            .is_empty());
+        assert_eq!(legacy.identity_on(&owned.id), Some(NEW));
+        assert_eq!(
+            held.unique_id_of(&owned.id.to_ascii_uppercase()),
+            Some("vmid-owned")
+        );
+        assert!(is_same_machine(None, Some("x")));
+        assert!(is_same_machine(Some("X"), Some("x")));
+        assert!(is_same_machine(Some("x"), None));
+        assert!(!is_same_machine(Some("x"), Some("y")));
     }
 
     #[test]

@@ -196,6 +196,7 @@ pub fn list(
     let now = now_ms();
     let prefix = format!("{}/", key(&scope));
     let location_filter = req.q("location").map(normalize_location);
+    let hidden = app.faults.hidden_from_listing();
     // Start after the continuation token rather than skipping to it, so a page costs the
     // same wherever it is in a large list.
     let start = match req.q("$skiptoken") {
@@ -207,6 +208,7 @@ pub fn list(
         .range((start, std::ops::Bound::Unbounded))
         .take_while(|(k, _)| k.starts_with(&prefix))
         .filter(|(_, c)| location_filter.as_ref().is_none_or(|l| &c.location == l))
+        .filter(|(k, _)| !hidden.iter().any(|h| k.contains(h.as_str())))
         .map(|(k, c)| (k.clone(), Rendered::new(c, &version, now, false)));
     paged(app, req, world.realism.page_size, items)
 }

@@ -48,6 +48,10 @@ pub struct Machine {
     /// Keys of `identity.userAssignedIdentities`, as ARM spells them.
     pub user_assigned_identity_ids: Vec<String>,
     pub etag: Option<String>,
+    /// What tells this machine from one deleted and created again under the same ID:
+    /// `properties.vmId` of a VM, `properties.uniqueId` of a scale set, or, when ARM gives
+    /// neither, `properties.timeCreated`.
+    pub unique_id: Option<String>,
 }
 
 impl Machine {
@@ -82,11 +86,31 @@ struct ListedIdentity {
 struct ListedProperties {
     #[serde(rename = "provisioningState")]
     provisioning_state: Option<String>,
+    #[serde(rename = "vmId")]
+    vm_id: Option<String>,
+    #[serde(rename = "uniqueId")]
+    unique_id: Option<String>,
+    #[serde(rename = "timeCreated")]
+    time_created: Option<String>,
+}
+
+impl ListedProperties {
+    /// The machine's unique ID for its kind, or its creation time when ARM gives none.
+    fn unique_id(&mut self, kind: MachineKind) -> Option<String> {
+        let id = match kind {
+            MachineKind::VirtualMachine => self.vm_id.take(),
+            MachineKind::ScaleSet => self.unique_id.take(),
+        };
+        id.filter(|id| !id.is_empty())
+            .or_else(|| self.time_created.take().filter(|t| !t.is_empty()))
+    }
 }
 
 impl ListedMachine {
     fn into_machine(self, kind: MachineKind) -> Option<Machine> {
         let identity = self.identity;
+        let mut properties = self.properties;
+        let unique_id = properties.as_mut().and_then(|p| p.unique_id(kind));
         Some(Machine {
             id: self.id?,
             kind,
@@ -100,7 +124,7 @@ impl ListedMachine {
                     _ => None,
                 })
                 .collect(),
-            provisioning_state: self.properties.and_then(|p| p.provisioning_state),
+            provisioning_state: properties.and_then(|p| p.provisioning_state),
             user_assigned_identity_ids: identity
                 .as_ref()
                 .and_then(|i| i.user_assigned.as_ref())
@@ -108,6 +132,7 @@ impl ListedMachine {
                 .unwrap_or_default(),
             identity_type: identity.and_then(|i| i.kind),
             etag: self.etag,
+            unique_id,
         })
     }
 }
@@ -756,6 +781,33 @@ mod tests {
         .unwrap();
         assert_eq!(bare.identity_type, None);
         assert!(bare.user_assigned_identity_ids.is_empty());
+    }
+
+    #[test]
+    fn a_machines_unique_id_is_its_vm_id_or_unique_id_or_creation_time() {
+        let with = |properties: serde_json::Value, kind| {
+            Machine::from_json(
+                &serde_json::json!({"id": "/x", "properties": properties}),
+                kind,
+            )
+            .unwrap()
+            .unique_id
+        };
+        let both = serde_json::json!({"vmId": "v", "uniqueId": "u", "timeCreated": "t"});
+        assert_eq!(
+            with(both.clone(), MachineKind::VirtualMachine).as_deref(),
+            Some("v")
+        );
+        assert_eq!(with(both, MachineKind::ScaleSet).as_deref(), Some("u"));
+        assert_eq!(
+            with(
+                serde_json::json!({"timeCreated": "2026-01-01T00:00:00Z"}),
+                MachineKind::VirtualMachine
+            )
+            .as_deref(),
+            Some("2026-01-01T00:00:00Z")
+        );
+        assert_eq!(with(serde_json::json!({}), MachineKind::ScaleSet), None);
     }
 
     /// Every writer of a subscription (an estate's buckets, several resources) shares its

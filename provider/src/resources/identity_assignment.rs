@@ -372,6 +372,12 @@ struct Private {
     /// after `identity_id` changed) did not happen: machine to that identity.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pending_release: BTreeMap<String, String>,
+    /// Lower-cased machine ID to the unique ID (`vmId`, a scale set's `uniqueId`) of each
+    /// machine holding an identity from us, recorded when we attach it (and, for states
+    /// written before, at the next refresh or apply). A machine listed under the same ID
+    /// with another unique ID was deleted and created again: not ours.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    unique_ids: BTreeMap<String, String>,
     /// In a plan, for Terraform 1.16+ (which hands it back to the plan it makes during
     /// apply): the lists this plan showed. Planned again from a fresh listing, a machine
     /// changed since (attached by someone else, created, deleted) would change them, and
@@ -404,7 +410,88 @@ fn held_from(state: &Value, private: &Private) -> Held {
     for (machine, identity) in &private.pending_release {
         held.add(identity, [machine]);
     }
+    held.record_unique_ids(&private.unique_ids);
     held
+}
+
+/// The unique ID of every machine `now` holds: as `inventory` lists it, else as `before`
+/// recorded it (a machine missing from the listing keeps its record).
+fn unique_ids_of(now: &Held, before: &Held, inventory: &[Machine]) -> BTreeMap<String, String> {
+    let listed: HashMap<String, &Machine> = inventory
+        .iter()
+        .map(|m| (m.id.to_ascii_lowercase(), m))
+        .collect();
+    now.iter()
+        .filter_map(|(machine, _)| {
+            let unique_id = listed
+                .get(machine)
+                .and_then(|m| m.unique_id.as_deref())
+                .or_else(|| before.unique_id_of(machine))?;
+            Some((machine.clone(), unique_id.to_string()))
+        })
+        .collect()
+}
+
+/// Machines holding an identity from us that neither a listing nor a read by their ID shows
+/// (lower-cased ID to why the read failed). They stay recorded as they were.
+type Unreadable = BTreeMap<String, String>;
+
+/// Keeps in `outcome.assigned_ids` the `unreadable` machines that hold `identity_id` from
+/// us, spelled as `before` had them, and warns naming them.
+fn keep_unreadable(
+    outcome: &mut Outcome,
+    unreadable: &Unreadable,
+    held: &Held,
+    identity_id: &str,
+    before: &Outcome,
+    diagnostics: &mut Diagnostics,
+) {
+    if unreadable.is_empty() {
+        return;
+    }
+    for machine in unreadable.keys() {
+        if held
+            .identity_on(machine)
+            .is_some_and(|identity| identity.eq_ignore_ascii_case(identity_id))
+        {
+            let spelled = before
+                .assigned_ids
+                .iter()
+                .find(|id| id.eq_ignore_ascii_case(machine))
+                .cloned()
+                .unwrap_or_else(|| machine.clone());
+            outcome.assigned_ids.insert(spelled);
+        }
+    }
+    diagnostics.warning(
+        "Machines holding the identity from this resource could not be read",
+        &format!(
+            "They are missing from the listing, and reading them by ID failed; they stay recorded as ours (`assigned_ids`) until a read says they are gone (404). Grant the provider's principal read access to them (Microsoft.Compute/virtualMachines/read, virtualMachineScaleSets/read).\n{}",
+            unreadable
+                .iter()
+                .take(20)
+                .map(|(machine, error)| format!("- {machine}: {error}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    );
+}
+
+/// Forgets in `held` the machines `inventory` shows deleted and created again.
+fn forget_recreated(held: &mut Held, inventory: &[Machine]) {
+    let recreated = held.forget_recreated(inventory);
+    if !recreated.is_empty() {
+        tracing::info!(
+            count = recreated.len(),
+            "machines deleted and created again under the same ID since we attached the identity: no longer ours"
+        );
+    }
+}
+
+/// The write planned for `id`: releases are keyed by the lower-cased ID ownership records,
+/// while a batch reports each machine as ARM spells it.
+fn job_for<'a>(jobs: &'a BTreeMap<String, Write>, id: &str) -> Option<&'a Write> {
+    jobs.get(id).or_else(|| jobs.get(&id.to_ascii_lowercase()))
 }
 
 fn contains_ignoring_case(set: &BTreeSet<String>, id: &str) -> bool {
@@ -428,7 +515,7 @@ impl IdentityAssignment {
         previous: Option<&Settings>,
         held: &Held,
         max_age: Duration,
-    ) -> Result<Vec<Machine>, String> {
+    ) -> Result<(Vec<Machine>, Unreadable), String> {
         let regions: Option<BTreeSet<String>> = match (&settings.locations, previous) {
             (None, _)
             | (
@@ -477,7 +564,69 @@ impl IdentityAssignment {
                 .map_err(|e| e.to_string())?;
             machines.extend(listing);
         }
-        Ok(machines)
+        let (found, unreadable) = self.unlisted_held(clients, &machines, held).await;
+        machines.extend(found);
+        Ok((machines, unreadable))
+    }
+
+    /// The machines `held` that `listed` lacks, read one by one: a listing shows only what
+    /// the principal may read, and leaves out machines of a scope or kind no longer
+    /// selected. Only a 404 on the machine's own ID says it is gone; one that cannot be read
+    /// either is returned as unreadable, with the reason, and stays recorded.
+    async fn unlisted_held(
+        &self,
+        clients: &AzureClients,
+        listed: &[Machine],
+        held: &Held,
+    ) -> (Vec<Machine>, Unreadable) {
+        let seen: BTreeSet<String> = listed.iter().map(|m| m.id.to_ascii_lowercase()).collect();
+        // Owned, not borrowed: a stream of borrowed items trips the compiler's proof that the
+        // plan's future is `Send`.
+        let missing: Vec<String> = held
+            .iter()
+            .map(|(machine, _)| machine)
+            .filter(|machine| !seen.contains(*machine))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return (Vec::new(), Unreadable::new());
+        }
+        tracing::debug!(
+            count = missing.len(),
+            "machines holding an identity from us are missing from the listing; reading them"
+        );
+        let answers: Vec<(String, Result<Option<Machine>, String>)> =
+            futures::stream::iter(missing)
+                .map(|machine| async move {
+                    let kind = if machine.contains("/virtualmachinescalesets/") {
+                        MachineKind::ScaleSet
+                    } else {
+                        MachineKind::VirtualMachine
+                    };
+                    let answer = clients
+                        .compute
+                        .get_machine(&machine, kind)
+                        .await
+                        .map_err(|e| e.to_string());
+                    (machine, answer)
+                })
+                .buffer_unordered(compute::WRITES_PER_SUBSCRIPTION)
+                .collect()
+                .await;
+        let mut found = Vec::new();
+        let mut unreadable = Unreadable::new();
+        for (machine, answer) in answers {
+            match answer {
+                Ok(Some(read)) => found.push(read),
+                Ok(None) => {
+                    tracing::info!(machine = %machine, "a machine that held our identity is gone (404)")
+                }
+                Err(error) => {
+                    unreadable.insert(machine, error);
+                }
+            }
+        }
+        (found, unreadable)
     }
 }
 
@@ -920,7 +1069,7 @@ impl Resource for IdentityAssignment {
             }
             let mut private = Private::default();
             let first_plan = Private::from_bytes(&request.planned_private);
-            let held = if request.prior_state.is_null() {
+            let mut held = if request.prior_state.is_null() {
                 // A create. If it replaces an object with the same scope and identity (taint,
                 // `-replace`, a changed address), that object was refreshed or planned just
                 // before in this process: take over what it owns. Terraform 1.16+ also hands
@@ -939,9 +1088,13 @@ impl Resource for IdentityAssignment {
                 self.record_owned(&request.prior_state, &held);
                 private.not_ours = prior_private.not_ours;
                 private.pending_release = prior_private.pending_release;
+                // Without a refresh (`-refresh=false`) the prior state still lists adopted
+                // machines as compliant: they stay ours only if the plan carries them.
+                private.adopted = prior_private.adopted;
+                private.unique_ids = prior_private.unique_ids;
                 held
             };
-            let inventory = match self
+            let (inventory, unreadable) = match self
                 .inventory(
                     &clients,
                     &settings,
@@ -951,7 +1104,7 @@ impl Resource for IdentityAssignment {
                 )
                 .await
             {
-                Ok(inventory) => inventory,
+                Ok(found) => found,
                 Err(error) => {
                     response.diagnostics.error_at(
                         AttributePath::root("scope"),
@@ -961,7 +1114,16 @@ impl Resource for IdentityAssignment {
                     return response;
                 }
             };
-            let transition = ownership::transition(&inventory, &settings, Some(&held));
+            forget_recreated(&mut held, &inventory);
+            let mut transition = ownership::transition(&inventory, &settings, Some(&held));
+            keep_unreadable(
+                &mut transition.outcome,
+                &unreadable,
+                &held,
+                &settings.identity_id,
+                &outcome_from(&request.prior_state),
+                &mut response.diagnostics,
+            );
             // The plan Terraform 1.16+ makes during apply shows again what the first plan
             // showed, whatever changed since: the apply then does what was shown, and records
             // the truth (see `apply`). Older Terraform plans again from the listing.
@@ -1049,18 +1211,19 @@ impl Resource for IdentityAssignment {
                 }
             };
             let private = Private::from_bytes(&request.private);
-            let held = held_from(&state, &private);
-            let inventory = match self
+            let mut held = held_from(&state, &private);
+            let (inventory, unreadable) = match self
                 .inventory(&clients, &settings, None, &held, PLAN_LISTING_MAX_AGE)
                 .await
             {
-                Ok(inventory) => inventory,
+                Ok(found) => found,
                 Err(error) => {
                     response.diagnostics =
                         error_diagnostics("Cannot list the machines in scope", &error);
                     return response;
                 }
             };
+            forget_recreated(&mut held, &inventory);
             // What we attached and is still there stays ours; anything else is decided afresh,
             // so a machine someone stripped by hand, or a new one, shows up in the next plan,
             // and a machine another writer attached during our apply becomes compliant.
@@ -1076,6 +1239,26 @@ impl Resource for IdentityAssignment {
                         identity.eq_ignore_ascii_case(&settings.identity_id)
                     })
             });
+            // A machine of ours that changed on its side (tagged for exclusion, left with a
+            // single identity of its owner's, moved out of reach) still holds the identity
+            // from us: it stays recorded as ours, and the next plan shows it given back.
+            let kept: BTreeSet<String> = refreshed
+                .assigned_ids
+                .iter()
+                .map(|id| id.to_ascii_lowercase())
+                .collect();
+            for machine in &inventory {
+                let ours = held
+                    .identity_on(&machine.id)
+                    .is_some_and(|identity| identity.eq_ignore_ascii_case(&settings.identity_id));
+                let id = machine.id.to_ascii_lowercase();
+                if ours && holding.contains(&id) && !kept.contains(&id) {
+                    refreshed.skipped.remove(&machine.id);
+                    refreshed.compliant_ids.remove(&machine.id);
+                    refreshed.noncompliant_ids.remove(&machine.id);
+                    refreshed.assigned_ids.insert(machine.id.clone());
+                }
+            }
             let still_pending: BTreeMap<String, String> = private
                 .pending_release
                 .into_iter()
@@ -1086,14 +1269,26 @@ impl Resource for IdentityAssignment {
                         .is_none_or(|m| ownership::identity_block(m).holds(identity))
                 })
                 .collect();
+            keep_unreadable(
+                &mut refreshed,
+                &unreadable,
+                &held,
+                &settings.identity_id,
+                &outcome_from(&state),
+                &mut response.diagnostics,
+            );
             let new_state = with_outcome(&state, &refreshed);
             self.record_owned(&new_state, &held_from(&new_state, &Private::default()));
-            response.new_state = new_state;
-            response.private = Private {
+            let mut new_private = Private {
                 pending_release: still_pending,
                 ..Private::default()
-            }
-            .to_bytes();
+            };
+            // Recorded from the listing where the state had none yet (states written before
+            // unique IDs were kept): from here on, a machine created again is told apart.
+            new_private.unique_ids =
+                unique_ids_of(&held_from(&new_state, &new_private), &held, &inventory);
+            response.new_state = new_state;
+            response.private = new_private.to_bytes();
             response
         }
         .await
@@ -1257,7 +1452,7 @@ impl IdentityAssignment {
             };
         };
         let planned_private = Private::from_bytes(&request.planned_private);
-        let held = if creating {
+        let mut held = if creating {
             Held::new(&settings.identity_id, &planned_private.taken_over)
         } else {
             held_from(&request.prior_state, &planned_private)
@@ -1284,7 +1479,7 @@ impl IdentityAssignment {
         self.data
             .handover()
             .claim(&settings.identity_id, outcome_from(planned).kept());
-        let inventory = match self
+        let (inventory, unreadable) = match self
             .inventory(
                 clients,
                 &settings,
@@ -1294,7 +1489,7 @@ impl IdentityAssignment {
             )
             .await
         {
-            Ok(inventory) => inventory,
+            Ok(found) => found,
             Err(error) => {
                 // Nothing was written. A create keeps what it took over from the object it
                 // replaces (which left those machines alone), so nothing is lost.
@@ -1319,6 +1514,7 @@ impl IdentityAssignment {
                 };
             }
         };
+        forget_recreated(&mut held, &inventory);
         // A create that takes over another object's machines left its lists unknown in the
         // plan (see `plan`): it decides them now, against the machines as they are.
         let planned_outcome = if planned.get("assigned_ids").is_unknown() {
@@ -1345,6 +1541,10 @@ impl IdentityAssignment {
         // them to keep the identity).
         let mut jobs: BTreeMap<String, Write> = BTreeMap::new();
         for id in &planned_outcome.assigned_ids {
+            if unreadable.contains_key(&id.to_ascii_lowercase()) {
+                // Cannot be read: it stays as recorded.
+                continue;
+            }
             match held.identity_on(id).filter(|identity| holds(id, identity)) {
                 Some(identity) if identity.eq_ignore_ascii_case(&settings.identity_id) => {}
                 Some(old) => {
@@ -1459,10 +1659,21 @@ impl IdentityAssignment {
         }
         private.adopted = adopted;
         for id in release_report.failed_or_not_started() {
-            if let Some(Write::Detach { identity_id }) = jobs.get(id) {
-                private
-                    .pending_release
-                    .insert(id.clone(), identity_id.clone());
+            match job_for(&jobs, id) {
+                // Still holds the identity from us: it stays in `assigned_ids`, where the
+                // next plan shows it given back (a scope narrowed by Ctrl-C, say).
+                Some(Write::Detach { identity_id })
+                    if identity_id.eq_ignore_ascii_case(&settings.identity_id) =>
+                {
+                    let spelled = listed(id).map_or_else(|| id.clone(), |m| m.id.clone());
+                    outcome.assigned_ids.insert(spelled);
+                }
+                Some(Write::Detach { identity_id }) => {
+                    private
+                        .pending_release
+                        .insert(id.clone(), identity_id.clone());
+                }
+                _ => {}
             }
         }
         if diagnostics.has_errors() {
@@ -1479,6 +1690,26 @@ impl IdentityAssignment {
                 .retain(|id| !contains_ignoring_case(&adopted, id));
             outcome.assigned_ids.extend(adopted);
         }
+        // Machines that could not be read stay recorded as they were.
+        keep_unreadable(
+            &mut outcome,
+            &unreadable,
+            &held,
+            &settings.identity_id,
+            &planned_outcome,
+            &mut diagnostics,
+        );
+        for machine in unreadable.keys() {
+            if let Some(identity) = held.identity_on(machine) {
+                if !identity.eq_ignore_ascii_case(&settings.identity_id) {
+                    private
+                        .pending_release
+                        .insert(machine.clone(), identity.to_string());
+                }
+            }
+        }
+        let new_state = with_outcome(planned, &outcome);
+        private.unique_ids = unique_ids_of(&held_from(&new_state, &private), &held, &inventory);
         let claimed: Vec<&String> = outcome
             .assigned_ids
             .iter()
@@ -1492,7 +1723,7 @@ impl IdentityAssignment {
             );
         }
         ApplyResponse {
-            new_state: with_outcome(planned, &outcome),
+            new_state,
             private: private.to_bytes(),
             diagnostics,
             ..ApplyResponse::default()
@@ -1507,7 +1738,7 @@ impl IdentityAssignment {
         // In a replacement, Terraform hands this destroy the new object's planned private
         // state: the machines it takes over keep the identity. Otherwise it is our own.
         let private = Private::from_bytes(&request.planned_private);
-        let held = held_from(&prior, &private);
+        let mut held = held_from(&prior, &private);
         let deadline = timeouts::get(&prior, Operation::Delete, TIMEOUTS);
         let halt = Halt::new(self.data.stop_signal(), deadline);
         let mut turns = Vec::new();
@@ -1524,11 +1755,11 @@ impl IdentityAssignment {
                 }
             }
         }
-        let inventory = match self
+        let (inventory, unreadable) = match self
             .inventory(clients, &settings, None, &held, APPLY_LISTING_MAX_AGE)
             .await
         {
-            Ok(inventory) => inventory,
+            Ok(found) => found,
             Err(error) => {
                 return ApplyResponse {
                     new_state: prior,
@@ -1538,7 +1769,10 @@ impl IdentityAssignment {
                 }
             }
         };
+        forget_recreated(&mut held, &inventory);
         let mut jobs = BTreeMap::new();
+        // Machines holding an identity from us that cannot be read: not written, kept.
+        let mut not_read: BTreeMap<String, String> = BTreeMap::new();
         let mut kept = 0usize;
         for (machine, identity) in held.iter() {
             let taken_over = contains_ignoring_case(&private.taken_over, machine);
@@ -1548,6 +1782,10 @@ impl IdentityAssignment {
             }
             if taken_over || claimed {
                 kept += 1;
+                continue;
+            }
+            if unreadable.contains_key(machine) {
+                not_read.insert(machine.clone(), identity.clone());
                 continue;
             }
             jobs.insert(
@@ -1569,6 +1807,23 @@ impl IdentityAssignment {
             &report,
             &halt.reason(),
         );
+        if !not_read.is_empty() {
+            diagnostics.error(
+                &format!(
+                    "Could not take the identity back from {} machine(s)",
+                    not_read.len()
+                ),
+                &format!(
+                    "They are missing from the listing and reading them by ID failed; state keeps them. Grant the provider's principal read and write access to them, then destroy again.\n{}",
+                    not_read
+                        .keys()
+                        .take(50)
+                        .map(|machine| format!("- {machine}: {}", unreadable[machine]))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                ),
+            );
+        }
         self.settle(
             clients,
             &settings,
@@ -1602,7 +1857,7 @@ impl IdentityAssignment {
         let mut remaining = Private::default();
         outcome.assigned_ids.clear();
         for id in report.failed_or_not_started() {
-            match jobs.get(id) {
+            match job_for(&jobs, id) {
                 Some(Write::Detach { identity_id })
                     if identity_id.eq_ignore_ascii_case(&settings.identity_id) =>
                 {
@@ -1616,8 +1871,26 @@ impl IdentityAssignment {
                 _ => {}
             }
         }
+        let before = outcome_from(&prior);
+        for (machine, identity) in &not_read {
+            if identity.eq_ignore_ascii_case(&settings.identity_id) {
+                let spelled = before
+                    .assigned_ids
+                    .iter()
+                    .find(|id| id.eq_ignore_ascii_case(machine))
+                    .cloned()
+                    .unwrap_or_else(|| machine.clone());
+                outcome.assigned_ids.insert(spelled);
+            } else {
+                remaining
+                    .pending_release
+                    .insert(machine.clone(), identity.clone());
+            }
+        }
+        let new_state = with_outcome(&prior, &outcome);
+        remaining.unique_ids = unique_ids_of(&held_from(&new_state, &remaining), &held, &inventory);
         ApplyResponse {
-            new_state: with_outcome(&prior, &outcome),
+            new_state,
             private: remaining.to_bytes(),
             diagnostics,
             ..ApplyResponse::default()
@@ -1711,6 +1984,59 @@ mod tests {
         assert_eq!(held.identity_on("/vm/b"), None);
         assert_eq!(held.identity_on("/vm/c"), Some("/old"));
         assert!(Private::default().to_bytes().is_empty());
+    }
+
+    #[test]
+    fn ownership_carries_the_recorded_unique_ids_and_the_adopted_machines() {
+        let state = Value::object([
+            ("identity_id", Value::from("/new")),
+            ("assigned_ids", Value::List(vec![Value::from("/VM/A")])),
+            ("compliant_ids", Value::List(vec![Value::from("/vm/b")])),
+        ]);
+        let private = Private {
+            adopted: BTreeSet::from(["/vm/b".to_string()]),
+            unique_ids: BTreeMap::from([("/vm/a".to_string(), "vmid-a".to_string())]),
+            ..Private::default()
+        };
+        let held = held_from(&state, &Private::from_bytes(&private.to_bytes()));
+        assert_eq!(held.identity_on("/vm/b"), Some("/new"), "adopted is ours");
+        assert_eq!(held.unique_id_of("/vm/a"), Some("vmid-a"));
+        // Listed with another unique ID: recreated, forgotten; the listing's IDs are kept
+        // for the machines still ours, the old record for one missing from the listing.
+        let listed = |id: &str, unique_id: &str| Machine {
+            id: id.into(),
+            kind: MachineKind::VirtualMachine,
+            location: "eastus".into(),
+            tags: BTreeMap::new(),
+            provisioning_state: None,
+            identity_type: Some("UserAssigned".into()),
+            user_assigned_identity_ids: vec!["/new".into()],
+            etag: None,
+            unique_id: Some(unique_id.into()),
+        };
+        let mut now = held.clone();
+        forget_recreated(&mut now, &[listed("/VM/A", "vmid-a-again")]);
+        assert_eq!(now.identity_on("/vm/a"), None);
+        let unique_ids = unique_ids_of(&held, &held, &[listed("/vm/B", "vmid-b")]);
+        assert_eq!(
+            unique_ids,
+            BTreeMap::from([
+                ("/vm/a".to_string(), "vmid-a".to_string()),
+                ("/vm/b".to_string(), "vmid-b".to_string()),
+            ])
+        );
+    }
+
+    #[test]
+    fn a_release_is_found_whatever_the_casing_the_batch_reports() {
+        let jobs = BTreeMap::from([(
+            "/vm/a".to_string(),
+            Write::Detach {
+                identity_id: "/i".into(),
+            },
+        )]);
+        assert!(job_for(&jobs, "/VM/A").is_some());
+        assert!(job_for(&jobs, "/vm/b").is_none());
     }
 
     #[test]

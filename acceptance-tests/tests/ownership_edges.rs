@@ -1,0 +1,819 @@
+//! Ownership where real estates go, with real Terraform against the emulator: a machine
+//! deleted and created again under the same name, a plan without refresh after an apply that
+//! adopted machines, an owned machine its owner excludes (by tag, or by leaving it a single
+//! identity of its own), take-backs interrupted by Ctrl-C, and a held machine missing from
+//! listings. Every check reads the machines back from the emulator.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use acceptance_tests::{Emulator, Workdir};
+use base64::Engine;
+use serde_json::{json, Value as Json};
+
+const SUB: &str = "00000000-0000-0000-0000-000000000001";
+const API: &str = "2024-07-01";
+const X: &str = "mig_identity_assignment.x";
+
+fn subscription() -> String {
+    format!("/subscriptions/{SUB}")
+}
+
+fn group(name: &str) -> String {
+    format!("/subscriptions/{SUB}/resourceGroups/{name}")
+}
+
+fn identity(name: &str) -> String {
+    format!(
+        "{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}",
+        group("rg-ids")
+    )
+}
+
+fn vm_id(group_name: &str, name: &str) -> String {
+    format!(
+        "{}/providers/Microsoft.Compute/virtualMachines/{name}",
+        group(group_name)
+    )
+}
+
+/// A machine's identity block: its `type` and lower-cased user-assigned identity IDs.
+type Block = (String, BTreeSet<String>);
+
+fn block(kind: &str, names: &[&str]) -> Block {
+    (
+        kind.to_string(),
+        names
+            .iter()
+            .map(|n| identity(n).to_ascii_lowercase())
+            .collect(),
+    )
+}
+
+/// A VM spec of the scenario: `(group, name, identity names, system-assigned too)`.
+fn vm(group_name: &str, name: &str, holding: &[&str], system: bool) -> Json {
+    let mut spec = json!({"name": name, "resource_group": group_name, "location": "eastus"});
+    let ids: Vec<String> = holding.iter().map(|n| identity(n)).collect();
+    let kind = match (system, ids.is_empty()) {
+        (true, true) => Some("SystemAssigned"),
+        (true, false) => Some("SystemAssigned, UserAssigned"),
+        (false, false) => Some("UserAssigned"),
+        (false, true) => None,
+    };
+    if let Some(kind) = kind {
+        spec["identity"] = json!({"type": kind, "user_assigned": ids});
+    }
+    spec
+}
+
+fn start(vms: Vec<Json>) -> Emulator {
+    let identities: Vec<Json> = ["id-one", "id-app", "id-legacy"]
+        .iter()
+        .map(|name| json!({"name": name, "resource_group": "rg-ids", "location": "eastus"}))
+        .collect();
+    let groups: Vec<Json> = ["rg-a", "rg-b", "rg-ids"]
+        .iter()
+        .map(|name| json!({"name": name, "location": "eastus"}))
+        .collect();
+    Emulator::start_with(
+        &json!({
+            "subscriptions": [{
+                "id": SUB,
+                "regions": ["eastus", "westeurope"],
+                "resource_groups": groups,
+                "user_assigned_identities": identities,
+                "virtual_machines": vms,
+            }],
+            "realism": {"vm_update_seconds": 0, "principal_replication_seconds": 0},
+        }),
+        "fast",
+    )
+}
+
+fn assignment(name: &str, scope: &str, extra: &str) -> String {
+    format!(
+        "resource \"mig_identity_assignment\" \"{name}\" {{\n  identity_id = \"{}\"\n  scope       = \"{scope}\"\n  {extra}\n}}\n",
+        identity("id-one")
+    )
+}
+
+fn workdir(emulator: &Emulator, body: &str) -> Workdir {
+    let work = Workdir::new(&emulator.configuration(body));
+    work.init();
+    work
+}
+
+fn lower(ids: impl IntoIterator<Item = String>) -> BTreeSet<String> {
+    ids.into_iter().map(|id| id.to_ascii_lowercase()).collect()
+}
+
+fn id_set(value: &Json) -> BTreeSet<String> {
+    value
+        .as_array()
+        .map(|items| lower(items.iter().filter_map(Json::as_str).map(String::from)))
+        .unwrap_or_default()
+}
+
+fn state_of(work: &Workdir, address: &str) -> Json {
+    work.state_resources()
+        .remove(address)
+        .unwrap_or_else(|| panic!("{address} not in state"))
+}
+
+fn assigned(work: &Workdir) -> BTreeSet<String> {
+    id_set(&state_of(work, X)["assigned_ids"])
+}
+
+fn compliant(work: &Workdir) -> BTreeSet<String> {
+    id_set(&state_of(work, X)["compliant_ids"])
+}
+
+/// The private state the provider keeps for `address` (JSON), from `terraform state pull`.
+fn private_of(work: &Workdir, address: &str) -> Json {
+    let state = work.run_ok(&["state", "pull"]).json();
+    let (kind, name) = address.split_once('.').unwrap();
+    let instance = state["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["type"] == kind && r["name"] == name)
+        .and_then(|r| r["instances"].get(0).cloned())
+        .unwrap_or_else(|| panic!("{address} not in state"));
+    match instance["private"].as_str() {
+        Some(encoded) if !encoded.is_empty() => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .expect("private is base64");
+            serde_json::from_slice(&bytes).unwrap_or(Json::Null)
+        }
+        _ => Json::Null,
+    }
+}
+
+/// `plan -out=tfplan {args}`, then `show -json` of that plan: the change of `address`.
+fn planned_change(work: &Workdir, args: &[&str], address: &str) -> Json {
+    let mut command = vec!["plan", "-input=false", "-no-color", "-out=tfplan"];
+    command.extend_from_slice(args);
+    work.run_ok(&command);
+    let plan = work.run_ok(&["show", "-json", "tfplan"]).json();
+    plan["resource_changes"]
+        .as_array()
+        .and_then(|changes| changes.iter().find(|c| c["address"] == address))
+        .unwrap_or_else(|| panic!("no change for {address} in plan: {plan}"))
+        .clone()
+}
+
+fn apply_saved(work: &Workdir) {
+    work.run_ok(&["apply", "-input=false", "-no-color", "tfplan"]);
+}
+
+fn actions(change: &Json) -> Vec<String> {
+    change["change"]["actions"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Json::as_str)
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The machine's unique ID (`properties.vmId`), read from the emulator.
+fn vm_unique_id(emulator: &Emulator, id: &str) -> String {
+    emulator.arm_get(id, API).expect("the VM exists")["properties"]["vmId"]
+        .as_str()
+        .expect("vmId")
+        .to_string()
+}
+
+/// Another writer deletes the VM `id` and creates it again under the same name, with the
+/// user-assigned identities `holding` (names), and waits until it is provisioned.
+fn recreate(emulator: &Emulator, id: &str, holding: &[&str]) {
+    let before = vm_unique_id(emulator, id);
+    let (status, body) = emulator.arm_send(reqwest::Method::DELETE, id, API, None);
+    assert!(status < 300, "DELETE {id}: {status} {body}");
+    assert!(emulator.arm_get(id, API).is_none(), "{id} is gone");
+    let mut spec = json!({"location": "eastus", "properties": {}});
+    if !holding.is_empty() {
+        let ids: serde_json::Map<String, Json> =
+            holding.iter().map(|n| (identity(n), json!({}))).collect();
+        spec["identity"] = json!({"type": "UserAssigned", "userAssignedIdentities": ids});
+    }
+    let (status, body) = emulator.arm_send(reqwest::Method::PUT, id, API, Some(&spec));
+    assert!(status < 300, "PUT {id}: {status} {body}");
+    wait_provisioned(emulator, id);
+    assert_ne!(vm_unique_id(emulator, id), before, "a new vmId");
+}
+
+fn wait_provisioned(emulator: &Emulator, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let vm = emulator.arm_get(id, API).expect("the VM exists");
+        if vm["properties"]["provisioningState"] == "Succeeded" {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{id} never provisioned: {vm}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Another writer PATCHes the VM `id` with `body`, and waits until it settles.
+fn patch(emulator: &Emulator, id: &str, body: Json) {
+    let (status, answer) = emulator.arm_send(reqwest::Method::PATCH, id, API, Some(&body));
+    assert!(status < 300, "PATCH {id}: {status} {answer}");
+    wait_provisioned(emulator, id);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. A machine deleted and created again under the same name
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_machine_recreated_with_the_identity_by_its_owner_is_compliant_and_keeps_it() {
+    let emulator = start(vec![
+        vm("rg-a", "vm-web", &[], false),
+        vm("rg-a", "vm-db", &[], true),
+    ]);
+    let (web, db) = (vm_id("rg-a", "vm-web"), vm_id("rg-a", "vm-db"));
+    let one = identity("id-one");
+    let work = workdir(&emulator, &assignment("x", &group("rg-a"), ""));
+    work.apply();
+    assert_eq!(assigned(&work), lower([web.clone(), db.clone()]));
+    let recorded = private_of(&work, X);
+    assert_eq!(
+        recorded["unique_ids"][web.to_ascii_lowercase()],
+        vm_unique_id(&emulator, &web),
+        "the vmId of each machine we attached to is recorded: {recorded}"
+    );
+
+    // Its owner rebuilds vm-web under the same name and gives it our identity itself.
+    recreate(&emulator, &web, &["id-one"]);
+    let change = planned_change(&work, &[], X);
+    let after = &change["change"]["after"];
+    assert!(
+        !id_set(&after["assigned_ids"]).contains(&web.to_ascii_lowercase()),
+        "a new machine under an old name is not ours: {change}"
+    );
+    assert!(
+        id_set(&after["compliant_ids"]).contains(&web.to_ascii_lowercase()),
+        "it holds the identity from its owner: {change}"
+    );
+    apply_saved(&work);
+    assert_eq!(assigned(&work), lower([db.clone()]));
+    assert_eq!(compliant(&work), lower([web.clone()]));
+    assert!(!work.plan_has_changes(), "clean plan");
+
+    work.destroy();
+    assert_eq!(
+        emulator.identity_of(&web),
+        block("UserAssigned", &["id-one"]),
+        "destroy leaves the recreated machine as its owner made it"
+    );
+    assert_eq!(emulator.identity_of(&db), block("SystemAssigned", &[]));
+    assert_ne!(emulator.identity_of(&web).1, BTreeSet::new(), "{one}");
+}
+
+#[test]
+fn a_machine_recreated_without_the_identity_is_attached_as_ours_and_given_back() {
+    let emulator = start(vec![
+        vm("rg-a", "vm-web", &[], false),
+        vm("rg-a", "vm-db", &[], true),
+    ]);
+    let (web, db) = (vm_id("rg-a", "vm-web"), vm_id("rg-a", "vm-db"));
+    let work = workdir(&emulator, &assignment("x", &group("rg-a"), ""));
+    work.apply();
+
+    recreate(&emulator, &web, &[]);
+    let new_vm_id = vm_unique_id(&emulator, &web);
+    let change = planned_change(&work, &[], X);
+    assert_eq!(actions(&change), ["update"], "{change}");
+    assert!(
+        id_set(&change["change"]["after"]["assigned_ids"]).contains(&web.to_ascii_lowercase()),
+        "the new machine gets the identity: {change}"
+    );
+    apply_saved(&work);
+    assert_eq!(
+        emulator.identity_of(&web),
+        block("UserAssigned", &["id-one"])
+    );
+    assert_eq!(assigned(&work), lower([web.clone(), db.clone()]));
+    assert_eq!(
+        private_of(&work, X)["unique_ids"][web.to_ascii_lowercase()],
+        new_vm_id,
+        "the new vmId is recorded"
+    );
+    assert!(!work.plan_has_changes(), "clean plan");
+    work.destroy();
+    assert_eq!(emulator.identity_of(&web), block("None", &[]));
+    assert_eq!(emulator.identity_of(&db), block("SystemAssigned", &[]));
+}
+
+/// A state written before unique IDs were recorded (the private state emptied by hand, as
+/// older releases left it) records them at the next refresh: from then on a machine
+/// created again is told apart.
+#[test]
+fn a_state_without_unique_ids_records_them_at_the_next_refresh() {
+    let emulator = start(vec![vm("rg-a", "vm-web", &[], false)]);
+    let web = vm_id("rg-a", "vm-web");
+    let work = workdir(&emulator, &assignment("x", &group("rg-a"), ""));
+    work.apply();
+    // Strip the private state, as an older release wrote it.
+    let mut state = work.run_ok(&["state", "pull"]).json();
+    for resource in state["resources"].as_array_mut().unwrap() {
+        for instance in resource["instances"].as_array_mut().unwrap() {
+            instance.as_object_mut().unwrap().remove("private");
+        }
+    }
+    state["serial"] = json!(state["serial"].as_u64().unwrap() + 1);
+    work.write("old.tfstate", &state.to_string());
+    work.run_ok(&["state", "push", "old.tfstate"]);
+    assert_eq!(private_of(&work, X), Json::Null);
+    work.run_ok(&[
+        "apply",
+        "-refresh-only",
+        "-auto-approve",
+        "-input=false",
+        "-no-color",
+    ]);
+    assert_eq!(
+        private_of(&work, X)["unique_ids"][web.to_ascii_lowercase()],
+        vm_unique_id(&emulator, &web)
+    );
+    recreate(&emulator, &web, &["id-one"]);
+    assert!(!assigned(&work).is_empty());
+    work.destroy();
+    assert_eq!(
+        emulator.identity_of(&web),
+        block("UserAssigned", &["id-one"])
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. A plan without refresh after an apply that adopted machines
+// ---------------------------------------------------------------------------------------------
+
+/// Writes the private state of `address` (JSON) back with `terraform state push`.
+fn push_private(work: &Workdir, address: &str, private: &Json) {
+    let mut state = work.run_ok(&["state", "pull"]).json();
+    let (kind, name) = address.split_once('.').unwrap();
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(private).unwrap());
+    for resource in state["resources"].as_array_mut().unwrap() {
+        if resource["type"] == kind && resource["name"] == name {
+            resource["instances"][0]["private"] = json!(encoded);
+        }
+    }
+    state["serial"] = json!(state["serial"].as_u64().unwrap() + 1);
+    work.write("pushed.tfstate", &state.to_string());
+    work.run_ok(&["state", "push", "pushed.tfstate"]);
+}
+
+/// An apply that adopts a machine (handed over by an object destroyed in the same apply, or
+/// stripped since the plan and attached again) leaves it in `compliant_ids`, recorded as
+/// ours in the private state until the next refresh. The state is set up here exactly as
+/// such an apply writes it; a `plan -refresh=false` with a change, applied, must keep it
+/// ours, and destroy then takes the identity back.
+#[test]
+fn a_plan_without_refresh_keeps_adopted_machines_ours() {
+    let emulator = start(vec![
+        vm("rg-a", "vm-a", &[], false),
+        vm("rg-a", "vm-x", &[], false),
+        vm(
+            "rg-a",
+            "vm-adopted",
+            &["id-one", "id-app", "id-legacy"],
+            false,
+        ),
+    ]);
+    let (a, x, adopted) = (
+        vm_id("rg-a", "vm-a"),
+        vm_id("rg-a", "vm-x"),
+        vm_id("rg-a", "vm-adopted"),
+    );
+    let excluding = assignment("x", &group("rg-a"), &format!("exclude_ids = [\"{x}\"]"));
+    let work = workdir(&emulator, &excluding);
+    work.apply();
+    assert_eq!(compliant(&work), lower([adopted.clone()]));
+    let mut private = private_of(&work, X);
+    let spelled = state_of(&work, X)["compliant_ids"][0].clone();
+    private["adopted"] = json!([spelled]);
+    push_private(&work, X, &private);
+
+    work.write(
+        "main.tf",
+        &emulator.configuration(&assignment("x", &group("rg-a"), "")),
+    );
+    let change = planned_change(&work, &["-refresh=false"], X);
+    assert_eq!(actions(&change), ["update"], "{change}");
+    assert!(
+        id_set(&change["change"]["after"]["assigned_ids"]).contains(&adopted.to_ascii_lowercase()),
+        "the adopted machine is planned as ours: {change}"
+    );
+    apply_saved(&work);
+    assert_eq!(
+        assigned(&work),
+        lower([a.clone(), x.clone(), adopted.clone()]),
+        "still ours after the apply"
+    );
+    work.destroy();
+    for id in [&a, &x] {
+        assert_eq!(emulator.identity_of(id), block("None", &[]), "{id}");
+    }
+    assert_eq!(
+        emulator.identity_of(&adopted),
+        block("UserAssigned", &["id-app", "id-legacy"]),
+        "the adopted machine was ours: destroy takes the identity back"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. An owned machine its owner excludes
+// ---------------------------------------------------------------------------------------------
+
+/// Its owner tags one machine `mig-exclude = "true"`; another writer takes one identity off
+/// a machine that had two of its owner's, leaving one (the policy skips such a machine); a
+/// third loses its system-assigned identity, so ours is its only one (not skipped: judged
+/// without ours it has none). The refresh keeps all three recorded as ours; the plan shows
+/// the first two given back; apply gives them back; destroy leaves every machine as its
+/// owner left it.
+#[test]
+fn an_owned_machine_excluded_on_its_side_is_given_back_visibly() {
+    let emulator = start(vec![
+        vm("rg-a", "vm-tagged", &[], false),
+        vm("rg-a", "vm-single", &["id-app", "id-legacy"], false),
+        vm("rg-a", "vm-only-ours", &[], true),
+        vm("rg-a", "vm-plain", &[], false),
+    ]);
+    let (tagged, single, only_ours, plain) = (
+        vm_id("rg-a", "vm-tagged"),
+        vm_id("rg-a", "vm-single"),
+        vm_id("rg-a", "vm-only-ours"),
+        vm_id("rg-a", "vm-plain"),
+    );
+    let one = identity("id-one");
+    let config = assignment(
+        "x",
+        &group("rg-a"),
+        "exclude_tags = { \"mig-exclude\" = \"true\" }",
+    );
+    let work = workdir(&emulator, &config);
+    work.apply();
+    let everyone = lower([
+        tagged.clone(),
+        single.clone(),
+        only_ours.clone(),
+        plain.clone(),
+    ]);
+    assert_eq!(assigned(&work), everyone);
+
+    patch(&emulator, &tagged, json!({"tags": {"mig-exclude": "true"}}));
+    patch(
+        &emulator,
+        &single,
+        json!({"identity": {"type": "UserAssigned", "userAssignedIdentities": {identity("id-legacy"): null}}}),
+    );
+    patch(
+        &emulator,
+        &only_ours,
+        json!({"identity": {"type": "UserAssigned", "userAssignedIdentities": {one.clone(): {}}}}),
+    );
+    assert_eq!(
+        emulator.identity_of(&only_ours),
+        block("UserAssigned", &["id-one"])
+    );
+
+    work.run_ok(&[
+        "apply",
+        "-refresh-only",
+        "-auto-approve",
+        "-input=false",
+        "-no-color",
+    ]);
+    assert_eq!(
+        assigned(&work),
+        everyone,
+        "the refresh keeps every machine holding the identity from us recorded"
+    );
+    let change = planned_change(&work, &[], X);
+    assert_eq!(actions(&change), ["update"], "{change}");
+    let after = &change["change"]["after"];
+    assert_eq!(
+        id_set(&after["assigned_ids"]),
+        lower([only_ours.clone(), plain.clone()])
+    );
+    assert_eq!(after["skipped"][&tagged], "excluded_by_tag", "{change}");
+    assert_eq!(
+        after["skipped"][&single], "single_user_assigned",
+        "{change}"
+    );
+    apply_saved(&work);
+    assert_eq!(emulator.identity_of(&tagged), block("None", &[]));
+    assert_eq!(
+        emulator.identity_of(&single),
+        block("UserAssigned", &["id-app"])
+    );
+    assert_eq!(
+        emulator.identity_of(&only_ours),
+        block("UserAssigned", &["id-one"])
+    );
+    assert!(!work.plan_has_changes(), "clean plan");
+    work.destroy();
+    assert_eq!(emulator.identity_of(&tagged), block("None", &[]));
+    assert_eq!(
+        emulator.identity_of(&single),
+        block("UserAssigned", &["id-app"])
+    );
+    assert_eq!(emulator.identity_of(&only_ours), block("None", &[]));
+    assert_eq!(emulator.identity_of(&plain), block("None", &[]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. A held machine missing from a listing
+// ---------------------------------------------------------------------------------------------
+
+/// One owned VM disappears from listings (as when the principal may no longer list it
+/// there) but answers a GET by its ID; another is deleted (404). The first stays ours and
+/// destroy gives it back; only the deleted one leaves the record.
+#[test]
+fn a_held_machine_missing_from_the_listing_is_read_by_id_and_kept() {
+    let emulator = start(vec![
+        vm("rg-a", "vm-hidden", &[], false),
+        vm("rg-a", "vm-deleted", &[], false),
+        vm("rg-a", "vm-plain", &[], true),
+    ]);
+    let (hidden, deleted, plain) = (
+        vm_id("rg-a", "vm-hidden"),
+        vm_id("rg-a", "vm-deleted"),
+        vm_id("rg-a", "vm-plain"),
+    );
+    let work = workdir(&emulator, &assignment("x", &group("rg-a"), ""));
+    work.apply();
+    emulator.inject_fault(
+        &json!({"kind": "hide_from_listing", "path_contains": "virtualMachines/vm-hidden"}),
+    );
+    let (status, _) = emulator.arm_send(reqwest::Method::DELETE, &deleted, API, None);
+    assert!(status < 300);
+    work.run_ok(&[
+        "apply",
+        "-refresh-only",
+        "-auto-approve",
+        "-input=false",
+        "-no-color",
+    ]);
+    assert_eq!(
+        assigned(&work),
+        lower([hidden.clone(), plain.clone()]),
+        "the hidden machine stays ours; the deleted one is gone"
+    );
+    assert!(!work.plan_has_changes(), "clean plan");
+    work.destroy();
+    assert_eq!(emulator.identity_of(&hidden), block("None", &[]));
+    assert_eq!(emulator.identity_of(&plain), block("SystemAssigned", &[]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Take-backs interrupted by Ctrl-C
+// ---------------------------------------------------------------------------------------------
+
+fn send_sigint(process: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &process.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+}
+
+/// `rg-a` holds two VMs, `rg-b` four whose writes go through and four whose writes are
+/// refused with a 503 asking to retry in 30 s (so they sit in a retry backoff at the stop).
+fn eight_to_take_back() -> (Emulator, Vec<String>, Vec<String>, Vec<String>) {
+    let a: Vec<String> = (0..2).map(|i| format!("vm-a-{i}")).collect();
+    let fast: Vec<String> = (0..4).map(|i| format!("vm-b-fast-{i}")).collect();
+    let slow: Vec<String> = (0..4).map(|i| format!("vm-b-slow-{i}")).collect();
+    let mut vms: Vec<Json> = a.iter().map(|n| vm("rg-a", n, &[], false)).collect();
+    vms.extend(fast.iter().chain(&slow).map(|n| vm("rg-b", n, &[], false)));
+    let emulator = start(vms);
+    let ids = |group_name: &str, names: &[String]| -> Vec<String> {
+        names.iter().map(|n| vm_id(group_name, n)).collect()
+    };
+    (
+        emulator,
+        ids("rg-a", &a),
+        ids("rg-b", &fast),
+        ids("rg-b", &slow),
+    )
+}
+
+/// Spawns `terraform apply`, waits until the four fast take-backs went through and the four
+/// slow ones were refused, then sends Ctrl-C; the apply must fail.
+fn interrupt_take_back(emulator: &Emulator, work: &Workdir) {
+    emulator.clear_requests();
+    emulator.inject_fault(&json!({
+        "kind": "status", "status": 503, "retry_after": 30, "count": 4,
+        "method": "PATCH", "path_contains": "/virtualMachines/vm-b-slow"
+    }));
+    let apply = work.spawn(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let requests = emulator.requests();
+        let count = |name: &str, status: u64| {
+            requests
+                .iter()
+                .filter(|r| {
+                    r["method"] == "PATCH"
+                        && r["status"] == status
+                        && r["path"].as_str().is_some_and(|p| p.contains(name))
+                })
+                .count()
+        };
+        if count("vm-b-fast", 200) == 4 && count("vm-b-slow", 503) == 4 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the writes never got there");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    send_sigint(&apply);
+    let finished = apply.wait_with_output().expect("terraform apply ends");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&finished.stdout),
+        String::from_utf8_lossy(&finished.stderr)
+    );
+    assert!(!finished.status.success(), "interrupted:\n{output}");
+    emulator.clear_faults();
+}
+
+/// The machines of `ids` holding our identity now.
+fn holding_ours(emulator: &Emulator, ids: &[String]) -> BTreeSet<String> {
+    let one = identity("id-one").to_ascii_lowercase();
+    ids.iter()
+        .filter(|id| emulator.identity_of(id).1.contains(&one))
+        .map(|id| id.to_ascii_lowercase())
+        .collect()
+}
+
+#[test]
+fn a_scope_narrowing_stopped_by_ctrl_c_keeps_the_machines_not_given_back() {
+    let (emulator, a, fast, slow) = eight_to_take_back();
+    let all: Vec<String> = a.iter().chain(&fast).chain(&slow).cloned().collect();
+    let work = workdir(&emulator, &assignment("x", &subscription(), ""));
+    work.apply();
+    assert_eq!(holding_ours(&emulator, &all).len(), 10);
+
+    work.write(
+        "main.tf",
+        &emulator.configuration(&assignment("x", &group("rg-a"), "")),
+    );
+    interrupt_take_back(&emulator, &work);
+    let holding = holding_ours(&emulator, &all);
+    assert_eq!(holding, lower(a.iter().chain(&slow).cloned()));
+    assert_eq!(
+        assigned(&work),
+        holding,
+        "state records exactly the machines holding the identity from us"
+    );
+    // The next plan shows them given back, and its apply gives them back.
+    let change = planned_change(&work, &[], X);
+    assert_eq!(actions(&change), ["update"], "{change}");
+    assert_eq!(
+        id_set(&change["change"]["after"]["assigned_ids"]),
+        lower(a.clone())
+    );
+    apply_saved(&work);
+    assert_eq!(holding_ours(&emulator, &all), lower(a.clone()));
+    assert!(!work.plan_has_changes(), "clean plan");
+    work.destroy();
+    assert!(holding_ours(&emulator, &all).is_empty());
+}
+
+#[test]
+fn a_destroy_of_a_for_each_instance_stopped_by_ctrl_c_keeps_the_machines_not_given_back() {
+    let (emulator, a, fast, slow) = eight_to_take_back();
+    let all: Vec<String> = a.iter().chain(&fast).chain(&slow).cloned().collect();
+    let per_group = |keys: &[&str]| {
+        let map: Vec<String> = keys
+            .iter()
+            .map(|k| format!("\"{k}\" = \"{}\"", group(&format!("rg-{k}"))))
+            .collect();
+        format!(
+            "resource \"mig_identity_assignment\" \"x\" {{\n  for_each    = {{ {} }}\n  identity_id = \"{}\"\n  scope       = each.value\n}}\n",
+            map.join(", "),
+            identity("id-one")
+        )
+    };
+    let work = workdir(&emulator, &per_group(&["a", "b"]));
+    work.apply();
+    assert_eq!(holding_ours(&emulator, &all).len(), 10);
+
+    work.write("main.tf", &emulator.configuration(&per_group(&["a"])));
+    interrupt_take_back(&emulator, &work);
+    let holding = holding_ours(&emulator, &all);
+    assert_eq!(holding, lower(a.iter().chain(&slow).cloned()));
+    let b = work
+        .state_resources()
+        .remove("mig_identity_assignment.x[\"b\"]")
+        .expect("the interrupted destroy keeps the instance in state");
+    assert_eq!(
+        id_set(&b["assigned_ids"]),
+        lower(slow.clone()),
+        "state records exactly the machines still holding the identity from it"
+    );
+    work.apply();
+    assert_eq!(holding_ours(&emulator, &all), lower(a.clone()));
+    work.destroy();
+    assert!(holding_ours(&emulator, &all).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The estate: each bucket is a `mig_identity_assignment`
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn an_estate_leaves_a_machine_recreated_with_the_identity_to_its_owner() {
+    let emulator = start(vec![
+        vm("rg-a", "vm-web", &[], false),
+        vm("rg-a", "vm-db", &[], true),
+    ]);
+    let (web, db) = (vm_id("rg-a", "vm-web"), vm_id("rg-a", "vm-db"));
+    let estate = "mig_estate_assignment.e";
+    let work = workdir(
+        &emulator,
+        &format!(
+            "resource \"mig_estate_assignment\" \"e\" {{\n  scope        = \"{}\"\n  identity_ids = {{ \"eastus\" = \"{}\" }}\n}}\n",
+            group("rg-a"),
+            identity("id-one")
+        ),
+    );
+    work.apply();
+    let bucket =
+        |work: &Workdir| state_of(work, estate)["buckets"][format!("{SUB}/eastus")].clone();
+    assert_eq!(
+        id_set(&bucket(&work)["assigned_ids"]),
+        lower([web.clone(), db.clone()])
+    );
+
+    recreate(&emulator, &web, &["id-one"]);
+    work.apply();
+    assert_eq!(id_set(&bucket(&work)["assigned_ids"]), lower([db.clone()]));
+    assert_eq!(
+        id_set(&bucket(&work)["compliant_ids"]),
+        lower([web.clone()])
+    );
+    assert!(!work.plan_has_changes(), "clean plan");
+    work.destroy();
+    assert_eq!(
+        emulator.identity_of(&web),
+        block("UserAssigned", &["id-one"])
+    );
+    assert_eq!(emulator.identity_of(&db), block("SystemAssigned", &[]));
+}
+
+/// An owned VM missing from the listing whose read by ID is refused too (403): it stays
+/// recorded as ours, with a warning naming it; destroy cannot take the identity back, fails
+/// naming it and keeps it in state; once it can be read again, destroy finishes.
+#[test]
+fn a_held_machine_that_cannot_be_read_at_all_stays_recorded() {
+    let emulator = start(vec![
+        vm("rg-a", "vm-locked", &[], false),
+        vm("rg-a", "vm-plain", &[], false),
+    ]);
+    let (locked, plain) = (vm_id("rg-a", "vm-locked"), vm_id("rg-a", "vm-plain"));
+    let work = workdir(&emulator, &assignment("x", &group("rg-a"), ""));
+    work.apply();
+    let hide = || {
+        emulator.inject_fault(
+            &json!({"kind": "hide_from_listing", "path_contains": "virtualMachines/vm-locked"}),
+        );
+        emulator.inject_fault(&json!({
+            "kind": "status", "status": 403, "code": "AuthorizationFailed",
+            "method": "GET", "path_contains": "virtualMachines/vm-locked"
+        }));
+    };
+    hide();
+    let refresh = work.run_ok(&[
+        "apply",
+        "-refresh-only",
+        "-auto-approve",
+        "-input=false",
+        "-no-color",
+    ]);
+    assert!(
+        refresh.all().contains("could not be read"),
+        "a warning names the machine:\n{}",
+        refresh.all()
+    );
+    assert_eq!(assigned(&work), lower([locked.clone(), plain.clone()]));
+    assert!(!work.plan_has_changes(), "clean plan");
+    let failed = work.run(&["destroy", "-auto-approve", "-input=false", "-no-color"]);
+    assert!(!failed.success, "{}", failed.all());
+    assert!(failed.all().contains("vm-locked"), "{}", failed.all());
+    emulator.clear_faults();
+    assert_eq!(
+        emulator.identity_of(&locked),
+        block("UserAssigned", &["id-one"])
+    );
+    assert_eq!(assigned(&work), lower([locked.clone()]), "state keeps it");
+    work.destroy();
+    assert_eq!(emulator.identity_of(&locked), block("None", &[]));
+    assert_eq!(emulator.identity_of(&plain), block("None", &[]));
+}
