@@ -196,6 +196,12 @@ pub struct Fault {
     /// For `concurrent_write`: an identity resource id the other writer assigns.
     #[serde(default)]
     pub add_identity: Option<String>,
+    /// For `status`, `drop_connection` and `concurrent_write`: act after the request was
+    /// served (and committed) instead of before. A `status` or `drop_connection` fault then
+    /// loses the answer to a write Azure applied; a `concurrent_write` fault lands right after
+    /// it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub after_commit: bool,
     #[serde(default)]
     pub hits: u64,
 }
@@ -239,6 +245,9 @@ impl Faults {
             "delay" => {
                 if f.ms.is_none() {
                     return Err("a delay fault needs `ms`".into());
+                }
+                if f.after_commit {
+                    return Err("`after_commit` applies to status, drop_connection and concurrent_write faults, not delay".into());
                 }
             }
             other => return Err(format!("unknown fault kind '{other}'")),
