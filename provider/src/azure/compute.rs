@@ -558,7 +558,12 @@ impl ComputeClient {
         match &result {
             Ok(response) => self.remember_write(id, kind, Some(&response.body)),
             // ARM may have acted on it: no listing from before may be trusted for it.
-            Err(error) if error.is_cancelled() || error.status >= 500 || error.status == 0 => {
+            Err(error)
+                if error.is_cancelled()
+                    || error.status >= 500
+                    || error.status == 0
+                    || error.after_unanswered_attempt =>
+            {
                 if !error.is_not_sent() {
                     self.remember_write(id, kind, None);
                 }
