@@ -168,9 +168,9 @@ fn a_patch_whose_connection_dropped_after_azure_applied_it_is_ours_and_destroy_t
 /// either could have put it there. It is recorded as uncertain: the apply succeeds with a
 /// warning naming it, every plan names it, and destroy leaves it holding the identity (with
 /// a warning) while it takes the identity back from the machine that is surely ours.
-#[test]
-fn a_lost_answer_with_another_writer_in_the_same_moment_is_uncertain_and_left_holding() {
-    let emulator = Emulator::start(&scenario());
+/// The faults that make vm-a's first PATCH an uncertain lost answer: served, then another
+/// writer's tag change, then a 500 to the client.
+fn inject_uncertain(emulator: &Emulator) {
     emulator.inject_fault(&json!({
         "kind": "status", "status": 500, "after_commit": true, "count": 1,
         "method": "PATCH", "path_contains": "virtualMachines/vm-a"
@@ -179,12 +179,21 @@ fn a_lost_answer_with_another_writer_in_the_same_moment_is_uncertain_and_left_ho
         "kind": "concurrent_write", "after_commit": true, "count": 1, "tag": "other-writer",
         "method": "PATCH", "path_contains": "virtualMachines/vm-a"
     }));
+}
+
+fn warned(output: &str) -> bool {
+    output.contains("uncertain") && output.contains(&vm_id("vm-a"))
+}
+
+#[test]
+fn a_lost_answer_with_another_writer_in_the_same_moment_is_uncertain_and_left_holding() {
+    let emulator = Emulator::start(&scenario());
+    inject_uncertain(&emulator);
     let work = Workdir::new(&configuration(&emulator));
     work.init();
     let applied = work.apply();
     assert_eq!(patch_statuses(&emulator, "vm-a"), [500, 412]);
     assert!(holds_ours(&emulator, "vm-a") && holds_ours(&emulator, "vm-b"));
-    let warned = |output: &str| output.contains("uncertain") && output.contains(&vm_id("vm-a"));
     assert!(
         warned(&applied.all()),
         "the apply names the uncertain machine:\n{}",
@@ -227,4 +236,38 @@ fn a_lost_answer_with_another_writer_in_the_same_moment_is_uncertain_and_left_ho
         !holds_ours(&emulator, "vm-b"),
         "the machine surely ours is released"
     );
+}
+
+/// An uncertain machine settles once its identity is removed by hand (the documented way to
+/// claim it): the next apply attaches it again, as ours, no plan warns any more, and destroy
+/// takes the identity back.
+#[test]
+fn an_uncertain_machine_stripped_by_hand_is_attached_again_as_ours() {
+    let emulator = Emulator::start(&scenario());
+    inject_uncertain(&emulator);
+    let work = Workdir::new(&configuration(&emulator));
+    work.init();
+    assert!(warned(&work.apply().all()));
+
+    let (status, body) = emulator.arm_send(
+        reqwest::Method::PATCH,
+        &vm_id("vm-a"),
+        "2024-07-01",
+        Some(&json!({"identity": {"type": "None"}})),
+    );
+    assert!(status < 300, "{status} {body}");
+    assert!(!holds_ours(&emulator, "vm-a"));
+
+    let applied = work.apply();
+    assert!(!warned(&applied.all()), "{}", applied.all());
+    assert!(holds_ours(&emulator, "vm-a"));
+    let both = lower(&[vm_id("vm-a"), vm_id("vm-b")]);
+    assert_eq!(strings(&assignment_state(&work)["assigned_ids"]), both);
+    let plan = work.run_ok(&["plan", "-input=false", "-no-color"]);
+    assert!(!warned(&plan.all()), "{}", plan.all());
+
+    work.destroy();
+    for vm in ["vm-a", "vm-b"] {
+        assert!(!holds_ours(&emulator, vm), "{vm} released");
+    }
 }
