@@ -271,3 +271,89 @@ fn an_uncertain_machine_stripped_by_hand_is_attached_again_as_ours() {
         assert!(!holds_ours(&emulator, vm), "{vm} released");
     }
 }
+
+/// `(method, path)` of every request ARM's log shows for `vm`, in order.
+fn requests_for(emulator: &Emulator, vm: &str) -> Vec<(String, u64)> {
+    emulator
+        .requests()
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap_or("").ends_with(vm))
+        .map(|r| {
+            (
+                r["method"].as_str().unwrap_or("").to_string(),
+                r["status"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// Listings carry no etag (as an api-version without etags would list them): each machine is
+/// read by ID, which gives the etag, and written with `If-Match`. Another writer changing
+/// vm-a between that read and our write makes ARM refuse ours with 412 (a blind write would
+/// have gone through, with the `type` it read before); we read again and write again.
+#[test]
+fn a_machine_listed_without_an_etag_is_read_by_id_and_written_with_if_match() {
+    let emulator = Emulator::start(&scenario());
+    emulator.inject_fault(&json!({
+        "kind": "strip_etag", "method": "GET", "path_contains": "virtualMachines?api-version"
+    }));
+    emulator.inject_fault(&json!({
+        "kind": "concurrent_write", "count": 1, "tag": "other-writer",
+        "method": "PATCH", "path_contains": "virtualMachines/vm-a"
+    }));
+    let work = Workdir::new(&configuration(&emulator));
+    work.init();
+    work.apply();
+    let vm_a = requests_for(&emulator, "vm-a");
+    let patches: Vec<u64> = vm_a
+        .iter()
+        .filter(|(method, _)| method == "PATCH")
+        .map(|(_, status)| *status)
+        .collect();
+    assert_eq!(
+        patches,
+        [412, 200],
+        "written with If-Match, refused once: {vm_a:?}"
+    );
+    assert_eq!(
+        vm_a.first().map(|(method, _)| method.as_str()),
+        Some("GET"),
+        "read by ID before the first write: {vm_a:?}"
+    );
+    assert!(holds_ours(&emulator, "vm-a") && holds_ours(&emulator, "vm-b"));
+    let both = lower(&[vm_id("vm-a"), vm_id("vm-b")]);
+    assert_eq!(strings(&assignment_state(&work)["assigned_ids"]), both);
+    work.destroy();
+    for vm in ["vm-a", "vm-b"] {
+        assert!(!holds_ours(&emulator, vm), "{vm} released");
+    }
+}
+
+/// No etag anywhere, neither listed nor read by ID: nothing is written, the apply fails naming
+/// the machines and saying why, and state records nothing as ours.
+#[test]
+fn a_machine_without_any_etag_is_never_written() {
+    let emulator = Emulator::start(&scenario());
+    emulator.inject_fault(&json!({
+        "kind": "strip_etag", "method": "GET", "path_contains": "Microsoft.Compute/virtualMachines"
+    }));
+    let work = Workdir::new(&configuration(&emulator));
+    work.init();
+    let failed = work.try_apply();
+    assert!(!failed.success, "{}", failed.all());
+    let output = failed.all();
+    assert!(
+        output.contains(&vm_id("vm-a")) && output.contains("If-Match"),
+        "the error names the machine and why: {output}"
+    );
+    for vm in ["vm-a", "vm-b"] {
+        assert!(
+            !requests_for(&emulator, vm)
+                .iter()
+                .any(|(m, _)| m == "PATCH"),
+            "no write reached {vm}"
+        );
+        assert!(!holds_ours(&emulator, vm));
+    }
+    assert!(strings(&assignment_state(&work)["assigned_ids"]).is_empty());
+}

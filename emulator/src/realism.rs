@@ -170,7 +170,7 @@ fn take(b: &mut Bucket, cap: f64, rate: f64, now: Instant, enforce: bool) -> Cha
 pub struct Fault {
     #[serde(default)]
     pub id: String,
-    /// `status`, `drop_connection`, `delay`, `concurrent_write`.
+    /// `status`, `drop_connection`, `delay`, `concurrent_write`, `strip_etag`.
     pub kind: String,
     #[serde(default)]
     pub status: Option<u16>,
@@ -242,6 +242,11 @@ impl Faults {
                 }
             }
             "drop_connection" | "concurrent_write" => {}
+            "strip_etag" => {
+                if f.after_commit {
+                    return Err("`after_commit` applies to status, drop_connection and concurrent_write faults, not strip_etag".into());
+                }
+            }
             "delay" => {
                 if f.ms.is_none() {
                     return Err("a delay fault needs `ms`".into());

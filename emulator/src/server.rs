@@ -159,7 +159,12 @@ pub async fn handle(
     let mut drop_after_commit = false;
     let mut status_after_commit: Option<Resp> = None;
     let mut writes_after_commit = Vec::new();
+    let mut strip_etag = false;
     if !app.faults.is_empty() {
+        strip_etag = !app
+            .faults
+            .take_first(&method, &path_and_query, "strip_etag")
+            .is_empty();
         for f in app.faults.take(&method, &path_and_query, &["delay"]) {
             tokio::time::sleep(Duration::from_millis(f.ms.unwrap_or(0))).await;
         }
@@ -218,6 +223,9 @@ pub async fn handle(
         Some(r) => r,
         None => route(&app, &req, &mut ctx),
     };
+    if strip_etag {
+        without_etags(&mut resp);
+    }
     for f in writes_after_commit {
         crate::arm::compute::concurrent_write(
             &app,
@@ -260,6 +268,29 @@ pub async fn handle(
     });
     tracing::debug!("{} {} -> {}", req.method, req.path, resp.status_u16());
     Ok(to_response(resp))
+}
+
+/// The `strip_etag` fault: the answer as an api-version without etags gives it, no `etag`
+/// header and no `etag` member, on the resource or on each item of a page.
+fn without_etags(resp: &mut Resp) {
+    resp.headers
+        .retain(|(name, _)| !name.as_str().eq_ignore_ascii_case("etag"));
+    let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(&resp.body) else {
+        return;
+    };
+    if let Some(object) = body.as_object_mut() {
+        object.remove("etag");
+        if let Some(items) = object.get_mut("value").and_then(|v| v.as_array_mut()) {
+            for item in items {
+                if let Some(item) = item.as_object_mut() {
+                    item.remove("etag");
+                }
+            }
+        }
+    }
+    if let Ok(bytes) = serde_json::to_vec(&body) {
+        resp.body = bytes.into();
+    }
 }
 
 /// The log entry of a request whose connection a fault dropped (status 0).

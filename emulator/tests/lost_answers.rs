@@ -160,3 +160,39 @@ fn after_commit_is_refused_on_a_delay() {
     assert_eq!(r.status, 400, "{}", r.text);
     assert!(r.text.contains("after_commit"), "{}", r.text);
 }
+
+/// A `strip_etag` fault serves the request as an api-version without etags answers it: no
+/// `etag` on the machine, on a page's items, or in the headers.
+#[test]
+fn a_strip_etag_fault_answers_without_etags() {
+    let emu = Emu::start(&basic_scenario());
+    let path = vm_path("rg-app", "vm-none", V_VM);
+    assert!(emu.get(&path).body.get("etag").is_some());
+    let list = format!(
+        "subscriptions/{SUB}/providers/Microsoft.Compute/virtualMachines?api-version={V_VM}"
+    );
+    emu.admin(
+        Method::POST,
+        "faults",
+        Some(&json!({"kind": "strip_etag", "method": "GET", "path_contains": "virtualMachines"})),
+    );
+    let vm = emu.get(&path);
+    assert_eq!(vm.status, 200);
+    assert!(vm.body.get("etag").is_none(), "{}", vm.text);
+    assert!(vm.header("etag").is_none());
+    assert!(vm.body["id"].is_string(), "the rest is served");
+    let page = emu.get(&list);
+    let items = page.body["value"].as_array().unwrap();
+    assert!(!items.is_empty());
+    assert!(
+        items.iter().all(|item| item.get("etag").is_none()),
+        "{}",
+        page.text
+    );
+    let r = emu.admin(
+        Method::POST,
+        "faults",
+        Some(&json!({"kind": "strip_etag", "after_commit": true})),
+    );
+    assert_eq!(r.status, 400);
+}
