@@ -4,6 +4,9 @@
 //! evidence says our write did it, and destroy takes the identity back; where another writer
 //! changed the machine in the same moment, it is recorded as uncertain, named in a warning at
 //! apply, at every plan and at destroy, and left holding the identity.
+//!
+//! And no write without `If-Match`: a machine listed without an etag (the emulator's
+//! `strip_etag` fault) is read by ID first, and one with no etag at all is not written.
 
 use std::collections::BTreeSet;
 
