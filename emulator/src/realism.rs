@@ -170,7 +170,7 @@ fn take(b: &mut Bucket, cap: f64, rate: f64, now: Instant, enforce: bool) -> Cha
 pub struct Fault {
     #[serde(default)]
     pub id: String,
-    /// `status`, `drop_connection`, `delay`, `concurrent_write`.
+    /// `status`, `drop_connection`, `delay`, `concurrent_write`, `strip_etag`.
     pub kind: String,
     #[serde(default)]
     pub status: Option<u16>,
@@ -200,6 +200,12 @@ pub struct Fault {
     /// an ARM error body, such as a 200 whose body is not JSON or has no `value`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    /// For `status`, `drop_connection` and `concurrent_write`: act after the request was
+    /// served (and committed) instead of before. A `status` or `drop_connection` fault then
+    /// loses the answer to a write Azure applied; a `concurrent_write` fault lands right after
+    /// it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub after_commit: bool,
     #[serde(default)]
     pub hits: u64,
 }
@@ -245,9 +251,17 @@ impl Faults {
                     return Err("a hide_from_listing fault needs `path_contains`".into());
                 }
             }
+            "strip_etag" => {
+                if f.after_commit {
+                    return Err("`after_commit` applies to status, drop_connection and concurrent_write faults, not strip_etag".into());
+                }
+            }
             "delay" => {
                 if f.ms.is_none() {
                     return Err("a delay fault needs `ms`".into());
+                }
+                if f.after_commit {
+                    return Err("`after_commit` applies to status, drop_connection and concurrent_write faults, not delay".into());
                 }
             }
             other => return Err(format!("unknown fault kind '{other}'")),

@@ -153,79 +153,72 @@ pub async fn handle(
     } else {
         format!("{}?{}", req.path, req.raw_query)
     };
-    // Injected faults: delays first, then dropped connections, then statuses.
+    // Injected faults: delays first, then dropped connections, then statuses. Those marked
+    // `after_commit` act once the request was served: the write is made, its answer lost.
     let mut fault_resp: Option<Resp> = None;
+    let mut drop_after_commit = false;
+    let mut status_after_commit: Option<Resp> = None;
+    let mut writes_after_commit = Vec::new();
+    let mut strip_etag = false;
     if !app.faults.is_empty() {
+        strip_etag = !app
+            .faults
+            .take_first(&method, &path_and_query, "strip_etag")
+            .is_empty();
         for f in app.faults.take(&method, &path_and_query, &["delay"]) {
             tokio::time::sleep(Duration::from_millis(f.ms.unwrap_or(0))).await;
         }
-        if !app
-            .faults
-            .take_first(&method, &path_and_query, "drop_connection")
-            .is_empty()
-        {
-            tracing::info!("fault: dropping connection for {method} {}", req.path);
-            app.record(LogEntry {
-                method,
-                path: req.path.clone(),
-                query: req.raw_query.clone(),
-                api_version: req.api_version().map(|s| s.to_string()),
-                status: 0,
-                caller: None,
-                caller_appid: None,
-                time: rfc3339_z(now_ms()),
-                duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-                received_unix_ms,
-            });
-            return Err(DropConnection);
-        }
         if let Some(f) = app
             .faults
-            .take_first(&method, &path_and_query, "status")
+            .take_first(&method, &path_and_query, "drop_connection")
             .into_iter()
             .next()
         {
-            let status = f.status.unwrap_or(500);
-            let (code, message) = match status {
-                429 => ("TooManyRequests", "The request is being throttled (injected fault)."),
-                500 => ("InternalServerError", "Encountered internal server error. Diagnostic information: timestamp '', subscription id '', tracking id '', request correlation id ''."),
-                502 => ("BadGateway", "The gateway did not receive a response in time."),
-                503 => ("ServiceUnavailable", "The service is temporarily unavailable. Please try again later."),
-                504 => ("GatewayTimeout", "The gateway did not receive a response within the specified time period."),
-                409 => ("Conflict", "The request conflicts with the current state of the resource."),
-                _ => ("InjectedFault", "An injected fault."),
-            };
-            let mut r = match &f.body {
-                Some(body) => {
-                    let mut r = Resp::new(status)
-                        .with_header("content-type", "application/json; charset=utf-8");
-                    r.body = Bytes::from(body.clone());
-                    r
-                }
-                None => Resp::arm_error(
-                    status,
-                    f.code.as_deref().unwrap_or(code),
-                    f.message.as_deref().unwrap_or(message),
-                ),
-            };
-            if let Some(s) = f.retry_after {
-                r.set_header("retry-after", s.to_string());
+            if f.after_commit {
+                drop_after_commit = true;
+            } else {
+                tracing::info!("fault: dropping connection for {method} {}", req.path);
+                app.record(dropped_entry(&req, method, started, received_unix_ms));
+                return Err(DropConnection);
             }
-            fault_resp = Some(r);
+        }
+        if !drop_after_commit {
+            if let Some(f) = app
+                .faults
+                .take_first(&method, &path_and_query, "status")
+                .into_iter()
+                .next()
+            {
+                let r = status_fault_response(&f);
+                if f.after_commit {
+                    status_after_commit = Some(r);
+                } else {
+                    fault_resp = Some(r);
+                }
+            }
         }
         if matches!(req.method, Method::PUT | Method::PATCH) {
             for f in app
                 .faults
                 .take_first(&method, &path_and_query, "concurrent_write")
             {
-                crate::arm::compute::concurrent_write(
-                    &app,
-                    &req.path,
-                    f.tag.as_deref(),
-                    f.add_identity.as_deref(),
-                );
-                let body = req.json().unwrap_or_default();
-                crate::arm::identity::concurrent_create(&app, &req.path, &body, f.tag.as_deref());
+                if f.after_commit {
+                    writes_after_commit.push(f);
+                } else {
+                    crate::arm::compute::concurrent_write(
+                        &app,
+                        &req.path,
+                        f.tag.as_deref(),
+                        f.add_identity.as_deref(),
+                    );
+                    let body = req.json().unwrap_or_default();
+                    crate::arm::identity::concurrent_create(
+                        &app,
+                        &req.path,
+                        &body,
+                        f.tag.as_deref(),
+                    );
+                }
             }
         }
     }
@@ -237,6 +230,35 @@ pub async fn handle(
         Some(r) => r,
         None => route(&app, &req, &mut ctx),
     };
+    if strip_etag {
+        without_etags(&mut resp);
+    }
+    for f in writes_after_commit {
+        crate::arm::compute::concurrent_write(
+            &app,
+            &req.path,
+            f.tag.as_deref(),
+            f.add_identity.as_deref(),
+        );
+    }
+    if drop_after_commit {
+        tracing::info!(
+            "fault: served {method} {} ({}), then dropping the connection",
+            req.path,
+            resp.status_u16()
+        );
+        app.record(dropped_entry(&req, method, started, received_unix_ms));
+        return Err(DropConnection);
+    }
+    if let Some(r) = status_after_commit {
+        tracing::info!(
+            "fault: served {method} {} ({}), then answering {}",
+            req.path,
+            resp.status_u16(),
+            r.status_u16()
+        );
+        resp = r;
+    }
     finish_headers(&req, &ctx, &mut resp);
     let claims = ctx.claims.as_ref();
     app.record(LogEntry {
@@ -253,6 +275,76 @@ pub async fn handle(
     });
     tracing::debug!("{} {} -> {}", req.method, req.path, resp.status_u16());
     Ok(to_response(resp))
+}
+
+/// The `strip_etag` fault: the answer as an api-version without etags gives it, no `etag`
+/// header and no `etag` member, on the resource or on each item of a page.
+fn without_etags(resp: &mut Resp) {
+    resp.headers
+        .retain(|(name, _)| !name.as_str().eq_ignore_ascii_case("etag"));
+    let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(&resp.body) else {
+        return;
+    };
+    if let Some(object) = body.as_object_mut() {
+        object.remove("etag");
+        if let Some(items) = object.get_mut("value").and_then(|v| v.as_array_mut()) {
+            for item in items {
+                if let Some(item) = item.as_object_mut() {
+                    item.remove("etag");
+                }
+            }
+        }
+    }
+    if let Ok(bytes) = serde_json::to_vec(&body) {
+        resp.body = bytes.into();
+    }
+}
+
+/// The log entry of a request whose connection a fault dropped (status 0).
+fn dropped_entry(req: &Req, method: String, started: Instant, received_unix_ms: u64) -> LogEntry {
+    LogEntry {
+        method,
+        path: req.path.clone(),
+        query: req.raw_query.clone(),
+        api_version: req.api_version().map(|s| s.to_string()),
+        status: 0,
+        caller: None,
+        caller_appid: None,
+        time: rfc3339_z(now_ms()),
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        received_unix_ms,
+    }
+}
+
+/// The answer of a `status` fault: its status and an ARM error body.
+fn status_fault_response(f: &crate::realism::Fault) -> Resp {
+    let status = f.status.unwrap_or(500);
+    let (code, message) = match status {
+        429 => ("TooManyRequests", "The request is being throttled (injected fault)."),
+        500 => ("InternalServerError", "Encountered internal server error. Diagnostic information: timestamp '', subscription id '', tracking id '', request correlation id ''."),
+        502 => ("BadGateway", "The gateway did not receive a response in time."),
+        503 => ("ServiceUnavailable", "The service is temporarily unavailable. Please try again later."),
+        504 => ("GatewayTimeout", "The gateway did not receive a response within the specified time period."),
+        409 => ("Conflict", "The request conflicts with the current state of the resource."),
+        _ => ("InjectedFault", "An injected fault."),
+    };
+    let mut r = match &f.body {
+        Some(body) => {
+            let mut r =
+                Resp::new(status).with_header("content-type", "application/json; charset=utf-8");
+            r.body = Bytes::from(body.clone());
+            r
+        }
+        None => Resp::arm_error(
+            status,
+            f.code.as_deref().unwrap_or(code),
+            f.message.as_deref().unwrap_or(message),
+        ),
+    };
+    if let Some(s) = f.retry_after {
+        r.set_header("retry-after", s.to_string());
+    }
+    r
 }
 
 fn is_graph_path(p: &str) -> bool {

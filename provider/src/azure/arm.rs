@@ -34,6 +34,11 @@ pub struct ArmError {
     pub code: String,
     pub message: String,
     pub request_id: Option<String>,
+    /// An earlier attempt of this request got no answer ARM can be trusted to have refused
+    /// it with (a 5xx, a 408, a dropped connection, a timeout): ARM may have acted on it.
+    /// A retried write refused with 412 after such an attempt may be refused because that
+    /// attempt took: read the resource to learn which.
+    pub after_unanswered_attempt: bool,
 }
 
 impl ArmError {
@@ -50,6 +55,7 @@ impl ArmError {
             code: "ConnectionFailed".into(),
             message: message.into(),
             request_id: None,
+            after_unanswered_attempt: false,
         }
     }
 
@@ -61,6 +67,7 @@ impl ArmError {
             code: Self::NOT_SENT.into(),
             message: message.into(),
             request_id: None,
+            after_unanswered_attempt: false,
         }
     }
 
@@ -71,6 +78,7 @@ impl ArmError {
             code: Self::CANCELLED.into(),
             message: message.into(),
             request_id: None,
+            after_unanswered_attempt: false,
         }
     }
 
@@ -97,6 +105,7 @@ impl ArmError {
             code: Self::INVALID_RESPONSE.into(),
             message: message.into(),
             request_id: header(headers, "x-ms-request-id"),
+            after_unanswered_attempt: false,
         }
     }
 
@@ -110,6 +119,7 @@ impl ArmError {
             message: text("message")
                 .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(500).collect()),
             request_id: header(headers, "x-ms-request-id"),
+            after_unanswered_attempt: false,
         }
     }
 }
@@ -357,6 +367,7 @@ impl ArmClient {
                 code: "AuthenticationFailed".into(),
                 message,
                 request_id: None,
+                after_unanswered_attempt: false,
             })
     }
 
@@ -529,7 +540,10 @@ impl ArmClient {
                             || status == 408
                             || (500..600).contains(&status) && status != 501;
                         if !retryable {
-                            return Err(error);
+                            return Err(ArmError {
+                                after_unanswered_attempt: may_have_acted.is_some(),
+                                ..error
+                            });
                         }
                         if last_attempt {
                             return Err(ArmError {
@@ -740,6 +754,7 @@ impl ArmClient {
                                 .unwrap_or("the long-running operation did not succeed")
                                 .to_string(),
                             request_id: header(&poll.headers, "x-ms-request-id"),
+                            after_unanswered_attempt: false,
                         });
                     }
                     _ => delay = retry_after(&poll.headers).unwrap_or(self.poll_interval),
@@ -963,6 +978,8 @@ pub(crate) mod test_support {
         Later(Duration, Box<Step>),
         /// Never answers.
         Hang,
+        /// The connection fails without an answer.
+        Fail(String),
     }
 
     pub type Script = Box<dyn Fn(&reqwest::Request, usize) -> Step + Send + Sync>;
@@ -1001,6 +1018,7 @@ pub(crate) mod test_support {
                         step = *next;
                     }
                     Step::Hang => std::future::pending::<()>().await,
+                    Step::Fail(message) => return Err(message),
                 }
             }
         }
@@ -1359,5 +1377,68 @@ mod tests {
             "{error}"
         );
         assert_eq!(transport.count.load(Ordering::SeqCst), attempts as usize);
+    }
+
+    /// A 412 answering a retry whose earlier attempt got a 5xx or lost its connection says
+    /// so: that attempt may have taken, and the 412 may be its own doing. A 412 at the first
+    /// attempt, or after 429s only (refused before ARM acted), does not.
+    #[tokio::test(start_paused = true)]
+    async fn a_412_after_an_unanswered_attempt_says_so() {
+        let precondition_failed = || {
+            Step::Answer(
+                412,
+                Vec::new(),
+                Ok(br#"{"error":{"code":"PreconditionFailed","message":"etag"}}"#.to_vec()),
+            )
+        };
+        let cases: [(&str, Script, bool); 4] = [
+            (
+                "500 then 412",
+                Box::new(move |_, n| {
+                    if n == 0 {
+                        Step::Answer(500, Vec::new(), Ok(Vec::new()))
+                    } else {
+                        precondition_failed()
+                    }
+                }),
+                true,
+            ),
+            (
+                "dropped then 412",
+                Box::new(move |_, n| {
+                    if n == 0 {
+                        Step::Fail("connection reset".into())
+                    } else {
+                        precondition_failed()
+                    }
+                }),
+                true,
+            ),
+            (
+                "429 then 412",
+                Box::new(move |_, n| {
+                    if n == 0 {
+                        throttled(1)
+                    } else {
+                        precondition_failed()
+                    }
+                }),
+                false,
+            ),
+            (
+                "412 at once",
+                Box::new(move |_, _| precondition_failed()),
+                false,
+            ),
+        ];
+        for (case, script, expected) in cases {
+            let (arm, _) = client(script);
+            let error = patch(&arm, &CancellationToken::new())
+                .await
+                .unwrap()
+                .unwrap_err();
+            assert_eq!(error.status, 412, "{case}: {error}");
+            assert_eq!(error.after_unanswered_attempt, expected, "{case}");
+        }
     }
 }

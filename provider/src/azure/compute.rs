@@ -20,6 +20,9 @@ use super::pacing::subscription_in_path;
 
 pub const API_VERSION: &str = "2024-07-01";
 
+/// `code` of a write refused before it was sent because the machine has no etag.
+pub const NO_ETAG: &str = "NoEtag";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MachineKind {
     VirtualMachine,
@@ -60,6 +63,69 @@ impl Machine {
         use serde::Deserialize;
         ListedMachine::deserialize(json).ok()?.into_machine(kind)
     }
+}
+
+/// The write count an etag of Compute stands for: Compute's etags count a machine's writes
+/// (`"1"` when created, `"2"` after its first update, ...). `None` for an etag of another
+/// shape (then how many writes came between two reads is not knowable).
+pub fn etag_count(etag: Option<&str>) -> Option<u64> {
+    let etag = etag?.trim();
+    let etag = etag.strip_prefix("W/").unwrap_or(etag);
+    etag.trim_matches('"').parse().ok()
+}
+
+/// Whether `after` (read after a write whose answer was lost) is exactly what `identity`, an
+/// identity block PATCHed onto `before`, leaves, written once: its identity block is
+/// `before`'s with the patch merged in and nothing else, its tags and location are
+/// `before`'s, and its etag counts exactly one write more. Then the one write between the two
+/// reads made exactly our change, and ours, sent with `If-Match` on `before`'s etag, could
+/// only have taken as that one write: it did.
+///
+/// Anything else is not proof: another writer changed the machine too (two writes; either
+/// may have put our identity there, ours first or theirs with it), or the etags cannot be
+/// counted. A writer that, in the same moment, made byte for byte our change while ours
+/// failed, is the one case this cannot tell from ours.
+pub fn is_exactly_our_write(before: &Machine, identity: &Json, after: &Machine) -> bool {
+    use crate::policy::IdentityType;
+    let one_write = match (
+        etag_count(before.etag.as_deref()),
+        etag_count(after.etag.as_deref()),
+    ) {
+        (Some(then), Some(now)) => now == then + 1,
+        _ => false,
+    };
+    let kind = IdentityType::parse(identity.get("type").and_then(Json::as_str));
+    let mut expected: BTreeSet<String> = BTreeSet::new();
+    if kind.has_user_assigned() {
+        expected.extend(
+            before
+                .user_assigned_identity_ids
+                .iter()
+                .map(|id| id.to_ascii_lowercase()),
+        );
+        if let Some(changes) = identity
+            .get("userAssignedIdentities")
+            .and_then(Json::as_object)
+        {
+            for (id, value) in changes {
+                if value.is_null() {
+                    expected.remove(&id.to_ascii_lowercase());
+                } else {
+                    expected.insert(id.to_ascii_lowercase());
+                }
+            }
+        }
+    }
+    let found: BTreeSet<String> = after
+        .user_assigned_identity_ids
+        .iter()
+        .map(|id| id.to_ascii_lowercase())
+        .collect();
+    one_write
+        && IdentityType::parse(after.identity_type.as_deref()) == kind
+        && found == expected
+        && after.tags == before.tags
+        && after.location.eq_ignore_ascii_case(&before.location)
 }
 
 /// A machine as ARM writes it, only what [`Machine`] keeps; a listing reads its pages straight
@@ -474,8 +540,10 @@ impl ComputeClient {
             .and_then(|json| Machine::from_json(&json, kind)))
     }
 
-    /// Sends `identity` (the new identity block) as a PATCH, with `If-Match` when an etag is
-    /// given. Returns once ARM accepted it; completion is confirmed in bulk by
+    /// Sends `identity` (the new identity block) as a PATCH, with `If-Match` on `if_match`.
+    /// Without an etag nothing is sent (an error saying so): the PATCH carries `type`, and
+    /// written blind it could drop a system-assigned identity added since the machine was
+    /// read. Returns once ARM accepted it; completion is confirmed in bulk by
     /// `wait_until_settled_cancellable`, since polling each machine's operation would spend a
     /// read per machine.
     ///
@@ -490,10 +558,19 @@ impl ComputeClient {
         if_match: Option<&str>,
         cancel: &CancellationToken,
     ) -> Result<(), ArmError> {
+        let Some(etag) = if_match else {
+            return Err(ArmError {
+                status: 0,
+                code: NO_ETAG.into(),
+                message: format!(
+                    "{id}: ARM returned no etag for it, and a write without If-Match could drop an identity another writer added meanwhile; not written"
+                ),
+                request_id: None,
+                after_unanswered_attempt: false,
+            });
+        };
         let patch = serde_json::json!({ "identity": identity });
-        let headers: Vec<(&str, &str)> = if_match
-            .map(|etag| vec![("If-Match", etag)])
-            .unwrap_or_default();
+        let headers: Vec<(&str, &str)> = vec![("If-Match", etag)];
         let result = self
             .arm
             .send_cancellable(
@@ -506,7 +583,12 @@ impl ComputeClient {
         match &result {
             Ok(response) => self.remember_write(id, kind, Some(&response.body)),
             // ARM may have acted on it: no listing from before may be trusted for it.
-            Err(error) if error.is_cancelled() || error.status >= 500 || error.status == 0 => {
+            Err(error)
+                if error.is_cancelled()
+                    || error.status >= 500
+                    || error.status == 0
+                    || error.after_unanswered_attempt =>
+            {
                 if !error.is_not_sent() {
                     self.remember_write(id, kind, None);
                 }
@@ -963,5 +1045,123 @@ mod tests {
             "queued behind the listing the caller who left had queued"
         );
         assert_eq!(transport.count.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    fn vm_before(etag: Option<&str>, kind: Option<&str>, ids: &[&str]) -> Machine {
+        Machine {
+            id: "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1".into(),
+            kind: MachineKind::VirtualMachine,
+            location: "eastus".into(),
+            tags: BTreeMap::from([("env".into(), "prod".into())]),
+            provisioning_state: Some("Succeeded".into()),
+            identity_type: kind.map(str::to_string),
+            user_assigned_identity_ids: ids.iter().map(|s| s.to_string()).collect(),
+            etag: etag.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn etags_count_writes_when_they_are_numbers() {
+        assert_eq!(etag_count(Some("\"7\"")), Some(7));
+        assert_eq!(etag_count(Some("W/\"7\"")), Some(7));
+        assert_eq!(etag_count(Some("\"0x8DC1\"")), None);
+        assert_eq!(etag_count(None), None);
+    }
+
+    /// The evidence that a write whose answer was lost was ours: exactly our change, in exactly
+    /// one write. Every other shape is not proof.
+    #[test]
+    fn only_exactly_our_change_in_one_write_is_ours() {
+        let ours = "/x/ours";
+        let attach = serde_json::json!({"type": "SystemAssigned, UserAssigned", "userAssignedIdentities": {ours: {}}});
+        let before = vm_before(Some("\"3\""), Some("SystemAssigned"), &[]);
+        let took = Machine {
+            identity_type: Some("SystemAssigned, UserAssigned".into()),
+            user_assigned_identity_ids: vec!["/X/OURS".into()],
+            etag: Some("\"4\"".into()),
+            provisioning_state: Some("Updating".into()),
+            ..before.clone()
+        };
+        assert!(is_exactly_our_write(&before, &attach, &took));
+
+        // Two writes: ours then another's, or another's (with our identity) and ours refused.
+        let twice = Machine {
+            etag: Some("\"5\"".into()),
+            ..took.clone()
+        };
+        assert!(!is_exactly_our_write(&before, &attach, &twice));
+        // One write that also changed a tag, or another identity: not our PATCH.
+        let mut tagged = took.clone();
+        tagged.tags.insert("other".into(), "1".into());
+        assert!(!is_exactly_our_write(&before, &attach, &tagged));
+        let more = Machine {
+            user_assigned_identity_ids: vec![ours.into(), "/x/theirs".into()],
+            ..took.clone()
+        };
+        assert!(!is_exactly_our_write(&before, &attach, &more));
+        // The system-assigned identity dropped: not what our PATCH does.
+        let dropped = Machine {
+            identity_type: Some("UserAssigned".into()),
+            ..took.clone()
+        };
+        assert!(!is_exactly_our_write(&before, &attach, &dropped));
+        // Etags that do not count writes prove nothing.
+        let opaque = |etag: &str| Machine {
+            etag: Some(etag.into()),
+            ..took.clone()
+        };
+        let before_opaque = Machine {
+            etag: Some("\"abc\"".into()),
+            ..before.clone()
+        };
+        assert!(!is_exactly_our_write(
+            &before_opaque,
+            &attach,
+            &opaque("\"abd\"")
+        ));
+        assert!(!is_exactly_our_write(
+            &Machine {
+                etag: None,
+                ..before.clone()
+            },
+            &attach,
+            &took
+        ));
+
+        // A swap: the old identity goes, the new one comes, the others stay.
+        let before = vm_before(Some("\"9\""), Some("UserAssigned"), &["/x/old", "/x/app"]);
+        let swap = serde_json::json!({"type": "UserAssigned", "userAssignedIdentities": {"/x/old": null, ours: {}}});
+        let swapped = Machine {
+            user_assigned_identity_ids: vec!["/x/app".into(), ours.into()],
+            etag: Some("\"10\"".into()),
+            ..before.clone()
+        };
+        assert!(is_exactly_our_write(&before, &swap, &swapped));
+        let kept_old = Machine {
+            user_assigned_identity_ids: vec!["/x/old".into(), "/x/app".into(), ours.into()],
+            ..swapped.clone()
+        };
+        assert!(!is_exactly_our_write(&before, &swap, &kept_old));
+    }
+
+    /// A machine without an etag is never written: nothing is sent, and the error says why.
+    #[tokio::test(start_paused = true)]
+    async fn a_write_without_an_etag_is_refused_unsent() {
+        use crate::azure::arm::test_support::client;
+        let (arm, transport) = client(|_, _| unreachable!("nothing is sent"));
+        let compute = ComputeClient::new(arm);
+        let error = compute
+            .patch_identity_cancellable(
+                "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1",
+                MachineKind::VirtualMachine,
+                serde_json::json!({"type": "UserAssigned", "userAssignedIdentities": {"/x/ours": {}}}),
+                None,
+                &CancellationToken::new(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(error.code, NO_ETAG);
+        assert!(error.message.contains("If-Match"), "{error}");
+        assert_eq!(transport.count.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 }

@@ -27,7 +27,8 @@ use tfplugin::{
 use tokio_util::sync::CancellationToken;
 
 use crate::arguments;
-use crate::azure::compute::{self, Machine, MachineKind};
+use crate::azure::arm::ArmError;
+use crate::azure::compute::{self, ComputeClient, Machine, MachineKind};
 use crate::azure::ids::{self, Scope};
 use crate::azure::AzureClients;
 use crate::ownership::{self, Held, Mode, Outcome, Settings, Write};
@@ -384,6 +385,12 @@ struct Private {
     /// Terraform would refuse to apply ("inconsistent final plan"). Never kept in state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     shown: Option<Outcome>,
+    /// Machines holding the identity where an attach's answer was lost while another change
+    /// reached them: maybe ours, maybe not. Never taken as ours (kept out of what we hold, so
+    /// destroy leaves them holding), named in a warning at every plan and at destroy, and kept
+    /// while they hold the identity.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    uncertain: BTreeSet<String>,
 }
 
 impl Private {
@@ -635,6 +642,7 @@ impl IdentityAssignment {
 // ---------------------------------------------------------------------------------------------
 
 /// The result of one machine's write.
+#[derive(Debug, PartialEq)]
 enum WriteResult {
     /// The machine now holds (attach, swap) or no longer holds (detach) the identity.
     Done,
@@ -644,12 +652,64 @@ enum WriteResult {
     Failed(String),
     /// Not attempted: the provider was asked to stop, or the operation timed out.
     NotStarted,
+    /// The answer to an attach or swap was lost, and the machine holds the identity, but
+    /// another change reached it in the same moment: whether our write put the identity
+    /// there cannot be told (see [`compute::is_exactly_our_write`]). Never taken as ours.
+    Uncertain,
+}
+
+/// Whether `error` leaves a write's outcome unknown: ARM may have applied it although the
+/// answer said otherwise or never came (a 5xx, a timeout, a dropped connection, or any
+/// refusal of a retry after such an attempt, a 412 above all).
+fn outcome_unknown(error: &ArmError) -> bool {
+    error.after_unanswered_attempt
+        || error.status >= 500
+        || error.status == 408
+        || (error.status == 0 && !error.is_not_sent() && error.code != compute::NO_ETAG)
+}
+
+/// What `fresh`, read after a write whose answer was lost, says about the write that sent
+/// `patch` onto `before`: `None` when it does not show the write applied; otherwise
+/// [`WriteResult::Done`] when the evidence says our write did it, or, for an attach or swap
+/// whose evidence cannot decide, [`WriteResult::Uncertain`]. A release that shows applied is
+/// done whoever made it: the machine no longer holds our identity.
+fn judge_lost_answer(
+    before: &Machine,
+    patch: &serde_json::Value,
+    fresh: &Machine,
+    target: &str,
+    write: &Write,
+) -> Option<WriteResult> {
+    let block = ownership::identity_block(fresh);
+    let shows_applied = match write {
+        Write::Attach => block.holds(target),
+        Write::Swap { from } => block.holds(target) && !block.holds(from),
+        Write::Detach { identity_id } => !block.holds(identity_id),
+    };
+    if !shows_applied {
+        return None;
+    }
+    if matches!(write, Write::Detach { .. }) || compute::is_exactly_our_write(before, patch, fresh)
+    {
+        return Some(WriteResult::Done);
+    }
+    tracing::warn!(
+        machine = %fresh.id,
+        etag_before = before.etag.as_deref().unwrap_or(""),
+        etag_now = fresh.etag.as_deref().unwrap_or(""),
+        "the answer to our write was lost and another change reached the machine too: whether the identity there is ours is uncertain"
+    );
+    Some(WriteResult::Uncertain)
 }
 
 /// Writes one machine: decide again against its freshest etag and identity, PATCH with
-/// If-Match, and on 412 read it again and redo the merge.
+/// If-Match, and on 412 read it again and redo the merge. A machine read without an etag is
+/// read again by ID first, and never written blind (see
+/// [`compute::ComputeClient::patch_identity_cancellable`]). When the answer to a write is lost
+/// (the retry of a write ARM applied gets 412, or every attempt failed without an answer),
+/// the machine is read and [`judge_lost_answer`] decides.
 async fn write_machine(
-    clients: &AzureClients,
+    compute: &ComputeClient,
     mut machine: Machine,
     target: &str,
     rules: &policy::Rules,
@@ -657,6 +717,23 @@ async fn write_machine(
     halt: &CancellationToken,
 ) -> WriteResult {
     for _attempt in 0..MAX_CONFLICT_RETRIES {
+        if machine.etag.is_none() {
+            // A listing may carry no etag where a read by ID does.
+            match compute
+                .get_machine_cancellable(&machine.id, machine.kind, halt)
+                .await
+            {
+                Err(error) if error.is_stopped() => return WriteResult::NotStarted,
+                Ok(Some(fresh)) => machine = fresh,
+                Ok(None) => {
+                    return match write {
+                        Write::Detach { .. } => WriteResult::AlreadyDone,
+                        _ => WriteResult::Failed("deleted since plan".into()),
+                    }
+                }
+                Err(error) => return WriteResult::Failed(error.to_string()),
+            }
+        }
         let identity = ownership::identity_block(&machine);
         let patch = match write {
             Write::Attach | Write::Swap { .. } => {
@@ -700,12 +777,16 @@ async fn write_machine(
                 None => return WriteResult::AlreadyDone,
             },
         };
-        match clients
-            .compute
+        if machine.etag.is_none() {
+            return WriteResult::Failed(
+                "ARM returns no etag for it, even read by ID, and a write without If-Match could drop an identity another writer added meanwhile (the PATCH sends `type`); not written. Check that the machine's API serves etags, then apply again".into(),
+            );
+        }
+        match compute
             .patch_identity_cancellable(
                 &machine.id,
                 machine.kind,
-                patch,
+                patch.clone(),
                 machine.etag.as_deref(),
                 halt,
             )
@@ -714,26 +795,52 @@ async fn write_machine(
             Ok(()) => return WriteResult::Done,
             Err(error) if error.is_not_sent() => return WriteResult::NotStarted,
             Err(error) if error.is_cancelled() => {
-                return outcome_after_stop(clients, &machine, target, write).await
+                return outcome_after_stop(compute, &machine, &patch, target, write).await
             }
-            Err(error) if error.status == 412 => {
-                tracing::debug!(machine = %machine.id, "etag changed under us; reading again");
-                match clients
-                    .compute
-                    .get_machine_cancellable(&machine.id, machine.kind, halt)
-                    .await
-                {
-                    Err(error) if error.is_stopped() => return WriteResult::NotStarted,
-                    Ok(Some(fresh)) => machine = fresh,
-                    Ok(None) => return WriteResult::Failed("deleted since plan".into()),
-                    Err(error) => return WriteResult::Failed(error.to_string()),
-                }
-            }
-            Err(error) if error.status == 404 => {
+            Err(error) if error.status == 404 && !error.after_unanswered_attempt => {
                 return match write {
                     Write::Detach { .. } => WriteResult::AlreadyDone,
                     _ => WriteResult::Failed("deleted since plan".into()),
                 }
+            }
+            Err(error) if error.status == 412 || outcome_unknown(&error) => {
+                if error.status == 412 && !error.after_unanswered_attempt {
+                    tracing::debug!(machine = %machine.id, "etag changed under us; reading again");
+                } else {
+                    tracing::info!(machine = %machine.id, %error, "the answer to our write was lost; reading the machine to learn its outcome");
+                }
+                let fresh = match compute
+                    .get_machine_cancellable(&machine.id, machine.kind, halt)
+                    .await
+                {
+                    Err(read) if read.is_stopped() && outcome_unknown(&error) => {
+                        return outcome_after_stop(compute, &machine, &patch, target, write)
+                            .await
+                    }
+                    Err(read) if read.is_stopped() => return WriteResult::NotStarted,
+                    Ok(Some(fresh)) => fresh,
+                    Ok(None) if matches!(write, Write::Detach { .. }) => {
+                        return WriteResult::AlreadyDone
+                    }
+                    Ok(None) => return WriteResult::Failed("deleted since plan".into()),
+                    Err(read) if outcome_unknown(&error) => {
+                        return WriteResult::Failed(format!(
+                            "{error}; the write may have been applied, and reading the machine back failed ({read}): the next refresh reads it"
+                        ))
+                    }
+                    Err(read) => return WriteResult::Failed(read.to_string()),
+                };
+                if outcome_unknown(&error) {
+                    if let Some(result) = judge_lost_answer(&machine, &patch, &fresh, target, write)
+                    {
+                        return result;
+                    }
+                    if error.status != 412 {
+                        // Not applied: the failure stands.
+                        return WriteResult::Failed(error.to_string());
+                    }
+                }
+                machine = fresh;
             }
             Err(error) => return WriteResult::Failed(error.to_string()),
         }
@@ -743,14 +850,16 @@ async fn write_machine(
     ))
 }
 
-/// A write was stopped after it was sent: read the machine once to learn whether it took.
+/// A write was stopped after it was sent: read the machine once to learn whether it took,
+/// and if it shows so, whether it was ours (see [`judge_lost_answer`]).
 async fn outcome_after_stop(
-    clients: &AzureClients,
+    compute: &ComputeClient,
     machine: &Machine,
+    patch: &serde_json::Value,
     target: &str,
     write: &Write,
 ) -> WriteResult {
-    let fresh = match clients.compute.get_machine(&machine.id, machine.kind).await {
+    let fresh = match compute.get_machine(&machine.id, machine.kind).await {
         Ok(Some(fresh)) => fresh,
         Ok(None) => return WriteResult::Failed("deleted while we wrote it".into()),
         Err(error) => {
@@ -759,16 +868,7 @@ async fn outcome_after_stop(
             ))
         }
     };
-    let block = ownership::identity_block(&fresh);
-    let took = match write {
-        Write::Attach | Write::Swap { .. } => block.holds(target),
-        Write::Detach { identity_id } => !block.holds(identity_id),
-    };
-    if took {
-        WriteResult::Done
-    } else {
-        WriteResult::NotStarted
-    }
+    judge_lost_answer(machine, patch, &fresh, target, write).unwrap_or(WriteResult::NotStarted)
 }
 
 /// What a batch of writes achieved, machine by machine.
@@ -778,6 +878,9 @@ struct BatchReport {
     already_done: BTreeSet<String>,
     failed: BTreeMap<String, String>,
     not_started: BTreeSet<String>,
+    /// Attaches and swaps whose answer was lost while another change reached the machine:
+    /// it holds the identity, from us or not (see [`WriteResult::Uncertain`]).
+    uncertain: BTreeSet<String>,
 }
 
 impl BatchReport {
@@ -791,6 +894,234 @@ impl BatchReport {
 
     fn failed_or_not_started(&self) -> impl Iterator<Item = &String> {
         self.failed.keys().chain(self.not_started.iter())
+    }
+}
+
+/// The machines whose ownership is uncertain after an apply: those carried from before that
+/// still hold the identity from someone (`compliant_ids`) and were not adopted, plus those
+/// this apply's lost answers left uncertain.
+fn uncertain_after_apply(
+    carried: &BTreeSet<String>,
+    outcome: &Outcome,
+    adopted: &BTreeSet<String>,
+    new: &BTreeSet<String>,
+) -> BTreeSet<String> {
+    carried
+        .iter()
+        .filter(|id| {
+            contains_ignoring_case(&outcome.compliant_ids, id)
+                && !contains_ignoring_case(adopted, id)
+        })
+        .chain(new.iter())
+        .cloned()
+        .collect()
+}
+
+/// The uncertain machines a refresh keeps: those it found holding the identity from someone
+/// (`compliant_ids`). One that lost the identity, or was deleted, is uncertain no more.
+fn uncertain_after_refresh(carried: &BTreeSet<String>, refreshed: &Outcome) -> BTreeSet<String> {
+    carried
+        .iter()
+        .filter(|id| contains_ignoring_case(&refreshed.compliant_ids, id))
+        .cloned()
+        .collect()
+}
+
+/// A warning naming the machines whose ownership is uncertain, if any; `now` says what
+/// happens to them at this step.
+fn warn_uncertain(diagnostics: &mut Diagnostics, uncertain: &BTreeSet<String>, now: &str) {
+    if uncertain.is_empty() {
+        return;
+    }
+    let mut lines: Vec<String> = uncertain
+        .iter()
+        .take(50)
+        .map(|id| format!("- {id}"))
+        .collect();
+    if uncertain.len() > 50 {
+        lines.push(format!("- ... and {} more", uncertain.len() - 50));
+    }
+    diagnostics.warning(
+        &format!(
+            "Ownership of the identity on {} machine(s) is uncertain",
+            uncertain.len()
+        ),
+        &format!(
+            "Azure's answer to the write that attached the identity was lost, and another change reached the machine in the same moment: the identity there may be this resource's or another writer's. It is recorded as compliant, not as this resource's, so destroy never takes it back.{now} To settle it, remove the identity from the machine by hand if it is this resource's (the next apply attaches it again as its own), or leave it if another writer put it there.\n{}",
+            lines.join("\n")
+        ),
+    );
+}
+
+/// One machine's write against a scripted ARM: lost answers judged by the evidence, and no
+/// write without `If-Match`.
+#[cfg(test)]
+mod write_machine_tests {
+    use super::*;
+    use crate::azure::arm::test_support::{client, ok, Step};
+    use std::sync::Mutex;
+
+    const VM: &str =
+        "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1";
+    const OURS: &str = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/ours";
+
+    fn machine(etag: Option<u64>, holds_ours: bool, other_tag: bool) -> serde_json::Value {
+        let mut json = serde_json::json!({
+            "id": VM, "location": "eastus", "tags": {"env": "prod"},
+            "properties": {"provisioningState": "Succeeded"},
+            "identity": {"type": "SystemAssigned"},
+        });
+        if let Some(etag) = etag {
+            json["etag"] = format!("\"{etag}\"").into();
+        }
+        if holds_ours {
+            json["identity"] = serde_json::json!({
+                "type": "SystemAssigned, UserAssigned",
+                "userAssignedIdentities": {OURS: {"principalId": "p", "clientId": "c"}},
+            });
+        }
+        if other_tag {
+            json["tags"]["other"] = "x".into();
+        }
+        json
+    }
+
+    fn status(code: u16) -> Step {
+        Step::Answer(
+            code,
+            Vec::new(),
+            Ok(format!(r#"{{"error":{{"code":"E{code}","message":"m"}}}}"#).into_bytes()),
+        )
+    }
+
+    /// Writes an attach of OURS to the machine `listed` with ARM answering each PATCH by its
+    /// number (from 0) and each GET with `read`; returns the result and the `If-Match` of
+    /// every PATCH sent.
+    async fn attach(
+        listed: serde_json::Value,
+        patch: impl Fn(usize) -> Step + Send + Sync + 'static,
+        read: serde_json::Value,
+    ) -> (WriteResult, Vec<Option<String>>) {
+        let if_matches = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let seen = if_matches.clone();
+        let patches = std::sync::atomic::AtomicUsize::new(0);
+        let read = read.to_string();
+        let (arm, _) = client(move |request, _| {
+            if request.method() == reqwest::Method::PATCH {
+                seen.lock().unwrap().push(
+                    request
+                        .headers()
+                        .get("If-Match")
+                        .map(|v| v.to_str().unwrap().to_string()),
+                );
+                patch(patches.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+            } else {
+                ok(&read)
+            }
+        });
+        let compute = ComputeClient::new(arm);
+        let listed = Machine::from_json(&listed, MachineKind::VirtualMachine).unwrap();
+        let result = write_machine(
+            &compute,
+            listed,
+            OURS,
+            &policy::Rules::default(),
+            &Write::Attach,
+            &CancellationToken::new(),
+        )
+        .await;
+        let sent = if_matches.lock().unwrap().clone();
+        (result, sent)
+    }
+
+    /// Our PATCH took, its answer was a 500, the retry with the same If-Match got 412: the
+    /// machine is exactly as our write leaves it, one write on. Ours.
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_answer_whose_machine_shows_exactly_our_write_is_ours() {
+        let (result, sent) = attach(
+            machine(Some(3), false, false),
+            |n| if n == 0 { status(500) } else { status(412) },
+            machine(Some(4), true, false),
+        )
+        .await;
+        assert_eq!(result, WriteResult::Done);
+        assert_eq!(sent, [Some("\"3\"".into()), Some("\"3\"".into())]);
+    }
+
+    /// The same, but another writer changed the machine too (two writes, a tag): either write
+    /// may have put our identity there. Uncertain, never ours by guess.
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_answer_with_another_change_in_the_same_moment_is_uncertain() {
+        let (result, _) = attach(
+            machine(Some(3), false, false),
+            |n| if n == 0 { status(500) } else { status(412) },
+            machine(Some(5), true, true),
+        )
+        .await;
+        assert_eq!(result, WriteResult::Uncertain);
+    }
+
+    /// A 412 at the first attempt: ours never took, whatever the machine shows. Someone
+    /// else's.
+    #[tokio::test(start_paused = true)]
+    async fn a_412_at_once_leaves_the_identity_someone_elses() {
+        let (result, sent) = attach(
+            machine(Some(3), false, false),
+            |_| status(412),
+            machine(Some(4), true, false),
+        )
+        .await;
+        assert_eq!(result, WriteResult::AlreadyDone);
+        assert_eq!(sent.len(), 1);
+    }
+
+    /// Every attempt answered 500: the machine decides. Applied by our write, it is ours;
+    /// not applied, the failure stands.
+    #[tokio::test(start_paused = true)]
+    async fn when_every_answer_is_lost_the_machine_decides() {
+        let (result, _) = attach(
+            machine(Some(3), false, false),
+            |_| status(500),
+            machine(Some(4), true, false),
+        )
+        .await;
+        assert_eq!(result, WriteResult::Done);
+        let (result, _) = attach(
+            machine(Some(3), false, false),
+            |_| status(500),
+            machine(Some(3), false, false),
+        )
+        .await;
+        assert!(
+            matches!(&result, WriteResult::Failed(reason) if reason.contains("E500")),
+            "{result:?}"
+        );
+    }
+
+    /// A machine listed without an etag is read by ID first and written with the etag the
+    /// read returns; when the read has none either, nothing is written.
+    #[tokio::test(start_paused = true)]
+    async fn a_machine_without_an_etag_is_never_written_blind() {
+        let (result, sent) = attach(
+            machine(None, false, false),
+            |_| ok("{}"),
+            machine(Some(7), false, false),
+        )
+        .await;
+        assert_eq!(result, WriteResult::Done);
+        assert_eq!(sent, [Some("\"7\"".into())]);
+
+        let (result, sent) = attach(
+            machine(None, false, false),
+            |_| ok("{}"),
+            machine(None, false, false),
+        )
+        .await;
+        assert!(
+            matches!(&result, WriteResult::Failed(reason) if reason.contains("If-Match")),
+            "{result:?}"
+        );
+        assert!(sent.is_empty(), "no PATCH without If-Match: {sent:?}");
     }
 }
 
@@ -848,7 +1179,7 @@ impl IdentityAssignment {
                     // Copied here, when the write starts: only the writes in flight hold a
                     // copy, not every machine of a large batch at once.
                     let result = write_machine(
-                        clients,
+                        &clients.compute,
                         machine.clone(),
                         &settings.identity_id,
                         &settings.rules,
@@ -875,6 +1206,9 @@ impl IdentityAssignment {
                 }
                 WriteResult::NotStarted => {
                     report.not_started.insert(id);
+                }
+                WriteResult::Uncertain => {
+                    report.uncertain.insert(id);
                 }
             }
         }
@@ -1045,6 +1379,12 @@ impl Resource for IdentityAssignment {
                 ..PlanResponse::default()
             };
             if request.proposed_new_state.is_null() {
+                let uncertain = Private::from_bytes(&request.prior_private).uncertain;
+                warn_uncertain(
+                    &mut response.diagnostics,
+                    &uncertain,
+                    " Destroy leaves them holding it.",
+                );
                 return response;
             }
             let planned = with_id(&request.proposed_new_state);
@@ -1092,6 +1432,7 @@ impl Resource for IdentityAssignment {
                 // machines as compliant: they stay ours only if the plan carries them.
                 private.adopted = prior_private.adopted;
                 private.unique_ids = prior_private.unique_ids;
+                private.uncertain = prior_private.uncertain;
                 held
             };
             let (inventory, unreadable) = match self
@@ -1159,6 +1500,8 @@ impl Resource for IdentityAssignment {
                 );
                 with_unknown_outcome(&planned)
             };
+            private.uncertain = uncertain_after_refresh(&private.uncertain, &outcome);
+            warn_uncertain(&mut response.diagnostics, &private.uncertain, "");
             response.planned_private = private.to_bytes();
             response
         }
@@ -1281,6 +1624,7 @@ impl Resource for IdentityAssignment {
             self.record_owned(&new_state, &held_from(&new_state, &Private::default()));
             let mut new_private = Private {
                 pending_release: still_pending,
+                uncertain: uncertain_after_refresh(&private.uncertain, &refreshed),
                 ..Private::default()
             };
             // Recorded from the listing where the state had none yet (states written before
@@ -1645,7 +1989,10 @@ impl IdentityAssignment {
                 // Another writer attached it between plan and apply.
                 private.not_ours.insert(id.clone());
             }
-            if !attach_report.reached(id) {
+            if attach_report.uncertain.contains(id) {
+                private.not_ours.insert(id.clone());
+            }
+            if !attach_report.reached(id) && !attach_report.uncertain.contains(id) {
                 outcome.assigned_ids.remove(id);
                 if let Write::Swap { from } = write {
                     private.pending_release.insert(id.clone(), from.clone());
@@ -1708,6 +2055,13 @@ impl IdentityAssignment {
                 }
             }
         }
+        private.uncertain = uncertain_after_apply(
+            &planned_private.uncertain,
+            &outcome,
+            &private.adopted,
+            &attach_report.uncertain,
+        );
+        warn_uncertain(&mut diagnostics, &attach_report.uncertain, "");
         let new_state = with_outcome(planned, &outcome);
         private.unique_ids = unique_ids_of(&held_from(&new_state, &private), &held, &inventory);
         let claimed: Vec<&String> = outcome
@@ -1801,6 +2155,11 @@ impl IdentityAssignment {
             .await;
         drop(turns);
         let mut diagnostics = Diagnostics::default();
+        warn_uncertain(
+            &mut diagnostics,
+            &private.uncertain,
+            " Destroy left them holding it.",
+        );
         report_failures(
             &mut diagnostics,
             "take the identity back from",
@@ -1854,7 +2213,10 @@ impl IdentityAssignment {
         }
         // Keep in state exactly the machines that still hold an identity from us.
         let mut outcome = outcome_from(&prior);
-        let mut remaining = Private::default();
+        let mut remaining = Private {
+            uncertain: private.uncertain.clone(),
+            ..Private::default()
+        };
         outcome.assigned_ids.clear();
         for id in report.failed_or_not_started() {
             match job_for(&jobs, id) {
@@ -1927,6 +2289,9 @@ impl BatchReport {
             [&mut attach, &mut release][side(&id)]
                 .not_started
                 .insert(id);
+        }
+        for id in self.uncertain {
+            [&mut attach, &mut release][side(&id)].uncertain.insert(id);
         }
         (attach, release)
     }
