@@ -1057,6 +1057,7 @@ mod tests {
             identity_type: kind.map(str::to_string),
             user_assigned_identity_ids: ids.iter().map(|s| s.to_string()).collect(),
             etag: etag.map(str::to_string),
+            unique_id: None,
         }
     }
 

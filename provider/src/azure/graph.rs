@@ -102,6 +102,7 @@ impl GraphClient {
                     .or_else(|| response.headers.get("x-ms-request-id"))
                     .and_then(|value| value.to_str().ok())
                     .map(str::to_string),
+                after_unanswered_attempt: false,
             })?;
             found.extend(ids);
         }

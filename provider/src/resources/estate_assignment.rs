@@ -1555,6 +1555,7 @@ mod tests {
             code: "X".into(),
             message: String::new(),
             request_id: None,
+            after_unanswered_attempt: false,
         };
         for status in [401, 403, 404, 409] {
             assert!(unreadable(&error(status)), "{status}");
