@@ -24,10 +24,12 @@
 //!    fault-free apply succeeds.
 //!
 //! Operations: in-place edits of every argument (applied plainly, from a saved plan, with
-//! `-refresh=false`, with `-parallelism=1`), `-replace`, `state rm` + import, other writers
+//! `-refresh=false`, with `-parallelism` 1 and 50; `create_before_destroy`), `-replace`, `state rm` + import, other writers
 //! (attach or detach our identity or theirs, tag for exclusion, add or drop the
 //! system-assigned identity, delete, create, recreate under the same name with or without our
-//! identity), transient faults (5xx, 429, dropped connections), and Ctrl-C mid-apply.
+//! identity), transient faults (5xx, 429, dropped connections, answers lost after Azure
+//! applied the write), Ctrl-C and deadlines mid-apply, and (estate) a subscription whose
+//! machines the principal may no longer list, and later may again.
 //!
 //! Running it: `make test` runs [`CI_SEEDS`]; a failing sequence prints its seed, shrinks to
 //! the shortest failing prefix it can find (dropping operations one at a time for at most
@@ -461,6 +463,7 @@ enum Kind {
     Writer,
     Fault,
     Interrupt,
+    Permission,
 }
 
 /// One operation: its kind and the seed its random arguments are drawn from when it runs
@@ -480,8 +483,9 @@ fn sequence(seed: u64, steps: usize) -> Vec<Op> {
                 35..=44 => Kind::Replace,
                 45..=51 => Kind::Reimport,
                 52..=79 => Kind::Writer,
-                80..=91 => Kind::Fault,
-                _ => Kind::Interrupt,
+                80..=89 => Kind::Fault,
+                90..=95 => Kind::Interrupt,
+                _ => Kind::Permission,
             };
             Op {
                 kind,
@@ -515,6 +519,10 @@ struct Sim {
     next_name: usize,
     /// Each machine's user-assigned identities before the last apply.
     held_before: BTreeMap<String, BTreeSet<String>>,
+    /// Faults that stay until a permission operation lifts them (unreadable subscriptions).
+    standing: Vec<Json>,
+    /// Subscriptions whose machines the principal may not list now.
+    unreadable: BTreeSet<&'static str>,
 }
 
 /// The actual identity block of a machine: system-assigned or not, and lower-cased
@@ -556,6 +564,8 @@ impl Sim {
             log: Vec::new(),
             next_name: count,
             held_before: BTreeMap::new(),
+            standing: Vec::new(),
+            unreadable: BTreeSet::new(),
         }
     }
 
@@ -651,6 +661,10 @@ impl Sim {
         for machine in self.machines.iter().filter(|m| m.exists) {
             let (_, ids, _) = actual(&self.emulator, &machine.id()).unwrap_or_default();
             let ours = machine.builtin();
+            if self.unreadable.contains(machine.subscription) {
+                // Kept as recorded, with a warning: nothing there is planned.
+                continue;
+            }
             if self.config.must_hold(machine) && !ids.contains(&ours) {
                 return Err(self.violation(
                     2,
@@ -712,7 +726,11 @@ impl Sim {
                 }
             }
         }
-        for machine in self.machines.iter().filter(|m| m.exists) {
+        for machine in self
+            .machines
+            .iter()
+            .filter(|m| m.exists && !self.unreadable.contains(m.subscription))
+        {
             let (_, ids, _) = actual(&self.emulator, &machine.id()).unwrap_or_default();
             let ours = ids
                 .iter()
@@ -770,6 +788,7 @@ impl Sim {
             Kind::Writer => self.other_writer(&mut rng),
             Kind::Fault => self.fault(&mut rng),
             Kind::Interrupt => self.interrupt(&mut rng),
+            Kind::Permission => self.permission(&mut rng),
         }
     }
 
@@ -901,7 +920,7 @@ impl Sim {
 
     fn fault(&mut self, rng: &mut Rng) -> Checked {
         // Transient faults ARM produces: each must be ridden out or fail the apply cleanly.
-        let fault = match rng.below(4) {
+        let fault = match rng.below(6) {
             0 => {
                 json!({"kind": "status", "status": 503, "method": "PATCH", "path_contains": "/Microsoft.Compute/", "count": 1})
             }
@@ -910,6 +929,13 @@ impl Sim {
             }
             2 => {
                 json!({"kind": "drop_connection", "method": "PATCH", "path_contains": "/Microsoft.Compute/", "count": 1})
+            }
+            // Answers lost after Azure applied the write: the retry meets 412.
+            3 => {
+                json!({"kind": "status", "status": 500, "after_commit": true, "method": "PATCH", "path_contains": "/Microsoft.Compute/", "count": 1})
+            }
+            4 => {
+                json!({"kind": "drop_connection", "after_commit": true, "method": "PATCH", "path_contains": "/Microsoft.Compute/", "count": 1})
             }
             _ => json!({"kind": "status", "status": 500, "method": "GET", "count": 1}),
         };
@@ -920,7 +946,7 @@ impl Sim {
         // Injected last: the simulation's own reads must not meet it.
         self.emulator.inject_fault(&fault);
         let output = self.terraform(&["apply", "-auto-approve", "-input=false", "-no-color"]);
-        self.emulator.clear_faults();
+        self.clear_faults();
         self.check_others_kept()?;
         if output.success {
             return self.after_successful_apply();
@@ -977,12 +1003,43 @@ impl Sim {
                 .status();
         }
         let _ = apply.wait_with_output();
-        self.emulator.clear_faults();
+        self.clear_faults();
         self.check_others_kept()?;
         self.log.push("  applying again, with no deadline".into());
         let mut config = self.config.clone();
         config.short_deadline = false;
         self.set_config(config);
+        self.apply_checked(&[])
+    }
+
+    /// Clears the faults of one operation; the standing ones stay.
+    fn clear_faults(&self) {
+        self.emulator.clear_faults();
+        for fault in &self.standing {
+            self.emulator.inject_fault(fault);
+        }
+    }
+
+    /// The estate: a subscription's machine listings refused (access narrowed), or allowed
+    /// again. Its buckets must keep what they recorded while the rest plans and applies.
+    fn permission(&mut self, rng: &mut Rng) -> Checked {
+        if self.config.shape != Shape::Estate {
+            return self.fault(rng);
+        }
+        // Never the first: a narrowed reach lists that one by resource group.
+        let subscription = SUBS[1 + rng.below(SUBS.len() - 1)];
+        if self.unreadable.remove(subscription) {
+            self.log.push(format!("{subscription} readable again"));
+        } else {
+            self.log.push(format!("{subscription} no longer listable"));
+            self.unreadable.insert(subscription);
+        }
+        self.standing = self
+            .unreadable
+            .iter()
+            .map(|sub| json!({"kind": "status", "status": 403, "code": "AuthorizationFailed", "method": "GET", "path_contains": format!("/subscriptions/{sub}/providers/Microsoft.Compute/")}))
+            .collect();
+        self.clear_faults();
         self.apply_checked(&[])
     }
 
@@ -1195,7 +1252,9 @@ impl Sim {
     /// and every machine is exactly as others left it.
     fn finish(&mut self) -> Checked {
         self.step += 1;
-        self.emulator.clear_faults();
+        self.standing.clear();
+        self.unreadable.clear();
+        self.clear_faults();
         let mut config = self.config.clone();
         config.audit = false;
         self.set_config(config);
@@ -1526,7 +1585,7 @@ fn the_generator_replays_and_mixes_every_kind() {
     let kinds: BTreeSet<Kind> = sequence(7, 200).iter().map(|op| op.kind).collect();
     assert_eq!(
         kinds.len(),
-        6,
+        7,
         "every kind of operation is drawn: {kinds:?}"
     );
 }

@@ -1,6 +1,6 @@
 //! Built-in role definitions (real GUIDs and permissions) and RBAC evaluation.
 
-use crate::arm::management::scope_covers;
+use crate::hierarchy::scope_covers;
 use crate::model::World;
 
 pub const OWNER_ID: &str = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";

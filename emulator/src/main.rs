@@ -8,6 +8,7 @@ mod auth;
 mod authz;
 mod generate;
 mod graph;
+mod hierarchy;
 mod http;
 mod jwt;
 mod model;

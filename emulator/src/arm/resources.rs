@@ -66,7 +66,7 @@ fn caller_sees(world: &World, ctx: &Ctx, sub: &str) -> bool {
     let scope = format!("/subscriptions/{sub}");
     world.role_assignments.values().any(|ra| {
         ra.principal_id == oid.to_ascii_lowercase()
-            && (super::management::scope_covers(world, &ra.scope, &scope)
+            && (crate::hierarchy::scope_covers(world, &ra.scope, &scope)
                 || crate::util::scope_contains(&scope, &ra.scope))
     })
 }

@@ -24,7 +24,7 @@ use serde_json::Value as Json;
 use tokio_util::sync::CancellationToken;
 
 use super::credentials::TokenProvider;
-use super::pacing::{subscription_of, Bucket, Pacer};
+use super::pacing::{retry_after, subscription_of, Bucket, Pacer};
 
 /// An error from ARM (or from reaching it), as the user should see it.
 #[derive(Debug, Clone, PartialEq)]
@@ -216,19 +216,6 @@ impl RetryPolicy {
         let jitter = capped.mul_f64(rand::random::<f64>() * 0.25);
         capped + jitter
     }
-}
-
-/// `Retry-After` as seconds or an HTTP date.
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = header(headers, "retry-after")?;
-    if let Ok(seconds) = text.trim().parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let date =
-        time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc2822)
-            .ok()?;
-    let wait = date - time::OffsetDateTime::now_utc();
-    Some(Duration::try_from(wait).unwrap_or_default())
 }
 
 /// An HTTP answer as the client needs it: the body is read with the exchange, and a body that

@@ -764,7 +764,7 @@ fn discovery_wait(
     headers: Option<&reqwest::header::HeaderMap>,
     attempt: u32,
 ) -> std::time::Duration {
-    if let Some(wait) = headers.and_then(super::arm::retry_after) {
+    if let Some(wait) = headers.and_then(super::pacing::retry_after) {
         return wait.min(policy.max_delay);
     }
     let exponential = policy.base_delay.saturating_mul(1u32 << attempt.min(10));

@@ -281,7 +281,7 @@ impl Pacer {
             mirror.sample_start = None;
         }
         if throttled {
-            let wait = super::arm::retry_after(headers).unwrap_or(Duration::from_secs(1));
+            let wait = retry_after(headers).unwrap_or(Duration::from_secs(1));
             let until = now + wait;
             mirror.blocked_until = Some(mirror.blocked_until.map_or(until, |u| u.max(until)));
         }
@@ -318,6 +318,19 @@ pub fn subscription_in_path(path: &str) -> &str {
         }
     }
     ""
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = headers.get("retry-after")?.to_str().ok()?;
+    if let Ok(seconds) = text.trim().parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date =
+        time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc2822)
+            .ok()?;
+    let wait = date - time::OffsetDateTime::now_utc();
+    Some(Duration::try_from(wait).unwrap_or_default())
 }
 
 #[cfg(test)]
