@@ -6,10 +6,26 @@
 //! - **Take-over at plan.** When an object is replaced (`-replace`, taint, `count` to
 //!   `for_each` without a `moved` block), Terraform plans the new object as a create with no
 //!   prior state. The old object was refreshed (or planned) just before in the same process,
-//!   so it leaves here the machines it owns, keyed by scope and identity; the create takes
-//!   them over, and plans them as its own instead of as "compliant". (Terraform 1.16+ also
-//!   hands the plan made during apply what the first plan took over, in its private state:
-//!   with `create_before_destroy` the old object is never refreshed in the apply's process.)
+//!   so it leaves here the machines it owns; the create takes them over, and plans them as
+//!   its own instead of as "compliant". (Terraform 1.16+ also hands the plan made during
+//!   apply what the first plan took over, in its private state: with
+//!   `create_before_destroy` the old object is never refreshed in the apply's process.)
+//!
+//!   Records are keyed by object, so that neither a changed `scope` nor another object of
+//!   the same scope and identity can hide or overwrite them. The key is one both halves of a
+//!   replacement compute without knowing each other ([`object_key`]): the object's kind (a
+//!   `mig_identity_assignment`, or a bucket of a `mig_estate_assignment`) and its
+//!   *configuration* as Terraform sends it. Terraform plans a replaced object first with its
+//!   prior state and the new configuration (`-replace`, a changed address's old instance is
+//!   not involved), then the create with the same configuration, one right after the other;
+//!   in the apply's process the old object's destroy gets the create's planned private
+//!   state, which carries that key, and records under it what it left holding the identity
+//!   for the create's plan made right after. An estate bucket's configuration is made from
+//!   the estate's arguments, its subscription and region, so its key names its estate.
+//!   Refresh knows no configuration: it records by kind, scope and identity, which a taint
+//!   (planned as a create only) and a changed address find when the scope is unchanged.
+//!   Two objects of one kind with the very same configuration share a key: they overlap on
+//!   every machine anyway.
 //! - **Claims at apply.** A create or update that finished in this apply claims the machines
 //!   that must hold its identity. A destroy or release in the same apply leaves a claimed
 //!   machine alone: with `create_before_destroy`, or an unordered destroy of the old
@@ -34,10 +50,20 @@ fn key(scope: &str, identity_id: &str) -> (String, String) {
     (scope.to_ascii_lowercase(), identity_id.to_ascii_lowercase())
 }
 
+/// The key of an object's hand-over records: its kind (`mig_identity_assignment`, an estate's
+/// bucket) and its configuration as Terraform sends it, which the old and the new object of
+/// a replacement both see (see the module comment).
+pub fn object_key(kind: &str, config: &impl std::fmt::Debug) -> String {
+    format!("{kind}|{config:?}").to_ascii_lowercase()
+}
+
 #[derive(Default)]
 pub struct Handover {
-    /// (scope, identity) -> machines the refreshed object owns.
+    /// (kind|scope, identity) -> machines the refreshed object owns.
     owned: Mutex<HashMap<(String, String), BTreeSet<String>>>,
+    /// object key ([`object_key`]) -> machines the object owns, or (after its destroy in a
+    /// replacement) left holding the identity for its successor.
+    owned_by_object: Mutex<HashMap<String, BTreeSet<String>>>,
     /// identity -> machine -> how many live objects claim it.
     claims: Mutex<HashMap<String, HashMap<String, usize>>>,
     /// Identities that a resource planned in this process will create.
@@ -66,6 +92,28 @@ impl Handover {
             .lock()
             .expect("handover lock")
             .get(&key(scope, identity_id))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The object with this key ([`object_key`]) owns `machines` (a destroy: left them
+    /// holding the identity for the object replacing it). Empty forgets the record.
+    pub fn record_owned_by(&self, object: &str, machines: &BTreeSet<String>) {
+        let mut owned = self.owned_by_object.lock().expect("handover lock");
+        if machines.is_empty() {
+            owned.remove(object);
+        } else {
+            owned.insert(object.to_string(), machines.clone());
+        }
+    }
+
+    /// What a new object with this key takes over: what [`Handover::record_owned_by`] last
+    /// recorded under it. Empty when there is none.
+    pub fn owned_by_object(&self, object: &str) -> BTreeSet<String> {
+        self.owned_by_object
+            .lock()
+            .expect("handover lock")
+            .get(object)
             .cloned()
             .unwrap_or_default()
     }
@@ -164,6 +212,27 @@ mod tests {
         assert!(handover
             .owned_by_predecessor("/subscriptions/s", "/id")
             .is_empty());
+    }
+
+    #[test]
+    fn records_by_object_do_not_mix_kinds_or_configurations() {
+        let handover = Handover::default();
+        let mine = BTreeSet::from(["/vm1".to_string()]);
+        let bucket = object_key("bucket", &"same config");
+        let standalone = object_key("mig_identity_assignment", &"same config");
+        assert_ne!(
+            bucket, standalone,
+            "an estate's bucket is not an assignment"
+        );
+        handover.record_owned_by(&standalone, &mine);
+        handover.record_owned_by(&bucket, &BTreeSet::new());
+        assert_eq!(handover.owned_by_object(&standalone), mine);
+        assert!(handover.owned_by_object(&bucket).is_empty());
+        assert!(handover
+            .owned_by_object(&object_key("mig_identity_assignment", &"other"))
+            .is_empty());
+        handover.record_owned_by(&standalone, &BTreeSet::new());
+        assert!(handover.owned_by_object(&standalone).is_empty());
     }
 
     #[tokio::test]
