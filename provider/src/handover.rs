@@ -59,8 +59,8 @@ pub fn object_key(kind: &str, config: &impl std::fmt::Debug) -> String {
 
 #[derive(Default)]
 pub struct Handover {
-    /// (kind|scope, identity) -> machines the refreshed object owns.
-    owned: Mutex<HashMap<(String, String), BTreeSet<String>>>,
+    /// (scope, identity) -> kind -> machines the refreshed object owns.
+    owned: Mutex<HashMap<(String, String), HashMap<String, BTreeSet<String>>>>,
     /// object key ([`object_key`]) -> machines the object owns, or (after its destroy in a
     /// replacement) left holding the identity for its successor.
     owned_by_object: Mutex<HashMap<String, BTreeSet<String>>>,
@@ -75,25 +75,41 @@ pub struct Handover {
 }
 
 impl Handover {
-    /// An existing object (refreshed or planned with its prior state) owns `machines`.
-    pub fn record_owned(&self, scope: &str, identity_id: &str, machines: &BTreeSet<String>) {
-        let mut owned = self.owned.lock().expect("handover lock");
-        if machines.is_empty() {
-            owned.remove(&key(scope, identity_id));
-        } else {
-            owned.insert(key(scope, identity_id), machines.clone());
-        }
-    }
-
-    /// What a new object with this scope and identity takes over: the machines a refreshed
-    /// object with the same scope and identity owns. Empty when there is none.
-    pub fn owned_by_predecessor(&self, scope: &str, identity_id: &str) -> BTreeSet<String> {
+    /// An existing object of `kind` (refreshed or planned with its prior state) owns
+    /// `machines` (empty is recorded too: it owns nothing).
+    pub fn record_owned(
+        &self,
+        kind: &str,
+        scope: &str,
+        identity_id: &str,
+        machines: &BTreeSet<String>,
+    ) {
         self.owned
             .lock()
             .expect("handover lock")
-            .get(&key(scope, identity_id))
-            .cloned()
-            .unwrap_or_default()
+            .entry(key(scope, identity_id))
+            .or_default()
+            .insert(kind.to_string(), machines.clone());
+    }
+
+    /// What a new object of `kind` with this scope and identity takes over: what an object of
+    /// its own kind with the same scope and identity owns; when none was recorded, what
+    /// objects of other kinds own (one `mig_identity_assignment` per subscription and region
+    /// moved to `mig_estate_assignment`). Empty when there is none.
+    pub fn owned_by_predecessor(
+        &self,
+        kind: &str,
+        scope: &str,
+        identity_id: &str,
+    ) -> BTreeSet<String> {
+        let owned = self.owned.lock().expect("handover lock");
+        let Some(by_kind) = owned.get(&key(scope, identity_id)) else {
+            return BTreeSet::new();
+        };
+        match by_kind.get(kind) {
+            Some(machines) => machines.clone(),
+            None => by_kind.values().flatten().cloned().collect(),
+        }
     }
 
     /// The object with this key ([`object_key`]) owns `machines` (a destroy: left them
@@ -200,18 +216,41 @@ mod tests {
     fn a_new_object_takes_over_what_its_predecessor_owned() {
         let handover = Handover::default();
         let machines = BTreeSet::from(["/subscriptions/s/vm1".to_string()]);
-        handover.record_owned("/subscriptions/S", "/ID", &machines);
+        handover.record_owned("a", "/subscriptions/S", "/ID", &machines);
         assert_eq!(
-            handover.owned_by_predecessor("/subscriptions/s", "/id"),
+            handover.owned_by_predecessor("a", "/subscriptions/s", "/id"),
             machines
         );
         assert!(handover
-            .owned_by_predecessor("/subscriptions/other", "/id")
+            .owned_by_predecessor("a", "/subscriptions/other", "/id")
             .is_empty());
-        handover.record_owned("/subscriptions/s", "/id", &BTreeSet::new());
+        handover.record_owned("a", "/subscriptions/s", "/id", &BTreeSet::new());
         assert!(handover
-            .owned_by_predecessor("/subscriptions/s", "/id")
+            .owned_by_predecessor("a", "/subscriptions/s", "/id")
             .is_empty());
+    }
+
+    #[test]
+    fn kinds_keep_their_own_records_and_a_new_kind_finds_the_others() {
+        let handover = Handover::default();
+        let machines = BTreeSet::from(["/vm1".to_string()]);
+        handover.record_owned("assignment", "/s", "/id", &machines);
+        handover.record_owned("bucket", "/s", "/id", &BTreeSet::new());
+        assert_eq!(
+            handover.owned_by_predecessor("assignment", "/s", "/id"),
+            machines
+        );
+        assert!(
+            handover
+                .owned_by_predecessor("bucket", "/s", "/id")
+                .is_empty(),
+            "a bucket that owns nothing takes nothing over"
+        );
+        assert_eq!(
+            handover.owned_by_predecessor("new kind", "/s", "/id"),
+            machines,
+            "a kind with no record of its own finds the others' (moved between kinds)"
+        );
     }
 
     #[test]

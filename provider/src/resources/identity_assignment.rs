@@ -1170,7 +1170,8 @@ impl Resource for IdentityAssignment {
                 let mut taken_over = self.data.handover().owned_by_object(&object);
                 if taken_over.is_empty() {
                     taken_over = self.data.handover().owned_by_predecessor(
-                        &self.scoped(&settings.scope.to_string()),
+                        self.kind,
+                        &settings.scope.to_string(),
                         &settings.identity_id,
                     );
                 }
@@ -1558,13 +1559,7 @@ impl IdentityAssignment {
             .unwrap_or_default();
         self.data
             .handover()
-            .record_owned(&self.scoped(&scope), identity_id, &machines);
-    }
-
-    /// A scope as the key of this kind's records by scope and identity: an estate's bucket and
-    /// a `mig_identity_assignment` of the same scope and identity keep theirs apart.
-    fn scoped(&self, scope: &str) -> String {
-        format!("{}|{scope}", self.kind)
+            .record_owned(self.kind, &scope, identity_id, &machines);
     }
 
     async fn converge(
@@ -2013,7 +2008,8 @@ impl IdentityAssignment {
                     .handover()
                     .record_owned_by(successor, &private.taken_over),
                 None => self.data.handover().record_owned(
-                    &self.scoped(&settings.scope.to_string()),
+                    self.kind,
+                    &settings.scope.to_string(),
                     &settings.identity_id,
                     &private.taken_over,
                 ),
