@@ -15,17 +15,29 @@
 //!   the same scope and identity can hide or overwrite them. The key is one both halves of a
 //!   replacement compute without knowing each other ([`object_key`]): the object's kind (a
 //!   `mig_identity_assignment`, or a bucket of a `mig_estate_assignment`) and its
-//!   *configuration* as Terraform sends it. Terraform plans a replaced object first with its
-//!   prior state and the new configuration (`-replace`, a changed address's old instance is
-//!   not involved), then the create with the same configuration, one right after the other;
-//!   in the apply's process the old object's destroy gets the create's planned private
-//!   state, which carries that key, and records under it what it left holding the identity
-//!   for the create's plan made right after. An estate bucket's configuration is made from
-//!   the estate's arguments, its subscription and region, so its key names its estate.
-//!   Refresh knows no configuration: it records by kind, scope and identity, which a taint
-//!   (planned as a create only) and a changed address find when the scope is unchanged.
-//!   Two objects of one kind with the very same configuration share a key: they overlap on
-//!   every machine anyway.
+//!   *configuration* as Terraform sends it. For `-replace` (or an argument forcing it),
+//!   Terraform plans the old object with its prior state and the new configuration, then the
+//!   create with the same configuration, one right after the other: the first records under
+//!   the key what it owns with the identity it will have, the second takes it over. In the
+//!   apply's process the old object's destroy gets the create's planned private state, which
+//!   carries that key (`successor`): it records there what it left holding the identity, for
+//!   the create's plan made right after. An estate bucket's configuration is made from the
+//!   estate's arguments and its subscription and region, so its key names its estate. Two
+//!   objects of one kind with the very same configuration share a key: they overlap on every
+//!   machine anyway.
+//!
+//!   A tainted object is never planned with its prior state: Terraform plans the create
+//!   alone. Refresh knows no configuration: it records by kind, scope and identity, which a
+//!   taint or a changed address finds when the scope is unchanged (an object of another kind
+//!   is found only when its own kind recorded nothing: one assignment per region moved to an
+//!   estate). With a changed scope too, the create's plan lists in its private state the
+//!   machines it plans to keep holding its identity (`keeps`): the old object's destroy
+//!   leaves those alone and hands them over, and the create adopts them.
+//!
+//!   Nothing handed over is recorded nowhere: a destroy that fails (or is stopped) keeps in
+//!   its state what it meant to hand over, since Terraform then creates no replacement; a
+//!   create that is stopped, or cannot list its scope at plan or apply, records what it took
+//!   over.
 //! - **Claims at apply.** A create or update that finished in this apply claims the machines
 //!   that must hold its identity. A destroy or release in the same apply leaves a claimed
 //!   machine alone: with `create_before_destroy`, or an unordered destroy of the old
@@ -57,10 +69,13 @@ pub fn object_key(kind: &str, config: &impl std::fmt::Debug) -> String {
     format!("{kind}|{config:?}").to_ascii_lowercase()
 }
 
+/// kind -> machines an object of that kind owns.
+type OwnedByKind = HashMap<String, BTreeSet<String>>;
+
 #[derive(Default)]
 pub struct Handover {
     /// (scope, identity) -> kind -> machines the refreshed object owns.
-    owned: Mutex<HashMap<(String, String), HashMap<String, BTreeSet<String>>>>,
+    owned: Mutex<HashMap<(String, String), OwnedByKind>>,
     /// object key ([`object_key`]) -> machines the object owns, or (after its destroy in a
     /// replacement) left holding the identity for its successor.
     owned_by_object: Mutex<HashMap<String, BTreeSet<String>>>,

@@ -2174,6 +2174,42 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_replacement_keeps_what_it_meant_to_hand_over_and_nothing_else() {
+        let state = Value::object([
+            ("identity_id", Value::from("/new")),
+            ("scope", Value::from("/subscriptions/s")),
+            (
+                "assigned_ids",
+                Value::List(vec![
+                    Value::from("/VM/a"),
+                    Value::from("/vm/b"),
+                    Value::from("/vm/c"),
+                ]),
+            ),
+        ]);
+        // The create took `a` over by object and plans `b` compliant: both stay ours.
+        let successor = Private {
+            taken_over: BTreeSet::from(["/vm/a".to_string()]),
+            keeps: BTreeMap::from([("/vm/b".to_string(), "/NEW".to_string())]),
+            ..Private::default()
+        };
+        assert!(kept_for_successor(&successor, "/VM/B", "/new"));
+        assert!(!kept_for_successor(&successor, "/vm/b", "/other"));
+        assert!(!kept_for_successor(&successor, "/vm/c", "/new"));
+        let (kept, _) = handed_over_state(&state, &successor.to_bytes()).expect("kept");
+        assert_eq!(
+            outcome_from(&kept).assigned_ids,
+            BTreeSet::from(["/VM/a".to_string(), "/vm/b".to_string()])
+        );
+        let unrelated = Private {
+            keeps: BTreeMap::from([("/vm/z".to_string(), "/new".to_string())]),
+            ..Private::default()
+        };
+        assert!(handed_over_state(&state, &unrelated.to_bytes()).is_none());
+        assert!(handed_over_state(&state, &[]).is_none());
+    }
+
+    #[test]
     fn ownership_carries_the_recorded_unique_ids_and_the_adopted_machines() {
         let state = Value::object([
             ("identity_id", Value::from("/new")),
