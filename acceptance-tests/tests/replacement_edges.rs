@@ -378,3 +378,75 @@ fn an_estate_bucket_and_an_assignment_of_one_scope_keep_their_own_records() {
     work.destroy();
     assert_restored(&emulator, "after destroy");
 }
+
+/// Ctrl-C while the old object's destroy gives `rg-b` back (its PATCHes answered 503 with a
+/// 30 s `Retry-After`): the apply stops, the create does not run, and the old object keeps
+/// both what it did not give back and what it meant to hand over. The next apply finishes.
+#[test]
+fn a_replacement_stopped_by_ctrl_c_keeps_what_it_meant_to_hand_over() {
+    let emulator = start();
+    let work = workdir(&emulator, &assignment(&subscription()));
+    work.apply();
+    work.write(
+        "main.tf",
+        &emulator.configuration(&assignment(&group("rg-a"))),
+    );
+    emulator.clear_requests();
+    emulator.inject_fault(&json!({
+        "kind": "status", "status": 503, "retry_after": 30, "count": 3,
+        "method": "PATCH", "path_contains": "/resourceGroups/rg-b/"
+    }));
+    let apply = work.spawn(&[
+        "apply",
+        "-auto-approve",
+        "-input=false",
+        "-no-color",
+        &format!("-replace={X}"),
+    ]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let refused = emulator
+            .requests()
+            .iter()
+            .filter(|r| r["method"] == "PATCH" && r["status"] == 503)
+            .count();
+        if refused == 3 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the releases never got there"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &apply.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+    let finished = apply.wait_with_output().expect("terraform apply ends");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&finished.stdout),
+        String::from_utf8_lossy(&finished.stderr)
+    );
+    assert!(!finished.status.success(), "interrupted:\n{output}");
+    emulator.clear_faults();
+    assert_eq!(
+        holding(&emulator),
+        lower(all_ids()),
+        "nothing was given back"
+    );
+    assert_eq!(
+        owned(&work, X),
+        lower(all_ids()),
+        "the old object keeps every machine:\n{output}"
+    );
+    let output = apply_with(&work, &[]);
+    assert!(output.success, "the next apply finishes:\n{}", output.all());
+    assert_eq!(holding(&emulator), in_group("rg-a", &IN_A));
+    assert_eq!(owned(&work, X), in_group("rg-a", &IN_A));
+    assert!(!work.plan_has_changes(), "clean plan");
+    work.destroy();
+    assert_restored(&emulator, "after destroy");
+}
