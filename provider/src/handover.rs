@@ -6,10 +6,38 @@
 //! - **Take-over at plan.** When an object is replaced (`-replace`, taint, `count` to
 //!   `for_each` without a `moved` block), Terraform plans the new object as a create with no
 //!   prior state. The old object was refreshed (or planned) just before in the same process,
-//!   so it leaves here the machines it owns, keyed by scope and identity; the create takes
-//!   them over, and plans them as its own instead of as "compliant". (Terraform 1.16+ also
-//!   hands the plan made during apply what the first plan took over, in its private state:
-//!   with `create_before_destroy` the old object is never refreshed in the apply's process.)
+//!   so it leaves here the machines it owns; the create takes them over, and plans them as
+//!   its own instead of as "compliant". (Terraform 1.16+ also hands the plan made during
+//!   apply what the first plan took over, in its private state: with
+//!   `create_before_destroy` the old object is never refreshed in the apply's process.)
+//!
+//!   Records are keyed by object, so that neither a changed `scope` nor another object of
+//!   the same scope and identity can hide or overwrite them. The key is one both halves of a
+//!   replacement compute without knowing each other ([`object_key`]): the object's kind (a
+//!   `mig_identity_assignment`, or a bucket of a `mig_estate_assignment`) and its
+//!   *configuration* as Terraform sends it. For `-replace` (or an argument forcing it),
+//!   Terraform plans the old object with its prior state and the new configuration, then the
+//!   create with the same configuration, one right after the other: the first records under
+//!   the key what it owns with the identity it will have, the second takes it over. In the
+//!   apply's process the old object's destroy gets the create's planned private state, which
+//!   carries that key (`successor`): it records there what it left holding the identity, for
+//!   the create's plan made right after. An estate bucket's configuration is made from the
+//!   estate's arguments and its subscription and region, so its key names its estate. Two
+//!   objects of one kind with the very same configuration share a key: they overlap on every
+//!   machine anyway.
+//!
+//!   A tainted object is never planned with its prior state: Terraform plans the create
+//!   alone. Refresh knows no configuration: it records by kind, scope and identity, which a
+//!   taint or a changed address finds when the scope is unchanged (an object of another kind
+//!   is found only when its own kind recorded nothing: one assignment per region moved to an
+//!   estate). With a changed scope too, the create's plan lists in its private state the
+//!   machines it plans to keep holding its identity (`keeps`): the old object's destroy
+//!   leaves those alone and hands them over, and the create adopts them.
+//!
+//!   Nothing handed over is recorded nowhere: a destroy that fails (or is stopped) keeps in
+//!   its state what it meant to hand over, since Terraform then creates no replacement; a
+//!   create that is stopped, or cannot list its scope at plan or apply, records what it took
+//!   over.
 //! - **Claims at apply.** A create or update that finished in this apply claims the machines
 //!   that must hold its identity. A destroy or release in the same apply leaves a claimed
 //!   machine alone: with `create_before_destroy`, or an unordered destroy of the old
@@ -34,10 +62,23 @@ fn key(scope: &str, identity_id: &str) -> (String, String) {
     (scope.to_ascii_lowercase(), identity_id.to_ascii_lowercase())
 }
 
+/// The key of an object's hand-over records: its kind (`mig_identity_assignment`, an estate's
+/// bucket) and its configuration as Terraform sends it, which the old and the new object of
+/// a replacement both see (see the module comment).
+pub fn object_key(kind: &str, config: &impl std::fmt::Debug) -> String {
+    format!("{kind}|{config:?}").to_ascii_lowercase()
+}
+
+/// kind -> machines an object of that kind owns.
+type OwnedByKind = HashMap<String, BTreeSet<String>>;
+
 #[derive(Default)]
 pub struct Handover {
-    /// (scope, identity) -> machines the refreshed object owns.
-    owned: Mutex<HashMap<(String, String), BTreeSet<String>>>,
+    /// (scope, identity) -> kind -> machines the refreshed object owns.
+    owned: Mutex<HashMap<(String, String), OwnedByKind>>,
+    /// object key ([`object_key`]) -> machines the object owns, or (after its destroy in a
+    /// replacement) left holding the identity for its successor.
+    owned_by_object: Mutex<HashMap<String, BTreeSet<String>>>,
     /// identity -> machine -> how many live objects claim it.
     claims: Mutex<HashMap<String, HashMap<String, usize>>>,
     /// Identities that a resource planned in this process will create.
@@ -49,23 +90,61 @@ pub struct Handover {
 }
 
 impl Handover {
-    /// An existing object (refreshed or planned with its prior state) owns `machines`.
-    pub fn record_owned(&self, scope: &str, identity_id: &str, machines: &BTreeSet<String>) {
-        let mut owned = self.owned.lock().expect("handover lock");
-        if machines.is_empty() {
-            owned.remove(&key(scope, identity_id));
-        } else {
-            owned.insert(key(scope, identity_id), machines.clone());
-        }
-    }
-
-    /// What a new object with this scope and identity takes over: the machines a refreshed
-    /// object with the same scope and identity owns. Empty when there is none.
-    pub fn owned_by_predecessor(&self, scope: &str, identity_id: &str) -> BTreeSet<String> {
+    /// An existing object of `kind` (refreshed or planned with its prior state) owns
+    /// `machines` (empty is recorded too: it owns nothing).
+    pub fn record_owned(
+        &self,
+        kind: &str,
+        scope: &str,
+        identity_id: &str,
+        machines: &BTreeSet<String>,
+    ) {
         self.owned
             .lock()
             .expect("handover lock")
-            .get(&key(scope, identity_id))
+            .entry(key(scope, identity_id))
+            .or_default()
+            .insert(kind.to_string(), machines.clone());
+    }
+
+    /// What a new object of `kind` with this scope and identity takes over: what an object of
+    /// its own kind with the same scope and identity owns; when none was recorded, what
+    /// objects of other kinds own (one `mig_identity_assignment` per subscription and region
+    /// moved to `mig_estate_assignment`). Empty when there is none.
+    pub fn owned_by_predecessor(
+        &self,
+        kind: &str,
+        scope: &str,
+        identity_id: &str,
+    ) -> BTreeSet<String> {
+        let owned = self.owned.lock().expect("handover lock");
+        let Some(by_kind) = owned.get(&key(scope, identity_id)) else {
+            return BTreeSet::new();
+        };
+        match by_kind.get(kind) {
+            Some(machines) => machines.clone(),
+            None => by_kind.values().flatten().cloned().collect(),
+        }
+    }
+
+    /// The object with this key ([`object_key`]) owns `machines` (a destroy: left them
+    /// holding the identity for the object replacing it). Empty forgets the record.
+    pub fn record_owned_by(&self, object: &str, machines: &BTreeSet<String>) {
+        let mut owned = self.owned_by_object.lock().expect("handover lock");
+        if machines.is_empty() {
+            owned.remove(object);
+        } else {
+            owned.insert(object.to_string(), machines.clone());
+        }
+    }
+
+    /// What a new object with this key takes over: what [`Handover::record_owned_by`] last
+    /// recorded under it. Empty when there is none.
+    pub fn owned_by_object(&self, object: &str) -> BTreeSet<String> {
+        self.owned_by_object
+            .lock()
+            .expect("handover lock")
+            .get(object)
             .cloned()
             .unwrap_or_default()
     }
@@ -152,18 +231,62 @@ mod tests {
     fn a_new_object_takes_over_what_its_predecessor_owned() {
         let handover = Handover::default();
         let machines = BTreeSet::from(["/subscriptions/s/vm1".to_string()]);
-        handover.record_owned("/subscriptions/S", "/ID", &machines);
+        handover.record_owned("a", "/subscriptions/S", "/ID", &machines);
         assert_eq!(
-            handover.owned_by_predecessor("/subscriptions/s", "/id"),
+            handover.owned_by_predecessor("a", "/subscriptions/s", "/id"),
             machines
         );
         assert!(handover
-            .owned_by_predecessor("/subscriptions/other", "/id")
+            .owned_by_predecessor("a", "/subscriptions/other", "/id")
             .is_empty());
-        handover.record_owned("/subscriptions/s", "/id", &BTreeSet::new());
+        handover.record_owned("a", "/subscriptions/s", "/id", &BTreeSet::new());
         assert!(handover
-            .owned_by_predecessor("/subscriptions/s", "/id")
+            .owned_by_predecessor("a", "/subscriptions/s", "/id")
             .is_empty());
+    }
+
+    #[test]
+    fn kinds_keep_their_own_records_and_a_new_kind_finds_the_others() {
+        let handover = Handover::default();
+        let machines = BTreeSet::from(["/vm1".to_string()]);
+        handover.record_owned("assignment", "/s", "/id", &machines);
+        handover.record_owned("bucket", "/s", "/id", &BTreeSet::new());
+        assert_eq!(
+            handover.owned_by_predecessor("assignment", "/s", "/id"),
+            machines
+        );
+        assert!(
+            handover
+                .owned_by_predecessor("bucket", "/s", "/id")
+                .is_empty(),
+            "a bucket that owns nothing takes nothing over"
+        );
+        assert_eq!(
+            handover.owned_by_predecessor("new kind", "/s", "/id"),
+            machines,
+            "a kind with no record of its own finds the others' (moved between kinds)"
+        );
+    }
+
+    #[test]
+    fn records_by_object_do_not_mix_kinds_or_configurations() {
+        let handover = Handover::default();
+        let mine = BTreeSet::from(["/vm1".to_string()]);
+        let bucket = object_key("bucket", &"same config");
+        let standalone = object_key("mig_identity_assignment", &"same config");
+        assert_ne!(
+            bucket, standalone,
+            "an estate's bucket is not an assignment"
+        );
+        handover.record_owned_by(&standalone, &mine);
+        handover.record_owned_by(&bucket, &BTreeSet::new());
+        assert_eq!(handover.owned_by_object(&standalone), mine);
+        assert!(handover.owned_by_object(&bucket).is_empty());
+        assert!(handover
+            .owned_by_object(&object_key("mig_identity_assignment", &"other"))
+            .is_empty());
+        handover.record_owned_by(&standalone, &BTreeSet::new());
+        assert!(handover.owned_by_object(&standalone).is_empty());
     }
 
     #[tokio::test]

@@ -57,7 +57,7 @@ pub struct EstateAssignment {
 impl EstateAssignment {
     pub fn new(data: Arc<ProviderData>) -> Self {
         EstateAssignment {
-            buckets: Arc::new(IdentityAssignment::new(data.clone())),
+            buckets: Arc::new(IdentityAssignment::estate_buckets(data.clone())),
             data,
         }
     }
@@ -1267,13 +1267,24 @@ impl Resource for EstateAssignment {
             ));
         }
         // The prior buckets left are those that leave.
+        let mut handing_over = BTreeMap::new();
         for (key, bucket) in prior_buckets {
             let work = by_subscription
                 .entry(subscription_of_key(&key).to_string())
                 .or_default();
+            let object = bucket_object(prior, &key, bucket);
+            if planned.is_null() {
+                // What it hands over to the object replacing the estate, should another
+                // bucket's destroy fail (see below).
+                if let Some(kept) =
+                    assignment::handed_over_state(&object, &planned_private.of(&key))
+                {
+                    handing_over.insert(key.clone(), kept);
+                }
+            }
             work.buckets.push(self.apply_bucket(
                 &key,
-                bucket_object(prior, &key, bucket),
+                object,
                 Value::Null,
                 planned_private.of(&key),
                 work.later.clone(),
@@ -1297,11 +1308,24 @@ impl Resource for EstateAssignment {
             private.set(&key, &planned_private.of(&key));
             buckets.insert(key, bucket);
         }
+        let mut destroyed = Vec::new();
         for (key, response) in results {
             diagnostics.extend(bucket_diagnostics(&key, response.diagnostics));
             if !response.new_state.is_null() {
                 private.set(&key, &response.private);
                 buckets.insert(key, bucket_of(response.new_state));
+            } else {
+                destroyed.push(key);
+            }
+        }
+        if planned.is_null() && diagnostics.has_errors() {
+            // Terraform creates no replacement after a failed destroy: the machines a bucket
+            // left holding its identity for it are still that bucket's.
+            for key in destroyed {
+                if let Some((state, kept_private)) = handing_over.remove(&key) {
+                    private.set(&key, &kept_private);
+                    buckets.insert(key, bucket_of(state));
+                }
             }
         }
         if planned.is_null() {

@@ -31,6 +31,7 @@ use crate::azure::arm::ArmError;
 use crate::azure::compute::{self, ComputeClient, Machine, MachineKind};
 use crate::azure::ids::{self, Scope};
 use crate::azure::AzureClients;
+use crate::handover;
 use crate::ownership::{self, Held, Mode, Outcome, Settings, Write};
 use crate::policy::{self, Decision, Rules};
 use crate::provider::ProviderData;
@@ -57,11 +58,25 @@ const RESOURCE_TYPE_SCALE_SETS: &str = "virtualMachineScaleSets";
 
 pub struct IdentityAssignment {
     data: Arc<ProviderData>,
+    /// What its objects are, for the keys of their hand-over records (`crate::handover`):
+    /// `mig_identity_assignment`, or an estate's bucket.
+    kind: &'static str,
 }
 
 impl IdentityAssignment {
     pub fn new(data: Arc<ProviderData>) -> Self {
-        IdentityAssignment { data }
+        IdentityAssignment {
+            data,
+            kind: "mig_identity_assignment",
+        }
+    }
+
+    /// The buckets of `mig_estate_assignment`: their hand-over records are their own.
+    pub fn estate_buckets(data: Arc<ProviderData>) -> Self {
+        IdentityAssignment {
+            data,
+            kind: "mig_estate_assignment bucket",
+        }
     }
 }
 
@@ -391,6 +406,18 @@ struct Private {
     /// while they hold the identity.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     uncertain: BTreeSet<String>,
+    /// In the plan of a create: the key of its hand-over records (`crate::handover`). The
+    /// destroy of the object it replaces, which Terraform hands this private state, records
+    /// there what it left holding the identity, for the create's plan made during apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    successor: Option<String>,
+    /// In the plan of a create: the machines it plans `compliant` (holding its identity, not
+    /// its own), with that identity. After a taint, Terraform plans the create alone, and a
+    /// changed `scope` hides the old object's records from it: the old object's destroy,
+    /// handed this private state, leaves these machines holding the identity (the create
+    /// adopts them) instead of stripping what the plan showed as kept.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    keeps: BTreeMap<String, String>,
 }
 
 impl Private {
@@ -497,6 +524,66 @@ fn forget_recreated(held: &mut Held, inventory: &[Machine]) {
 
 /// The write planned for `id`: releases are keyed by the lower-cased ID ownership records,
 /// while a batch reports each machine as ARM spells it.
+/// For an estate whose destroy failed in another bucket: the state of a bucket whose destroy
+/// went through but left machines holding the identity for the object replacing it. That
+/// object is not created after a failed destroy, so they are still this one's: `None` when
+/// it handed nothing over.
+pub(crate) fn handed_over_state(prior: &Value, planned_private: &[u8]) -> Option<(Value, Vec<u8>)> {
+    let private = Private::from_bytes(planned_private);
+    if private.taken_over.is_empty() && private.keeps.is_empty() {
+        return None;
+    }
+    let prior = without_incomplete_marker(prior.clone());
+    let identity_id = prior.get("identity_id").as_str()?.to_string();
+    let held = held_from(&prior, &private);
+    let mut outcome = outcome_from(&prior);
+    let before = outcome.assigned_ids.clone();
+    outcome.assigned_ids.clear();
+    let mut remaining = Private::default();
+    for (machine, identity) in held.iter() {
+        if !contains_ignoring_case(&private.taken_over, machine)
+            && !kept_for_successor(&private, machine, identity)
+        {
+            continue;
+        }
+        if identity.eq_ignore_ascii_case(&identity_id) {
+            let spelled = before
+                .iter()
+                .find(|id| id.eq_ignore_ascii_case(machine))
+                .cloned()
+                .unwrap_or_else(|| machine.clone());
+            outcome.assigned_ids.insert(spelled);
+        } else {
+            remaining
+                .pending_release
+                .insert(machine.clone(), identity.clone());
+        }
+    }
+    if outcome.assigned_ids.is_empty() && remaining.pending_release.is_empty() {
+        return None;
+    }
+    let state = with_outcome(&prior, &outcome);
+    remaining.unique_ids = unique_ids_of(&held_from(&state, &remaining), &held, &[]);
+    Some((state, remaining.to_bytes()))
+}
+
+/// True when the create replacing this object planned `machine` to keep `identity_id`
+/// (see `Private::keeps`).
+fn kept_for_successor(private: &Private, machine: &str, identity_id: &str) -> bool {
+    private
+        .keeps
+        .get(&machine.to_ascii_lowercase())
+        .is_some_and(|identity| identity.eq_ignore_ascii_case(identity_id))
+}
+
+/// `machine` as the listing spells it (else as given).
+fn listed_spelling(inventory: &[Machine], machine: &str) -> String {
+    inventory
+        .iter()
+        .find(|m| m.id.eq_ignore_ascii_case(machine))
+        .map_or_else(|| machine.to_string(), |m| m.id.clone())
+}
+
 fn job_for<'a>(jobs: &'a BTreeMap<String, Write>, id: &str) -> Option<&'a Write> {
     jobs.get(id).or_else(|| jobs.get(&id.to_ascii_lowercase()))
 }
@@ -1416,16 +1503,36 @@ impl Resource for IdentityAssignment {
                 // the plan in the apply what the first plan answered: with
                 // create_before_destroy the object replaced is not refreshed in the apply's
                 // process, and this is how the create learns what it takes over there.
-                let mut taken_over = self
-                    .data
-                    .handover()
-                    .owned_by_predecessor(&settings.scope.to_string(), &settings.identity_id);
+                // Found by object first (a changed `scope` or another object of this scope
+                // and identity cannot hide it), then by scope and identity (a taint, a
+                // changed address).
+                let object = handover::object_key(self.kind, &request.config);
+                let mut taken_over = self.data.handover().owned_by_object(&object);
+                if taken_over.is_empty() {
+                    taken_over = self.data.handover().owned_by_predecessor(
+                        self.kind,
+                        &settings.scope.to_string(),
+                        &settings.identity_id,
+                    );
+                }
                 taken_over.extend(first_plan.taken_over);
+                private.successor = Some(object);
                 private.taken_over = taken_over.clone();
                 Held::new(&settings.identity_id, &taken_over)
             } else {
                 let held = held_from(&request.prior_state, &prior_private);
                 self.record_owned(&request.prior_state, &held);
+                // Replaced (`-replace`), this object is planned again right after as a create
+                // with this same configuration: it takes over what this one owns with the
+                // identity it will have, whatever its scope.
+                let mine: BTreeSet<String> = held
+                    .iter()
+                    .filter(|(_, identity)| identity.eq_ignore_ascii_case(&settings.identity_id))
+                    .map(|(machine, _)| machine.clone())
+                    .collect();
+                self.data
+                    .handover()
+                    .record_owned_by(&handover::object_key(self.kind, &request.config), &mine);
                 private.not_ours = prior_private.not_ours;
                 private.pending_release = prior_private.pending_release;
                 // Without a refresh (`-refresh=false`) the prior state still lists adopted
@@ -1446,6 +1553,21 @@ impl Resource for IdentityAssignment {
                 .await
             {
                 Ok(found) => found,
+                Err(error) if !private.taken_over.is_empty() => {
+                    // A create taking over what the object it replaces left holding the
+                    // identity (that object may be destroyed already): failing here would
+                    // leave those machines recorded nowhere. Its apply lists again, and
+                    // records them even if that fails too.
+                    response.diagnostics.warning(
+                        "Cannot list the machines in scope",
+                        &format!(
+                            "{error}\nThe lists are decided at apply, against the machines as they are then."
+                        ),
+                    );
+                    response.planned_state = with_unknown_outcome(&planned);
+                    response.planned_private = private.to_bytes();
+                    return response;
+                }
                 Err(error) => {
                     response.diagnostics.error_at(
                         AttributePath::root("scope"),
@@ -1485,6 +1607,13 @@ impl Resource for IdentityAssignment {
             private
                 .taken_over
                 .retain(|id| contains_ignoring_case(&outcome.assigned_ids, id));
+            if request.prior_state.is_null() {
+                private.keeps = outcome
+                    .compliant_ids
+                    .iter()
+                    .map(|id| (id.to_ascii_lowercase(), settings.identity_id.clone()))
+                    .collect();
+            }
             response.planned_state = if private.taken_over.is_empty() {
                 if request.client_capabilities.store_planned_private {
                     private.shown = Some(outcome.clone());
@@ -1774,7 +1903,7 @@ impl IdentityAssignment {
             .unwrap_or_default();
         self.data
             .handover()
-            .record_owned(&scope, identity_id, &machines);
+            .record_owned(self.kind, &scope, identity_id, &machines);
     }
 
     async fn converge(
@@ -1806,8 +1935,18 @@ impl IdentityAssignment {
         // say) finishes its writes first, or waits for ours.
         let Some(turn) = self.wait_for_turn(&settings.identity_id, halt).await else {
             return ApplyResponse {
-                new_state: if creating {
+                // A create keeps what it took over from the object it replaces (whose destroy
+                // left those machines holding the identity for it).
+                new_state: if creating && planned_private.taken_over.is_empty() {
                     Value::Null
+                } else if creating {
+                    with_outcome(
+                        planned,
+                        &Outcome {
+                            assigned_ids: planned_private.taken_over.clone(),
+                            ..Outcome::default()
+                        },
+                    )
                 } else {
                     request.prior_state.clone()
                 },
@@ -2130,7 +2269,8 @@ impl IdentityAssignment {
         let mut kept = 0usize;
         for (machine, identity) in held.iter() {
             let taken_over = contains_ignoring_case(&private.taken_over, machine);
-            let claimed = self.data.handover().is_claimed(identity, machine);
+            let claimed = self.data.handover().is_claimed(identity, machine)
+                || kept_for_successor(&private, machine, identity);
             if claimed {
                 self.data.handover().hand_over(identity, machine);
             }
@@ -2191,18 +2331,48 @@ impl IdentityAssignment {
             &mut diagnostics,
         )
         .await;
-        if kept > 0 {
+        // Machines left holding an identity from us for the object replacing this one.
+        let handed: Vec<(String, String)> = held
+            .iter()
+            .filter(|(machine, identity)| {
+                contains_ignoring_case(&private.taken_over, machine)
+                    || kept_for_successor(&private, machine, identity)
+            })
+            .map(|(machine, identity)| (machine.clone(), identity.clone()))
+            .collect();
+        if !handed.is_empty() && halt.is_halted() && !diagnostics.has_errors() {
+            // Stopped (Ctrl-C, the deadline): Terraform does not start the create, which
+            // would record them. They stay ours until it does.
+            diagnostics.error(
+                &format!(
+                    "Stopped before the replacement took over {} machine(s)",
+                    handed.len()
+                ),
+                &format!(
+                    "{} They keep the identity and stay recorded in this object; apply again to finish the replacement.",
+                    halt.reason()
+                ),
+            );
+        }
+        if kept > 0 && !diagnostics.has_errors() {
             tracing::info!(
                 kept,
                 "machines handed over to the object replacing this one"
             );
             // The replacement is planned again in this process before it is applied: it
-            // finds here what it takes over.
-            self.data.handover().record_owned(
-                &settings.scope.to_string(),
-                &settings.identity_id,
-                &private.taken_over,
-            );
+            // finds here what it takes over, under its own key (whatever its scope).
+            match &private.successor {
+                Some(successor) => self
+                    .data
+                    .handover()
+                    .record_owned_by(successor, &private.taken_over),
+                None => self.data.handover().record_owned(
+                    self.kind,
+                    &settings.scope.to_string(),
+                    &settings.identity_id,
+                    &private.taken_over,
+                ),
+            }
         }
         if !diagnostics.has_errors() {
             return ApplyResponse {
@@ -2211,6 +2381,13 @@ impl IdentityAssignment {
                 ..ApplyResponse::default()
             };
         }
+        // Terraform creates no replacement after a failed destroy: what this destroy meant to
+        // hand over is still ours.
+        if let Some(successor) = &private.successor {
+            self.data
+                .handover()
+                .record_owned_by(successor, &BTreeSet::new());
+        }
         // Keep in state exactly the machines that still hold an identity from us.
         let mut outcome = outcome_from(&prior);
         let mut remaining = Private {
@@ -2218,6 +2395,16 @@ impl IdentityAssignment {
             ..Private::default()
         };
         outcome.assigned_ids.clear();
+        for (machine, identity) in &handed {
+            if identity.eq_ignore_ascii_case(&settings.identity_id) {
+                let spelled = listed_spelling(&inventory, machine);
+                outcome.assigned_ids.insert(spelled);
+            } else {
+                remaining
+                    .pending_release
+                    .insert(machine.clone(), identity.clone());
+            }
+        }
         for id in report.failed_or_not_started() {
             match job_for(&jobs, id) {
                 Some(Write::Detach { identity_id })
@@ -2349,6 +2536,42 @@ mod tests {
         assert_eq!(held.identity_on("/vm/b"), None);
         assert_eq!(held.identity_on("/vm/c"), Some("/old"));
         assert!(Private::default().to_bytes().is_empty());
+    }
+
+    #[test]
+    fn a_failed_replacement_keeps_what_it_meant_to_hand_over_and_nothing_else() {
+        let state = Value::object([
+            ("identity_id", Value::from("/new")),
+            ("scope", Value::from("/subscriptions/s")),
+            (
+                "assigned_ids",
+                Value::List(vec![
+                    Value::from("/VM/a"),
+                    Value::from("/vm/b"),
+                    Value::from("/vm/c"),
+                ]),
+            ),
+        ]);
+        // The create took `a` over by object and plans `b` compliant: both stay ours.
+        let successor = Private {
+            taken_over: BTreeSet::from(["/vm/a".to_string()]),
+            keeps: BTreeMap::from([("/vm/b".to_string(), "/NEW".to_string())]),
+            ..Private::default()
+        };
+        assert!(kept_for_successor(&successor, "/VM/B", "/new"));
+        assert!(!kept_for_successor(&successor, "/vm/b", "/other"));
+        assert!(!kept_for_successor(&successor, "/vm/c", "/new"));
+        let (kept, _) = handed_over_state(&state, &successor.to_bytes()).expect("kept");
+        assert_eq!(
+            outcome_from(&kept).assigned_ids,
+            BTreeSet::from(["/VM/a".to_string(), "/vm/b".to_string()])
+        );
+        let unrelated = Private {
+            keeps: BTreeMap::from([("/vm/z".to_string(), "/new".to_string())]),
+            ..Private::default()
+        };
+        assert!(handed_over_state(&state, &unrelated.to_bytes()).is_none());
+        assert!(handed_over_state(&state, &[]).is_none());
     }
 
     #[test]
