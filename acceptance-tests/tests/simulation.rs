@@ -194,9 +194,9 @@ impl SimMachine {
         let mut machine = SimMachine {
             subscription,
             name,
-            group: *rng.pick(&GROUPS),
+            group: rng.pick(&GROUPS),
             scale_set: rng.chance(25),
-            location: *rng.pick(&REGIONS),
+            location: rng.pick(&REGIONS),
             system: false,
             foreign: BTreeSet::new(),
             others_builtin: BTreeSet::new(),
@@ -322,7 +322,7 @@ impl Config {
                 next.reach = match (next.reach, next.shape) {
                     (Reach::Wide, Shape::Estate) => Reach::FirstSubscription,
                     (Reach::Wide, Shape::PerRegion) | (Reach::FirstSubscription, _) => {
-                        Reach::Group(*rng.pick(&GROUPS))
+                        Reach::Group(rng.pick(&GROUPS))
                     }
                     (Reach::Group(_), _) => Reach::Wide,
                 }
@@ -1523,7 +1523,7 @@ fn soak() {
     let mut failures = Vec::new();
     while started.elapsed() < Duration::from_secs(seconds) {
         // Shapes alternate: even seeds per region, odd ones the estate.
-        let shape = if seed % 2 == 0 {
+        let shape = if seed.is_multiple_of(2) {
             Shape::PerRegion
         } else {
             Shape::Estate
