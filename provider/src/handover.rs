@@ -30,6 +30,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
+use crate::ownership::{self, Settings};
+
 fn key(scope: &str, identity_id: &str) -> (String, String) {
     (scope.to_ascii_lowercase(), identity_id.to_ascii_lowercase())
 }
@@ -46,6 +48,50 @@ pub struct Handover {
     handed_over: Mutex<BTreeSet<(String, String)>>,
     /// identity -> the lock its writers take in turn.
     writers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// What each object planned in this process reaches (see `PlannedReaches`).
+    pub reaches: PlannedReaches,
+}
+
+/// **Planned reaches.** Every object planned in this process leaves here what it reaches
+/// (identity, scope, regions, resource types): two objects of one identity over the same
+/// machines each record what they attached, and one's destroy or release can take the
+/// identity off a machine the other still wants. The second one planned is told.
+#[derive(Default)]
+pub struct PlannedReaches {
+    /// Each reach planned, and whether it was planned as a create.
+    planned: Mutex<Vec<(Settings, bool)>>,
+}
+
+fn same_reach(a: &Settings, b: &Settings) -> bool {
+    a.identity_id.eq_ignore_ascii_case(&b.identity_id)
+        && a.scope
+            .to_string()
+            .eq_ignore_ascii_case(&b.scope.to_string())
+        && a.locations == b.locations
+        && a.kinds == b.kinds
+}
+
+impl PlannedReaches {
+    /// Records `reach` (planned as a create when `creating`) and returns the reaches planned
+    /// before it in this process that overlap it. The two halves of a replacement (the same
+    /// reach, planned once with its prior state and once as a create) are one object.
+    pub fn note(&self, reach: &Settings, creating: bool) -> Vec<Settings> {
+        let mut planned = self.planned.lock().expect("handover lock");
+        let mut overlapping = Vec::new();
+        let mut paired = false;
+        for (other, other_creating) in planned.iter() {
+            if !ownership::reaches_overlap(reach, other) {
+                continue;
+            }
+            if !paired && *other_creating != creating && same_reach(reach, other) {
+                paired = true;
+                continue;
+            }
+            overlapping.push(other.clone());
+        }
+        planned.push((reach.clone(), creating));
+        overlapping
+    }
 }
 
 impl Handover {
@@ -209,5 +255,40 @@ mod tests {
         assert!(handover.is_claimed("/id/a", "/subscriptions/S/vm1"));
         assert!(!handover.is_claimed("/id/b", "/subscriptions/s/vm1"));
         assert!(!handover.is_claimed("/id/a", "/subscriptions/s/vm2"));
+    }
+
+    fn reach(scope: &str, identity: &str, regions: Option<&[&str]>) -> Settings {
+        Settings {
+            identity_id: identity.into(),
+            scope: crate::azure::ids::Scope::parse(scope).unwrap(),
+            locations: regions.map(|r| r.iter().map(|s| s.to_string()).collect()),
+            kinds: vec![crate::azure::compute::MachineKind::VirtualMachine],
+            rules: crate::policy::Rules::default(),
+            mode: ownership::Mode::Enforce,
+            adopt: false,
+        }
+    }
+
+    #[test]
+    fn overlapping_reaches_are_reported_but_not_the_halves_of_a_replacement() {
+        let sub = "/subscriptions/00000000-0000-0000-0000-000000000001";
+        let group = format!("{sub}/resourceGroups/a");
+        let id = format!("{sub}/resourceGroups/ids/providers/Microsoft.ManagedIdentity/userAssignedIdentities/one");
+        let reaches = PlannedReaches::default();
+        assert!(reaches
+            .note(&reach(sub, &id, Some(&["eastus"])), false)
+            .is_empty());
+        // Another region of the same identity: no overlap.
+        assert!(reaches
+            .note(&reach(sub, &id, Some(&["westus"])), false)
+            .is_empty());
+        // A group inside the subscription, every region: overlaps both.
+        assert_eq!(reaches.note(&reach(&group, &id, None), false).len(), 2);
+
+        let replaced = PlannedReaches::default();
+        assert!(replaced.note(&reach(&group, &id, None), false).is_empty());
+        assert!(replaced.note(&reach(&group, &id, None), true).is_empty());
+        // A third object with the same reach is told (it pairs with one half at most).
+        assert!(!replaced.note(&reach(&group, &id, None), false).is_empty());
     }
 }
