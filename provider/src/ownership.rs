@@ -844,7 +844,7 @@ mod tests {
         );
         // Adopted, it stays ours at the next plan, with nothing to write.
         let ours = held(NEW, &[&holder, &bare]);
-        let next = transition(&[holder.clone()], &adopting, Some(&ours));
+        let next = transition(std::slice::from_ref(&holder), &adopting, Some(&ours));
         assert_eq!(
             next.outcome.assigned_ids,
             BTreeSet::from([holder.id.clone()])
@@ -856,7 +856,7 @@ mod tests {
         );
         // Audit mode adopts nothing.
         adopting.mode = Mode::Audit;
-        let audit = transition(&[holder.clone()], &adopting, None);
+        let audit = transition(std::slice::from_ref(&holder), &adopting, None);
         assert_eq!(
             audit.outcome.compliant_ids,
             BTreeSet::from([holder.id.clone()])

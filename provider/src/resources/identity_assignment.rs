@@ -1759,7 +1759,6 @@ impl IdentityAssignment {
         // The truth, machine by machine.
         let mut outcome = planned_outcome.clone();
         let mut private = Private::default();
-        private.lost_streak = planned_private.lost_streak.clone();
         for id in &planned_outcome.assigned_ids {
             let Some(write) = jobs.get(id) else { continue };
             if attach_report.already_done.contains(id)
@@ -1833,6 +1832,7 @@ impl IdentityAssignment {
         }
         let new_state = with_outcome(planned, &outcome);
         private.unique_ids = unique_ids_of(&held_from(&new_state, &private), &held, &inventory);
+        private.lost_streak = planned_private.lost_streak.clone();
         let claimed: Vec<&String> = outcome
             .assigned_ids
             .iter()
