@@ -158,6 +158,24 @@ fn machine_writes(emulator: &Emulator) -> Vec<Json> {
         .collect()
 }
 
+const OVERLAP: &str = "Two objects attach the same identity to the same machines";
+
+/// The summaries of the warnings of `terraform plan -json`.
+fn plan_warnings(work: &Workdir) -> Vec<String> {
+    work.run_ok(&["plan", "-input=false", "-no-color", "-json"])
+        .diagnostics()
+        .into_iter()
+        .filter(|d| d["severity"] == "warning")
+        .map(|d| {
+            format!(
+                "{}: {}",
+                d["summary"].as_str().unwrap_or_default(),
+                d["detail"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
 fn apply(work: &Workdir) {
     work.run_ok(&[
         "apply",
@@ -185,6 +203,23 @@ fn four_per_region_objects_move_to_one_estate_without_a_machine_losing_the_ident
             .count(),
         4,
         "more old objects than -parallelism"
+    );
+
+    // The estate next to the old objects (the blocks kept): the plan warns that both attach
+    // the same identities to the same machines.
+    let both = format!(
+        "{}{}",
+        old_objects(),
+        estate()
+            .split_once("resource \"mig_estate_assignment\"")
+            .map(|(_, rest)| format!("resource \"mig_estate_assignment\"{rest}"))
+            .unwrap()
+    );
+    work.write("main.tf", &emulator.configuration(&both));
+    let warnings = plan_warnings(&work);
+    assert!(
+        warnings.iter().any(|w| w.contains(OVERLAP)),
+        "the overlap is warned about: {warnings:#?}"
     );
 
     // The move: no machine is written, every machine keeps its identity.
@@ -224,6 +259,11 @@ fn four_per_region_objects_move_to_one_estate_without_a_machine_losing_the_ident
         "the estate owns every machine"
     );
     assert!(!work.plan_has_changes(), "the next plan is clean");
+    let warnings = plan_warnings(&work);
+    assert!(
+        !warnings.iter().any(|w| w.contains(OVERLAP)),
+        "one estate alone overlaps nothing: {warnings:#?}"
+    );
 
     // Its destroy takes the identity back from each (system-assigned ones keep theirs).
     work.run_ok(&[

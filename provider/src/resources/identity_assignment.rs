@@ -1160,11 +1160,7 @@ impl Resource for IdentityAssignment {
             response.diagnostics = self
                 .check_against_azure(&clients, &request, &settings)
                 .await;
-            let overlapping = self
-                .data
-                .handover()
-                .reaches
-                .note(&settings, request.prior_state.is_null());
+            let overlapping = self.data.handover().reaches.note(&settings);
             warn_overlap(&settings, &overlapping, &mut response.diagnostics);
             if response.diagnostics.has_errors() {
                 return response;
