@@ -4,7 +4,9 @@
 //! `removed { lifecycle { destroy = false } }` and the estate takes their machines with
 //! `adopt = "compliant"`: no machine is written during the move (the request log has no PATCH
 //! or PUT of a machine, so none loses the identity even for a moment), every machine still
-//! holds it, and the estate owns them: its destroy takes the identity back from each.
+//! holds it, and the estate owns them: its destroy takes the identity back from each. Next to
+//! the old objects the estate is warned about as overlapping them; alone it is not; a machine
+//! another tool strips after each apply is named by its plan, then warned about.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -159,6 +161,28 @@ fn machine_writes(emulator: &Emulator) -> Vec<Json> {
 }
 
 const OVERLAP: &str = "Two objects attach the same identity to the same machines";
+const LOST: &str = "Machines lost the identity this resource attached";
+const LOSING: &str = "Machines keep losing the identity this resource attaches";
+
+/// Another writer takes every user-assigned identity off `id` (which held only ours).
+fn strip(emulator: &Emulator, id: &str) {
+    let (status, answer) = emulator.arm_send(
+        reqwest::Method::PATCH,
+        id,
+        "2024-07-01",
+        Some(&json!({"identity": {"type": "None"}})),
+    );
+    assert!(status < 300, "PATCH {id}: {status} {answer}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while emulator.arm_get(id, "2024-07-01").expect("the VM exists")["properties"]
+        ["provisioningState"]
+        != "Succeeded"
+    {
+        assert!(std::time::Instant::now() < deadline, "{id} settles");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(emulator.identity_of(id).1.is_empty(), "{id} stripped");
+}
 
 /// The summaries of the warnings of `terraform plan -json`.
 fn plan_warnings(work: &Workdir) -> Vec<String> {
@@ -264,6 +288,32 @@ fn four_per_region_objects_move_to_one_estate_without_a_machine_losing_the_ident
         !warnings.iter().any(|w| w.contains(OVERLAP)),
         "one estate alone overlaps nothing: {warnings:#?}"
     );
+
+    // Another tool strips a machine after each apply: the estate's plan names it, and the
+    // second time in a row warns of the fight.
+    let fought = machine(SUB_A, "vm-a-eastus-bare");
+    strip(&emulator, &fought);
+    let warnings = plan_warnings(&work);
+    let named = |summary: &str| {
+        warnings.iter().any(|w| {
+            w.contains(summary)
+                && w.to_ascii_lowercase()
+                    .contains(&fought.to_ascii_lowercase())
+        })
+    };
+    assert!(named(LOST) && !named(LOSING), "{warnings:#?}");
+    apply(&work);
+    strip(&emulator, &fought);
+    let warnings = plan_warnings(&work);
+    let named = |summary: &str| {
+        warnings.iter().any(|w| {
+            w.contains(summary)
+                && w.to_ascii_lowercase()
+                    .contains(&fought.to_ascii_lowercase())
+        })
+    };
+    assert!(named(LOSING), "{warnings:#?}");
+    apply(&work);
 
     // Its destroy takes the identity back from each (system-assigned ones keep theirs).
     work.run_ok(&[
