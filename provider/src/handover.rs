@@ -58,6 +58,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
+use crate::ownership::{self, Settings};
+
 fn key(scope: &str, identity_id: &str) -> (String, String) {
     (scope.to_ascii_lowercase(), identity_id.to_ascii_lowercase())
 }
@@ -87,6 +89,39 @@ pub struct Handover {
     handed_over: Mutex<BTreeSet<(String, String)>>,
     /// identity -> the lock its writers take in turn.
     writers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// What each object planned in this process reaches (see `PlannedReaches`).
+    pub reaches: PlannedReaches,
+}
+
+/// **Planned reaches.** Every object planned in this process leaves here what it reaches
+/// (identity, scope, regions, resource types): two objects of one identity over the same
+/// machines each record what they attached, and one's destroy or release can take the
+/// identity off a machine the other still wants. The second one planned is told.
+#[derive(Default)]
+pub struct PlannedReaches {
+    /// Each reach planned.
+    planned: Mutex<Vec<Settings>>,
+}
+
+impl PlannedReaches {
+    /// Records `reach` and returns the reaches planned
+    /// before it in this process that overlap it.
+    ///
+    /// The two halves of a replacement (`-replace`, taint) overlap: Terraform plans the
+    /// object with its prior state, then again as a create. Terraform shows the create
+    /// half's warnings only when it also has an error (they would repeat the first half's),
+    /// so a replacement is not warned about; an object of another type with the very same
+    /// reach (an estate's bucket next to the `mig_identity_assignment` it replaces) must be.
+    pub fn note(&self, reach: &Settings) -> Vec<Settings> {
+        let mut planned = self.planned.lock().expect("handover lock");
+        let overlapping = planned
+            .iter()
+            .filter(|other| ownership::reaches_overlap(reach, other))
+            .cloned()
+            .collect();
+        planned.push(reach.clone());
+        overlapping
+    }
 }
 
 impl Handover {
@@ -332,5 +367,36 @@ mod tests {
         assert!(handover.is_claimed("/id/a", "/subscriptions/S/vm1"));
         assert!(!handover.is_claimed("/id/b", "/subscriptions/s/vm1"));
         assert!(!handover.is_claimed("/id/a", "/subscriptions/s/vm2"));
+    }
+
+    fn reach(scope: &str, identity: &str, regions: Option<&[&str]>) -> Settings {
+        Settings {
+            identity_id: identity.into(),
+            scope: crate::azure::ids::Scope::parse(scope).unwrap(),
+            locations: regions.map(|r| r.iter().map(|s| s.to_string()).collect()),
+            kinds: vec![crate::azure::compute::MachineKind::VirtualMachine],
+            rules: crate::policy::Rules::default(),
+            mode: ownership::Mode::Enforce,
+            adopt: false,
+        }
+    }
+
+    #[test]
+    fn overlapping_reaches_are_reported_to_the_one_planned_second() {
+        let sub = "/subscriptions/00000000-0000-0000-0000-000000000001";
+        let group = format!("{sub}/resourceGroups/a");
+        let id = format!("{sub}/resourceGroups/ids/providers/Microsoft.ManagedIdentity/userAssignedIdentities/one");
+        let reaches = PlannedReaches::default();
+        assert!(reaches.note(&reach(sub, &id, Some(&["eastus"]))).is_empty());
+        // Another region of the same identity: no overlap.
+        assert!(reaches.note(&reach(sub, &id, Some(&["westus"]))).is_empty());
+        // A group inside the subscription, every region: overlaps both.
+        assert_eq!(reaches.note(&reach(&group, &id, None)).len(), 2);
+
+        // The same reach planned again as a create (another object, or the second half of a
+        // replacement, whose warnings Terraform does not show) is told.
+        let same = PlannedReaches::default();
+        assert!(same.note(&reach(&group, &id, None)).is_empty());
+        assert_eq!(same.note(&reach(&group, &id, None)).len(), 1);
     }
 }

@@ -34,6 +34,9 @@ pub struct Settings {
     pub kinds: Vec<MachineKind>,
     pub rules: Rules,
     pub mode: Mode,
+    /// `adopt = "compliant"`: machines in reach that already hold the identity from someone
+    /// else are recorded as this object's own, without a write (see `transition`).
+    pub adopt: bool,
 }
 
 /// What an object held before this transition: each machine it attached an identity to,
@@ -210,6 +213,23 @@ fn without(block: &IdentityBlock, identity_id: &str) -> IdentityBlock {
     }
 }
 
+/// True when this object would attach its identity to `machine` if the machine did not hold
+/// it (`view`, as `transition` judges it): only such a machine can be adopted. One left a
+/// single user-assigned identity without ours would be given back at the next plan.
+fn would_attach(machine: &Machine, view: &IdentityBlock, settings: &Settings) -> bool {
+    let bare = without(view, &settings.identity_id);
+    policy::decide(
+        &policy::Machine {
+            id: &machine.id,
+            identity: &bare,
+            tags: &machine.tags,
+            provisioning_state: machine.provisioning_state.as_deref(),
+        },
+        &settings.identity_id,
+        &settings.rules,
+    ) == Decision::Assign
+}
+
 /// True when `machine_id` lies inside `scope` (a subscription or a resource group).
 pub fn scope_contains(scope: &Scope, machine_id: &str) -> bool {
     let prefix = format!("{scope}/").to_ascii_lowercase();
@@ -277,6 +297,18 @@ pub fn transition(inventory: &[Machine], settings: &Settings, held: Option<&Held
             &settings.rules,
         );
         match decision {
+            // Adopted: it holds the identity already, and from now on it is ours (no write; an
+            // identity this object attached before `identity_id` changed is still given back).
+            Decision::Compliant
+                if settings.adopt
+                    && settings.mode == Mode::Enforce
+                    && would_attach(machine, &view, settings) =>
+            {
+                result.outcome.assigned_ids.insert(machine.id.clone());
+                if identity_changed {
+                    release(&mut result);
+                }
+            }
             // Only a machine that is not ours can hold the identity in the view.
             Decision::Compliant => {
                 result.outcome.compliant_ids.insert(machine.id.clone());
@@ -317,6 +349,61 @@ pub fn transition(inventory: &[Machine], settings: &Settings, held: Option<&Held
         }
     }
     result
+}
+
+/// True when two objects' reaches share a machine that could exist: the same identity, one
+/// scope inside the other, a resource type and a region in common.
+pub fn reaches_overlap(a: &Settings, b: &Settings) -> bool {
+    let nested = scope_contains(&a.scope, &format!("{}/", b.scope))
+        || scope_contains(&b.scope, &format!("{}/", a.scope));
+    let regions = match (&a.locations, &b.locations) {
+        (Some(x), Some(y)) => !x.is_disjoint(y),
+        _ => true,
+    };
+    a.identity_id.eq_ignore_ascii_case(&b.identity_id)
+        && nested
+        && regions
+        && a.kinds.iter().any(|kind| b.kinds.contains(kind))
+}
+
+/// The machines `held` recorded as holding `identity_id` from us that `inventory` lists
+/// without it: another writer took it off (lower-cased IDs). A machine deleted and created
+/// again is not counted (see `Held::forget_recreated`, which runs first).
+pub fn lost_since_last_apply(
+    held: &Held,
+    inventory: &[Machine],
+    identity_id: &str,
+) -> BTreeSet<String> {
+    inventory
+        .iter()
+        .filter(|machine| {
+            held.identity_on(&machine.id)
+                .is_some_and(|identity| identity.eq_ignore_ascii_case(identity_id))
+                && !identity_block(machine).holds(identity_id)
+        })
+        .map(|machine| machine.id.to_ascii_lowercase())
+        .collect()
+}
+
+/// How many applies in a row each machine lost the identity at, after a refresh that found
+/// `lost` (machines that lost it since our last apply) and `kept` (machines that held it from
+/// us through the last apply): a loss adds one, a machine that kept it starts over, and a
+/// machine neither lost nor kept (not attached again yet) keeps its count.
+pub fn lost_streaks(
+    before: &BTreeMap<String, u32>,
+    lost: &BTreeSet<String>,
+    kept: &BTreeSet<String>,
+) -> BTreeMap<String, u32> {
+    let mut streaks: BTreeMap<String, u32> = before
+        .iter()
+        .filter(|(machine, _)| !kept.contains(*machine) && !lost.contains(*machine))
+        .map(|(machine, count)| (machine.clone(), *count))
+        .collect();
+    for machine in lost {
+        let count = before.get(machine).copied().unwrap_or(0).saturating_add(1);
+        streaks.insert(machine.clone(), count);
+    }
+    streaks
 }
 
 /// The PATCH body that takes `from` off a machine and puts `to` on, in one write.
@@ -374,6 +461,7 @@ mod tests {
                 ..Rules::default()
             },
             mode: Mode::Enforce,
+            adopt: false,
         }
     }
 
@@ -731,5 +819,92 @@ mod tests {
             "the old key is removed with null"
         );
         assert_eq!(patch["userAssignedIdentities"][NEW], serde_json::json!({}));
+    }
+
+    #[test]
+    fn adopting_records_machines_holding_the_identity_as_ours_without_a_write() {
+        let holder = machine("a", "holder", "SystemAssigned, UserAssigned", &[NEW, OLD]);
+        let pair = machine("a", "pair", "UserAssigned", &[NEW, OLD]);
+        let bare = machine("a", "bare", "None", &[]);
+        let mut adopting = settings(SUB, NEW);
+        adopting.adopt = true;
+        let plan = transition(
+            &[holder.clone(), bare.clone(), pair.clone()],
+            &adopting,
+            None,
+        );
+        assert_eq!(
+            plan.outcome.assigned_ids,
+            BTreeSet::from([holder.id.clone(), bare.id.clone()])
+        );
+        // Without ours, `pair` holds a single user-assigned identity: never ours to give back.
+        assert_eq!(
+            plan.outcome.compliant_ids,
+            BTreeSet::from([pair.id.clone()])
+        );
+        // Adopted, it stays ours at the next plan, with nothing to write.
+        let ours = held(NEW, &[&holder, &bare]);
+        let next = transition(std::slice::from_ref(&holder), &adopting, Some(&ours));
+        assert_eq!(
+            next.outcome.assigned_ids,
+            BTreeSet::from([holder.id.clone()])
+        );
+        assert!(next.writes.is_empty());
+        assert_eq!(
+            plan.writes,
+            BTreeMap::from([(bare.id.clone(), Write::Attach)])
+        );
+        // Audit mode adopts nothing.
+        adopting.mode = Mode::Audit;
+        let audit = transition(std::slice::from_ref(&holder), &adopting, None);
+        assert_eq!(
+            audit.outcome.compliant_ids,
+            BTreeSet::from([holder.id.clone()])
+        );
+        assert!(audit.outcome.assigned_ids.is_empty());
+    }
+
+    #[test]
+    fn reaches_overlap_by_identity_scope_region_and_type() {
+        let group = format!("{SUB}/resourceGroups/a");
+        let a = settings(SUB, NEW);
+        let b = settings(&group, NEW);
+        assert!(reaches_overlap(&a, &b) && reaches_overlap(&b, &a));
+        assert!(!reaches_overlap(&a, &settings(SUB, OLD)));
+        let other_group = settings(&format!("{SUB}/resourceGroups/b"), NEW);
+        assert!(!reaches_overlap(&b, &other_group));
+        let mut east = settings(SUB, NEW);
+        east.locations = Some(BTreeSet::from(["eastus".to_string()]));
+        let mut west = settings(SUB, NEW);
+        west.locations = Some(BTreeSet::from(["westus".to_string()]));
+        assert!(!reaches_overlap(&east, &west));
+        assert!(reaches_overlap(&east, &a));
+        let mut sets = settings(SUB, NEW);
+        sets.kinds = vec![MachineKind::ScaleSet];
+        assert!(!reaches_overlap(&a, &sets));
+        // A group whose name starts like another's is not inside it.
+        let ab = settings(&format!("{SUB}/resourceGroups/ab"), NEW);
+        assert!(!reaches_overlap(&b, &ab));
+    }
+
+    #[test]
+    fn a_machine_losing_the_identity_at_each_apply_counts_up_and_one_keeping_it_starts_over() {
+        let stripped = machine("a", "stripped", "None", &[]);
+        let holding = machine("a", "holding", "UserAssigned", &[NEW, OLD]);
+        let ours = held(NEW, &[&stripped, &holding]);
+        let lost = lost_since_last_apply(&ours, &[stripped.clone(), holding.clone()], NEW);
+        let stripped_id = stripped.id.to_ascii_lowercase();
+        assert_eq!(lost, BTreeSet::from([stripped_id.clone()]));
+        let first = lost_streaks(&BTreeMap::new(), &lost, &BTreeSet::new());
+        assert_eq!(first, BTreeMap::from([(stripped_id.clone(), 1)]));
+        // Refreshed again before our apply: not ours, not lost again, the count stays.
+        let again = lost_streaks(&first, &BTreeSet::new(), &BTreeSet::new());
+        assert_eq!(again, first);
+        // Attached again, lost again: two in a row.
+        let second = lost_streaks(&again, &lost, &BTreeSet::new());
+        assert_eq!(second[&stripped_id], 2);
+        // Attached again and kept through the apply: starts over.
+        let kept = lost_streaks(&second, &BTreeSet::new(), &BTreeSet::from([stripped_id]));
+        assert!(kept.is_empty());
     }
 }

@@ -118,7 +118,7 @@ fn identity_of(state: &Value) -> Option<Value> {
 
 /// The arguments a bucket takes from the estate as they are (`mig_identity_assignment`'s,
 /// less `identity_id` and `scope`, which the estate decides per bucket).
-const SHARED_ARGUMENTS: [&str; 7] = [
+const SHARED_ARGUMENTS: [&str; 8] = [
     "locations",
     "resource_types",
     "skip_single_user_assigned",
@@ -126,6 +126,7 @@ const SHARED_ARGUMENTS: [&str; 7] = [
     "exclude_tags",
     "mode",
     "timeouts",
+    "adopt",
 ];
 
 /// The computed attributes of a bucket, as `mig_identity_assignment` names them.

@@ -146,6 +146,11 @@ pub(crate) fn arguments() -> Vec<Attribute> {
                 "`enforce` (default): attach the identity. `audit`: change nothing and report in `noncompliant_ids` what enforce would change.",
             )
             .validator(Validator::one_of("Unknown mode", &["enforce", "audit"])),
+        Attribute::optional("adopt", Type::String)
+            .description(
+                "`compliant`: machines in reach that already hold the identity from someone else (another object, the portal, a removed object) become this resource's own, without a write: listed in `assigned_ids`, and given back on destroy. For moving machines between objects without a moment without the identity (see the guide \"Machines managed by azurerm or modules\" and the estates guide). Null or `none` (default): they stay in `compliant_ids`, left alone. Removing it keeps what was adopted.",
+            )
+            .validator(Validator::one_of("Unknown adopt", &["none", "compliant"])),
     ]
 }
 
@@ -195,6 +200,8 @@ struct Arguments {
     exclude_ids: Option<Vec<String>>,
     exclude_tags: Option<BTreeMap<String, String>>,
     mode: Option<String>,
+    #[serde(default)]
+    adopt: Option<String>,
 }
 
 impl Arguments {
@@ -230,6 +237,7 @@ impl Arguments {
                 "audit" => Mode::Audit,
                 _ => Mode::Enforce,
             },
+            adopt: self.adopt.as_deref() == Some("compliant"),
         })
     }
 }
@@ -345,6 +353,7 @@ pub(crate) fn quickstart_state(scope: &str, identity_id: &str, location: &str) -
         ("resource_types", Value::Null),
         ("skip_single_user_assigned", Value::Null),
         ("mode", Value::Null),
+        ("adopt", Value::Null),
         ("timeouts", Value::Null),
     ]);
     with_outcome(
@@ -418,6 +427,11 @@ struct Private {
     /// adopts them) instead of stripping what the plan showed as kept.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     keeps: BTreeMap<String, String>,
+    /// Lower-cased machine ID to how many of our applies in a row it lost the identity we
+    /// attached: another writer (azurerm, a module) takes it off after each of them. Counted
+    /// at refresh (see `ownership::lost_streaks`); the plan names them and warns from two.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    lost_streak: BTreeMap<String, u32>,
 }
 
 impl Private {
@@ -518,6 +532,88 @@ fn forget_recreated(held: &mut Held, inventory: &[Machine]) {
         tracing::info!(
             count = recreated.len(),
             "machines deleted and created again under the same ID since we attached the identity: no longer ours"
+        );
+    }
+}
+
+/// Warns that objects planned before this one in the same run reach some of its machines
+/// with the same identity.
+fn warn_overlap(settings: &Settings, overlapping: &[Settings], diagnostics: &mut Diagnostics) {
+    if overlapping.is_empty() {
+        return;
+    }
+    let describe = |reach: &Settings| {
+        let regions = match &reach.locations {
+            Some(regions) => regions.iter().cloned().collect::<Vec<_>>().join(", "),
+            None => "every region".to_string(),
+        };
+        format!("scope `{}` ({regions})", reach.scope)
+    };
+    let others = overlapping
+        .iter()
+        .map(|other| format!("- {}", describe(other)))
+        .collect::<Vec<_>>()
+        .join("\n");
+    diagnostics.warning_at(
+        AttributePath::root("scope"),
+        "Two objects attach the same identity to the same machines",
+        &format!(
+            "This object, over {}, and another object in this configuration attach `{}` to machines both reach:\n{others}\nEach records only what it attached, so removing one (or narrowing it) takes the identity back from machines the other still wants, and the other attaches it again at its next apply. Give each machine one object: narrow `scope`, `locations` or `resource_types`, or list the machines in one object's `exclude_ids`. To move machines from one object to another, remove the old one with `removed {{ lifecycle {{ destroy = false }} }}` and set `adopt = \"compliant\"` on the new one (see the estates guide).",
+            describe(settings),
+            settings.identity_id,
+        ),
+    );
+}
+
+/// Machines that were planned the identity again after losing it, as `streaks` counts them:
+/// the plan names them, and warns louder when one lost it at two of our applies in a row.
+fn warn_lost(
+    streaks: &BTreeMap<String, u32>,
+    writes: &BTreeMap<String, Write>,
+    diagnostics: &mut Diagnostics,
+) {
+    let mut once = Vec::new();
+    let mut again = Vec::new();
+    for (machine, write) in writes {
+        if !matches!(write, Write::Attach | Write::Swap { .. }) {
+            continue;
+        }
+        match streaks.get(&machine.to_ascii_lowercase()) {
+            Some(count) if *count >= 2 => {
+                again.push(format!("- {machine} ({count} applies in a row)"))
+            }
+            Some(_) => once.push(format!("- {machine}")),
+            None => {}
+        }
+    }
+    let list = |machines: &[String]| {
+        let mut text = machines
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n");
+        if machines.len() > 20 {
+            text.push_str(&format!("\n- ... and {} more", machines.len() - 20));
+        }
+        text
+    };
+    if !again.is_empty() {
+        diagnostics.warning(
+            "Machines keep losing the identity this resource attaches",
+            &format!(
+                "Another writer took the identity off these machines after each of the last applies, and this plan attaches it again: the two fight at every apply. The likely cause is a tool that lists a machine's identities authoritatively, such as azurerm's `azurerm_linux_virtual_machine`/`azurerm_windows_virtual_machine` with an `identity` block, or a module wrapping one. Fix it on that side: add `lifecycle {{ ignore_changes = [identity] }}` to the machine, or include the identity in its `identity_ids` (`provider::mig::builtin_identity_id`); or leave the machine out here with `exclude_ids`. See the guide \"Machines managed by azurerm or modules\".\n{}",
+                list(&again)
+            ),
+        );
+    }
+    if !once.is_empty() {
+        diagnostics.warning(
+            "Machines lost the identity this resource attached",
+            &format!(
+                "Someone else took the identity off these machines since this resource's last apply; this plan attaches it again. If they lose it again, another tool manages their identities (see the guide \"Machines managed by azurerm or modules\").\n{}",
+                list(&once)
+            ),
         );
     }
 }
@@ -1491,6 +1587,8 @@ impl Resource for IdentityAssignment {
             response.diagnostics = self
                 .check_against_azure(&clients, &request, &settings)
                 .await;
+            let overlapping = self.data.handover().reaches.note(&settings);
+            warn_overlap(&settings, &overlapping, &mut response.diagnostics);
             if response.diagnostics.has_errors() {
                 return response;
             }
@@ -1540,6 +1638,7 @@ impl Resource for IdentityAssignment {
                 private.adopted = prior_private.adopted;
                 private.unique_ids = prior_private.unique_ids;
                 private.uncertain = prior_private.uncertain;
+                private.lost_streak = prior_private.lost_streak;
                 held
             };
             let (inventory, unreadable) = match self
@@ -1585,6 +1684,11 @@ impl Resource for IdentityAssignment {
                 &held,
                 &settings.identity_id,
                 &outcome_from(&request.prior_state),
+                &mut response.diagnostics,
+            );
+            warn_lost(
+                &private.lost_streak,
+                &transition.writes,
                 &mut response.diagnostics,
             );
             // The plan Terraform 1.16+ makes during apply shows again what the first plan
@@ -1705,6 +1809,16 @@ impl Resource for IdentityAssignment {
                 .filter(|m| ownership::identity_block(m).holds(&settings.identity_id))
                 .map(|m| m.id.to_ascii_lowercase())
                 .collect();
+            let lost = ownership::lost_since_last_apply(&held, &inventory, &settings.identity_id);
+            let kept_ours: BTreeSet<String> = held
+                .iter()
+                .filter(|(machine, identity)| {
+                    identity.eq_ignore_ascii_case(&settings.identity_id)
+                        && holding.contains(*machine)
+                })
+                .map(|(machine, _)| machine.clone())
+                .collect();
+            let lost_streak = ownership::lost_streaks(&private.lost_streak, &lost, &kept_ours);
             refreshed.assigned_ids.retain(|id| {
                 holding.contains(&id.to_ascii_lowercase())
                     && held.identity_on(id).is_some_and(|identity| {
@@ -1754,6 +1868,7 @@ impl Resource for IdentityAssignment {
             let mut new_private = Private {
                 pending_release: still_pending,
                 uncertain: uncertain_after_refresh(&private.uncertain, &refreshed),
+                lost_streak,
                 ..Private::default()
             };
             // Recorded from the listing where the state had none yet (states written before
@@ -1798,6 +1913,7 @@ impl Resource for IdentityAssignment {
             ("resource_types", Value::Null),
             ("skip_single_user_assigned", Value::Null),
             ("mode", Value::Null),
+            ("adopt", Value::Null),
             ("timeouts", Value::Null),
         ]);
         let problems = validate_arguments(&skeleton);
@@ -2038,6 +2154,8 @@ impl IdentityAssignment {
                         },
                     );
                 }
+                // `adopt`: holding the identity already, it becomes ours without a write.
+                None if settings.adopt && holds(id, &settings.identity_id) => {}
                 None => {
                     jobs.insert(id.clone(), Write::Attach);
                 }
@@ -2203,6 +2321,7 @@ impl IdentityAssignment {
         warn_uncertain(&mut diagnostics, &attach_report.uncertain, "");
         let new_state = with_outcome(planned, &outcome);
         private.unique_ids = unique_ids_of(&held_from(&new_state, &private), &held, &inventory);
+        private.lost_streak = planned_private.lost_streak.clone();
         let claimed: Vec<&String> = outcome
             .assigned_ids
             .iter()
