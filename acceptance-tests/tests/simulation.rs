@@ -194,9 +194,9 @@ impl SimMachine {
         let mut machine = SimMachine {
             subscription,
             name,
-            group: rng.pick(&GROUPS),
+            group: GROUPS[rng.below(GROUPS.len())],
             scale_set: rng.chance(25),
-            location: rng.pick(&REGIONS),
+            location: REGIONS[rng.below(REGIONS.len())],
             system: false,
             foreign: BTreeSet::new(),
             others_builtin: BTreeSet::new(),
@@ -322,7 +322,7 @@ impl Config {
                 next.reach = match (next.reach, next.shape) {
                     (Reach::Wide, Shape::Estate) => Reach::FirstSubscription,
                     (Reach::Wide, Shape::PerRegion) | (Reach::FirstSubscription, _) => {
-                        Reach::Group(rng.pick(&GROUPS))
+                        Reach::Group(GROUPS[rng.below(GROUPS.len())])
                     }
                     (Reach::Group(_), _) => Reach::Wide,
                 }
