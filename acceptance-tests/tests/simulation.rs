@@ -920,6 +920,9 @@ impl Sim {
 
     fn fault(&mut self, rng: &mut Rng) -> Checked {
         // Transient faults ARM produces: each must be ridden out or fail the apply cleanly.
+        if rng.chance(25) {
+            return self.writer_during_apply(rng);
+        }
         let fault = match rng.below(6) {
             0 => {
                 json!({"kind": "status", "status": 503, "method": "PATCH", "path_contains": "/Microsoft.Compute/", "count": 1})
@@ -1010,6 +1013,61 @@ impl Sim {
         config.short_deadline = false;
         self.set_config(config);
         self.apply_checked(&[])
+    }
+
+    /// Another writer gives a machine its identity while an edit's apply runs, just before
+    /// the provider's write of it (its `If-Match` then fails; the machine is theirs).
+    fn writer_during_apply(&mut self, rng: &mut Rng) -> Checked {
+        let candidates: Vec<usize> = (0..self.machines.len())
+            .filter(|i| {
+                let machine = &self.machines[*i];
+                machine.exists
+                    && !actual(&self.emulator, &machine.id())
+                        .unwrap_or_default()
+                        .1
+                        .contains(&machine.builtin())
+                    && self.builtin_exists(machine)
+            })
+            .collect();
+        if candidates.is_empty() {
+            return self.edit(rng);
+        }
+        let index = *rng.pick(&candidates);
+        let (id, ours) = (self.machines[index].id(), self.machines[index].builtin());
+        let config = self.config.edited(rng);
+        self.log.push(format!(
+            "edit -> {config:?}, another writer attaches {ours} to {id} during the apply"
+        ));
+        self.set_config(config);
+        self.remember_holdings();
+        let fault = json!({"kind": "concurrent_write", "add_identity": ours, "method": "PATCH", "path_contains": id, "count": 1});
+        let added = self
+            .emulator
+            .admin(reqwest::Method::POST, "faults", Some(&fault));
+        let output = self.terraform(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+        let fired = self
+            .emulator
+            .admin(reqwest::Method::GET, "faults", None)
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|f| f["id"] == added["id"] && f["hits"].as_u64().unwrap_or(0) > 0);
+        self.clear_faults();
+        if fired {
+            self.log.push("  the other writer got there first".into());
+            self.machines[index].others_builtin.insert(ours);
+        }
+        self.check_others_kept()?;
+        if output.success {
+            return self.after_successful_apply();
+        }
+        Err(self.violation(
+            6,
+            format!(
+                "an apply failed with only another writer to explain it:\n{}",
+                tail(&output.all())
+            ),
+        ))
     }
 
     /// Clears the faults of one operation; the standing ones stay.
