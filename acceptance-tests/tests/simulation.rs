@@ -704,6 +704,19 @@ impl Sim {
     /// 4: each machine holding a built-in identity that nobody else gave it is in exactly one
     /// object's `assigned_ids`; one holding its identity from someone else is in none.
     fn check_recorded_once(&self) -> Checked {
+        // Read after a refresh: right after an apply, a machine another writer attached
+        // meanwhile is still listed where the plan put it, and known as not ours only in the
+        // private state, until the next refresh moves it (as documented).
+        let refreshed = self.terraform(&[
+            "apply",
+            "-refresh-only",
+            "-auto-approve",
+            "-input=false",
+            "-no-color",
+        ]);
+        if !refreshed.success {
+            return Err(self.violation(6, format!("a refresh failed:\n{}", tail(&refreshed.all()))));
+        }
         let resources = self.work.state_resources();
         let mut recorded: BTreeMap<String, usize> = BTreeMap::new();
         let mut count = |assigned: &Json| {
@@ -1063,10 +1076,7 @@ impl Sim {
                 machine.exists
                     && !self.unreadable.contains(machine.subscription)
                     && config.must_hold(machine)
-                    && !actual(&self.emulator, &machine.id())
-                        .unwrap_or_default()
-                        .1
-                        .contains(&machine.builtin())
+                    && !machine.others_builtin.contains(&machine.builtin())
                     && self.builtin_exists(machine)
             })
             .collect();
@@ -1075,6 +1085,13 @@ impl Sim {
         }
         let index = *rng.pick(&candidates);
         let (id, ours) = (self.machines[index].id(), self.machines[index].builtin());
+        let (_, held, _) = actual(&self.emulator, &id).unwrap_or_default();
+        if held.contains(&ours) {
+            // Ours now: another writer strips it first, so the apply attaches it again.
+            self.log
+                .push(format!("  another writer detaches {ours} from {id} first"));
+            self.write_identities(index, &held, &[], &[ours.clone()]);
+        }
         self.log.push(format!(
             "edit -> {config:?}, another writer attaches {ours} to {id} during the apply"
         ));
@@ -1159,6 +1176,25 @@ impl Sim {
             return self.create_machine(rng);
         }
         let mut index = *rng.pick(&existing);
+        if choice == 4 {
+            // Tagging a machine of ours for exclusion is the case that matters: prefer one.
+            let of_ours: Vec<usize> = existing
+                .iter()
+                .copied()
+                .filter(|i| {
+                    let machine = &self.machines[*i];
+                    !machine.excluded
+                        && !machine.others_builtin.contains(&machine.builtin())
+                        && actual(&self.emulator, &machine.id())
+                            .unwrap_or_default()
+                            .1
+                            .contains(&machine.builtin())
+                })
+                .collect();
+            if !of_ours.is_empty() {
+                index = *rng.pick(&of_ours);
+            }
+        }
         if choice == 6 {
             // Recreating a machine of ours is the case that matters: prefer one.
             let of_ours: Vec<usize> = existing
