@@ -31,6 +31,20 @@
 //! applied the write), Ctrl-C and deadlines mid-apply, and (estate) a subscription whose
 //! machines the principal may no longer list, and later may again.
 //!
+//! Safeguards the CI seeds guard: each one below, removed alone from the provider, makes at
+//! least one of them fail (checked when the seeds were chosen; the mutation, then the
+//! invariant that caught it):
+//! - a machine holding the identity from someone else counted as ours (`Compliant` planned as
+//!   `assigned_ids` in `ownership::transition`): invariant 4;
+//! - a write whose answer was lost never proven ours (`judge_lost_answer` without
+//!   `compute::is_exactly_our_write`): invariant 4;
+//! - a machine deleted and created again under its name taken for the same one
+//!   (`ownership::is_same_machine` always true): invariant 4;
+//! - an owned machine its owner tagged for exclusion dropped from the record at refresh:
+//!   invariant 4;
+//! - a machine another writer attached just before our write claimed after the 412 re-read
+//!   (`write_machine` answering `Done` where it finds the identity there): invariant 4.
+//!
 //! Running it: `make test` runs [`CI_SEEDS`]; a failing sequence prints its seed, shrinks to
 //! the shortest failing prefix it can find (dropping operations one at a time for at most
 //! `SIM_SHRINK_SECONDS`, default 120), and prints the one-line replay command.
