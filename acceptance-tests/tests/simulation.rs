@@ -1104,7 +1104,7 @@ impl Sim {
             // Ours now: another writer strips it first, so the apply attaches it again.
             self.log
                 .push(format!("  another writer detaches {ours} from {id} first"));
-            self.write_identities(index, &held, &[], &[ours.clone()]);
+            self.write_identities(index, &held, &[], std::slice::from_ref(&ours));
         }
         self.log.push(format!(
             "edit -> {config:?}, another writer attaches {ours} to {id} during the apply"
