@@ -10,6 +10,8 @@ pub mod app;
 pub mod arm;
 #[path = "../../../emulator/src/authz.rs"]
 pub mod authz;
+#[path = "../../../emulator/src/hierarchy.rs"]
+pub mod hierarchy;
 #[path = "../../../emulator/src/http.rs"]
 pub mod http;
 #[path = "../../../emulator/src/jwt.rs"]
