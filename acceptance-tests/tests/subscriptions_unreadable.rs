@@ -7,22 +7,12 @@
 
 use std::collections::BTreeSet;
 
-use acceptance_tests::{workspace_root, Emulator, Workdir};
+use acceptance_tests::scenario::estate::{
+    add_machine, assert_bare, assert_holds, assert_warns_about, example, writes_to, SUB_A, SUB_B,
+    SUB_C,
+};
+use acceptance_tests::{Emulator, Workdir};
 use serde_json::{json, Value as Json};
-
-const SUB_A: &str = "a0000000-0000-4000-8000-00000000000a";
-const SUB_B: &str = "b0000000-0000-4000-8000-00000000000b";
-const SUB_C: &str = "c0000000-0000-4000-8000-00000000000c";
-const REGIONS: [&str; 2] = ["eastus", "westeurope"];
-
-fn machine_id(sub: &str, name: &str) -> String {
-    format!("/subscriptions/{sub}/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachines/{name}")
-}
-
-fn builtin_id(sub: &str, region: &str) -> String {
-    format!("/subscriptions/{sub}/resourceGroups/Built-In-Identity-RG/providers/Microsoft.ManagedIdentity/userAssignedIdentities/Built-In-Identity-{region}")
-        .to_ascii_lowercase()
-}
 
 /// (subscription, name, region) of the machines the scenario starts with.
 fn machines() -> Vec<(&'static str, &'static str, &'static str)> {
@@ -34,30 +24,9 @@ fn machines() -> Vec<(&'static str, &'static str, &'static str)> {
     ]
 }
 
-/// root ─ mg-platform (SUB_A) ─ mg-corp (SUB_B, SUB_C).
+/// root ─ mg-platform (SUB_A) ─ mg-corp (SUB_B, SUB_C); no identity made yet.
 fn scenario() -> Json {
-    let subscription = |id: &str| {
-        let vms: Vec<Json> = machines()
-            .into_iter()
-            .filter(|(sub, ..)| *sub == id)
-            .map(|(_, name, region)| {
-                json!({"name": name, "resource_group": "rg-app", "location": region})
-            })
-            .collect();
-        json!({
-            "id": id,
-            "regions": REGIONS,
-            "resource_groups": [{"name": "rg-app", "location": "eastus"}],
-            "virtual_machines": vms
-        })
-    };
-    json!({
-        "subscriptions": [subscription(SUB_A), subscription(SUB_B), subscription(SUB_C)],
-        "management_groups": [
-            {"id": "mg-platform", "subscriptions": [SUB_A]},
-            {"id": "mg-corp", "parent": "mg-platform", "subscriptions": [SUB_B, SUB_C]}
-        ]
-    })
+    acceptance_tests::scenario::estate::scenario(&machines(), false)
 }
 
 /// Every listing of `sub`'s machines answers 403, as when Reader on the subscription was
@@ -68,25 +37,6 @@ fn deny_listings(emulator: &Emulator, sub: &str) {
         "message": "The client does not have authorization to perform action 'Microsoft.Compute/virtualMachines/read' over scope '/subscriptions/c0000000-0000-4000-8000-00000000000c'.",
         "method": "GET", "path_contains": format!("/subscriptions/{sub}/providers/Microsoft.Compute/")
     }));
-}
-
-fn assert_warns_about(text: &str, sub: &str, cause: &str) {
-    let flat = text.replace('\n', " ");
-    assert!(
-        flat.contains("Warning:") && flat.contains(sub) && flat.contains(cause),
-        "a warning names {sub} and the cause ({cause}): {text}"
-    );
-}
-
-fn assert_holds(emulator: &Emulator, sub: &str, name: &str, region: &str, step: &str) {
-    assert_eq!(
-        emulator.identity_of(&machine_id(sub, name)),
-        (
-            "UserAssigned".to_string(),
-            BTreeSet::from([builtin_id(sub, region)])
-        ),
-        "{step}: {name} holds its identity"
-    );
 }
 
 fn keys(value: &Json) -> BTreeSet<String> {
@@ -200,54 +150,17 @@ fn a_failure_other_than_a_refusal_still_fails_the_read() {
     );
 }
 
-/// A working directory holding examples/estate's `.tf` files, credentials from `ARM_*`.
-fn estate(emulator: &Emulator) -> Workdir {
-    let source = workspace_root().join("examples/estate");
-    let mut work = Workdir::new("");
-    std::fs::remove_file(work.path().join("main.tf")).unwrap();
-    for entry in std::fs::read_dir(&source).expect("examples/estate") {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "tf") {
-            std::fs::copy(&path, work.path().join(path.file_name().unwrap())).unwrap();
-        }
-    }
-    for (key, value) in emulator.arm_env() {
-        work.env(key, &value);
-    }
-    work.env("TF_VAR_management_group_id", "mg-platform");
-    work
-}
-
-/// Requests other than GET to anything of `sub` since the log was last cleared.
-fn writes_to(emulator: &Emulator, sub: &str) -> Vec<Json> {
-    emulator
-        .requests()
-        .into_iter()
-        .filter(|r| r["method"] != "GET")
-        .filter(|r| {
-            r["path"]
-                .as_str()
-                .unwrap_or_default()
-                .to_ascii_lowercase()
-                .contains(sub)
-        })
-        .collect()
-}
-
 #[test]
 fn the_estate_example_plans_and_applies_with_one_unreadable_subscription() {
     let emulator = Emulator::start(&scenario());
-    let mut work = estate(&emulator);
+    let mut work = example(&emulator);
+    work.env("TF_VAR_management_group_id", "mg-platform");
     work.init();
     work.apply();
     for (sub, name, region) in machines() {
         assert_holds(&emulator, sub, name, region, "first apply");
     }
-    emulator.load_merge(&json!({"subscriptions": [{
-        "id": SUB_A,
-        "regions": REGIONS,
-        "virtual_machines": [{"name": "vm-a-new", "resource_group": "rg-app", "location": "eastus"}]
-    }]}));
+    add_machine(&emulator, SUB_A, "vm-a-new");
     deny_listings(&emulator, SUB_C);
 
     // Its regions are unknown now: without them, the plan stops before it would destroy its
@@ -307,10 +220,6 @@ fn the_estate_example_plans_and_applies_with_one_unreadable_subscription() {
     assert!(!work.plan_has_changes(), "the next plan is clean");
     work.destroy();
     for (sub, name, _) in machines() {
-        assert_eq!(
-            emulator.identity_of(&machine_id(sub, name)),
-            ("None".to_string(), BTreeSet::new()),
-            "after destroy: {name}"
-        );
+        assert_bare(&emulator, sub, name, "after destroy");
     }
 }
