@@ -7,35 +7,16 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use acceptance_tests::scenario::{
+    assignment, group, id_set, identity, instant, lower, one_subscription, state_of, subscription,
+    vm, vm_id, workdir, Parts, SUB,
+};
 use acceptance_tests::{Emulator, Workdir};
 use base64::Engine;
 use serde_json::{json, Value as Json};
 
-const SUB: &str = "00000000-0000-0000-0000-000000000001";
 const API: &str = "2024-07-01";
 const X: &str = "mig_identity_assignment.x";
-
-fn subscription() -> String {
-    format!("/subscriptions/{SUB}")
-}
-
-fn group(name: &str) -> String {
-    format!("/subscriptions/{SUB}/resourceGroups/{name}")
-}
-
-fn identity(name: &str) -> String {
-    format!(
-        "{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}",
-        group("rg-ids")
-    )
-}
-
-fn vm_id(group_name: &str, name: &str) -> String {
-    format!(
-        "{}/providers/Microsoft.Compute/virtualMachines/{name}",
-        group(group_name)
-    )
-}
 
 /// A machine's identity block: its `type` and lower-cased user-assigned identity IDs.
 type Block = (String, BTreeSet<String>);
@@ -50,74 +31,17 @@ fn block(kind: &str, names: &[&str]) -> Block {
     )
 }
 
-/// A VM spec of the scenario: `(group, name, identity names, system-assigned too)`.
-fn vm(group_name: &str, name: &str, holding: &[&str], system: bool) -> Json {
-    let mut spec = json!({"name": name, "resource_group": group_name, "location": "eastus"});
-    let ids: Vec<String> = holding.iter().map(|n| identity(n)).collect();
-    let kind = match (system, ids.is_empty()) {
-        (true, true) => Some("SystemAssigned"),
-        (true, false) => Some("SystemAssigned, UserAssigned"),
-        (false, false) => Some("UserAssigned"),
-        (false, true) => None,
-    };
-    if let Some(kind) = kind {
-        spec["identity"] = json!({"type": kind, "user_assigned": ids});
-    }
-    spec
-}
-
 fn start(vms: Vec<Json>) -> Emulator {
-    let identities: Vec<Json> = ["id-one", "id-app", "id-legacy"]
-        .iter()
-        .map(|name| json!({"name": name, "resource_group": "rg-ids", "location": "eastus"}))
-        .collect();
-    let groups: Vec<Json> = ["rg-a", "rg-b", "rg-ids"]
-        .iter()
-        .map(|name| json!({"name": name, "location": "eastus"}))
-        .collect();
     Emulator::start_with(
-        &json!({
-            "subscriptions": [{
-                "id": SUB,
-                "regions": ["eastus", "westeurope"],
-                "resource_groups": groups,
-                "user_assigned_identities": identities,
-                "virtual_machines": vms,
-            }],
-            "realism": {"vm_update_seconds": 0, "principal_replication_seconds": 0},
+        &one_subscription(Parts {
+            groups: &["rg-a", "rg-b", "rg-ids"],
+            identities: &["id-one", "id-app", "id-legacy"],
+            vms,
+            scale_sets: None,
+            realism: Some(instant()),
         }),
         "fast",
     )
-}
-
-fn assignment(name: &str, scope: &str, extra: &str) -> String {
-    format!(
-        "resource \"mig_identity_assignment\" \"{name}\" {{\n  identity_id = \"{}\"\n  scope       = \"{scope}\"\n  {extra}\n}}\n",
-        identity("id-one")
-    )
-}
-
-fn workdir(emulator: &Emulator, body: &str) -> Workdir {
-    let work = Workdir::new(&emulator.configuration(body));
-    work.init();
-    work
-}
-
-fn lower(ids: impl IntoIterator<Item = String>) -> BTreeSet<String> {
-    ids.into_iter().map(|id| id.to_ascii_lowercase()).collect()
-}
-
-fn id_set(value: &Json) -> BTreeSet<String> {
-    value
-        .as_array()
-        .map(|items| lower(items.iter().filter_map(Json::as_str).map(String::from)))
-        .unwrap_or_default()
-}
-
-fn state_of(work: &Workdir, address: &str) -> Json {
-    work.state_resources()
-        .remove(address)
-        .unwrap_or_else(|| panic!("{address} not in state"))
 }
 
 fn assigned(work: &Workdir) -> BTreeSet<String> {
