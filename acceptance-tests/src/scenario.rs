@@ -143,6 +143,30 @@ pub fn state_of(work: &Workdir, address: &str) -> Json {
         .unwrap_or_else(|| panic!("{address} not in state"))
 }
 
+/// `terraform apply -refresh-only -auto-approve`, succeeding: state records what Azure has.
+pub fn refresh(work: &Workdir) -> crate::CommandOutput {
+    work.run_ok(&[
+        "apply",
+        "-refresh-only",
+        "-auto-approve",
+        "-input=false",
+        "-no-color",
+    ])
+}
+
+/// The actions of a `resource_changes` entry of `terraform show -json` (`["update"]`, ...).
+pub fn actions(change: &Json) -> Vec<String> {
+    change["change"]["actions"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Json::as_str)
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Estates: three subscriptions under management groups, each with the same resource groups,
 /// and the policy's built-in identities.
 pub mod estate {

@@ -186,18 +186,8 @@ fn one_configuration_covers_every_subscription_and_region_under_a_management_gro
             "2022-09-01"
         )
         .is_none());
-    let writes_outside: Vec<Json> = emulator
-        .requests()
-        .into_iter()
-        .filter(|r| r["method"] != "GET")
-        .filter(|r| {
-            r["path"]
-                .as_str()
-                .unwrap_or_default()
-                .to_ascii_lowercase()
-                .contains(SUB_OUT)
-        })
-        .collect();
+    let writes_outside: Vec<Json> =
+        acceptance_tests::scenario::estate::writes_to(&emulator, SUB_OUT);
     assert!(writes_outside.is_empty(), "{writes_outside:?}");
 
     emulator.clear_requests();

@@ -8,7 +8,7 @@
 //! And no write without `If-Match`: a machine listed without an etag (the emulator's
 //! `strip_etag` fault) is read by ID first, and one with no etag at all is not written.
 
-use acceptance_tests::scenario::{id_set as strings, lower, SUB};
+use acceptance_tests::scenario::{id_set as strings, lower, refresh, SUB};
 use acceptance_tests::{Emulator, Workdir};
 use serde_json::{json, Value as Json};
 
@@ -93,13 +93,7 @@ fn a_lost_answer_is_still_ours(fault: Json, first_status: u64) {
     assert_eq!(strings(&assignment_state(&work)["assigned_ids"]), both);
 
     // A refresh reads the machines again: still ours, nothing to change.
-    work.run_ok(&[
-        "apply",
-        "-refresh-only",
-        "-auto-approve",
-        "-input=false",
-        "-no-color",
-    ]);
+    refresh(&work);
     let state = assignment_state(&work);
     assert_eq!(strings(&state["assigned_ids"]), both, "{state}");
     assert!(strings(&state["compliant_ids"]).is_empty(), "{state}");
@@ -175,13 +169,7 @@ fn a_lost_answer_with_another_writer_in_the_same_moment_is_uncertain_and_left_ho
     );
 
     // A refresh kept in state records it as not ours; the record of its uncertainty survives.
-    work.run_ok(&[
-        "apply",
-        "-refresh-only",
-        "-auto-approve",
-        "-input=false",
-        "-no-color",
-    ]);
+    refresh(&work);
     let state = assignment_state(&work);
     assert_eq!(
         strings(&state["assigned_ids"]),

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use acceptance_tests::scenario::{
-    assignment, group, id_set, identity, instant, lower, one_subscription, state_of, subscription,
-    vm, vm_id, workdir, Parts, SUB,
+    actions, assignment, group, id_set, identity, instant, lower, one_subscription, refresh,
+    state_of, subscription, vm, vm_id, workdir, Parts, SUB,
 };
 use acceptance_tests::{Emulator, Workdir};
 use base64::Engine;
@@ -89,18 +89,6 @@ fn planned_change(work: &Workdir, args: &[&str], address: &str) -> Json {
 
 fn apply_saved(work: &Workdir) {
     work.run_ok(&["apply", "-input=false", "-no-color", "tfplan"]);
-}
-
-fn actions(change: &Json) -> Vec<String> {
-    change["change"]["actions"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Json::as_str)
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// The machine's unique ID (`properties.vmId`), read from the emulator.
@@ -253,13 +241,7 @@ fn a_state_without_unique_ids_records_them_at_the_next_refresh() {
     work.write("old.tfstate", &state.to_string());
     work.run_ok(&["state", "push", "old.tfstate"]);
     assert_eq!(private_of(&work, X), Json::Null);
-    work.run_ok(&[
-        "apply",
-        "-refresh-only",
-        "-auto-approve",
-        "-input=false",
-        "-no-color",
-    ]);
+    refresh(&work);
     assert_eq!(
         private_of(&work, X)["unique_ids"][web.to_ascii_lowercase()],
         vm_unique_id(&emulator, &web)
@@ -407,13 +389,7 @@ fn an_owned_machine_excluded_on_its_side_is_given_back_visibly() {
         block("UserAssigned", &["id-one"])
     );
 
-    work.run_ok(&[
-        "apply",
-        "-refresh-only",
-        "-auto-approve",
-        "-input=false",
-        "-no-color",
-    ]);
+    refresh(&work);
     assert_eq!(
         assigned(&work),
         everyone,
@@ -478,13 +454,7 @@ fn a_held_machine_missing_from_the_listing_is_read_by_id_and_kept() {
     );
     let (status, _) = emulator.arm_send(reqwest::Method::DELETE, &deleted, API, None);
     assert!(status < 300);
-    work.run_ok(&[
-        "apply",
-        "-refresh-only",
-        "-auto-approve",
-        "-input=false",
-        "-no-color",
-    ]);
+    refresh(&work);
     assert_eq!(
         assigned(&work),
         lower([hidden.clone(), plain.clone()]),
@@ -714,13 +684,7 @@ fn a_held_machine_that_cannot_be_read_at_all_stays_recorded() {
         }));
     };
     hide();
-    let refresh = work.run_ok(&[
-        "apply",
-        "-refresh-only",
-        "-auto-approve",
-        "-input=false",
-        "-no-color",
-    ]);
+    let refresh = refresh(&work);
     assert!(
         refresh.all().contains("could not be read"),
         "a warning names the machine:\n{}",

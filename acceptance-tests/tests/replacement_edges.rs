@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use acceptance_tests::scenario::{
-    self, group, identity, lower, one_subscription, subscription, vm_id, workdir, Parts,
+    self, group, identity, lower, one_subscription, refresh, subscription, vm_id, workdir, Parts,
 };
 use acceptance_tests::{Emulator, Workdir};
 use serde_json::{json, Value as Json};
@@ -155,13 +155,7 @@ fn replaced_with_a_narrower_scope(config: fn(&str) -> String, address: &str, tai
     );
     // After a taint the new object adopts them (shown compliant in this apply, as planned):
     // the next refresh records them as its own.
-    work.run_ok(&[
-        "apply",
-        "-refresh-only",
-        "-auto-approve",
-        "-input=false",
-        "-no-color",
-    ]);
+    refresh(&work);
     assert_eq!(
         owned(&work, address),
         in_group("rg-a", &IN_A),
