@@ -167,6 +167,23 @@ pub fn actions(change: &Json) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Ctrl-C to a running `terraform` (SIGINT, as a terminal sends it), then its end: whether it
+/// succeeded, and everything it printed.
+pub fn interrupt(process: std::process::Child) -> (bool, String) {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &process.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+    let finished = process.wait_with_output().expect("terraform ends");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&finished.stdout),
+        String::from_utf8_lossy(&finished.stderr)
+    );
+    (finished.status.success(), output)
+}
+
 /// Estates: three subscriptions under management groups, each with the same resource groups,
 /// and the policy's built-in identities.
 pub mod estate {

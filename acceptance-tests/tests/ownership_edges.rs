@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use acceptance_tests::scenario::{
-    actions, assignment, group, id_set, identity, instant, lower, one_subscription, refresh,
-    state_of, subscription, vm, vm_id, workdir, Parts, SUB,
+    actions, assignment, group, id_set, identity, instant, interrupt, lower, one_subscription,
+    refresh, state_of, subscription, vm, vm_id, workdir, Parts, SUB,
 };
 use acceptance_tests::{Emulator, Workdir};
 use base64::Engine;
@@ -470,14 +470,6 @@ fn a_held_machine_missing_from_the_listing_is_read_by_id_and_kept() {
 // 4. Take-backs interrupted by Ctrl-C
 // ---------------------------------------------------------------------------------------------
 
-fn send_sigint(process: &std::process::Child) {
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &process.id().to_string()])
-        .status()
-        .expect("kill -INT");
-    assert!(status.success());
-}
-
 /// `rg-a` holds two VMs, `rg-b` four whose writes go through and four whose writes are
 /// refused with a 503 asking to retry in 30 s (so they sit in a retry backoff at the stop).
 fn eight_to_take_back() -> (Emulator, Vec<String>, Vec<String>, Vec<String>) {
@@ -526,14 +518,8 @@ fn interrupt_take_back(emulator: &Emulator, work: &Workdir) {
         assert!(Instant::now() < deadline, "the writes never got there");
         std::thread::sleep(Duration::from_millis(50));
     }
-    send_sigint(&apply);
-    let finished = apply.wait_with_output().expect("terraform apply ends");
-    let output = format!(
-        "{}{}",
-        String::from_utf8_lossy(&finished.stdout),
-        String::from_utf8_lossy(&finished.stderr)
-    );
-    assert!(!finished.status.success(), "interrupted:\n{output}");
+    let (succeeded, output) = interrupt(apply);
+    assert!(!succeeded, "interrupted:\n{output}");
     emulator.clear_faults();
 }
 

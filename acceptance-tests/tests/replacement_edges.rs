@@ -7,7 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use acceptance_tests::scenario::{
-    self, group, identity, lower, one_subscription, refresh, subscription, vm_id, workdir, Parts,
+    self, group, identity, interrupt, lower, one_subscription, refresh, subscription, vm_id,
+    workdir, Parts,
 };
 use acceptance_tests::{Emulator, Workdir};
 use serde_json::{json, Value as Json};
@@ -368,18 +369,8 @@ fn a_replacement_stopped_by_ctrl_c_keeps_what_it_meant_to_hand_over() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &apply.id().to_string()])
-        .status()
-        .expect("kill -INT");
-    assert!(status.success());
-    let finished = apply.wait_with_output().expect("terraform apply ends");
-    let output = format!(
-        "{}{}",
-        String::from_utf8_lossy(&finished.stdout),
-        String::from_utf8_lossy(&finished.stderr)
-    );
-    assert!(!finished.status.success(), "interrupted:\n{output}");
+    let (succeeded, output) = interrupt(apply);
+    assert!(!succeeded, "interrupted:\n{output}");
     emulator.clear_faults();
     assert_eq!(
         holding(&emulator),
