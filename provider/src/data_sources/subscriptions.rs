@@ -434,18 +434,12 @@ mod tests {
 
     #[test]
     fn an_unreadable_subscription_is_listed_with_unknown_regions_and_no_pairs() {
-        let subs = vec![
-            SubscriptionInfo {
-                subscription_id: "a".into(),
-                display_name: "A".into(),
-                state: Some("Enabled".into()),
-            },
-            SubscriptionInfo {
-                subscription_id: "c".into(),
-                display_name: "C".into(),
-                state: Some("Enabled".into()),
-            },
-        ];
+        let enabled = |id: &str| SubscriptionInfo {
+            subscription_id: id.into(),
+            display_name: id.to_ascii_uppercase(),
+            state: Some("Enabled".into()),
+        };
+        let subs = vec![enabled("a"), enabled("c")];
         let locations = BTreeMap::from([("a".to_string(), BTreeSet::from(["eastus".to_string()]))]);
         let unread = BTreeMap::from([(
             "c".to_string(),
