@@ -31,6 +31,8 @@ pub struct ConvergeInput<'a> {
 }
 
 /// What an apply left.
+// One per operation, never held in bulk: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Converged {
     /// Nothing was written (stopped first, or the machines could not be listed): an existing
     /// object keeps its state and planned record; a create records `created` (`None`: it is

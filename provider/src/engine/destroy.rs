@@ -16,6 +16,8 @@ use crate::engine::store::Stopping;
 use crate::engine::write::{report_failures, settle, write_batch};
 
 /// What a destroy left.
+// One per operation, never held in bulk: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Destroyed {
     /// Nothing was written (stopped first, or the machines could not be listed): the object
     /// keeps its state and record.

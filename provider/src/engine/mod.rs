@@ -12,10 +12,13 @@ pub mod converge;
 pub mod destroy;
 pub mod handover;
 pub mod list;
+#[cfg(test)]
+mod model_tests;
 pub mod notes;
 pub mod ownership;
 pub mod plan;
 pub mod policy;
 pub mod record;
+pub mod slice;
 pub mod store;
 pub mod write;

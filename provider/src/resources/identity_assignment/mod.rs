@@ -73,8 +73,8 @@ impl IdentityAssignment {
         }
     }
 
-    /// The buckets of `mig_estate_assignment`: their hand-over records are their own.
-    pub fn estate_buckets(data: Arc<ProviderData>) -> Self {
+    /// The slices of `mig_estate_assignment`: their hand-over records are their own.
+    pub fn estate_slices(data: Arc<ProviderData>) -> Self {
         IdentityAssignment {
             data,
             kind: "mig_estate_assignment bucket",
