@@ -11,6 +11,7 @@ mod orphans;
 mod ownership;
 mod policy;
 mod provider;
+mod provider_data;
 mod resources;
 mod timeouts;
 

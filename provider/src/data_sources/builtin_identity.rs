@@ -16,7 +16,7 @@ use tfplugin::{
 
 use crate::arguments;
 use crate::azure::ids::{self, SubscriptionId};
-use crate::provider::ProviderData;
+use crate::provider_data::ProviderData;
 
 pub struct BuiltinIdentityLookup {
     data: Arc<ProviderData>,

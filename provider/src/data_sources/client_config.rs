@@ -8,7 +8,7 @@ use tfplugin::{
     Attribute, Block, DataReadRequest, DataReadResponse, DataSource, Schema, Type, Value,
 };
 
-use crate::provider::ProviderData;
+use crate::provider_data::ProviderData;
 
 pub struct ClientConfig {
     data: Arc<ProviderData>,

@@ -57,7 +57,7 @@ use crate::azure::authorization::{self, Permission};
 use crate::azure::identities::Identity;
 use crate::azure::ids::{self, SubscriptionId, UserAssignedIdentityId};
 use crate::azure::AzureClients;
-use crate::provider::ProviderData;
+use crate::provider_data::ProviderData;
 use crate::resources::identity;
 use crate::timeouts::{self, Halt, Operation, Step};
 

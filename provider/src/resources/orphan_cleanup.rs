@@ -19,7 +19,7 @@ use tfplugin::{
 
 use crate::arguments;
 use crate::orphans::{self, Orphan, Rules};
-use crate::provider::ProviderData;
+use crate::provider_data::ProviderData;
 use crate::resources::identity;
 
 pub const TYPE_NAME: &str = "mig_orphan_cleanup";
