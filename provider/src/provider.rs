@@ -181,7 +181,7 @@ impl Provider for MigProvider {
     fn resources(&self) -> Vec<Arc<dyn Resource>> {
         use crate::resources::*;
         vec![
-            Arc::new(builtin_identity::BuiltinIdentity::new(self.data.clone())),
+            tfplugin::typed::resource(builtin_identity::BuiltinIdentity::new(self.data.clone())),
             Arc::new(identity_assignment::IdentityAssignment::new(
                 self.data.clone(),
             )),

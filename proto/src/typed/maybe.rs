@@ -21,7 +21,7 @@ pub(crate) const UNKNOWN: &str = "\u{0}tfplugin:unknown\u{0}";
 /// field or an `Option`); encoding [`Maybe::Unknown`] gives an unknown value. Use it for
 /// every attribute a plan can hold unknown: arguments (configuration can interpolate
 /// values known after apply) and computed attributes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum Maybe<T> {
     #[default]
     Null,
