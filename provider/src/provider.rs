@@ -185,7 +185,7 @@ impl Provider for MigProvider {
             Arc::new(identity_assignment::IdentityAssignment::new(
                 self.data.clone(),
             )),
-            Arc::new(orphan_cleanup::OrphanCleanup::new(self.data.clone())),
+            tfplugin::typed::resource(orphan_cleanup::OrphanCleanup::new(self.data.clone())),
             Arc::new(estate_assignment::EstateAssignment::new(self.data.clone())),
         ]
     }
