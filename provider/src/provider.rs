@@ -196,7 +196,7 @@ impl Provider for MigProvider {
             Arc::new(builtin_identity::BuiltinIdentityLookup::new(
                 self.data.clone(),
             )),
-            Arc::new(client_config::ClientConfig::new(self.data.clone())),
+            tfplugin::typed::data_source(client_config::ClientConfig::new(self.data.clone())),
             Arc::new(orphaned_role_assignments::OrphanedRoleAssignments::new(
                 self.data.clone(),
             )),

@@ -39,7 +39,10 @@
 //! The untyped [`crate::Resource`] trait stays underneath: `Typed<R>` implements it, so the
 //! server does not know the difference.
 
+mod data_source;
 pub(crate) mod maybe;
+
+pub use data_source::{data_source, DataRead, TypedData, TypedDataSource};
 
 use std::sync::Arc;
 
