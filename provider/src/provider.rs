@@ -193,7 +193,7 @@ impl Provider for MigProvider {
     fn data_sources(&self) -> Vec<Arc<dyn DataSource>> {
         use crate::data_sources::*;
         vec![
-            Arc::new(builtin_identity::BuiltinIdentityLookup::new(
+            tfplugin::typed::data_source(builtin_identity::BuiltinIdentityLookup::new(
                 self.data.clone(),
             )),
             tfplugin::typed::data_source(client_config::ClientConfig::new(self.data.clone())),

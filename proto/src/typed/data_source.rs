@@ -86,8 +86,10 @@ impl<D: TypedDataSource> DataSource for TypedData<D> {
         self.source.schema()
     }
 
+    /// Configuration may hold unknowns at validation: read as `Maybe::Unknown`, or as
+    /// `None` in a plain `Option`.
     async fn validate_config(&self, config: &Value) -> Diagnostics {
-        match model::decode::<D::Model>(config) {
+        match model::decode_lenient::<D::Model>(config) {
             Ok(config) => self.source.validate(&config),
             Err(diagnostics) => diagnostics,
         }

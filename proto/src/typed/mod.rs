@@ -297,8 +297,10 @@ impl<R: TypedResource> Resource for Typed<R> {
         self.resource.identity_of(&state)
     }
 
+    /// Configuration may hold unknowns at validation: read as `Maybe::Unknown`, or as
+    /// `None` in a plain `Option`.
     async fn validate_config(&self, config: &Value) -> Diagnostics {
-        match model::decode::<R::Model>(config) {
+        match model::decode_lenient::<R::Model>(config) {
             Ok(config) => self.resource.validate(&config),
             Err(diagnostics) => diagnostics,
         }
