@@ -9,6 +9,7 @@ mod engine;
 mod functions;
 mod orphans;
 mod provider;
+mod provider_data;
 mod resources;
 mod timeouts;
 

@@ -19,7 +19,7 @@ use crate::azure::arm::ArmError;
 use crate::azure::compute::MachineKind;
 use crate::azure::ids::{self, Scope};
 use crate::azure::management_groups::{self, SubscriptionInfo};
-use crate::provider::ProviderData;
+use crate::provider_data::ProviderData;
 
 /// A listing of a subscription's machines this recent (by any resource or data source of this
 /// provider process) is shared rather than read again: the same age
