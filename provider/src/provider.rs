@@ -17,9 +17,7 @@ use crate::azure::AzureClients;
 #[path = "list_resources/mod.rs"]
 mod list_resources;
 
-/// Kept here for the files that still name it by this path; new code uses
-/// `crate::provider_data::ProviderData`.
-pub use crate::provider_data::ProviderData;
+use crate::provider_data::ProviderData;
 
 pub struct MigProvider {
     data: Arc<ProviderData>,

@@ -35,7 +35,7 @@ use crate::azure::ids::{self, Scope, SubscriptionId};
 use crate::azure::management_groups::{self, SubscriptionInfo};
 use crate::azure::AzureClients;
 use crate::engine::slice::{self, region_of_key, subscription_of_key, Slice};
-use crate::provider::ProviderData;
+use crate::provider_data::ProviderData;
 use crate::resources::identity;
 use crate::resources::identity_assignment::{self as assignment, IdentityAssignment, Written};
 use crate::timeouts::{self, Halt, Operation};

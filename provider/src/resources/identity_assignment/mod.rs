@@ -36,7 +36,7 @@ use crate::engine::record::Record;
 use crate::engine::write;
 use crate::ownership::{Mode, Outcome, Settings};
 use crate::policy::Rules;
-use crate::provider::ProviderData;
+use crate::provider_data::ProviderData;
 use crate::resources::identity;
 use crate::timeouts;
 use resource::{with_id, without_incomplete_marker};
