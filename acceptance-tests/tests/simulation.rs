@@ -909,8 +909,13 @@ impl Sim {
             // Documented: before Terraform 1.16 the new object's create cannot learn what the
             // old one attached, so the machines it keeps holding the identity are its
             // `compliant_ids` (never stripped, left holding it at destroy): to the model,
-            // someone else's, as after an import. (Soak seeds 1014, 1015, 1022, 1030, 1031,
-            // 1032, ...: invariant 4 read them as ours, recorded nowhere.)
+            // someone else's, as after an import. In audit mode too: the rule, not the mode,
+            // says which machines the new object wants kept. (Soak seeds 1014, 1015, 1022,
+            // 1030, 1031, 1032, 1056, ...: invariant 4 read them as ours, recorded nowhere.)
+            let rule = Config {
+                audit: false,
+                ..self.config.clone()
+            };
             for index in 0..self.machines.len() {
                 let machine = &self.machines[index];
                 let ours = machine.builtin();
@@ -918,7 +923,7 @@ impl Sim {
                 if !machine.exists
                     || !covered
                     || self.unreadable.contains(machine.subscription)
-                    || !self.config.must_hold(machine)
+                    || !rule.must_hold(machine)
                 {
                     continue;
                 }
