@@ -80,7 +80,7 @@ pub async fn inventory(
 /// the principal may read, and leaves out machines of a scope or kind no longer
 /// selected. Only a 404 on the machine's own ID says it is gone; one that cannot be read
 /// either is returned as unreadable, with the reason, and stays recorded.
-async fn unlisted_held(
+pub(crate) async fn unlisted_held(
     store: &dyn MachineStore,
     listed: &[Machine],
     held: &Held,
