@@ -650,13 +650,6 @@ impl Run {
                 let handover = Handover::default();
                 self.refresh(&handover).await;
                 let old = self.state.clone().unwrap_or(old);
-                if !old.record.pending_release.is_empty() {
-                    // Known gap, kept as it is (this is a refactor): the destroy of a replaced
-                    // object is handed the create's record, not its own, so releases it
-                    // still owed (an interrupted change of `identity_id`) are recorded
-                    // nowhere after the replacement. Reported on issue 23's branch.
-                    return;
-                }
                 // Planned with its prior state, then the create with the same arguments.
                 self.plan(&handover, &old.settings, Some(&old)).await;
                 let Some(create) = self.plan(&handover, &old.settings, None).await else {
