@@ -137,3 +137,25 @@ fn taint_after_an_interrupted_identity_change_releases_the_old_identity() {
     let output = apply_with(&work, &[]);
     assert_replaced_and_restored(&emulator, &work, &output);
 }
+
+/// The replacement's destroy is refused on `vm-1` (403 on its PATCH): Terraform creates
+/// nothing, and the old object keeps the release it still owes; the next apply makes it.
+#[test]
+fn a_replacement_whose_destroy_fails_keeps_the_release_owed() {
+    let emulator = start();
+    let work = interrupted_identity_change(&emulator);
+    emulator.inject_fault(&json!({
+        "kind": "status", "status": 403, "code": "AuthorizationFailed",
+        "method": "PATCH", "path_contains": "/virtualMachines/vm-1"
+    }));
+    let output = apply_with(&work, &[&format!("-replace={X}")]);
+    assert!(!output.success, "the destroy fails:\n{}", output.all());
+    emulator.clear_faults();
+    assert_eq!(
+        holding(&emulator, "id-b"),
+        lower([vm_id("rg-a", "vm-1")]),
+        "vm-1 still holds B"
+    );
+    let output = apply_with(&work, &[]);
+    assert_replaced_and_restored(&emulator, &work, &output);
+}
