@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::azure::ids::Scope;
-use crate::engine::handover::Handover;
+use crate::engine::handover::{pending_key, Handover, Owed};
 use crate::engine::list::inventory;
 use crate::engine::notes::Notes;
 use crate::engine::ownership::{self, Held, Outcome, Settings};
@@ -99,6 +99,19 @@ impl Assignment<'_> {
             .record_owned(self.kind, &scope, identity_id, &machines);
     }
 
+    /// Leaves the releases an existing object still owes for a create replacing it after a
+    /// taint (planned alone in this process): see [`crate::engine::handover::pending_key`].
+    pub fn record_pending(&self, recorded: &Recorded, owed: &Owed) {
+        let (Some(scope), Some(identity_id)) = (&recorded.scope, &recorded.identity_id) else {
+            return;
+        };
+        let scope = Scope::parse(scope)
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        self.handover
+            .record_pending(&pending_key(self.kind, &scope, identity_id), owed);
+    }
+
     /// Refresh: the lists of `state` (with `settings`) against the machines as they are.
     /// `Err` with the listing's error when the machines cannot be listed.
     pub async fn refresh(
@@ -185,6 +198,9 @@ impl Assignment<'_> {
         // Recorded from the listing where the state had none yet (states written before
         // unique IDs were kept): from here on, a machine created again is told apart.
         new_record.unique_ids = unique_ids_of(&new_state.held(&new_record), &held, &inventory);
+        // A taint's create, planned alone right after, carries what this object still owes
+        // to its destroy (handed the create's record, not this one).
+        self.record_pending(&new_state, &Owed::of(&new_record));
         Ok(Refreshed {
             outcome: new_state.outcome,
             record: new_record,

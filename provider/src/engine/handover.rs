@@ -55,7 +55,7 @@
 //!
 //! Machine and identity IDs are compared case-insensitively, as ARM does.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use crate::ownership::{self, Settings};
@@ -69,6 +69,40 @@ fn key(scope: &str, identity_id: &str) -> (String, String) {
 /// a replacement both see (see the module comment).
 pub fn object_key(kind: &str, config: &impl std::fmt::Debug) -> String {
     format!("{kind}|{config:?}").to_ascii_lowercase()
+}
+
+/// The key of a refreshed object's owed releases (its configuration is unknown at refresh):
+/// its kind, scope and identity, as a taint's create finds them.
+pub fn pending_key(kind: &str, scope: &str, identity_id: &str) -> String {
+    format!("{kind}|{scope}|{identity_id}").to_ascii_lowercase()
+}
+
+/// Releases an object still owes: machine to the identity it attached there, and those
+/// machines' unique IDs (a machine created again under the same ID is not ours).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Owed {
+    pub releases: BTreeMap<String, String>,
+    pub unique_ids: BTreeMap<String, String>,
+}
+
+impl Owed {
+    /// What `record` still owes.
+    pub fn of(record: &crate::engine::record::Record) -> Owed {
+        Owed {
+            releases: record.pending_release.clone(),
+            unique_ids: record
+                .unique_ids
+                .iter()
+                .filter(|(machine, _)| {
+                    record
+                        .pending_release
+                        .keys()
+                        .any(|owed| owed.eq_ignore_ascii_case(machine))
+                })
+                .map(|(machine, unique_id)| (machine.clone(), unique_id.clone()))
+                .collect(),
+        }
+    }
 }
 
 /// kind -> machines an object of that kind owns.
@@ -87,6 +121,11 @@ pub struct Handover {
     planned_identities: Mutex<BTreeSet<String>>,
     /// (identity, machine) that a destroy or release left alone for a claiming object.
     handed_over: Mutex<BTreeSet<(String, String)>>,
+    /// Releases an object still owes (machine -> an identity it attached there, see
+    /// `Record::pending_release`), by object key ([`object_key`]) and by
+    /// `{kind}|{scope}|{identity}` (refreshed): the create replacing it carries them in its
+    /// record, which is the one Terraform hands the old object's destroy.
+    pending: Mutex<HashMap<String, Owed>>,
     /// identity -> the lock its writers take in turn.
     writers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// What each object planned in this process reaches (see `PlannedReaches`).
@@ -180,6 +219,30 @@ impl Handover {
             .lock()
             .expect("handover lock")
             .get(object)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The object with this key ([`object_key`]), or (refreshed, its configuration unknown)
+    /// the object of `kind`, `scope` and `identity_id` ([`pending_key`]), still owes these
+    /// releases. No releases forgets the record.
+    pub fn record_pending(&self, key: &str, owed: &Owed) {
+        let mut records = self.pending.lock().expect("handover lock");
+        if owed.releases.is_empty() {
+            records.remove(key);
+        } else {
+            records.insert(key.to_string(), owed.clone());
+        }
+    }
+
+    /// The releases recorded under `key` by [`Handover::record_pending`]: a create replacing
+    /// that object carries them, so that the old object's destroy, handed the create's
+    /// record, still makes them. Empty when there is none.
+    pub fn pending_of(&self, key: &str) -> Owed {
+        self.pending
+            .lock()
+            .expect("handover lock")
+            .get(key)
             .cloned()
             .unwrap_or_default()
     }
@@ -322,6 +385,34 @@ mod tests {
             .is_empty());
         handover.record_owned_by(&standalone, &BTreeSet::new());
         assert!(handover.owned_by_object(&standalone).is_empty());
+    }
+
+    #[test]
+    fn owed_releases_are_found_by_their_key_and_forgotten_when_empty() {
+        let handover = Handover::default();
+        let record = crate::engine::record::Record {
+            pending_release: BTreeMap::from([("/vm1".to_string(), "/id/b".to_string())]),
+            unique_ids: BTreeMap::from([
+                ("/vm1".to_string(), "u1".to_string()),
+                ("/vm2".to_string(), "u2".to_string()),
+            ]),
+            ..Default::default()
+        };
+        let owed = Owed::of(&record);
+        assert_eq!(
+            owed.unique_ids,
+            BTreeMap::from([("/vm1".to_string(), "u1".to_string())]),
+            "only the unique IDs of the machines owed"
+        );
+        let key = pending_key("a", "/S", "/ID/A");
+        handover.record_pending(&key, &owed);
+        assert_eq!(handover.pending_of(&pending_key("a", "/s", "/id/a")), owed);
+        assert_eq!(
+            handover.pending_of(&pending_key("b", "/s", "/id/a")),
+            Owed::default()
+        );
+        handover.record_pending(&key, &Owed::default());
+        assert_eq!(handover.pending_of(&key), Owed::default());
     }
 
     #[tokio::test]

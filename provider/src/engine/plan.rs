@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::engine::assignment::{Assignment, Recorded, PLAN_LISTING_MAX_AGE};
+use crate::engine::handover::{pending_key, Owed};
 use crate::engine::list::inventory;
 use crate::engine::notes::Notes;
 use crate::engine::ownership::{self, Held, Outcome, Settings};
@@ -70,6 +71,21 @@ impl Assignment<'_> {
                     );
                 }
                 taken_over.extend(first_plan.taken_over);
+                // Releases the object it replaces still owes (an interrupted change of
+                // `identity_id`): Terraform hands that object's destroy this record, not its
+                // own, so they travel here, or they would be made nowhere and recorded nowhere.
+                let mut owed = self.handover.pending_of(&input.object_key);
+                if owed.releases.is_empty() {
+                    owed = self.handover.pending_of(&pending_key(
+                        self.kind,
+                        &settings.scope.to_string(),
+                        &settings.identity_id,
+                    ));
+                }
+                owed.releases.extend(first_plan.pending_release);
+                owed.unique_ids.extend(first_plan.unique_ids);
+                private.pending_release = owed.releases;
+                private.unique_ids = owed.unique_ids;
                 private.successor = Some(input.object_key.clone());
                 private.taken_over = taken_over.clone();
                 Held::new(&settings.identity_id, &taken_over)
@@ -87,6 +103,10 @@ impl Assignment<'_> {
                     .map(|(machine, _)| machine.clone())
                     .collect();
                 self.handover.record_owned_by(&input.object_key, &mine);
+                // And it carries the releases this one still owes, for this one's destroy.
+                let owed = Owed::of(&prior_private);
+                self.handover.record_pending(&input.object_key, &owed);
+                self.record_pending(prior, &owed);
                 private.not_ours = prior_private.not_ours;
                 private.pending_release = prior_private.pending_release;
                 // Without a refresh (`-refresh=false`) the prior state still lists adopted
