@@ -1059,7 +1059,7 @@ impl Sim {
         }
         let address = rng.pick(&instances).0.clone();
         self.log.push(format!("-replace={address}"));
-        self.apply_replacing(&[&format!("-replace={address}")])
+        self.apply_replacing(&address, &[&format!("-replace={address}")])
     }
 
     fn reimport(&mut self, rng: &mut Rng) -> Checked {
@@ -1652,14 +1652,17 @@ impl Sim {
         if !tainted.success {
             return Err(self.violation(6, format!("taint failed:\n{}", tail(&tainted.all()))));
         }
-        self.apply_replacing(&[])
+        self.apply_replacing(&address, &[])
     }
 
     /// An apply that replaces an assignment. While (estate) a subscription cannot be read, the
     /// destroy fails naming it, as documented ("destroy while a subscription cannot be read
     /// or written": its buckets cannot give back what they attached); that is explained, and
     /// once its owner gives the access back the next apply finishes the job.
-    fn apply_replacing(&mut self, args: &[&str]) -> Checked {
+    fn apply_replacing(&mut self, address: &str, args: &[&str]) -> Checked {
+        if self.config.create_before_destroy && acceptance_tests::terraform_minor() < 16 {
+            return self.apply_replacing_first(address, args);
+        }
         if self.config.shape != Shape::Estate || self.unreadable.is_empty() {
             return self.apply_checked(args);
         }
@@ -1692,6 +1695,80 @@ impl Sim {
         self.standing.clear();
         self.clear_faults();
         self.apply_checked(&[])
+    }
+
+    /// A replacement under `create_before_destroy` on Terraform 1.15 and older: the new object
+    /// records the machines the old one owned and it wants as `compliant_ids` (at its create
+    /// it cannot learn that the old one attached them), never stripped, and a later destroy
+    /// leaves them holding the identity, as documented. The model says so: those machines hold
+    /// it from someone else from then on. With a subscription that cannot be read, the
+    /// destroy may fail as [`Sim::apply_replacing`] explains.
+    fn apply_replacing_first(&mut self, address: &str, args: &[&str]) -> Checked {
+        let owned_before = self.recorded_by(address, "assigned_ids");
+        self.remember_holdings();
+        let mut command = vec!["apply", "-auto-approve", "-input=false", "-no-color"];
+        command.extend_from_slice(args);
+        let output = self.terraform(&command);
+        self.check_others_kept()?;
+        let text = output.all();
+        if !output.success {
+            let explained = text.contains("Cannot list the machines in scope")
+                && self.unreadable.iter().any(|sub| text.contains(sub));
+            if !explained {
+                return Err(self.violation(
+                    6,
+                    format!(
+                        "terraform {} failed with no fault to explain it:\n{}",
+                        command.join(" "),
+                        tail(&text)
+                    ),
+                ));
+            }
+            self.log.push(
+                "  the destroy failed on a subscription that cannot be read, as documented; access comes back"
+                    .into(),
+            );
+            self.unreadable.clear();
+            self.standing.clear();
+            self.clear_faults();
+        }
+        let compliant_after = self.recorded_by(address, "compliant_ids");
+        for machine in self.machines.iter_mut().filter(|m| m.exists) {
+            let id = machine.id().to_ascii_lowercase();
+            if owned_before.contains(&id) && compliant_after.contains(&id) {
+                machine.others_builtin.insert(machine.builtin());
+            }
+        }
+        if !output.success {
+            return self.apply_checked(&[]);
+        }
+        self.after_successful_apply()
+    }
+
+    /// The lower-cased machine IDs in `field` (`assigned_ids` or `compliant_ids`) of the
+    /// instance at `address` in state (every bucket of an estate).
+    fn recorded_by(&self, address: &str, field: &str) -> BTreeSet<String> {
+        let resources = self.work.state_resources();
+        let Some(values) = resources.get(address) else {
+            return BTreeSet::new();
+        };
+        let lists: Vec<&Json> = if address.starts_with("mig_estate_assignment.") {
+            values["buckets"]
+                .as_object()
+                .into_iter()
+                .flat_map(|b| b.values())
+                .map(|bucket| &bucket[field])
+                .collect()
+        } else {
+            vec![&values[field]]
+        };
+        lists
+            .into_iter()
+            .filter_map(Json::as_array)
+            .flatten()
+            .filter_map(Json::as_str)
+            .map(str::to_ascii_lowercase)
+            .collect()
     }
 
     /// `state rm`, then an `import` block naming the instance by its identity (the
