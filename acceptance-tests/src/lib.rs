@@ -10,6 +10,7 @@
 
 mod emulator;
 pub mod plugin_client;
+pub mod scenario;
 mod terraform;
 
 pub use emulator::{configuration, Emulator, ReadyInfo};

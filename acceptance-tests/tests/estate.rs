@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use acceptance_tests::{configuration, terraform_has, workspace_root, Emulator, Workdir};
+use acceptance_tests::{configuration, terraform_has, Emulator, Workdir};
 use serde_json::{json, Value as Json};
 
 const SUB_A: &str = "a0000000-0000-4000-8000-00000000000a";
@@ -107,19 +107,7 @@ fn scenario() -> Json {
 
 /// A working directory holding examples/estate's `.tf` files, credentials from `ARM_*`.
 fn estate(emulator: &Emulator) -> Workdir {
-    let source = workspace_root().join("examples/estate");
-    let mut work = Workdir::new("");
-    std::fs::remove_file(work.path().join("main.tf")).unwrap();
-    for entry in std::fs::read_dir(&source).expect("examples/estate") {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "tf") {
-            std::fs::copy(&path, work.path().join(path.file_name().unwrap())).unwrap();
-        }
-    }
-    for (key, value) in emulator.arm_env() {
-        work.env(key, &value);
-    }
-    work
+    acceptance_tests::scenario::estate::example(emulator)
 }
 
 /// Machine name to its identity `type` and user-assigned identities.
@@ -198,18 +186,8 @@ fn one_configuration_covers_every_subscription_and_region_under_a_management_gro
             "2022-09-01"
         )
         .is_none());
-    let writes_outside: Vec<Json> = emulator
-        .requests()
-        .into_iter()
-        .filter(|r| r["method"] != "GET")
-        .filter(|r| {
-            r["path"]
-                .as_str()
-                .unwrap_or_default()
-                .to_ascii_lowercase()
-                .contains(SUB_OUT)
-        })
-        .collect();
+    let writes_outside: Vec<Json> =
+        acceptance_tests::scenario::estate::writes_to(&emulator, SUB_OUT);
     assert!(writes_outside.is_empty(), "{writes_outside:?}");
 
     emulator.clear_requests();

@@ -5,25 +5,16 @@
 //! recorded (no write to them, a warning naming them) while the rest of the estate plans and
 //! applies. Every machine is read back from the emulator.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
+use acceptance_tests::scenario::estate::{
+    add_machine, assert_bare, assert_holds, assert_warns_about, writes_to, REGIONS, SUB_A, SUB_B,
+    SUB_C,
+};
 use acceptance_tests::{Emulator, Workdir};
 use serde_json::{json, Value as Json};
 
-const SUB_A: &str = "a0000000-0000-4000-8000-00000000000a";
-const SUB_B: &str = "b0000000-0000-4000-8000-00000000000b";
-const SUB_C: &str = "c0000000-0000-4000-8000-00000000000c";
-const REGIONS: [&str; 2] = ["eastus", "westeurope"];
 const ESTATE: &str = "mig_estate_assignment.e";
-
-fn machine_id(sub: &str, name: &str) -> String {
-    format!("/subscriptions/{sub}/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachines/{name}")
-}
-
-fn builtin_id(sub: &str, region: &str) -> String {
-    format!("/subscriptions/{sub}/resourceGroups/Built-In-Identity-RG/providers/Microsoft.ManagedIdentity/userAssignedIdentities/Built-In-Identity-{region}")
-        .to_ascii_lowercase()
-}
 
 fn group_id(name: &str) -> String {
     format!("/providers/Microsoft.Management/managementGroups/{name}")
@@ -43,35 +34,7 @@ fn machines() -> Vec<(&'static str, &'static str, &'static str)> {
 /// root ─ mg-platform (SUB_A) ─ mg-corp (SUB_B, SUB_C); the policy's identities made in every
 /// subscription and region.
 fn scenario() -> Json {
-    let subscription = |id: &str| {
-        let vms: Vec<Json> = machines()
-            .into_iter()
-            .filter(|(sub, ..)| *sub == id)
-            .map(|(_, name, region)| {
-                json!({"name": name, "resource_group": "rg-app", "location": region})
-            })
-            .collect();
-        json!({
-            "id": id,
-            "regions": REGIONS,
-            "resource_groups": [
-                {"name": "rg-app", "location": "eastus"},
-                {"name": "Built-In-Identity-RG", "location": "eastus"}
-            ],
-            "user_assigned_identities": REGIONS
-                .iter()
-                .map(|r| json!({"name": format!("Built-In-Identity-{r}"), "resource_group": "Built-In-Identity-RG", "location": r}))
-                .collect::<Vec<Json>>(),
-            "virtual_machines": vms
-        })
-    };
-    json!({
-        "subscriptions": [subscription(SUB_A), subscription(SUB_B), subscription(SUB_C)],
-        "management_groups": [
-            {"id": "mg-platform", "subscriptions": [SUB_A]},
-            {"id": "mg-corp", "parent": "mg-platform", "subscriptions": [SUB_B, SUB_C]}
-        ]
-    })
+    acceptance_tests::scenario::estate::scenario(&machines(), true)
 }
 
 fn estate(emulator: &Emulator, arguments: &str) -> String {
@@ -95,25 +58,6 @@ fn applied(emulator: &Emulator, scope: Option<&str>) -> Workdir {
     work
 }
 
-fn assert_holds(emulator: &Emulator, sub: &str, name: &str, region: &str, step: &str) {
-    assert_eq!(
-        emulator.identity_of(&machine_id(sub, name)),
-        (
-            "UserAssigned".to_string(),
-            BTreeSet::from([builtin_id(sub, region)])
-        ),
-        "{step}: {name} holds its identity"
-    );
-}
-
-fn assert_bare(emulator: &Emulator, sub: &str, name: &str, step: &str) {
-    assert_eq!(
-        emulator.identity_of(&machine_id(sub, name)),
-        ("None".to_string(), BTreeSet::new()),
-        "{step}: {name} holds no identity"
-    );
-}
-
 /// The estate's buckets in state, by key.
 fn buckets(work: &Workdir) -> BTreeMap<String, Json> {
     let state = &work.state_resources()[ESTATE];
@@ -130,31 +74,6 @@ fn buckets_of(work: &Workdir, sub: &str) -> BTreeMap<String, Json> {
         .collect()
 }
 
-/// Requests other than GET to anything of `sub` since the log was last cleared.
-fn writes_to(emulator: &Emulator, sub: &str) -> Vec<Json> {
-    emulator
-        .requests()
-        .into_iter()
-        .filter(|r| r["method"] != "GET")
-        .filter(|r| {
-            r["path"]
-                .as_str()
-                .unwrap_or_default()
-                .to_ascii_lowercase()
-                .contains(sub)
-        })
-        .collect()
-}
-
-/// A machine added to `sub` in eastus after the first apply.
-fn add_machine(emulator: &Emulator, sub: &str, name: &str) {
-    emulator.load_merge(&json!({"subscriptions": [{
-        "id": sub,
-        "regions": REGIONS,
-        "virtual_machines": [{"name": name, "resource_group": "rg-app", "location": "eastus"}]
-    }]}));
-}
-
 /// A plan's output, succeeding, with its exit code for changes.
 fn plan(work: &Workdir) -> (String, bool) {
     let output = work.run(&["plan", "-input=false", "-no-color", "-detailed-exitcode"]);
@@ -164,14 +83,6 @@ fn plan(work: &Workdir) -> (String, bool) {
         "the plan succeeds with a warning: {text}"
     );
     (text.clone(), text.contains("Plan:"))
-}
-
-fn assert_warns_about(text: &str, sub: &str, cause: &str) {
-    let flat = text.replace('\n', " ");
-    assert!(
-        flat.contains("Warning:") && flat.contains(sub) && flat.contains(cause),
-        "a warning names {sub} and the cause ({cause}): {text}"
-    );
 }
 
 fn assert_all_bare_after_destroy(emulator: &Emulator, work: &Workdir, extra: &[(&str, &str)]) {

@@ -9,10 +9,13 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use acceptance_tests::scenario::{
+    assignment, group, id_set, identity, instant, lower, one_subscription, subscription, vm, vm_id,
+    workdir, Parts,
+};
 use acceptance_tests::{Emulator, Workdir};
-use serde_json::{json, Value as Json};
+use serde_json::json;
 
-const SUB: &str = "00000000-0000-0000-0000-000000000001";
 const API: &str = "2024-07-01";
 const X: &str = "mig_identity_assignment.x";
 
@@ -20,98 +23,26 @@ const OVERLAP: &str = "Two objects attach the same identity to the same machines
 const LOST: &str = "Machines lost the identity this resource attached";
 const LOSING: &str = "Machines keep losing the identity this resource attaches";
 
-fn subscription() -> String {
-    format!("/subscriptions/{SUB}")
-}
-
-fn group(name: &str) -> String {
-    format!("/subscriptions/{SUB}/resourceGroups/{name}")
-}
-
-fn identity(name: &str) -> String {
-    format!(
-        "{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}",
-        group("rg-ids")
-    )
-}
-
-fn vm_id(group_name: &str, name: &str) -> String {
-    format!(
-        "{}/providers/Microsoft.Compute/virtualMachines/{name}",
-        group(group_name)
-    )
-}
-
-fn vm(group_name: &str, name: &str, holding: &[&str], system: bool) -> Json {
-    let mut spec = json!({"name": name, "resource_group": group_name, "location": "eastus"});
-    let ids: Vec<String> = holding.iter().map(|n| identity(n)).collect();
-    let kind = match (system, ids.is_empty()) {
-        (true, true) => Some("SystemAssigned"),
-        (true, false) => Some("SystemAssigned, UserAssigned"),
-        (false, false) => Some("UserAssigned"),
-        (false, true) => None,
-    };
-    if let Some(kind) = kind {
-        spec["identity"] = json!({"type": kind, "user_assigned": ids});
-    }
-    spec
-}
-
 /// rg-a: vm-a (bare), vm-b (system-assigned); rg-b: vm-held (system-assigned, and id-one and
 /// id-two from someone else), vm-pair (id-one and id-two only: without id-one it would be
 /// skipped as single user-assigned, so it is never adopted), vm-c (bare).
 fn start() -> Emulator {
-    let identities: Vec<Json> = ["id-one", "id-two"]
-        .iter()
-        .map(|name| json!({"name": name, "resource_group": "rg-ids", "location": "eastus"}))
-        .collect();
-    let groups: Vec<Json> = ["rg-a", "rg-b", "rg-ids"]
-        .iter()
-        .map(|name| json!({"name": name, "location": "eastus"}))
-        .collect();
     Emulator::start_with(
-        &json!({
-            "subscriptions": [{
-                "id": SUB,
-                "regions": ["eastus", "westeurope"],
-                "resource_groups": groups,
-                "user_assigned_identities": identities,
-                "virtual_machines": [
-                    vm("rg-a", "vm-a", &[], false),
-                    vm("rg-a", "vm-b", &[], true),
-                    vm("rg-b", "vm-held", &["id-one", "id-two"], true),
-                    vm("rg-b", "vm-pair", &["id-one", "id-two"], false),
-                    vm("rg-b", "vm-c", &[], false),
-                ],
-            }],
-            "realism": {"vm_update_seconds": 0, "principal_replication_seconds": 0},
+        &one_subscription(Parts {
+            groups: &["rg-a", "rg-b", "rg-ids"],
+            identities: &["id-one", "id-two"],
+            vms: vec![
+                vm("rg-a", "vm-a", &[], false),
+                vm("rg-a", "vm-b", &[], true),
+                vm("rg-b", "vm-held", &["id-one", "id-two"], true),
+                vm("rg-b", "vm-pair", &["id-one", "id-two"], false),
+                vm("rg-b", "vm-c", &[], false),
+            ],
+            scale_sets: None,
+            realism: Some(instant()),
         }),
         "fast",
     )
-}
-
-fn assignment(name: &str, scope: &str, extra: &str) -> String {
-    format!(
-        "resource \"mig_identity_assignment\" \"{name}\" {{\n  identity_id = \"{}\"\n  scope       = \"{scope}\"\n  {extra}\n}}\n",
-        identity("id-one")
-    )
-}
-
-fn workdir(emulator: &Emulator, body: &str) -> Workdir {
-    let work = Workdir::new(&emulator.configuration(body));
-    work.init();
-    work
-}
-
-fn lower(ids: impl IntoIterator<Item = String>) -> BTreeSet<String> {
-    ids.into_iter().map(|id| id.to_ascii_lowercase()).collect()
-}
-
-fn id_set(value: &Json) -> BTreeSet<String> {
-    value
-        .as_array()
-        .map(|items| lower(items.iter().filter_map(Json::as_str).map(String::from)))
-        .unwrap_or_default()
 }
 
 fn owned_and_compliant(work: &Workdir) -> (BTreeSet<String>, BTreeSet<String>) {

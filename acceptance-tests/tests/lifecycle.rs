@@ -8,30 +8,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use acceptance_tests::scenario::{
+    actions, group, identity, lower, one_subscription, refresh, subscription, Parts, SUB,
+};
 use acceptance_tests::{Emulator, Workdir};
 use serde_json::{json, Value as Json};
-
-const SUB: &str = "00000000-0000-0000-0000-000000000001";
 
 // ---------------------------------------------------------------------------------------------
 // Scenario
 // ---------------------------------------------------------------------------------------------
-
-fn subscription() -> String {
-    format!("/subscriptions/{SUB}")
-}
-
-fn group(name: &str) -> String {
-    format!("/subscriptions/{SUB}/resourceGroups/{name}")
-}
-
-/// A user-assigned identity of the scenario (all live in `rg-ids`).
-fn identity(name: &str) -> String {
-    format!(
-        "{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}",
-        group("rg-ids")
-    )
-}
 
 /// A machine's identity block: its `type` and lower-cased user-assigned identity IDs.
 type Block = (String, BTreeSet<String>);
@@ -129,24 +114,12 @@ fn scenario(machines: &[Machine], realism: Json) -> Json {
             .map(Machine::spec)
             .collect()
     };
-    let identities: Vec<Json> = ["id-one", "id-two", "id-app", "id-legacy"]
-        .iter()
-        .map(|name| json!({"name": name, "resource_group": "rg-ids", "location": "eastus"}))
-        .collect();
-    let groups: Vec<Json> = ["rg-a", "rg-b", "rg-ids"]
-        .iter()
-        .map(|name| json!({"name": name, "location": "eastus"}))
-        .collect();
-    json!({
-        "subscriptions": [{
-            "id": SUB,
-            "regions": ["eastus", "westeurope"],
-            "resource_groups": groups,
-            "user_assigned_identities": identities,
-            "virtual_machines": of_kind(false),
-            "scale_sets": of_kind(true),
-        }],
-        "realism": realism,
+    one_subscription(Parts {
+        groups: &["rg-a", "rg-b", "rg-ids"],
+        identities: &["id-one", "id-two", "id-app", "id-legacy"],
+        vms: of_kind(false),
+        scale_sets: Some(of_kind(true)),
+        realism: Some(realism),
     })
 }
 
@@ -166,12 +139,6 @@ fn attached(before: &Block, identity_id: &str) -> Block {
     let mut ids = before.1.clone();
     ids.insert(identity_id.to_ascii_lowercase());
     (kind.to_string(), ids)
-}
-
-fn lower<S: AsRef<str>>(ids: impl IntoIterator<Item = S>) -> BTreeSet<String> {
-    ids.into_iter()
-        .map(|id| id.as_ref().to_ascii_lowercase())
-        .collect()
 }
 
 /// A running emulator seeded with `machines`, and their identity blocks before any apply.
@@ -308,18 +275,6 @@ fn change_of(plan: &Json, address: &str) -> Json {
         .and_then(|changes| changes.iter().find(|c| c["address"] == address))
         .unwrap_or_else(|| panic!("no change for {address} in plan: {plan}"))
         .clone()
-}
-
-fn actions(change: &Json) -> Vec<String> {
-    change["change"]["actions"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Json::as_str)
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Writes `config`, plans it (the change of `address` must be an in-place update), applies
@@ -991,13 +946,7 @@ fn a_machine_another_writer_attached_during_apply_is_not_ours() {
     world.assert_holding(&one, &["vm-a-none", "vm-a-sys", "vm-x"], "applied");
     let vm_x = world.emulator.identity_of(&world.id("vm-x"));
 
-    work.run_ok(&[
-        "apply",
-        "-refresh-only",
-        "-auto-approve",
-        "-input=false",
-        "-no-color",
-    ]);
+    refresh(&work);
     assert_eq!(
         owned_and_compliant(&work, X),
         (world.ids(&["vm-a-none", "vm-a-sys"]), world.ids(&["vm-x"])),

@@ -8,12 +8,9 @@
 //! And no write without `If-Match`: a machine listed without an etag (the emulator's
 //! `strip_etag` fault) is read by ID first, and one with no etag at all is not written.
 
-use std::collections::BTreeSet;
-
+use acceptance_tests::scenario::{id_set as strings, lower, refresh, SUB};
 use acceptance_tests::{Emulator, Workdir};
 use serde_json::{json, Value as Json};
-
-const SUB: &str = "00000000-0000-0000-0000-000000000001";
 
 fn identity_id(name: &str) -> String {
     format!("/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}")
@@ -43,41 +40,15 @@ fn scenario() -> Json {
 }
 
 fn configuration(emulator: &Emulator) -> String {
-    format!(
-        r#"
-terraform {{
-  required_providers {{
-    mig = {{ source = "azure-mig/mig" }}
-  }}
-}}
-
-{provider}
-
-resource "mig_identity_assignment" "ours" {{
+    emulator.configuration(&format!(
+        r#"resource "mig_identity_assignment" "ours" {{
   identity_id = "{identity}"
   scope       = "/subscriptions/{SUB}"
   locations   = ["eastus"]
 }}
 "#,
-        provider = emulator.provider_block(),
         identity = identity_id("id-ours"),
-    )
-}
-
-fn strings(value: &Json) -> BTreeSet<String> {
-    value
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|v| v.as_str().map(|s| s.to_ascii_lowercase()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn lower(ids: &[String]) -> BTreeSet<String> {
-    ids.iter().map(|id| id.to_ascii_lowercase()).collect()
+    ))
 }
 
 fn assignment_state(work: &Workdir) -> Json {
@@ -122,13 +93,7 @@ fn a_lost_answer_is_still_ours(fault: Json, first_status: u64) {
     assert_eq!(strings(&assignment_state(&work)["assigned_ids"]), both);
 
     // A refresh reads the machines again: still ours, nothing to change.
-    work.run_ok(&[
-        "apply",
-        "-refresh-only",
-        "-auto-approve",
-        "-input=false",
-        "-no-color",
-    ]);
+    refresh(&work);
     let state = assignment_state(&work);
     assert_eq!(strings(&state["assigned_ids"]), both, "{state}");
     assert!(strings(&state["compliant_ids"]).is_empty(), "{state}");
@@ -204,13 +169,7 @@ fn a_lost_answer_with_another_writer_in_the_same_moment_is_uncertain_and_left_ho
     );
 
     // A refresh kept in state records it as not ours; the record of its uncertainty survives.
-    work.run_ok(&[
-        "apply",
-        "-refresh-only",
-        "-auto-approve",
-        "-input=false",
-        "-no-color",
-    ]);
+    refresh(&work);
     let state = assignment_state(&work);
     assert_eq!(
         strings(&state["assigned_ids"]),

@@ -7,35 +7,16 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use acceptance_tests::scenario::{
+    actions, assignment, group, id_set, identity, instant, interrupt, lower, one_subscription,
+    refresh, state_of, subscription, vm, vm_id, workdir, Parts, SUB,
+};
 use acceptance_tests::{Emulator, Workdir};
 use base64::Engine;
 use serde_json::{json, Value as Json};
 
-const SUB: &str = "00000000-0000-0000-0000-000000000001";
 const API: &str = "2024-07-01";
 const X: &str = "mig_identity_assignment.x";
-
-fn subscription() -> String {
-    format!("/subscriptions/{SUB}")
-}
-
-fn group(name: &str) -> String {
-    format!("/subscriptions/{SUB}/resourceGroups/{name}")
-}
-
-fn identity(name: &str) -> String {
-    format!(
-        "{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}",
-        group("rg-ids")
-    )
-}
-
-fn vm_id(group_name: &str, name: &str) -> String {
-    format!(
-        "{}/providers/Microsoft.Compute/virtualMachines/{name}",
-        group(group_name)
-    )
-}
 
 /// A machine's identity block: its `type` and lower-cased user-assigned identity IDs.
 type Block = (String, BTreeSet<String>);
@@ -50,74 +31,17 @@ fn block(kind: &str, names: &[&str]) -> Block {
     )
 }
 
-/// A VM spec of the scenario: `(group, name, identity names, system-assigned too)`.
-fn vm(group_name: &str, name: &str, holding: &[&str], system: bool) -> Json {
-    let mut spec = json!({"name": name, "resource_group": group_name, "location": "eastus"});
-    let ids: Vec<String> = holding.iter().map(|n| identity(n)).collect();
-    let kind = match (system, ids.is_empty()) {
-        (true, true) => Some("SystemAssigned"),
-        (true, false) => Some("SystemAssigned, UserAssigned"),
-        (false, false) => Some("UserAssigned"),
-        (false, true) => None,
-    };
-    if let Some(kind) = kind {
-        spec["identity"] = json!({"type": kind, "user_assigned": ids});
-    }
-    spec
-}
-
 fn start(vms: Vec<Json>) -> Emulator {
-    let identities: Vec<Json> = ["id-one", "id-app", "id-legacy"]
-        .iter()
-        .map(|name| json!({"name": name, "resource_group": "rg-ids", "location": "eastus"}))
-        .collect();
-    let groups: Vec<Json> = ["rg-a", "rg-b", "rg-ids"]
-        .iter()
-        .map(|name| json!({"name": name, "location": "eastus"}))
-        .collect();
     Emulator::start_with(
-        &json!({
-            "subscriptions": [{
-                "id": SUB,
-                "regions": ["eastus", "westeurope"],
-                "resource_groups": groups,
-                "user_assigned_identities": identities,
-                "virtual_machines": vms,
-            }],
-            "realism": {"vm_update_seconds": 0, "principal_replication_seconds": 0},
+        &one_subscription(Parts {
+            groups: &["rg-a", "rg-b", "rg-ids"],
+            identities: &["id-one", "id-app", "id-legacy"],
+            vms,
+            scale_sets: None,
+            realism: Some(instant()),
         }),
         "fast",
     )
-}
-
-fn assignment(name: &str, scope: &str, extra: &str) -> String {
-    format!(
-        "resource \"mig_identity_assignment\" \"{name}\" {{\n  identity_id = \"{}\"\n  scope       = \"{scope}\"\n  {extra}\n}}\n",
-        identity("id-one")
-    )
-}
-
-fn workdir(emulator: &Emulator, body: &str) -> Workdir {
-    let work = Workdir::new(&emulator.configuration(body));
-    work.init();
-    work
-}
-
-fn lower(ids: impl IntoIterator<Item = String>) -> BTreeSet<String> {
-    ids.into_iter().map(|id| id.to_ascii_lowercase()).collect()
-}
-
-fn id_set(value: &Json) -> BTreeSet<String> {
-    value
-        .as_array()
-        .map(|items| lower(items.iter().filter_map(Json::as_str).map(String::from)))
-        .unwrap_or_default()
-}
-
-fn state_of(work: &Workdir, address: &str) -> Json {
-    work.state_resources()
-        .remove(address)
-        .unwrap_or_else(|| panic!("{address} not in state"))
 }
 
 fn assigned(work: &Workdir) -> BTreeSet<String> {
@@ -165,18 +89,6 @@ fn planned_change(work: &Workdir, args: &[&str], address: &str) -> Json {
 
 fn apply_saved(work: &Workdir) {
     work.run_ok(&["apply", "-input=false", "-no-color", "tfplan"]);
-}
-
-fn actions(change: &Json) -> Vec<String> {
-    change["change"]["actions"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Json::as_str)
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// The machine's unique ID (`properties.vmId`), read from the emulator.
@@ -329,13 +241,7 @@ fn a_state_without_unique_ids_records_them_at_the_next_refresh() {
     work.write("old.tfstate", &state.to_string());
     work.run_ok(&["state", "push", "old.tfstate"]);
     assert_eq!(private_of(&work, X), Json::Null);
-    work.run_ok(&[
-        "apply",
-        "-refresh-only",
-        "-auto-approve",
-        "-input=false",
-        "-no-color",
-    ]);
+    refresh(&work);
     assert_eq!(
         private_of(&work, X)["unique_ids"][web.to_ascii_lowercase()],
         vm_unique_id(&emulator, &web)
@@ -483,13 +389,7 @@ fn an_owned_machine_excluded_on_its_side_is_given_back_visibly() {
         block("UserAssigned", &["id-one"])
     );
 
-    work.run_ok(&[
-        "apply",
-        "-refresh-only",
-        "-auto-approve",
-        "-input=false",
-        "-no-color",
-    ]);
+    refresh(&work);
     assert_eq!(
         assigned(&work),
         everyone,
@@ -554,13 +454,7 @@ fn a_held_machine_missing_from_the_listing_is_read_by_id_and_kept() {
     );
     let (status, _) = emulator.arm_send(reqwest::Method::DELETE, &deleted, API, None);
     assert!(status < 300);
-    work.run_ok(&[
-        "apply",
-        "-refresh-only",
-        "-auto-approve",
-        "-input=false",
-        "-no-color",
-    ]);
+    refresh(&work);
     assert_eq!(
         assigned(&work),
         lower([hidden.clone(), plain.clone()]),
@@ -575,14 +469,6 @@ fn a_held_machine_missing_from_the_listing_is_read_by_id_and_kept() {
 // ---------------------------------------------------------------------------------------------
 // 4. Take-backs interrupted by Ctrl-C
 // ---------------------------------------------------------------------------------------------
-
-fn send_sigint(process: &std::process::Child) {
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &process.id().to_string()])
-        .status()
-        .expect("kill -INT");
-    assert!(status.success());
-}
 
 /// `rg-a` holds two VMs, `rg-b` four whose writes go through and four whose writes are
 /// refused with a 503 asking to retry in 30 s (so they sit in a retry backoff at the stop).
@@ -632,14 +518,8 @@ fn interrupt_take_back(emulator: &Emulator, work: &Workdir) {
         assert!(Instant::now() < deadline, "the writes never got there");
         std::thread::sleep(Duration::from_millis(50));
     }
-    send_sigint(&apply);
-    let finished = apply.wait_with_output().expect("terraform apply ends");
-    let output = format!(
-        "{}{}",
-        String::from_utf8_lossy(&finished.stdout),
-        String::from_utf8_lossy(&finished.stderr)
-    );
-    assert!(!finished.status.success(), "interrupted:\n{output}");
+    let (succeeded, output) = interrupt(apply);
+    assert!(!succeeded, "interrupted:\n{output}");
     emulator.clear_faults();
 }
 
@@ -790,13 +670,7 @@ fn a_held_machine_that_cannot_be_read_at_all_stays_recorded() {
         }));
     };
     hide();
-    let refresh = work.run_ok(&[
-        "apply",
-        "-refresh-only",
-        "-auto-approve",
-        "-input=false",
-        "-no-color",
-    ]);
+    let refresh = refresh(&work);
     assert!(
         refresh.all().contains("could not be read"),
         "a warning names the machine:\n{}",

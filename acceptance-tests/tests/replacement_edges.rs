@@ -6,34 +6,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use acceptance_tests::scenario::{
+    self, group, identity, interrupt, lower, one_subscription, refresh, subscription, vm_id,
+    workdir, Parts,
+};
 use acceptance_tests::{Emulator, Workdir};
 use serde_json::{json, Value as Json};
 
-const SUB: &str = "00000000-0000-0000-0000-000000000001";
 const X: &str = "mig_identity_assignment.x";
 const E: &str = "mig_estate_assignment.e";
-
-fn subscription() -> String {
-    format!("/subscriptions/{SUB}")
-}
-
-fn group(name: &str) -> String {
-    format!("/subscriptions/{SUB}/resourceGroups/{name}")
-}
-
-fn identity(name: &str) -> String {
-    format!(
-        "{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}",
-        group("rg-ids")
-    )
-}
-
-fn vm_id(group_name: &str, name: &str) -> String {
-    format!(
-        "{}/providers/Microsoft.Compute/virtualMachines/{name}",
-        group(group_name)
-    )
-}
 
 const IN_A: [&str; 3] = ["vm-a-0", "vm-a-1", "vm-a-2"];
 const IN_B: [&str; 3] = ["vm-b-0", "vm-b-1", "vm-b-2"];
@@ -46,22 +27,12 @@ fn start() -> Emulator {
         .chain(IN_B.iter().map(|n| ("rg-b", n)))
         .map(|(g, n)| json!({"name": n, "resource_group": g, "location": "eastus", "tags": {}}))
         .collect();
-    let groups: Vec<Json> = ["rg-a", "rg-b", "rg-ids"]
-        .iter()
-        .map(|n| json!({"name": n, "location": "eastus"}))
-        .collect();
-    let scenario = json!({
-        "subscriptions": [{
-            "id": SUB,
-            "regions": ["eastus", "westeurope"],
-            "resource_groups": groups,
-            "user_assigned_identities": [
-                {"name": "id-one", "resource_group": "rg-ids", "location": "eastus"}
-            ],
-            "virtual_machines": vms,
-            "scale_sets": [],
-        }],
-        "realism": {},
+    let scenario = one_subscription(Parts {
+        groups: &["rg-a", "rg-b", "rg-ids"],
+        identities: &["id-one"],
+        vms,
+        scale_sets: Some(vec![]),
+        realism: Some(json!({})),
     });
     Emulator::start_with(&scenario, "fast")
 }
@@ -70,12 +41,6 @@ fn all_ids() -> Vec<String> {
     IN_A.iter()
         .map(|n| vm_id("rg-a", n))
         .chain(IN_B.iter().map(|n| vm_id("rg-b", n)))
-        .collect()
-}
-
-fn lower<S: AsRef<str>>(ids: impl IntoIterator<Item = S>) -> BTreeSet<String> {
-    ids.into_iter()
-        .map(|id| id.as_ref().to_ascii_lowercase())
         .collect()
 }
 
@@ -120,10 +85,7 @@ fn writes(emulator: &Emulator) -> BTreeMap<String, usize> {
 }
 
 fn assignment(scope: &str) -> String {
-    format!(
-        "resource \"mig_identity_assignment\" \"x\" {{\n  identity_id = \"{}\"\n  scope = \"{scope}\"\n}}\n",
-        identity("id-one")
-    )
+    scenario::assignment("x", scope, "")
 }
 
 fn estate(scope: &str) -> String {
@@ -131,12 +93,6 @@ fn estate(scope: &str) -> String {
         "resource \"mig_estate_assignment\" \"e\" {{\n  scope = \"{scope}\"\n  identity_ids = {{ eastus = \"{}\" }}\n}}\n",
         identity("id-one")
     )
-}
-
-fn workdir(emulator: &Emulator, body: &str) -> Workdir {
-    let work = Workdir::new(&emulator.configuration(body));
-    work.init();
-    work
 }
 
 fn apply_with(work: &Workdir, args: &[&str]) -> acceptance_tests::CommandOutput {
@@ -200,13 +156,7 @@ fn replaced_with_a_narrower_scope(config: fn(&str) -> String, address: &str, tai
     );
     // After a taint the new object adopts them (shown compliant in this apply, as planned):
     // the next refresh records them as its own.
-    work.run_ok(&[
-        "apply",
-        "-refresh-only",
-        "-auto-approve",
-        "-input=false",
-        "-no-color",
-    ]);
+    refresh(&work);
     assert_eq!(
         owned(&work, address),
         in_group("rg-a", &IN_A),
@@ -419,18 +369,8 @@ fn a_replacement_stopped_by_ctrl_c_keeps_what_it_meant_to_hand_over() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &apply.id().to_string()])
-        .status()
-        .expect("kill -INT");
-    assert!(status.success());
-    let finished = apply.wait_with_output().expect("terraform apply ends");
-    let output = format!(
-        "{}{}",
-        String::from_utf8_lossy(&finished.stdout),
-        String::from_utf8_lossy(&finished.stderr)
-    );
-    assert!(!finished.status.success(), "interrupted:\n{output}");
+    let (succeeded, output) = interrupt(apply);
+    assert!(!succeeded, "interrupted:\n{output}");
     emulator.clear_faults();
     assert_eq!(
         holding(&emulator),

@@ -1061,8 +1061,36 @@ impl Sim {
         if instances.is_empty() {
             return self.edit(rng);
         }
-        let address = rng.pick(&instances).0.clone();
+        let (address, region) = rng.pick(&instances).clone();
         self.log.push(format!("-replace={address}"));
+        if self.config.create_before_destroy && acceptance_tests::terraform_minor() < 16 {
+            // Documented: before Terraform 1.16 the new object's create cannot learn what the
+            // old one attached, so the machines it keeps holding the identity are its
+            // `compliant_ids` (never stripped, left holding it at destroy): to the model,
+            // someone else's, as after an import. In audit mode too: the rule, not the mode,
+            // says which machines the new object wants kept. (Soak seeds 1014, 1015, 1022,
+            // 1030, 1031, 1032, 1056, ...: invariant 4 read them as ours, recorded nowhere.)
+            let rule = Config {
+                audit: false,
+                ..self.config.clone()
+            };
+            for index in 0..self.machines.len() {
+                let machine = &self.machines[index];
+                let ours = machine.builtin();
+                let covered = region.is_none_or(|region| region == machine.location);
+                if !machine.exists
+                    || !covered
+                    || self.unreadable.contains(machine.subscription)
+                    || !rule.must_hold(machine)
+                {
+                    continue;
+                }
+                let (_, ids, _) = actual(&self.emulator, &machine.id()).unwrap_or_default();
+                if ids.contains(&ours) {
+                    self.machines[index].others_builtin.insert(ours);
+                }
+            }
+        }
         self.apply_replacing(&address, &[&format!("-replace={address}")])
     }
 

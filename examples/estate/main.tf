@@ -33,18 +33,39 @@ variable "exclude_tags" {
   default     = { "mig-exclude" = "true" }
 }
 
+variable "unreadable_locations" {
+  description = "Subscription ID -> the regions it holds machines in, used only while mig_subscriptions cannot list its machines (it warns, naming the subscription and why): its identities, and the estate's buckets of it, are then kept as they are instead of planned for destroy. The `identities` output lists each subscription's regions."
+  type        = map(set(string))
+  default     = {}
+}
+
 data "mig_subscriptions" "estate" {
   management_group_id = var.management_group_id
 }
 
 locals {
-  states = { for s in data.mig_subscriptions.estate.subscriptions : s.subscription_id => s.state }
+  states     = { for s in data.mig_subscriptions.estate.subscriptions : s.subscription_id => s.state }
+  unreadable = data.mig_subscriptions.estate.unreadable_subscription_ids
+  # Unreadable subscriptions that `unreadable_locations` does not cover: their regions are
+  # unknown, so the plan stops rather than destroy their identities.
+  uncovered = setsubtract(local.unreadable, keys(var.unreadable_locations))
   # One entry per subscription and region that holds machines, keyed
   # "{subscription_id}/{location}"; a disabled subscription is read-only, so it is left out.
-  estate = {
-    for key, pair in data.mig_subscriptions.estate.subscription_locations :
-    key => pair if local.states[pair.subscription_id] != "Disabled"
-  }
+  # A subscription whose machines cannot be listed keeps the regions given for it.
+  estate = merge(
+    {
+      for key, pair in data.mig_subscriptions.estate.subscription_locations :
+      key => pair if local.states[pair.subscription_id] != "Disabled"
+    },
+    {
+      for pair in flatten([
+        for id in local.unreadable : [
+          for location in lookup(var.unreadable_locations, id, []) :
+          { subscription_id = id, location = location }
+        ]
+      ]) : "${pair.subscription_id}/${pair.location}" => pair
+    },
+  )
 }
 
 resource "mig_builtin_identity" "estate" {
@@ -61,4 +82,11 @@ resource "mig_estate_assignment" "estate" {
   scope        = var.management_group_id == null ? null : data.mig_subscriptions.estate.id
   identity_ids = { for key, identity in mig_builtin_identity.estate : key => identity.id }
   exclude_tags = var.exclude_tags
+
+  lifecycle {
+    precondition {
+      condition     = length(local.uncovered) == 0
+      error_message = "The machines of ${join(", ", local.uncovered)} cannot be listed now (mig_subscriptions warns why), so their regions are unknown and their identities would be destroyed. Set variable unreadable_locations to the regions of each, e.g. { \"<subscription_id>\" = [\"eastus\"] } (the `identities` output lists them), to keep them as they are until it can be read again."
+    }
+  }
 }

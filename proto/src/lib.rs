@@ -20,6 +20,7 @@ mod provider;
 mod schema;
 mod server;
 mod tls;
+pub mod typed;
 mod types;
 pub mod validators;
 mod value;

@@ -125,6 +125,7 @@ fn convert(json: &Json, ty: &Type, problem: &mut dyn FnMut(String)) -> Value {
     };
     match (ty, json) {
         (_, Json::Null) => Value::Null,
+        (_, Json::String(text)) if text == crate::typed::maybe::UNKNOWN => Value::unknown(),
         (Type::String, Json::String(text)) => Value::String(text.clone()),
         (Type::String, Json::Number(n)) => Value::String(n.to_string()),
         (Type::String, Json::Bool(b)) => Value::String(b.to_string()),
@@ -353,9 +354,13 @@ impl<'de, 'a> de::Deserializer<'de> for ValueDeserializer<'a> {
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         self,
-        _name: &'static str,
+        name: &'static str,
         visitor: V,
     ) -> Result<V::Value, DecodeError> {
+        // A `typed::Maybe` reads an unknown value as `Maybe::Unknown`, never an error.
+        if name == crate::typed::maybe::TOKEN && self.value.is_unknown() {
+            return visitor.visit_unit();
+        }
         visitor.visit_newtype_struct(self)
     }
 

@@ -5,16 +5,18 @@ mod actions;
 mod arguments;
 mod azure;
 mod data_sources;
+mod engine;
 mod functions;
-mod handover;
 mod orphans;
-mod ownership;
-mod policy;
 mod provider;
+mod provider_data;
 mod resources;
 mod timeouts;
 
 use std::sync::Arc;
+
+// The engine's pure modules, by the paths the rest of the provider has always used.
+pub(crate) use engine::{handover, ownership, policy};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {

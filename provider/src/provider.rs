@@ -2,54 +2,22 @@
 //! sources, functions, actions and list resources. Configuration values are translated into the Azure
 //! client's settings here; nothing below this file sees Terraform types.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use tfplugin::{
     Attribute, AttributePath, Block, ConfigureRequest, DataSource, Diagnostics, Function, Provider,
     Resource, Schema, Type, Value,
 };
-use tokio_util::sync::CancellationToken;
 
 use crate::azure::config::{ConfigError, ProviderSettings};
 use crate::azure::AzureClients;
-use crate::handover::Handover;
 
 /// List resources (`terraform query`), one file each.
 #[path = "list_resources/mod.rs"]
 mod list_resources;
 
-/// What resources share: the configured Azure clients and the stop signal.
-#[derive(Default)]
-pub struct ProviderData {
-    clients: OnceLock<Arc<AzureClients>>,
-    stop: CancellationToken,
-    handover: Handover,
-}
-
-impl ProviderData {
-    /// The Azure clients, or a diagnostic when the provider was not configured.
-    pub fn clients(&self) -> Result<Arc<AzureClients>, Diagnostics> {
-        self.clients.get().cloned().ok_or_else(|| {
-            let mut diagnostics = Diagnostics::default();
-            diagnostics.error(
-                "Provider not configured",
-                "The mig provider was used before Terraform configured it. This is a bug in Terraform or in the provider; please report it.",
-            );
-            diagnostics
-        })
-    }
-
-    /// Cancelled when Terraform asks the provider to stop (Ctrl-C): no new writes start.
-    pub fn stop_signal(&self) -> &CancellationToken {
-        &self.stop
-    }
-
-    /// What identity assignments tell each other within this provider process.
-    pub fn handover(&self) -> &Handover {
-        &self.handover
-    }
-}
+use crate::provider_data::ProviderData;
 
 pub struct MigProvider {
     data: Arc<ProviderData>,
@@ -201,8 +169,7 @@ impl Provider for MigProvider {
         };
         match AzureClients::new(config, &request.terraform_version) {
             Ok(clients) => {
-                // Terraform configures a provider instance once; a second call keeps the first.
-                let _ = self.data.clients.set(Arc::new(clients));
+                self.data.set_clients(clients);
             }
             Err(error) => diagnostics.error("Cannot create the Azure clients", &error.to_string()),
         }
@@ -212,11 +179,11 @@ impl Provider for MigProvider {
     fn resources(&self) -> Vec<Arc<dyn Resource>> {
         use crate::resources::*;
         vec![
-            Arc::new(builtin_identity::BuiltinIdentity::new(self.data.clone())),
+            tfplugin::typed::resource(builtin_identity::BuiltinIdentity::new(self.data.clone())),
             Arc::new(identity_assignment::IdentityAssignment::new(
                 self.data.clone(),
             )),
-            Arc::new(orphan_cleanup::OrphanCleanup::new(self.data.clone())),
+            tfplugin::typed::resource(orphan_cleanup::OrphanCleanup::new(self.data.clone())),
             Arc::new(estate_assignment::EstateAssignment::new(self.data.clone())),
         ]
     }
@@ -224,10 +191,10 @@ impl Provider for MigProvider {
     fn data_sources(&self) -> Vec<Arc<dyn DataSource>> {
         use crate::data_sources::*;
         vec![
-            Arc::new(builtin_identity::BuiltinIdentityLookup::new(
+            tfplugin::typed::data_source(builtin_identity::BuiltinIdentityLookup::new(
                 self.data.clone(),
             )),
-            Arc::new(client_config::ClientConfig::new(self.data.clone())),
+            tfplugin::typed::data_source(client_config::ClientConfig::new(self.data.clone())),
             Arc::new(orphaned_role_assignments::OrphanedRoleAssignments::new(
                 self.data.clone(),
             )),
@@ -253,6 +220,6 @@ impl Provider for MigProvider {
     }
 
     async fn stop(&self) {
-        self.data.stop.cancel();
+        self.data.stop_signal().cancel();
     }
 }

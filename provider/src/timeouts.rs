@@ -302,3 +302,31 @@ mod tests {
         );
     }
 }
+
+/// The `timeouts` block in a typed model ([`tfplugin::typed`]).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Timeouts {
+    pub create: tfplugin::typed::Maybe<String>,
+    pub read: tfplugin::typed::Maybe<String>,
+    pub update: tfplugin::typed::Maybe<String>,
+    pub delete: tfplugin::typed::Maybe<String>,
+}
+
+impl Timeouts {
+    /// The duration for `operation`: the configured one in `block`, else the default.
+    pub fn duration(
+        block: &tfplugin::typed::Maybe<Timeouts>,
+        operation: Operation,
+        defaults: Defaults,
+    ) -> Duration {
+        let (configured, default) = match (block.known(), operation) {
+            (block, Operation::Create) => (block.and_then(|b| b.create.as_str()), defaults.create),
+            (block, Operation::Read) => (block.and_then(|b| b.read.as_str()), defaults.read),
+            (block, Operation::Update) => (block.and_then(|b| b.update.as_str()), defaults.update),
+            (block, Operation::Delete) => (block.and_then(|b| b.delete.as_str()), defaults.delete),
+        };
+        configured
+            .and_then(|text| humantime::parse_duration(text).ok())
+            .unwrap_or(default)
+    }
+}

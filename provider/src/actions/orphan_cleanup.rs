@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use tfplugin::{Action, AttributePath, Block, Diagnostics, Progress, Schema, Value};
 
 use crate::orphans;
-use crate::provider::ProviderData;
+use crate::provider_data::ProviderData;
 use crate::resources::orphan_cleanup::{
     removal_arguments, search_arguments, search_from, too_many, validate_search, RemovalArguments,
 };
@@ -134,7 +134,7 @@ impl Action for OrphanCleanupAction {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::ProviderData;
+    use crate::provider_data::ProviderData;
 
     #[test]
     fn the_schema_is_optional_only_and_keeps_defaults_and_validators() {

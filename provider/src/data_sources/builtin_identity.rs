@@ -9,14 +9,14 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tfplugin::{
-    Attribute, AttributePath, Block, DataReadRequest, DataReadResponse, DataSource, Schema, Type,
-    Value,
-};
+use serde::{Deserialize, Serialize};
+use tfplugin::typed::{DataRead, TypedDataSource};
+use tfplugin::{Attribute, AttributePath, Block, Diagnostics, Schema, Type};
 
 use crate::arguments;
 use crate::azure::ids::{self, SubscriptionId};
-use crate::provider::ProviderData;
+use crate::azure::AzureClients;
+use crate::provider_data::ProviderData;
 
 pub struct BuiltinIdentityLookup {
     data: Arc<ProviderData>,
@@ -28,10 +28,28 @@ impl BuiltinIdentityLookup {
     }
 }
 
+/// The arguments and what the read finds; a read's configuration is known.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Model {
+    location: Option<String>,
+    subscription_id: Option<String>,
+    id: Option<String>,
+    name: Option<String>,
+    exists: Option<bool>,
+    principal_id: Option<String>,
+    client_id: Option<String>,
+    tenant_id: Option<String>,
+    locked: Option<bool>,
+}
+
 #[async_trait]
-impl DataSource for BuiltinIdentityLookup {
-    fn type_name(&self) -> &'static str {
-        "mig_builtin_identity"
+impl TypedDataSource for BuiltinIdentityLookup {
+    type Data = ProviderData;
+    type Model = Model;
+    const TYPE_NAME: &'static str = "mig_builtin_identity";
+
+    fn data(&self) -> &ProviderData {
+        &self.data
     }
 
     fn schema(&self) -> Schema {
@@ -64,18 +82,14 @@ impl DataSource for BuiltinIdentityLookup {
         )
     }
 
-    async fn read(&self, request: DataReadRequest) -> DataReadResponse {
-        let mut response = DataReadResponse::default();
-        let clients = match self.data.clients() {
-            Ok(clients) => clients,
-            Err(diagnostics) => {
-                response.diagnostics = diagnostics;
-                return response;
-            }
+    async fn read(&self, clients: &Arc<AzureClients>, config: Model) -> DataRead<Model> {
+        let mut response = DataRead {
+            state: None,
+            diagnostics: Diagnostics::default(),
+            deferred: None,
         };
-        let location = match ids::normalize_location(
-            request.config.get("location").as_str().unwrap_or_default(),
-        ) {
+        let location = match ids::normalize_location(config.location.as_deref().unwrap_or_default())
+        {
             Ok(location) => location,
             Err(reason) => {
                 response.diagnostics.error_at(
@@ -86,10 +100,9 @@ impl DataSource for BuiltinIdentityLookup {
                 return response;
             }
         };
-        let subscription = request
-            .config
-            .get("subscription_id")
-            .as_str()
+        let subscription = config
+            .subscription_id
+            .as_deref()
             .unwrap_or(clients.subscription_id())
             .to_string();
         let subscription = match SubscriptionId::parse_guid(&subscription) {
@@ -105,7 +118,7 @@ impl DataSource for BuiltinIdentityLookup {
         };
         // Not "does not exist": a region the subscription lacks is a mistake in `location`.
         let unknown = arguments::check_regions_exist(
-            &clients,
+            clients,
             subscription.as_str(),
             "location",
             std::slice::from_ref(&location),
@@ -141,26 +154,17 @@ impl DataSource for BuiltinIdentityLookup {
             },
             None => false,
         };
-        response.state = Value::object([
-            ("location", Value::from(location.as_str())),
-            ("subscription_id", Value::from(subscription.as_str())),
-            ("id", Value::from(id.to_string())),
-            ("name", Value::from(id.name())),
-            ("exists", Value::Bool(identity.is_some())),
-            (
-                "principal_id",
-                Value::optional_string(identity.as_ref().map(|i| i.principal_id.clone())),
-            ),
-            (
-                "client_id",
-                Value::optional_string(identity.as_ref().map(|i| i.client_id.clone())),
-            ),
-            (
-                "tenant_id",
-                Value::optional_string(identity.as_ref().map(|i| i.tenant_id.clone())),
-            ),
-            ("locked", Value::Bool(locked)),
-        ]);
+        response.state = Some(Model {
+            location: Some(location),
+            subscription_id: Some(subscription.as_str().to_string()),
+            id: Some(id.to_string()),
+            name: Some(id.name().to_string()),
+            exists: Some(identity.is_some()),
+            principal_id: identity.as_ref().map(|i| i.principal_id.clone()),
+            client_id: identity.as_ref().map(|i| i.client_id.clone()),
+            tenant_id: identity.as_ref().map(|i| i.tenant_id.clone()),
+            locked: Some(locked),
+        });
         response
     }
 }

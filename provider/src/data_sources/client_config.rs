@@ -4,11 +4,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tfplugin::{
-    Attribute, Block, DataReadRequest, DataReadResponse, DataSource, Schema, Type, Value,
-};
+use serde::{Deserialize, Serialize};
+use tfplugin::typed::{DataRead, TypedDataSource};
+use tfplugin::{Attribute, Block, Schema, Type};
 
-use crate::provider::ProviderData;
+use crate::azure::AzureClients;
+use crate::provider_data::ProviderData;
 
 pub struct ClientConfig {
     data: Arc<ProviderData>,
@@ -20,10 +21,25 @@ impl ClientConfig {
     }
 }
 
+/// Every attribute is computed; all known after a read.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Model {
+    id: Option<String>,
+    subscription_id: Option<String>,
+    tenant_id: Option<String>,
+    client_id: Option<String>,
+    object_id: Option<String>,
+    resource_manager_endpoint: Option<String>,
+}
+
 #[async_trait]
-impl DataSource for ClientConfig {
-    fn type_name(&self) -> &'static str {
-        "mig_client_config"
+impl TypedDataSource for ClientConfig {
+    type Data = ProviderData;
+    type Model = Model;
+    const TYPE_NAME: &'static str = "mig_client_config";
+
+    fn data(&self) -> &ProviderData {
+        &self.data
     }
 
     fn schema(&self) -> Schema {
@@ -58,26 +74,14 @@ impl DataSource for ClientConfig {
         )
     }
 
-    async fn read(&self, _request: DataReadRequest) -> DataReadResponse {
-        let clients = match self.data.clients() {
-            Ok(clients) => clients,
-            Err(diagnostics) => {
-                return DataReadResponse {
-                    diagnostics,
-                    ..DataReadResponse::default()
-                }
-            }
-        };
+    async fn read(&self, clients: &Arc<AzureClients>, _config: Model) -> DataRead<Model> {
         let object_id = match clients.object_id().await {
             Ok(object_id) => object_id,
             Err(error) => {
-                return DataReadResponse {
-                    diagnostics: tfplugin::Diagnostics::from_error(
-                        "Cannot get a token for Azure Resource Manager",
-                        &error.to_string(),
-                    ),
-                    ..DataReadResponse::default()
-                }
+                return DataRead::failed(
+                    "Cannot get a token for Azure Resource Manager",
+                    &error.to_string(),
+                )
             }
         };
         let subscription_id = clients.subscription_id().to_string();
@@ -86,19 +90,13 @@ impl DataSource for ClientConfig {
             "{tenant_id}/{subscription_id}/{}",
             object_id.as_deref().unwrap_or_default()
         );
-        DataReadResponse {
-            state: Value::object([
-                ("id", Value::String(id)),
-                ("subscription_id", Value::String(subscription_id)),
-                ("tenant_id", Value::String(tenant_id)),
-                ("client_id", Value::optional_string(clients.client_id())),
-                ("object_id", Value::optional_string(object_id)),
-                (
-                    "resource_manager_endpoint",
-                    Value::String(clients.resource_manager_endpoint().to_string()),
-                ),
-            ]),
-            ..DataReadResponse::default()
-        }
+        DataRead::new(Model {
+            id: Some(id),
+            subscription_id: Some(subscription_id),
+            tenant_id: Some(tenant_id),
+            client_id: clients.client_id(),
+            object_id,
+            resource_manager_endpoint: Some(clients.resource_manager_endpoint().to_string()),
+        })
     }
 }

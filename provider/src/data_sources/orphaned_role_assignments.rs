@@ -11,7 +11,7 @@ use tfplugin::{
 };
 
 use crate::orphans;
-use crate::provider::ProviderData;
+use crate::provider_data::ProviderData;
 use crate::resources::orphan_cleanup::{
     orphaned_attribute, search_arguments, search_from, validate_search, OrphanModel,
 };

@@ -12,7 +12,7 @@ use tfplugin::{
 };
 
 use crate::arguments;
-use crate::provider::ProviderData;
+use crate::provider_data::ProviderData;
 
 /// An ARM action as role definitions spell it: `{Namespace}/{type}/.../{verb}`, `*`
 /// wildcards allowed.

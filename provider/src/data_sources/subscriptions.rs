@@ -15,10 +15,11 @@ use tfplugin::{
 };
 
 use crate::arguments;
+use crate::azure::arm::ArmError;
 use crate::azure::compute::MachineKind;
 use crate::azure::ids::{self, Scope};
 use crate::azure::management_groups::{self, SubscriptionInfo};
-use crate::provider::ProviderData;
+use crate::provider_data::ProviderData;
 
 /// A listing of a subscription's machines this recent (by any resource or data source of this
 /// provider process) is shared rather than read again: the same age
@@ -54,8 +55,13 @@ fn subscription_attributes() -> Vec<Attribute> {
             "`Enabled`, `Warned`, `PastDue`, `Disabled`, ...; null when ARM did not say.",
         ),
         Attribute::computed("locations", Type::set(Type::String)).description(
-            "Regions that hold at least one VM or scale set in it, as ARM spells them.",
+            "Regions that hold at least one VM or scale set in it, as ARM spells them; null when its machines could not be listed (`readable` false).",
         ),
+        Attribute::computed("readable", Type::Bool).description(
+            "Whether its machines could be listed. False when ARM refused (401, 403, 404 or 409: access narrowed, the subscription moved, cancelled or disabled); its regions are then unknown.",
+        ),
+        Attribute::computed("read_error", Type::String)
+            .description("Why its machines could not be listed, as ARM said it; null when `readable`."),
     ]
 }
 
@@ -66,15 +72,41 @@ fn pair_attributes() -> Vec<Attribute> {
     ]
 }
 
-/// The state for the subscriptions found and the regions of each.
+/// Whether a failed listing of a subscription's machines means that the principal cannot read
+/// it now (access narrowed, the subscription moved, cancelled or disabled): it is then
+/// reported, not the read failed. Any other failure (a 5xx or a lost connection after
+/// retries) fails the read, as a passing failure must not change what the configuration sees.
+fn unreadable(error: &ArmError) -> bool {
+    matches!(error.status, 401 | 403 | 404 | 409)
+}
+
+/// The warning for the subscriptions whose machines could not be listed (by ID, with why).
+fn unreadable_warning(unread: &BTreeMap<String, String>) -> Option<String> {
+    if unread.is_empty() {
+        return None;
+    }
+    let each: Vec<String> = unread
+        .iter()
+        .map(|(subscription_id, cause)| format!("{subscription_id}: {cause}"))
+        .collect();
+    Some(format!(
+        "The machines of these subscriptions could not be listed, so their regions are unknown: {}. They are in `subscriptions` with `readable = false` and in `unreadable_subscription_ids`, and have no entry in `locations_by_subscription` or `subscription_locations`: resources declared with `for_each` over those would plan to destroy theirs. Keep them while the subscription cannot be read (examples/estate: `unreadable_locations`), and give the principal Reader on it (or leave it out of the management group) to read it again.",
+        each.join("; ")
+    ))
+}
+
+/// The state for the subscriptions found and the regions of each; `unread` are those whose
+/// machines could not be listed, with why.
 fn state_of(
     config: &Value,
     id: String,
     subscriptions: &[SubscriptionInfo],
     locations: &BTreeMap<String, BTreeSet<String>>,
+    unread: &BTreeMap<String, String>,
 ) -> Value {
     let empty = BTreeSet::new();
     let regions = |s: &SubscriptionInfo| locations.get(&s.subscription_id).unwrap_or(&empty);
+    let readable = |s: &&SubscriptionInfo| !unread.contains_key(&s.subscription_id);
     let mut state: BTreeMap<String, Value> = config.as_object().cloned().unwrap_or_default();
     state.insert("id".into(), Value::String(id));
     state.insert(
@@ -91,17 +123,37 @@ fn state_of(
                         ("subscription_id", Value::String(s.subscription_id.clone())),
                         ("display_name", Value::String(s.display_name.clone())),
                         ("state", Value::optional_string(s.state.clone())),
-                        ("locations", Value::string_set(regions(s).iter().cloned())),
+                        (
+                            "locations",
+                            if unread.contains_key(&s.subscription_id) {
+                                Value::Null
+                            } else {
+                                Value::string_set(regions(s).iter().cloned())
+                            },
+                        ),
+                        (
+                            "readable",
+                            Value::Bool(!unread.contains_key(&s.subscription_id)),
+                        ),
+                        (
+                            "read_error",
+                            Value::optional_string(unread.get(&s.subscription_id).cloned()),
+                        ),
                     ])
                 })
                 .collect(),
         ),
     );
     state.insert(
+        "unreadable_subscription_ids".into(),
+        Value::string_set(unread.keys().cloned()),
+    );
+    state.insert(
         "locations_by_subscription".into(),
         Value::Map(
             subscriptions
                 .iter()
+                .filter(readable)
                 .map(|s| {
                     (
                         s.subscription_id.clone(),
@@ -116,6 +168,7 @@ fn state_of(
         Value::Map(
             subscriptions
                 .iter()
+                .filter(readable)
                 .flat_map(|s| {
                     regions(s).iter().map(move |location| {
                         (
@@ -154,7 +207,9 @@ impl DataSource for Subscriptions {
                         .description("The GUIDs of the subscriptions found, lower case."),
                     Attribute::computed("subscriptions", Type::Dynamic)
                         .nested(NestingMode::List, subscription_attributes())
-                        .description("Every subscription found, sorted by ID, with the regions that hold its machines."),
+                        .description("Every subscription found, sorted by ID, with the regions that hold its machines, readable or not."),
+                    Attribute::computed("unreadable_subscription_ids", Type::set(Type::String))
+                        .description("The subscriptions found whose machines could not be listed (ARM answered 401, 403, 404 or 409); a warning names each and the cause."),
                     Attribute::computed("locations_by_subscription", Type::map(Type::set(Type::String)))
                         .description("Subscription ID -> regions that hold its VMs or scale sets."),
                     Attribute::computed("subscription_locations", Type::Dynamic)
@@ -230,6 +285,7 @@ impl DataSource for Subscriptions {
         .collect()
         .await;
         let mut locations: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut unread: BTreeMap<String, String> = BTreeMap::new();
         for (subscription_id, machines) in listings {
             match machines {
                 Ok(machines) => {
@@ -240,6 +296,10 @@ impl DataSource for Subscriptions {
                             .filter_map(|m| ids::normalize_location(&m.location).ok())
                             .collect(),
                     );
+                }
+                Err(error) if unreadable(&error) => {
+                    tracing::warn!(subscription_id, %error, "the machines of a subscription cannot be listed");
+                    unread.insert(subscription_id, error.to_string());
                 }
                 Err(error) => {
                     response.diagnostics.error_at(
@@ -253,7 +313,14 @@ impl DataSource for Subscriptions {
         if response.diagnostics.has_errors() {
             return response;
         }
-        response.state = state_of(config, id, &subscriptions, &locations);
+        if let Some(detail) = unreadable_warning(&unread) {
+            response.diagnostics.warning_at(
+                AttributePath::root("unreadable_subscription_ids"),
+                "Subscriptions whose machines cannot be listed",
+                &detail,
+            );
+        }
+        response.state = state_of(config, id, &subscriptions, &locations, &unread);
         response
     }
 }
@@ -306,7 +373,13 @@ mod tests {
             "a".to_string(),
             BTreeSet::from(["eastus".to_string(), "westeurope".to_string()]),
         )]);
-        let state = state_of(&Value::Null, "/subscriptions".into(), &subs, &locations);
+        let state = state_of(
+            &Value::Null,
+            "/subscriptions".into(),
+            &subs,
+            &locations,
+            &BTreeMap::new(),
+        );
         let Value::Map(pairs) = state.get("subscription_locations") else {
             panic!("a map");
         };
@@ -330,5 +403,90 @@ mod tests {
             .get("subscriptions")
             .as_list()
             .is_some_and(|l| l.len() == 2));
+    }
+
+    fn error(status: u16, code: &str) -> ArmError {
+        ArmError {
+            status,
+            code: code.into(),
+            message: "m".into(),
+            request_id: None,
+            after_unanswered_attempt: false,
+        }
+    }
+
+    #[test]
+    fn refusals_are_reported_and_passing_failures_fail() {
+        for status in [401, 403, 404, 409] {
+            assert!(
+                unreadable(&error(status, "AuthorizationFailed")),
+                "{status}"
+            );
+        }
+        for status in [0, 429, 500, 503] {
+            assert!(
+                !unreadable(&error(status, "InternalServerError")),
+                "{status}"
+            );
+        }
+        assert_eq!(unreadable_warning(&BTreeMap::new()), None);
+    }
+
+    #[test]
+    fn an_unreadable_subscription_is_listed_with_unknown_regions_and_no_pairs() {
+        let enabled = |id: &str| SubscriptionInfo {
+            subscription_id: id.into(),
+            display_name: id.to_ascii_uppercase(),
+            state: Some("Enabled".into()),
+        };
+        let subs = vec![enabled("a"), enabled("c")];
+        let locations = BTreeMap::from([("a".to_string(), BTreeSet::from(["eastus".to_string()]))]);
+        let unread = BTreeMap::from([(
+            "c".to_string(),
+            "AuthorizationFailed: no (HTTP 403)".to_string(),
+        )]);
+        let state = state_of(
+            &Value::Null,
+            "/subscriptions".into(),
+            &subs,
+            &locations,
+            &unread,
+        );
+        let list = state.get("subscriptions").as_list().unwrap();
+        assert_eq!(list[0].get("readable").as_bool(), Some(true));
+        assert!(list[0].get("read_error").is_null());
+        assert_eq!(list[1].get("readable").as_bool(), Some(false));
+        assert!(list[1].get("locations").is_null(), "unknown, not none");
+        assert_eq!(
+            list[1].get("read_error").as_str(),
+            Some("AuthorizationFailed: no (HTTP 403)")
+        );
+        assert_eq!(
+            state.get("unreadable_subscription_ids"),
+            &Value::string_set(["c"])
+        );
+        assert_eq!(
+            state
+                .get("subscription_locations")
+                .as_map()
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
+            vec!["a/eastus"]
+        );
+        assert_eq!(
+            state
+                .get("locations_by_subscription")
+                .as_map()
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
+            vec!["a"]
+        );
+        let warning = unreadable_warning(&unread).unwrap();
+        assert!(
+            warning.contains("c: AuthorizationFailed: no (HTTP 403)"),
+            "{warning}"
+        );
     }
 }

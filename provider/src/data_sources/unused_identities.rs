@@ -14,7 +14,7 @@ use tfplugin::{
 use crate::arguments;
 use crate::azure::compute::MachineKind;
 use crate::azure::ids::Scope;
-use crate::provider::ProviderData;
+use crate::provider_data::ProviderData;
 
 pub struct UnusedIdentities {
     data: Arc<ProviderData>,

@@ -15,7 +15,7 @@ use tfplugin::{
 use crate::arguments;
 use crate::azure::compute::{Machine, MachineKind};
 use crate::azure::ids::{self, Scope};
-use crate::provider::ProviderData;
+use crate::provider_data::ProviderData;
 
 pub struct VirtualMachines {
     data: Arc<ProviderData>,

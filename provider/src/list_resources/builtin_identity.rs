@@ -12,7 +12,7 @@ use futures::StreamExt;
 use super::{opened, policy_identities, Found, Search, Sender, Subscriptions};
 use crate::azure::ids::{self, UserAssignedIdentityId};
 use crate::azure::AzureClients;
-use crate::provider::ProviderData;
+use crate::provider_data::ProviderData;
 use crate::resources::builtin_identity::{self as resource, identity_value};
 
 pub struct BuiltinIdentities {

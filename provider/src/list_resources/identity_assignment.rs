@@ -13,7 +13,7 @@ use tfplugin::{
 use futures::StreamExt;
 
 use super::{opened, policy_identities, Found, Sender, Subscriptions};
-use crate::provider::ProviderData;
+use crate::provider_data::ProviderData;
 use crate::resources::identity_assignment::{
     self as resource, identity_value, quickstart_state, IdentityAssignment,
 };

@@ -27,7 +27,7 @@ use crate::azure::identities::Identity;
 use crate::azure::ids::{self, Scope};
 use crate::azure::management_groups;
 use crate::azure::AzureClients;
-use crate::provider::ProviderData;
+use crate::provider_data::ProviderData;
 
 pub fn all(data: &Arc<ProviderData>) -> Vec<Arc<dyn ListResource>> {
     vec![
