@@ -23,6 +23,9 @@ pub struct ReadyInfo {
     pub client_secret: String,
     pub managed_identity_endpoint: String,
     pub managed_identity_header: String,
+    /// Graph's own listener (`https://localhost:PORT/`).
+    #[serde(default)]
+    pub graph_host_endpoint: String,
 }
 
 /// A whole configuration: `required_providers` for `azure-mig/mig`, the `provider` block,
@@ -49,6 +52,9 @@ pub struct Emulator {
     pub ready: ReadyInfo,
     http: reqwest::blocking::Client,
     _dir: tempfile::TempDir,
+    /// The state file [`Emulator::restart`] restarts from (`None`: not restartable).
+    state_file: Option<PathBuf>,
+    profile: String,
 }
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -60,6 +66,16 @@ impl Emulator {
     }
 
     pub fn start_with(scenario: &Json, profile: &str) -> Self {
+        Self::launch(scenario, profile, false)
+    }
+
+    /// [`Emulator::start`] with a state file, so that [`Emulator::restart`] can stop the
+    /// process and bring the same world back.
+    pub fn start_restartable(scenario: &Json) -> Self {
+        Self::launch(scenario, "fast", true)
+    }
+
+    fn launch(scenario: &Json, profile: &str, restartable: bool) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("mig-emu-")
             .tempdir()
@@ -67,36 +83,64 @@ impl Emulator {
         let scenario_file = dir.path().join("scenario.json");
         std::fs::write(&scenario_file, serde_json::to_vec_pretty(scenario).unwrap())
             .expect("write scenario");
-        let ready_file = dir.path().join("ready.json");
-        let binary = workspace_binary("MIG_EMULATOR_BIN", "azure-emulator");
-        let mut child = Command::new(&binary)
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--ready-file")
-            .arg(&ready_file)
-            .arg("--scenario")
-            .arg(&scenario_file)
-            .arg("--profile")
-            .arg(profile)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
-        let ready = wait_for_ready_file(&ready_file, &mut child);
-        let ca = std::fs::read(&ready.ca_cert_file).expect("read emulator CA");
-        let http = reqwest::blocking::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("emulator CA is PEM"))
-            // Test steps are minutes apart while Terraform runs; a pooled connection the
-            // emulator has since closed would fail the next admin call.
-            .pool_max_idle_per_host(0)
-            .build()
-            .expect("admin client");
+        let state_file = restartable.then(|| dir.path().join("state.json"));
+        let (child, ready) = spawn(dir.path(), profile, state_file.as_deref(), None);
+        let http = admin_client(&ready);
         Emulator {
             child,
             ready,
             http,
             _dir: dir,
+            state_file,
+            profile: profile.to_string(),
         }
+    }
+
+    /// Stops the emulator (SIGTERM: it saves its world), leaves its ports closed for
+    /// `downtime`, and starts it again on the same ports with the same world and TLS
+    /// identity: what a client sees is an outage, then the same Azure. Faults and the request
+    /// log start empty. Only for an emulator from [`Emulator::start_restartable`].
+    pub fn restart(&mut self, downtime: Duration) {
+        let state_file = self
+            .state_file
+            .clone()
+            .expect("restart needs Emulator::start_restartable");
+        self.stop();
+        std::thread::sleep(downtime);
+        let ports = (
+            port_of(&self.ready.arm_endpoint),
+            port_of(&self.ready.graph_host_endpoint),
+        );
+        let (child, ready) = spawn(
+            self._dir.path(),
+            &self.profile.clone(),
+            Some(&state_file),
+            Some(ports),
+        );
+        assert_eq!(
+            ready.arm_endpoint, self.ready.arm_endpoint,
+            "the restarted emulator listens where it did"
+        );
+        self.child = child;
+        self.http = admin_client(&ready);
+        self.ready = ready;
+    }
+
+    /// Stops the process with SIGTERM and waits for it to exit (it saves its state file).
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn subscription_id(&self) -> &str {
@@ -299,6 +343,66 @@ impl Emulator {
             .expect("access_token in token response")
             .to_string()
     }
+}
+
+/// Starts the emulator binary in `dir` (its scenario file written there already): on any
+/// free ports, or on `ports` (ARM's, Graph's) when restarting.
+fn spawn(
+    dir: &Path,
+    profile: &str,
+    state_file: Option<&Path>,
+    ports: Option<(u16, u16)>,
+) -> (Child, ReadyInfo) {
+    let ready_file = dir.join("ready.json");
+    let _ = std::fs::remove_file(&ready_file);
+    let binary = workspace_binary("MIG_EMULATOR_BIN", "azure-emulator");
+    let mut command = Command::new(&binary);
+    command
+        .arg("--ready-file")
+        .arg(&ready_file)
+        .arg("--scenario")
+        .arg(dir.join("scenario.json"))
+        .arg("--profile")
+        .arg(profile)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    match ports {
+        Some((arm, graph)) => command
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{arm}"))
+            .arg("--graph-listen")
+            .arg(format!("127.0.0.1:{graph}")),
+        None => command.arg("--listen").arg("127.0.0.1:0"),
+    };
+    if let Some(state) = state_file {
+        command.arg("--state-file").arg(state);
+    }
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
+    let ready = wait_for_ready_file(&ready_file, &mut child);
+    (child, ready)
+}
+
+fn admin_client(ready: &ReadyInfo) -> reqwest::blocking::Client {
+    let ca = std::fs::read(&ready.ca_cert_file).expect("read emulator CA");
+    reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("emulator CA is PEM"))
+        // Test steps are minutes apart while Terraform runs; a pooled connection the
+        // emulator has since closed would fail the next admin call.
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("admin client")
+}
+
+/// The port of `https://host:PORT/`.
+fn port_of(endpoint: &str) -> u16 {
+    endpoint
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {endpoint}"))
 }
 
 fn wait_for_ready_file(path: &Path, child: &mut Child) -> ReadyInfo {

@@ -117,7 +117,7 @@ pub fn ready_json(app: &App) -> Value {
     })
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, bytes).with_context(|| format!("write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
@@ -188,7 +188,11 @@ fn main() {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let world = load_world(&args)?;
-    let tls = tls::generate()?;
+    // With a state file the TLS identity is kept beside it: a restart presents the same one.
+    let tls = match &args.state_file {
+        Some(state) => tls::load_or_generate(&state.with_extension("tls.json"))?,
+        None => tls::generate()?,
+    };
     let dir = match &args.ready_file {
         Some(p) => p
             .parent()

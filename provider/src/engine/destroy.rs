@@ -52,21 +52,28 @@ impl Assignment<'_> {
                 }
             }
         }
-        let (inventory, unreadable) =
-            match inventory(self.store, settings, None, &held, APPLY_LISTING_MAX_AGE).await {
-                Ok(found) => found,
-                // Destroy needs only the machines it holds, not the scope's listing: when the
-                // listing fails (read rights narrowed to resource groups; an estate's
-                // subscription that left its scope while it could not be listed, kept until
-                // now), each is read by its own ID, as a machine missing from a listing is.
-                // One that cannot be read either fails the destroy below, naming it, and stays
-                // in state. (Soak seeds 1023, 1025, 1111, 1113: a replacement's destroy failed
-                // on the listing alone.)
-                Err(error) => {
-                    tracing::warn!(scope = %settings.scope, %error, "cannot list the machines in scope; reading those holding an identity from us by their ID");
-                    unlisted_held(self.store, &[], &held).await
-                }
-            };
+        let (inventory, unreadable) = match inventory(
+            self.store,
+            settings,
+            None,
+            &held,
+            APPLY_LISTING_MAX_AGE,
+        )
+        .await
+        {
+            Ok(found) => found,
+            // Destroy needs only the machines it holds, not the scope's listing: when the
+            // listing fails (read rights narrowed to resource groups; an estate's
+            // subscription that left its scope while it could not be listed, kept until
+            // now), each is read by its own ID, as a machine missing from a listing is.
+            // One that cannot be read either fails the destroy below, naming it, and stays
+            // in state. (Soak seeds 1023, 1025, 1111, 1113: a replacement's destroy failed
+            // on the listing alone.)
+            Err(error) => {
+                tracing::warn!(scope = %settings.scope, %error, "cannot list the machines in scope; reading those holding an identity from us by their ID");
+                unlisted_held(self.store, &[], &held).await
+            }
+        };
         forget_recreated(&mut held, &inventory);
         let mut jobs = BTreeMap::new();
         // Machines holding an identity from us that cannot be read: not written, kept.
