@@ -200,7 +200,7 @@ impl Provider for MigProvider {
             Arc::new(orphaned_role_assignments::OrphanedRoleAssignments::new(
                 self.data.clone(),
             )),
-            Arc::new(permissions::Permissions::new(self.data.clone())),
+            tfplugin::typed::data_source(permissions::Permissions::new(self.data.clone())),
             Arc::new(subscriptions::Subscriptions::new(self.data.clone())),
             Arc::new(unused_identities::UnusedIdentities::new(self.data.clone())),
             Arc::new(virtual_machines::VirtualMachines::new(self.data.clone())),
