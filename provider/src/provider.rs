@@ -202,7 +202,9 @@ impl Provider for MigProvider {
             )),
             tfplugin::typed::data_source(permissions::Permissions::new(self.data.clone())),
             Arc::new(subscriptions::Subscriptions::new(self.data.clone())),
-            Arc::new(unused_identities::UnusedIdentities::new(self.data.clone())),
+            tfplugin::typed::data_source(unused_identities::UnusedIdentities::new(
+                self.data.clone(),
+            )),
             tfplugin::typed::data_source(virtual_machines::VirtualMachines::new(self.data.clone())),
         ]
     }
