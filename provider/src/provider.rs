@@ -197,7 +197,7 @@ impl Provider for MigProvider {
                 self.data.clone(),
             )),
             tfplugin::typed::data_source(client_config::ClientConfig::new(self.data.clone())),
-            Arc::new(orphaned_role_assignments::OrphanedRoleAssignments::new(
+            tfplugin::typed::data_source(orphaned_role_assignments::OrphanedRoleAssignments::new(
                 self.data.clone(),
             )),
             tfplugin::typed::data_source(permissions::Permissions::new(self.data.clone())),
