@@ -201,7 +201,7 @@ impl Provider for MigProvider {
                 self.data.clone(),
             )),
             tfplugin::typed::data_source(permissions::Permissions::new(self.data.clone())),
-            Arc::new(subscriptions::Subscriptions::new(self.data.clone())),
+            tfplugin::typed::data_source(subscriptions::Subscriptions::new(self.data.clone())),
             tfplugin::typed::data_source(unused_identities::UnusedIdentities::new(
                 self.data.clone(),
             )),
