@@ -195,13 +195,15 @@ impl Provider for MigProvider {
                 self.data.clone(),
             )),
             tfplugin::typed::data_source(client_config::ClientConfig::new(self.data.clone())),
-            Arc::new(orphaned_role_assignments::OrphanedRoleAssignments::new(
+            tfplugin::typed::data_source(orphaned_role_assignments::OrphanedRoleAssignments::new(
                 self.data.clone(),
             )),
-            Arc::new(permissions::Permissions::new(self.data.clone())),
-            Arc::new(subscriptions::Subscriptions::new(self.data.clone())),
-            Arc::new(unused_identities::UnusedIdentities::new(self.data.clone())),
-            Arc::new(virtual_machines::VirtualMachines::new(self.data.clone())),
+            tfplugin::typed::data_source(permissions::Permissions::new(self.data.clone())),
+            tfplugin::typed::data_source(subscriptions::Subscriptions::new(self.data.clone())),
+            tfplugin::typed::data_source(unused_identities::UnusedIdentities::new(
+                self.data.clone(),
+            )),
+            tfplugin::typed::data_source(virtual_machines::VirtualMachines::new(self.data.clone())),
         ]
     }
 

@@ -5,13 +5,15 @@
 
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
-use tfplugin::{
-    Attribute, Block, DataReadRequest, DataReadResponse, DataSource, Diagnostics, Schema, Type,
-    Validator, Value,
-};
+use serde::{Deserialize, Serialize};
+use tfplugin::typed::{DataRead, Maybe, TypedDataSource};
+use tfplugin::{Attribute, AttributePath, Block, Diagnostics, Schema, Type, Validator};
 
 use crate::arguments;
+use crate::azure::AzureClients;
 use crate::provider_data::ProviderData;
 
 /// An ARM action as role definitions spell it: `{Namespace}/{type}/.../{verb}`, `*`
@@ -96,10 +98,26 @@ impl Permissions {
     }
 }
 
+/// The arguments and what the read finds. `actions` may hold unknown elements at
+/// validation; a read's configuration is known.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Model {
+    scope: Option<String>,
+    actions: Option<Vec<Maybe<String>>>,
+    id: Option<String>,
+    missing_actions: Option<Vec<String>>,
+    missing_by_resource: Option<BTreeMap<String, Vec<String>>>,
+    sufficient: Option<bool>,
+}
+
 #[async_trait]
-impl DataSource for Permissions {
-    fn type_name(&self) -> &'static str {
-        "mig_permissions"
+impl TypedDataSource for Permissions {
+    type Data = ProviderData;
+    type Model = Model;
+    const TYPE_NAME: &'static str = "mig_permissions";
+
+    fn data(&self) -> &ProviderData {
+        &self.data
     }
 
     fn schema(&self) -> Schema {
@@ -128,39 +146,30 @@ impl DataSource for Permissions {
         )
     }
 
-    async fn validate_config(&self, config: &Value) -> Diagnostics {
-        arguments::check_not_empty(
-            config,
-            "actions",
-            "No actions",
-            "An empty set checks nothing, so `sufficient` would always be true. Name the actions to check, or leave `actions` out for every action the mig resources need.",
-        )
+    fn validate(&self, config: &Model) -> Diagnostics {
+        let mut diagnostics = Diagnostics::default();
+        if config.actions.as_ref().is_some_and(Vec::is_empty) {
+            diagnostics.error_at(
+                AttributePath::root("actions"),
+                "No actions",
+                "An empty set checks nothing, so `sufficient` would always be true. Name the actions to check, or leave `actions` out for every action the mig resources need.",
+            );
+        }
+        diagnostics
     }
 
-    async fn read(&self, request: DataReadRequest) -> DataReadResponse {
-        let mut response = DataReadResponse::default();
-        let scope =
-            arguments::trim_arm_id(request.config.get("scope").as_str().unwrap_or_default())
-                .to_string();
-        let clients = match self.data.clients() {
-            Ok(clients) => clients,
-            Err(diagnostics) => {
-                response.diagnostics = diagnostics;
-                return response;
-            }
-        };
+    async fn read(&self, clients: &Arc<AzureClients>, config: Model) -> DataRead<Model> {
+        let scope = arguments::trim_arm_id(config.scope.as_deref().unwrap_or_default()).to_string();
         let permissions = match clients.authorization.permissions(&scope).await {
             Ok(permissions) => permissions,
             Err(error) => {
-                response
-                    .diagnostics
-                    .error("Cannot read the permissions", &error.to_string());
-                return response;
+                return DataRead::failed("Cannot read the permissions", &error.to_string())
             }
         };
-        let wanted: Vec<(String, String)> = match request.config.get("actions").as_string_list() {
+        let wanted: Vec<(String, String)> = match &config.actions {
             Some(actions) => actions
-                .into_iter()
+                .iter()
+                .filter_map(|a| a.known().cloned())
                 .map(|a| (a, "requested".to_string()))
                 .collect(),
             None => REQUIRED_ACTIONS
@@ -172,30 +181,19 @@ impl DataSource for Permissions {
             .iter()
             .filter(|(action, _)| !crate::azure::authorization::allows(&permissions, action))
             .collect();
-        let mut by_resource: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+        let mut by_resource: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (action, resource) in &missing {
             by_resource
                 .entry(resource.clone())
                 .or_default()
-                .push(Value::from(action.as_str()));
+                .push(action.clone());
         }
-        let mut state = request.config.as_object().cloned().unwrap_or_default();
-        state.insert("id".into(), Value::from(scope.as_str()));
-        state.insert(
-            "missing_actions".into(),
-            Value::string_set(missing.iter().map(|(a, _)| a.clone())),
-        );
-        state.insert(
-            "missing_by_resource".into(),
-            Value::Map(
-                by_resource
-                    .into_iter()
-                    .map(|(k, v)| (k, Value::List(v)))
-                    .collect(),
-            ),
-        );
-        state.insert("sufficient".into(), Value::Bool(missing.is_empty()));
-        response.state = Value::Object(state);
-        response
+        DataRead::new(Model {
+            id: Some(scope),
+            missing_actions: Some(missing.iter().map(|(a, _)| a.clone()).collect()),
+            missing_by_resource: Some(by_resource),
+            sufficient: Some(missing.is_empty()),
+            ..config
+        })
     }
 }

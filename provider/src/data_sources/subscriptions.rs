@@ -9,16 +9,18 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use tfplugin::{
-    Attribute, AttributePath, Block, DataReadRequest, DataReadResponse, DataSource, NestingMode,
-    Schema, Type, Value,
-};
+use serde::{Deserialize, Serialize};
+use tfplugin::typed::{DataRead, TypedDataSource};
+#[cfg(test)]
+use tfplugin::{model, Value};
+use tfplugin::{Attribute, AttributePath, Block, Diagnostics, NestingMode, Schema, Type};
 
 use crate::arguments;
 use crate::azure::arm::ArmError;
 use crate::azure::compute::MachineKind;
 use crate::azure::ids::{self, Scope};
 use crate::azure::management_groups::{self, SubscriptionInfo};
+use crate::azure::AzureClients;
 use crate::provider_data::ProviderData;
 
 /// A listing of a subscription's machines this recent (by any resource or data source of this
@@ -95,77 +97,79 @@ fn unreadable_warning(unread: &BTreeMap<String, String>) -> Option<String> {
     ))
 }
 
+/// One of `subscriptions`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SubscriptionModel {
+    subscription_id: String,
+    display_name: String,
+    state: Option<String>,
+    /// Null when its machines could not be listed.
+    locations: Option<BTreeSet<String>>,
+    readable: bool,
+    read_error: Option<String>,
+}
+
+/// One of `subscription_locations`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PairModel {
+    subscription_id: String,
+    location: String,
+}
+
+/// The argument and what the read finds; a read's configuration is known.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Model {
+    management_group_id: Option<String>,
+    id: Option<String>,
+    subscription_ids: Option<BTreeSet<String>>,
+    subscriptions: Option<Vec<SubscriptionModel>>,
+    unreadable_subscription_ids: Option<BTreeSet<String>>,
+    locations_by_subscription: Option<BTreeMap<String, BTreeSet<String>>>,
+    subscription_locations: Option<BTreeMap<String, PairModel>>,
+}
+
 /// The state for the subscriptions found and the regions of each; `unread` are those whose
 /// machines could not be listed, with why.
-fn state_of(
-    config: &Value,
+fn state_from(
+    config: Model,
     id: String,
     subscriptions: &[SubscriptionInfo],
     locations: &BTreeMap<String, BTreeSet<String>>,
     unread: &BTreeMap<String, String>,
-) -> Value {
+) -> Model {
     let empty = BTreeSet::new();
     let regions = |s: &SubscriptionInfo| locations.get(&s.subscription_id).unwrap_or(&empty);
     let readable = |s: &&SubscriptionInfo| !unread.contains_key(&s.subscription_id);
-    let mut state: BTreeMap<String, Value> = config.as_object().cloned().unwrap_or_default();
-    state.insert("id".into(), Value::String(id));
-    state.insert(
-        "subscription_ids".into(),
-        Value::string_set(subscriptions.iter().map(|s| s.subscription_id.clone())),
-    );
-    state.insert(
-        "subscriptions".into(),
-        Value::List(
+    Model {
+        id: Some(id),
+        subscription_ids: Some(
             subscriptions
                 .iter()
-                .map(|s| {
-                    Value::object([
-                        ("subscription_id", Value::String(s.subscription_id.clone())),
-                        ("display_name", Value::String(s.display_name.clone())),
-                        ("state", Value::optional_string(s.state.clone())),
-                        (
-                            "locations",
-                            if unread.contains_key(&s.subscription_id) {
-                                Value::Null
-                            } else {
-                                Value::string_set(regions(s).iter().cloned())
-                            },
-                        ),
-                        (
-                            "readable",
-                            Value::Bool(!unread.contains_key(&s.subscription_id)),
-                        ),
-                        (
-                            "read_error",
-                            Value::optional_string(unread.get(&s.subscription_id).cloned()),
-                        ),
-                    ])
+                .map(|s| s.subscription_id.clone())
+                .collect(),
+        ),
+        subscriptions: Some(
+            subscriptions
+                .iter()
+                .map(|s| SubscriptionModel {
+                    subscription_id: s.subscription_id.clone(),
+                    display_name: s.display_name.clone(),
+                    state: s.state.clone(),
+                    locations: readable(&s).then(|| regions(s).clone()),
+                    readable: readable(&s),
+                    read_error: unread.get(&s.subscription_id).cloned(),
                 })
                 .collect(),
         ),
-    );
-    state.insert(
-        "unreadable_subscription_ids".into(),
-        Value::string_set(unread.keys().cloned()),
-    );
-    state.insert(
-        "locations_by_subscription".into(),
-        Value::Map(
+        unreadable_subscription_ids: Some(unread.keys().cloned().collect()),
+        locations_by_subscription: Some(
             subscriptions
                 .iter()
                 .filter(readable)
-                .map(|s| {
-                    (
-                        s.subscription_id.clone(),
-                        Value::string_set(regions(s).iter().cloned()),
-                    )
-                })
+                .map(|s| (s.subscription_id.clone(), regions(s).clone()))
                 .collect(),
         ),
-    );
-    state.insert(
-        "subscription_locations".into(),
-        Value::Map(
+        subscription_locations: Some(
             subscriptions
                 .iter()
                 .filter(readable)
@@ -173,23 +177,43 @@ fn state_of(
                     regions(s).iter().map(move |location| {
                         (
                             pair_key(&s.subscription_id, location),
-                            Value::object([
-                                ("subscription_id", Value::String(s.subscription_id.clone())),
-                                ("location", Value::String(location.clone())),
-                            ]),
+                            PairModel {
+                                subscription_id: s.subscription_id.clone(),
+                                location: location.clone(),
+                            },
                         )
                     })
                 })
                 .collect(),
         ),
-    );
-    Value::Object(state)
+        ..config
+    }
+}
+
+/// [`state_from`] as the state Terraform gets, from the configuration as a value.
+#[cfg(test)]
+fn state_of(
+    config: &Value,
+    id: String,
+    subscriptions: &[SubscriptionInfo],
+    locations: &BTreeMap<String, BTreeSet<String>>,
+    unread: &BTreeMap<String, String>,
+) -> Value {
+    let config = model::decode_lenient::<Model>(config).unwrap_or_default();
+    model::encode(
+        &state_from(config, id, subscriptions, locations, unread),
+        &Subscriptions::new(Arc::default()).schema().value_type(),
+    )
 }
 
 #[async_trait]
-impl DataSource for Subscriptions {
-    fn type_name(&self) -> &'static str {
-        "mig_subscriptions"
+impl TypedDataSource for Subscriptions {
+    type Data = ProviderData;
+    type Model = Model;
+    const TYPE_NAME: &'static str = "mig_subscriptions";
+
+    fn data(&self) -> &ProviderData {
+        &self.data
     }
 
     fn schema(&self) -> Schema {
@@ -222,20 +246,16 @@ impl DataSource for Subscriptions {
         )
     }
 
-    async fn read(&self, request: DataReadRequest) -> DataReadResponse {
-        let mut response = DataReadResponse::default();
-        let config = &request.config;
-        let group = config
-            .get("management_group_id")
-            .as_str()
-            .map(|text| management_groups::group_name(text).to_string());
-        let clients = match self.data.clients() {
-            Ok(clients) => clients,
-            Err(diagnostics) => {
-                response.diagnostics = diagnostics;
-                return response;
-            }
+    async fn read(&self, clients: &Arc<AzureClients>, config: Model) -> DataRead<Model> {
+        let mut response = DataRead {
+            state: None,
+            diagnostics: Diagnostics::default(),
+            deferred: None,
         };
+        let group = config
+            .management_group_id
+            .as_deref()
+            .map(|text| management_groups::group_name(text).to_string());
         let (id, found) = match &group {
             Some(name) => (
                 management_groups::group_id(name),
@@ -320,7 +340,7 @@ impl DataSource for Subscriptions {
                 &detail,
             );
         }
-        response.state = state_of(config, id, &subscriptions, &locations, &unread);
+        response.state = Some(state_from(config, id, &subscriptions, &locations, &unread));
         response
     }
 }

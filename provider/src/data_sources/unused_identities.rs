@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use tfplugin::{
-    Attribute, AttributePath, Block, DataReadRequest, DataReadResponse, DataSource, Diagnostics,
-    NestingMode, Schema, Type, Value,
-};
+use serde::{Deserialize, Serialize};
+use tfplugin::typed::{DataRead, TypedDataSource};
+use tfplugin::{Attribute, AttributePath, Block, Diagnostics, NestingMode, Schema, Type};
 
 use crate::arguments;
 use crate::azure::compute::MachineKind;
 use crate::azure::ids::Scope;
+use crate::azure::AzureClients;
 use crate::provider_data::ProviderData;
 
 pub struct UnusedIdentities {
@@ -26,10 +26,33 @@ impl UnusedIdentities {
     }
 }
 
+/// One of `identities`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct IdentityModel {
+    id: String,
+    name: String,
+    location: String,
+    principal_id: String,
+    client_id: String,
+}
+
+/// The argument and what the read finds; a read's configuration is known.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Model {
+    scope: Option<String>,
+    id: Option<String>,
+    identities: Option<Vec<IdentityModel>>,
+    ids: Option<Vec<String>>,
+}
+
 #[async_trait]
-impl DataSource for UnusedIdentities {
-    fn type_name(&self) -> &'static str {
-        "mig_unused_identities"
+impl TypedDataSource for UnusedIdentities {
+    type Data = ProviderData;
+    type Model = Model;
+    const TYPE_NAME: &'static str = "mig_unused_identities";
+
+    fn data(&self) -> &ProviderData {
+        &self.data
     }
 
     fn schema(&self) -> Schema {
@@ -64,36 +87,23 @@ impl DataSource for UnusedIdentities {
         )
     }
 
-    async fn read(&self, request: DataReadRequest) -> DataReadResponse {
-        let mut response = DataReadResponse::default();
+    async fn read(&self, clients: &Arc<AzureClients>, config: Model) -> DataRead<Model> {
         let scope = match Scope::parse(arguments::trim_arm_id(
-            request.config.get("scope").as_str().unwrap_or_default(),
+            config.scope.as_deref().unwrap_or_default(),
         )) {
             Ok(scope) => scope,
             Err(reason) => {
-                response.diagnostics.error_at(
-                    AttributePath::root("scope"),
-                    "Invalid scope",
-                    &reason,
-                );
-                return response;
+                let mut diagnostics = Diagnostics::default();
+                diagnostics.error_at(AttributePath::root("scope"), "Invalid scope", &reason);
+                return DataRead {
+                    state: None,
+                    diagnostics,
+                    deferred: None,
+                };
             }
         };
-        let clients = match self.data.clients() {
-            Ok(clients) => clients,
-            Err(diagnostics) => {
-                response.diagnostics = diagnostics;
-                return response;
-            }
-        };
-        let failed = |what: &str, error: String| {
-            let mut diagnostics = Diagnostics::default();
-            diagnostics.error(&format!("Cannot list {what}"), &error);
-            DataReadResponse {
-                diagnostics,
-                ..DataReadResponse::default()
-            }
-        };
+        let failed =
+            |what: &str, error: String| DataRead::failed(&format!("Cannot list {what}"), &error);
         let identities = match clients.identities.list(&scope).await {
             Ok(identities) => identities,
             Err(error) => return failed("the identities", error.to_string()),
@@ -130,32 +140,23 @@ impl DataSource for UnusedIdentities {
             .filter(|i| !attached.contains(&i.id.to_ascii_lowercase()))
             .filter(|i| !granted.contains(&i.principal_id.to_ascii_lowercase()))
             .collect();
-        response.state = Value::object([
+        DataRead::new(Model {
+            id: Some(scope.to_string()),
+            identities: Some(
+                unused
+                    .iter()
+                    .map(|i| IdentityModel {
+                        id: i.id.clone(),
+                        name: i.name.clone(),
+                        location: i.location.clone(),
+                        principal_id: i.principal_id.clone(),
+                        client_id: i.client_id.clone(),
+                    })
+                    .collect(),
+            ),
+            ids: Some(unused.iter().map(|i| i.id.clone()).collect()),
             // The configuration's own spelling: a data source's arguments come back as given.
-            ("scope", request.config.get("scope").clone()),
-            ("id", Value::from(scope.to_string())),
-            (
-                "identities",
-                Value::List(
-                    unused
-                        .iter()
-                        .map(|i| {
-                            Value::object([
-                                ("id", Value::from(i.id.as_str())),
-                                ("name", Value::from(i.name.as_str())),
-                                ("location", Value::from(i.location.as_str())),
-                                ("principal_id", Value::from(i.principal_id.as_str())),
-                                ("client_id", Value::from(i.client_id.as_str())),
-                            ])
-                        })
-                        .collect(),
-                ),
-            ),
-            (
-                "ids",
-                Value::string_set(unused.iter().map(|i| i.id.clone())),
-            ),
-        ]);
-        response
+            ..config
+        })
     }
 }

@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use tfplugin::{
-    Attribute, AttributePath, Block, DataReadRequest, DataReadResponse, DataSource, Diagnostics,
-    NestingMode, Schema, Type, Value,
-};
+use serde::{Deserialize, Serialize};
+use tfplugin::typed::{DataRead, Maybe, TypedDataSource};
+use tfplugin::{Attribute, AttributePath, Block, Diagnostics, NestingMode, Schema, Type, Value};
 
 use crate::arguments;
 use crate::azure::compute::{Machine, MachineKind};
 use crate::azure::ids::{self, Scope};
+use crate::azure::AzureClients;
 use crate::provider_data::ProviderData;
 
 pub struct VirtualMachines {
@@ -64,83 +64,67 @@ fn machine_attributes() -> Vec<Attribute> {
     ]
 }
 
-fn machine_value(machine: &Machine) -> Value {
-    let resource_group = ids::ResourceId::parse(&machine.id)
-        .ok()
-        .and_then(|id| id.resource_group_name);
-    Value::object([
-        ("id", Value::String(machine.id.clone())),
-        (
-            "name",
-            Value::String(
-                machine
-                    .id
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or_default()
-                    .to_string(),
-            ),
-        ),
-        (
-            "resource_type",
-            Value::String(kind_name(machine.kind).to_string()),
-        ),
-        (
-            "location",
-            Value::String(
-                ids::normalize_location(&machine.location)
-                    .unwrap_or_else(|_| machine.location.clone()),
-            ),
-        ),
-        (
-            "resource_group_name",
-            Value::optional_string(resource_group),
-        ),
-        (
-            "provisioning_state",
-            Value::optional_string(machine.provisioning_state.clone()),
-        ),
-        (
-            "identity_type",
-            Value::String(
-                machine
-                    .identity_type
-                    .clone()
-                    .unwrap_or_else(|| "None".into()),
-            ),
-        ),
-        (
-            "user_assigned_identity_ids",
-            Value::List(
-                machine
-                    .user_assigned_identity_ids
-                    .iter()
-                    .cloned()
-                    .map(Value::String)
-                    .collect(),
-            ),
-        ),
-        (
-            "tags",
-            Value::Map(
-                machine
-                    .tags
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                    .collect(),
-            ),
-        ),
-    ])
+/// One of `machines`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MachineModel {
+    id: String,
+    name: String,
+    resource_type: String,
+    location: String,
+    resource_group_name: Option<String>,
+    provisioning_state: Option<String>,
+    identity_type: String,
+    user_assigned_identity_ids: Vec<String>,
+    tags: BTreeMap<String, String>,
+}
+
+impl MachineModel {
+    fn new(machine: &Machine) -> Self {
+        MachineModel {
+            id: machine.id.clone(),
+            name: machine
+                .id
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            resource_type: kind_name(machine.kind).to_string(),
+            location: ids::normalize_location(&machine.location)
+                .unwrap_or_else(|_| machine.location.clone()),
+            resource_group_name: ids::ResourceId::parse(&machine.id)
+                .ok()
+                .and_then(|id| id.resource_group_name),
+            provisioning_state: machine.provisioning_state.clone(),
+            identity_type: machine
+                .identity_type
+                .clone()
+                .unwrap_or_else(|| "None".into()),
+            user_assigned_identity_ids: machine.user_assigned_identity_ids.clone(),
+            tags: machine.tags.clone(),
+        }
+    }
+}
+
+/// The arguments and what the read finds. `resource_types` may hold unknown elements at
+/// validation; a read's configuration is known.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Model {
+    scope: Option<String>,
+    resource_types: Option<Vec<Maybe<String>>>,
+    id: Option<String>,
+    locations: Option<BTreeSet<String>>,
+    ids: Option<Vec<String>>,
+    machines: Option<Vec<MachineModel>>,
 }
 
 /// The machine kinds `resource_types` names (the rule is `mig_identity_assignment`'s, in
 /// `arguments`: any casing; null means both; an empty set is refused at validate).
-fn kinds_from(value: &Value) -> Result<Vec<MachineKind>, String> {
-    let Some(names) = value.as_string_list() else {
+fn kinds_from(names: Option<&[Maybe<String>]>) -> Result<Vec<MachineKind>, String> {
+    let Some(names) = names else {
         return Ok(vec![MachineKind::VirtualMachine, MachineKind::ScaleSet]);
     };
     let mut kinds = Vec::new();
-    for name in &names {
+    for name in names.iter().filter_map(Maybe::known) {
         arguments::check_resource_type(name)?;
         kinds.extend(arguments::parse_machine_kind(name));
     }
@@ -150,9 +134,13 @@ fn kinds_from(value: &Value) -> Result<Vec<MachineKind>, String> {
 }
 
 #[async_trait]
-impl DataSource for VirtualMachines {
-    fn type_name(&self) -> &'static str {
-        "mig_virtual_machines"
+impl TypedDataSource for VirtualMachines {
+    type Data = ProviderData;
+    type Model = Model;
+    const TYPE_NAME: &'static str = "mig_virtual_machines";
+
+    fn data(&self) -> &ProviderData {
+        &self.data
     }
 
     fn schema(&self) -> Schema {
@@ -182,30 +170,26 @@ impl DataSource for VirtualMachines {
         )
     }
 
-    async fn validate_config(&self, config: &Value) -> Diagnostics {
-        arguments::check_resource_types_listed(config)
+    fn validate(&self, config: &Model) -> Diagnostics {
+        match &config.resource_types {
+            // The rule, and its words, are `mig_identity_assignment`'s.
+            Some(types) if types.is_empty() => arguments::check_resource_types_listed(
+                &Value::object([("resource_types", Value::Set(Vec::new()))]),
+            ),
+            _ => Diagnostics::default(),
+        }
     }
 
-    async fn read(&self, request: DataReadRequest) -> DataReadResponse {
-        let mut response = DataReadResponse::default();
-        let config = &request.config;
+    async fn read(&self, clients: &Arc<AzureClients>, config: Model) -> DataRead<Model> {
         let (scope, kinds) = match (
             Scope::parse(arguments::trim_arm_id(
-                config.get("scope").as_str().unwrap_or_default(),
+                config.scope.as_deref().unwrap_or_default(),
             )),
-            kinds_from(config.get("resource_types")),
+            kinds_from(config.resource_types.as_deref()),
         ) {
             (Ok(scope), Ok(kinds)) => (scope, kinds),
             (Err(reason), _) | (_, Err(reason)) => {
-                response.diagnostics.error("Invalid arguments", &reason);
-                return response;
-            }
-        };
-        let clients = match self.data.clients() {
-            Ok(clients) => clients,
-            Err(diagnostics) => {
-                response.diagnostics = diagnostics;
-                return response;
+                return DataRead::failed("Invalid arguments", &reason);
             }
         };
         let mut machines: Vec<Machine> = Vec::new();
@@ -215,12 +199,17 @@ impl DataSource for VirtualMachines {
                 match page {
                     Ok(page) => machines.extend(page),
                     Err(error) => {
-                        response.diagnostics.error_at(
+                        let mut diagnostics = Diagnostics::default();
+                        diagnostics.error_at(
                             AttributePath::root("scope"),
                             "Cannot list the machines in scope",
                             &error.to_string(),
                         );
-                        return response;
+                        return DataRead {
+                            state: None,
+                            diagnostics,
+                            deferred: None,
+                        };
                     }
                 }
             }
@@ -230,18 +219,12 @@ impl DataSource for VirtualMachines {
             .iter()
             .filter_map(|m| ids::normalize_location(&m.location).ok())
             .collect();
-        let mut state: BTreeMap<String, Value> = config.as_object().cloned().unwrap_or_default();
-        state.insert("id".into(), Value::String(scope.to_string()));
-        state.insert("locations".into(), Value::string_set(locations));
-        state.insert(
-            "ids".into(),
-            Value::string_set(machines.iter().map(|m| m.id.clone())),
-        );
-        state.insert(
-            "machines".into(),
-            Value::List(machines.iter().map(machine_value).collect()),
-        );
-        response.state = Value::Object(state);
-        response
+        DataRead::new(Model {
+            id: Some(scope.to_string()),
+            locations: Some(locations),
+            ids: Some(machines.iter().map(|m| m.id.clone()).collect()),
+            machines: Some(machines.iter().map(MachineModel::new).collect()),
+            ..config
+        })
     }
 }
