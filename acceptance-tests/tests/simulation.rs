@@ -1167,18 +1167,23 @@ impl Sim {
             self.strip_one_of_ours(&config, rng);
         }
         self.set_config(config);
+        self.apply_under_fault(&fault, "under the fault")
+    }
+
+    /// Applies the configuration set with `fault` injected (last: the simulation's own reads
+    /// must not meet it). A failure is explained by the fault; the next fault-free apply must
+    /// finish the job.
+    fn apply_under_fault(&mut self, fault: &Json, how: &str) -> Checked {
         self.remember_holdings();
-        // Injected last: the simulation's own reads must not meet it.
-        self.emulator.inject_fault(&fault);
+        self.emulator.inject_fault(fault);
         let output = self.terraform(&["apply", "-auto-approve", "-input=false", "-no-color"]);
         self.clear_faults();
         self.check_others_kept()?;
         if output.success {
             return self.after_successful_apply();
         }
-        // Explained by the fault; the next fault-free apply must finish the job.
         self.log
-            .push("  the apply failed under the fault; applying again".into());
+            .push(format!("  the apply failed {how}; applying again"));
         self.apply_checked(&[])
     }
 
@@ -1202,26 +1207,8 @@ impl Sim {
             .spawn(&["apply", "-auto-approve", "-input=false", "-no-color"]);
         // Ctrl-C once the apply has sent one to three machine writes.
         let wanted_writes = 1 + rng.below(3);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !by_deadline && Instant::now() < deadline && matches!(apply.try_wait(), Ok(None)) {
-            let writes = self
-                .emulator
-                .requests()
-                .iter()
-                .filter(|r| {
-                    r["method"] == "PATCH"
-                        && r["path"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .contains("/Microsoft.Compute/")
-                })
-                .count();
-            if writes >= wanted_writes {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
         if !by_deadline {
+            self.wait_for_machine_writes(&mut apply, wanted_writes);
             let _ = std::process::Command::new("kill")
                 .args(["-INT", &apply.id().to_string()])
                 .stderr(std::process::Stdio::null())
@@ -1706,7 +1693,15 @@ impl Sim {
         if output.success {
             return self.after_successful_apply();
         }
-        let text = output.all();
+        self.explain_unreadable_destroy(&command, &output.all())?;
+        self.log.push("  applying again".into());
+        self.apply_checked(&[])
+    }
+
+    /// A replacement's destroy that failed: explained only when it names a subscription of
+    /// the estate that cannot be read (documented: "destroy while a subscription cannot be
+    /// read or written: apply fails naming them"); then access comes back.
+    fn explain_unreadable_destroy(&mut self, command: &[&str], text: &str) -> Checked {
         let explained = text.contains("Cannot list the machines in scope")
             && self.unreadable.iter().any(|sub| text.contains(sub));
         if !explained {
@@ -1715,18 +1710,18 @@ impl Sim {
                 format!(
                     "terraform {} failed with no fault to explain it:\n{}",
                     command.join(" "),
-                    tail(&text)
+                    tail(text)
                 ),
             ));
         }
         self.log.push(
-            "  the destroy failed on a subscription that cannot be read, as documented; access comes back, applying again"
+            "  the destroy failed on a subscription that cannot be read, as documented; access comes back"
                 .into(),
         );
         self.unreadable.clear();
         self.standing.clear();
         self.clear_faults();
-        self.apply_checked(&[])
+        Ok(())
     }
 
     /// A replacement under `create_before_destroy` on Terraform 1.15 and older: the new object
@@ -1744,25 +1739,7 @@ impl Sim {
         self.check_others_kept()?;
         let text = output.all();
         if !output.success {
-            let explained = text.contains("Cannot list the machines in scope")
-                && self.unreadable.iter().any(|sub| text.contains(sub));
-            if !explained {
-                return Err(self.violation(
-                    6,
-                    format!(
-                        "terraform {} failed with no fault to explain it:\n{}",
-                        command.join(" "),
-                        tail(&text)
-                    ),
-                ));
-            }
-            self.log.push(
-                "  the destroy failed on a subscription that cannot be read, as documented; access comes back"
-                    .into(),
-            );
-            self.unreadable.clear();
-            self.standing.clear();
-            self.clear_faults();
+            self.explain_unreadable_destroy(&command, &text)?;
         }
         let compliant_after = self.recorded_by(address, "compliant_ids");
         for machine in self.machines.iter_mut().filter(|m| m.exists) {
@@ -1869,17 +1846,7 @@ impl Sim {
         let config = self.config.edited(rng);
         self.strip_one_of_ours(&config, rng);
         self.set_config(config);
-        self.remember_holdings();
-        self.emulator.inject_fault(&fault);
-        let output = self.terraform(&["apply", "-auto-approve", "-input=false", "-no-color"]);
-        self.clear_faults();
-        self.check_others_kept()?;
-        if output.success {
-            return self.after_successful_apply();
-        }
-        self.log
-            .push("  the apply failed in the storm; applying again".into());
-        self.apply_checked(&[])
+        self.apply_under_fault(&fault, "in the storm")
     }
 
     /// The emulator stops and comes back on the same ports with the same world, either
