@@ -1,0 +1,78 @@
+//! The answers the client returns, its retry policy, and the HTTP exchange it goes through.
+
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+use serde_json::Value as Json;
+
+/// A successful response.
+#[derive(Debug, Clone)]
+pub struct ArmResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Json,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            base_delay: Duration::from_millis(400),
+            max_delay: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    pub(super) fn backoff(&self, attempt: u32) -> Duration {
+        let exponential = self.base_delay.saturating_mul(1u32 << attempt.min(10));
+        let capped = exponential.min(self.max_delay);
+        // Up to 25% jitter so concurrent writers do not retry in lockstep.
+        let jitter = capped.mul_f64(rand::random::<f64>() * 0.25);
+        capped + jitter
+    }
+}
+
+/// An HTTP answer as the client needs it: the body is read with the exchange, and a body that
+/// could not be read is kept as the error it was.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Result<Vec<u8>, String>,
+}
+
+/// One HTTP exchange: the seam between the client's logic and the network (tests script it).
+#[async_trait::async_trait]
+pub trait Transport: Send + Sync {
+    /// Sends `request` and reads the whole answer; `Err` when no answer arrived.
+    async fn execute(&self, request: reqwest::Request) -> Result<RawResponse, String>;
+}
+
+#[async_trait::async_trait]
+impl Transport for reqwest::Client {
+    async fn execute(&self, request: reqwest::Request) -> Result<RawResponse, String> {
+        let response = reqwest::Client::execute(self, request)
+            .await
+            .map_err(|e| crate::azure::http::describe_error(&e))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response
+            .bytes()
+            .await
+            .map(|bytes| bytes.to_vec())
+            .map_err(|e| crate::azure::http::describe_error(&e));
+        Ok(RawResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+}
