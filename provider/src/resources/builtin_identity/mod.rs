@@ -43,6 +43,7 @@
 //! lock), `read.rs` (read and import). The typed adapter ([`tfplugin::typed`]) decodes and
 //! encodes, plans destroy and hands over ready clients.
 
+mod access;
 mod apply;
 mod group;
 mod locks;
