@@ -321,3 +321,55 @@ fn writes_to_an_unreadable_subscription_fail_naming_it_and_keep_the_state() {
     assert!(work.state_resources().is_empty());
     assert_identity_and_lock(&emulator, SUB_C, "eastus", "after removed");
 }
+
+#[test]
+fn the_estate_example_keeps_a_disabled_subscriptions_identities() {
+    // Disabled: reads answer, writes are refused (409 ReadOnlyDisabledSubscription). Its
+    // identities are kept, not destroyed, and nothing is written to it while the rest of the
+    // estate applies.
+    let emulator = Emulator::start(&scenario());
+    let mut work = example(&emulator);
+    work.env("TF_VAR_management_group_id", "mg-platform");
+    work.init();
+    work.apply();
+    let recorded = identities_of(&work, SUB_C);
+    assert_eq!(recorded.len(), 2, "{recorded:?}");
+    add_machine(&emulator, SUB_A, "vm-a-new");
+    emulator.load_merge(&json!({"subscriptions": [{
+        "id": SUB_C, "regions": acceptance_tests::scenario::estate::REGIONS, "state": "Disabled"
+    }]}));
+
+    let plan = work.plan_json();
+    for change in plan["resource_changes"].as_array().into_iter().flatten() {
+        let address = change["address"].as_str().unwrap_or_default();
+        let actions = &change["change"]["actions"];
+        assert!(
+            !actions.to_string().contains("delete"),
+            "nothing is destroyed: {address} {actions}"
+        );
+    }
+    emulator.clear_requests();
+    let applied = work.apply();
+    assert!(applied.success, "{}", applied.all());
+    assert_eq!(writes_to(&emulator, SUB_C), Vec::<Json>::new());
+    assert_holds(&emulator, SUB_A, "vm-a-new", "eastus", "while disabled");
+    for (sub, name, region) in machines() {
+        assert_holds(&emulator, sub, name, region, "while disabled");
+    }
+    assert_eq!(identities_of(&work, SUB_C), recorded);
+    for region in ["eastus", "westeurope"] {
+        assert_identity_and_lock(&emulator, SUB_C, region, "while disabled");
+    }
+    let (text, changes) = self::plan(&work);
+    assert!(!changes, "nothing to do while it is disabled: {text}");
+
+    emulator.load_merge(&json!({"subscriptions": [{
+        "id": SUB_C, "regions": acceptance_tests::scenario::estate::REGIONS, "state": "Enabled"
+    }]}));
+    let (text, changes) = self::plan(&work);
+    assert!(!changes, "enabled again: nothing to do: {text}");
+    work.destroy();
+    for (sub, name, _) in machines() {
+        assert_bare(&emulator, sub, name, "after destroy");
+    }
+}

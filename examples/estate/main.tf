@@ -49,13 +49,22 @@ locals {
   # Unreadable subscriptions that `unreadable_locations` does not cover: their regions are
   # unknown, so the plan stops rather than destroy their identities.
   uncovered = setsubtract(local.unreadable, keys(var.unreadable_locations))
+  # Subscriptions in which ARM refuses writes: their identities are kept, none is created.
+  read_only = {
+    for key, pair in data.mig_subscriptions.estate.subscription_locations :
+    key => pair if contains(["Disabled", "Deleted"], coalesce(local.states[pair.subscription_id], "Enabled"))
+  }
   # One entry per subscription and region that holds machines, keyed
-  # "{subscription_id}/{location}"; a disabled subscription is read-only, so it is left out.
-  # A subscription whose machines cannot be listed keeps the regions given for it.
+  # "{subscription_id}/{location}". A read-only (disabled) subscription keeps the identities
+  # it has and gets no new one; a subscription whose machines cannot be listed keeps the
+  # regions given for it.
   estate = merge(
     {
       for key, pair in data.mig_subscriptions.estate.subscription_locations :
-      key => pair if local.states[pair.subscription_id] != "Disabled"
+      key => pair if !contains(keys(local.read_only), key)
+    },
+    {
+      for key, pair in local.read_only : key => pair if data.mig_builtin_identity.read_only[key].exists
     },
     {
       for pair in flatten([
@@ -66,6 +75,13 @@ locals {
       ]) : "${pair.subscription_id}/${pair.location}" => pair
     },
   )
+}
+
+# The identities a read-only subscription already has (reads still answer there).
+data "mig_builtin_identity" "read_only" {
+  for_each        = local.read_only
+  subscription_id = each.value.subscription_id
+  location        = each.value.location
 }
 
 resource "mig_builtin_identity" "estate" {
