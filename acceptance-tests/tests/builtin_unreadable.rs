@@ -373,3 +373,66 @@ fn the_estate_example_keeps_a_disabled_subscriptions_identities() {
         assert_bare(&emulator, sub, name, "after destroy");
     }
 }
+
+#[test]
+fn the_estate_example_without_a_group_keeps_a_subscription_it_no_longer_sees() {
+    // Without `management_group_id` the subscriptions are what `GET /subscriptions` shows the
+    // operator: with its role on SUB_C removed, SUB_C is not listed at all, so only
+    // `unreadable_locations` can say its identities are still there (given here in upper
+    // case). The operator has no role on the management group here.
+    let mut scenario = scenario();
+    scenario["management_groups"][0]["role_assignments"] = json!([]);
+    let emulator = Emulator::start(&scenario);
+    let mut work = example(&emulator);
+    work.env("ARM_CLIENT_ID", OPERATOR_APP);
+    work.env("ARM_CLIENT_SECRET", OPERATOR_SECRET);
+    work.env("ARM_SUBSCRIPTION_ID", SUB_A);
+    work.init();
+    work.apply();
+    for (sub, name, region) in machines() {
+        assert_holds(&emulator, sub, name, region, "first apply");
+    }
+    let recorded = identities_of(&work, SUB_C);
+    assert_eq!(recorded.len(), 2, "{recorded:?}");
+    narrow(&emulator, SUB_C);
+    add_machine(&emulator, SUB_A, "vm-a-new");
+
+    work.env(
+        "TF_VAR_unreadable_locations",
+        &format!(
+            r#"{{ "{}" = ["eastus", "westeurope"] }}"#,
+            SUB_C.to_uppercase()
+        ),
+    );
+    let plan = work.plan_json();
+    for change in plan["resource_changes"].as_array().into_iter().flatten() {
+        let address = change["address"].as_str().unwrap_or_default();
+        let actions = &change["change"]["actions"];
+        assert!(
+            !actions.to_string().contains("delete"),
+            "nothing is destroyed: {address} {actions}"
+        );
+    }
+    emulator.clear_requests();
+    let applied = work.apply();
+    assert_says(
+        &applied.all(),
+        "Warning",
+        &[SUB_C, "AuthorizationFailed", "removed"],
+    );
+    assert_eq!(writes_to(&emulator, SUB_C), Vec::<Json>::new());
+    assert_holds(&emulator, SUB_A, "vm-a-new", "eastus", "while unseen");
+    for (sub, name, region) in machines() {
+        assert_holds(&emulator, sub, name, region, "while unseen");
+    }
+    assert_eq!(identities_of(&work, SUB_C), recorded);
+
+    // Seen again: the variable is ignored for it, and nothing is left to do.
+    restore(&emulator, SUB_C);
+    let (text, changes) = self::plan(&work);
+    assert!(!changes, "the next plan is clean: {text}");
+    work.destroy();
+    for (sub, name, _) in machines() {
+        assert_bare(&emulator, sub, name, "after destroy");
+    }
+}
