@@ -381,6 +381,8 @@ impl BuiltinIdentity {
                 }
             },
         };
+        // Read or written just now: its subscription answers again.
+        ownership.unreadable = None;
         let had_lock = !request.prior.lock_id.is_null();
         let mut lock_present = had_lock;
         let mut diagnostics = Diagnostics::default();
