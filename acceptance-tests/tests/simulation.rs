@@ -32,7 +32,8 @@
 //! [`ImportByIdentity`]; other writers (attach or detach our identity or theirs, tag for
 //! exclusion, add or drop the system-assigned identity, delete, create, recreate under the
 //! same name with or without our identity) [`Writer`]; transient faults (5xx, 429, dropped
-//! connections, answers lost after Azure applied the write, another writer during an apply)
+//! connections, the answer to an attach lost after Azure applied it, another writer during an
+//! apply)
 //! [`Fault`], storms of 429s on machine calls or every ARM call [`Storm`], the emulator
 //! stopped and started again with the same world on the same ports, between applies or
 //! during one (refused connections meanwhile) [`Restart`]; Ctrl-C and deadlines mid-apply
@@ -41,28 +42,29 @@
 //! `Microsoft.Authorization/locks/write` after someone removed a lock, and later getting it
 //! back [`LockDenied`]. The variants are drawn from each operation's own seed ([`refine`]).
 //!
-//! Where the documentation says an operation fails, the simulation expects it to: a
-//! replacement (or taint) of the estate while a subscription cannot be read fails naming it
-//! ("destroy while a subscription cannot be read or written"), and the apply after the access
-//! comes back finishes the job.
+//! A replacement (or taint) of the estate while a subscription's machines cannot be listed
+//! must succeed like any other apply: the old object's destroy reads the machines it recorded
+//! there by their ID (soak seeds 1023, 1025, 1111, 1113; `soak_regressions.rs`).
 //!
 //! Safeguards the CI seeds guard: each one below, removed alone from the provider, makes at
-//! least one of them fail (checked when the seeds were chosen; the mutation, then the
-//! invariant that caught it; the first two checked again when [`refine`] came, with every
-//! seed failing):
+//! least one of them fail. `scripts/sim-mutations` applies each to a built copy of the
+//! provider and runs the CI seeds against it; last run on 2026-12-07 with [`CI_SEEDS`] as
+//! they are, the mutation, then each seed that caught it (step, invariant):
 //! - a machine holding the identity from someone else counted as ours (`Compliant` planned as
-//!   `assigned_ids` in `ownership::transition`): invariant 3 (4 before);
+//!   `assigned_ids` in `ownership::transition`): every seed, invariant 3 (4: step 2;
+//!   1190: 1; 365: 5; 31907: 2);
+//! - the answer to an attach lost after Azure applied it, and the write never proven ours
+//!   (`judge_lost_answer` without `compute::is_exactly_our_write`, so every lost attach is
+//!   uncertain): invariant 4, an identity we attached recorded nowhere (1190: step 6;
+//!   365: 3);
 //! - a machine deleted and created again under its name taken for the same one
-//!   (`ownership::is_same_machine` always true): invariant 4 (seed 535: invariant 1);
-//! - an owned machine its owner tagged for exclusion dropped from the record at refresh:
-//!   invariant 4;
+//!   (`ownership::is_same_machine` always true): invariant 4 (4: step 7; 1190: 1; 365: 5);
+//! - an owned machine its owner tagged for exclusion dropped from the record at refresh (the
+//!   keep-ours loop of `engine::assignment`'s refresh disabled): invariant 4 (4: step 1;
+//!   1190: 4);
 //! - a machine another writer attached just before our write claimed after the 412 re-read
-//!   (`write_machine` answering `Done` where it finds the identity there): invariant 4.
-//!
-//! Not guarded since [`refine`] (seed 4's answer lost after commit became a 429 storm; seeds
-//! 1, 19, 37, 61, 159, 204, 260, 286, 542, 557, 680, 684 tried in its place did not catch it):
-//! a write whose answer was lost never proven ours (`judge_lost_answer` without
-//! `compute::is_exactly_our_write`), invariant 4 when it was guarded.
+//!   (`write_machine` answering `Done` where it finds the identity there): invariant 4
+//!   (31907: step 2).
 //!
 //! Running it: `make test` runs [`CI_SEEDS`]; a failing sequence prints its seed, shrinks to
 //! the shortest failing prefix it can find (dropping operations one at a time for at most
@@ -92,9 +94,13 @@ const EXCLUDE_TAG: (&str, &str) = ("mig-exclude", "true");
 
 /// The seeds `make test` runs, each a sequence of [`CI_STEPS`] operations: the first two in
 /// the per-region shape, the others in the estate's. Chosen so that together they draw every
-/// operation the safeguards below answer to (an owned machine tagged for exclusion, one
-/// recreated under its name with the identity, an answer lost after Azure applied the write,
-/// another writer during an apply, `-replace`, import, Ctrl-C, an unlistable subscription).
+/// operation the safeguards in the module's comment answer to: an owned machine tagged for
+/// exclusion (4, 1190), one recreated under its name with the identity (4, 1190, 365), the
+/// answer to an attach lost after Azure applied it (1190, 365), another writer attaching
+/// during an apply (31907), `-replace` and taint (4, 1190, 365, 31907; 31907 taints while a
+/// subscription cannot be listed), both imports, a deadline mid-apply (4, 365) and an
+/// unlistable subscription (365, 31907). (Seed 31907 replaced 535 on 2026-12-07: none of the
+/// four drew another writer during an apply since [`refine`].)
 const CI_SEEDS: [u64; 4] = [4, 1190, 365, 31907];
 const CI_STEPS: usize = 8;
 
