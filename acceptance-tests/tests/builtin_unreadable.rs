@@ -340,14 +340,7 @@ fn the_estate_example_keeps_a_disabled_subscriptions_identities() {
     }]}));
 
     let plan = work.plan_json();
-    for change in plan["resource_changes"].as_array().into_iter().flatten() {
-        let address = change["address"].as_str().unwrap_or_default();
-        let actions = &change["change"]["actions"];
-        assert!(
-            !actions.to_string().contains("delete"),
-            "nothing is destroyed: {address} {actions}"
-        );
-    }
+    assert_destroys_nothing(&plan);
     emulator.clear_requests();
     let applied = work.apply();
     assert!(applied.success, "{}", applied.all());
@@ -405,14 +398,7 @@ fn the_estate_example_without_a_group_keeps_a_subscription_it_no_longer_sees() {
         ),
     );
     let plan = work.plan_json();
-    for change in plan["resource_changes"].as_array().into_iter().flatten() {
-        let address = change["address"].as_str().unwrap_or_default();
-        let actions = &change["change"]["actions"];
-        assert!(
-            !actions.to_string().contains("delete"),
-            "nothing is destroyed: {address} {actions}"
-        );
-    }
+    assert_destroys_nothing(&plan);
     emulator.clear_requests();
     let applied = work.apply();
     assert_says(
@@ -434,5 +420,17 @@ fn the_estate_example_without_a_group_keeps_a_subscription_it_no_longer_sees() {
     work.destroy();
     for (sub, name, _) in machines() {
         assert_bare(&emulator, sub, name, "after destroy");
+    }
+}
+
+/// The saved plan `plan` (as `terraform show -json` prints it) deletes no object.
+fn assert_destroys_nothing(plan: &Json) {
+    for change in plan["resource_changes"].as_array().into_iter().flatten() {
+        let address = change["address"].as_str().unwrap_or_default();
+        let actions = &change["change"]["actions"];
+        assert!(
+            !actions.to_string().contains("delete"),
+            "nothing is destroyed: {address} {actions}"
+        );
     }
 }
