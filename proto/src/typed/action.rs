@@ -111,18 +111,9 @@ mod tests {
     use super::*;
     use crate::diagnostics::AttributePath;
     use crate::schema::{Attribute, Block};
+    use crate::typed::data_source::tests::Data;
     use crate::typed::Maybe;
     use crate::types::Type;
-
-    struct Data(Option<i64>);
-
-    impl ProviderData for Data {
-        type Clients = i64;
-        fn ready(&self) -> Result<i64, Diagnostics> {
-            self.0
-                .ok_or_else(|| Diagnostics::from_error("Provider not configured", "configure it"))
-        }
-    }
 
     #[derive(Deserialize)]
     struct Config {
