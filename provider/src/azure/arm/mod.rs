@@ -33,10 +33,11 @@ use tokio_util::sync::CancellationToken;
 use super::credentials::TokenProvider;
 use super::pacing::{retry_after, subscription_of, Bucket, Pacer};
 
+pub use super::retry::RetryPolicy;
 pub use error::ArmError;
 pub use operations::put_created;
 pub use stop::with_stop;
-pub use transport::{ArmResponse, RetryPolicy, Transport};
+pub use transport::{ArmResponse, Transport};
 
 use error::header;
 use paging::parse_success;

@@ -1,6 +1,4 @@
-//! The answers the client returns, its retry policy, and the HTTP exchange it goes through.
-
-use std::time::Duration;
+//! The answers the client returns, and the HTTP exchange it goes through.
 
 use reqwest::header::HeaderMap;
 use serde_json::Value as Json;
@@ -11,33 +9,6 @@ pub struct ArmResponse {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: Json,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    pub max_attempts: u32,
-    pub base_delay: Duration,
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 8,
-            base_delay: Duration::from_millis(400),
-            max_delay: Duration::from_secs(60),
-        }
-    }
-}
-
-impl RetryPolicy {
-    pub(super) fn backoff(&self, attempt: u32) -> Duration {
-        let exponential = self.base_delay.saturating_mul(1u32 << attempt.min(10));
-        let capped = exponential.min(self.max_delay);
-        // Up to 25% jitter so concurrent writers do not retry in lockstep.
-        let jitter = capped.mul_f64(rand::random::<f64>() * 0.25);
-        capped + jitter
-    }
 }
 
 /// An HTTP answer as the client needs it: the body is read with the exchange, and a body that

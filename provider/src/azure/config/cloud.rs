@@ -136,16 +136,14 @@ pub(super) fn discovery_retryable(status: Option<u16>) -> bool {
 /// How long to wait before attempt `attempt + 1` of the metadata read: `Retry-After` when the
 /// answer has one (capped), else the ARM client's backoff, as for any ARM read.
 pub(super) fn discovery_wait(
-    policy: &crate::azure::arm::RetryPolicy,
+    policy: &crate::azure::retry::RetryPolicy,
     headers: Option<&reqwest::header::HeaderMap>,
     attempt: u32,
 ) -> std::time::Duration {
     if let Some(wait) = headers.and_then(crate::azure::pacing::retry_after) {
         return wait.min(policy.max_delay);
     }
-    let exponential = policy.base_delay.saturating_mul(1u32 << attempt.min(10));
-    let capped = exponential.min(policy.max_delay);
-    capped + capped.mul_f64(rand::random::<f64>() * 0.25)
+    policy.backoff(attempt)
 }
 
 pub(super) async fn discover_endpoints(
@@ -154,9 +152,9 @@ pub(super) async fn discover_endpoints(
 ) -> Result<CloudEndpoints, ConfigError> {
     // ARM's backoff and `Retry-After`, over fewer attempts: a host that is wrong (the
     // commonest failure here) should fail `terraform validate` in seconds, not a minute.
-    let policy = crate::azure::arm::RetryPolicy {
+    let policy = crate::azure::retry::RetryPolicy {
         max_attempts: DISCOVERY_ATTEMPTS,
-        ..crate::azure::arm::RetryPolicy::default()
+        ..crate::azure::retry::RetryPolicy::default()
     };
     discover_endpoints_with(host, extra_ca_pems, policy).await
 }
@@ -170,7 +168,7 @@ const DISCOVERY_ATTEMPTS: u32 = 5;
 pub(super) async fn discover_endpoints_with(
     host: &str,
     extra_ca_pems: &[Vec<u8>],
-    policy: crate::azure::arm::RetryPolicy,
+    policy: crate::azure::retry::RetryPolicy,
 ) -> Result<CloudEndpoints, ConfigError> {
     let url = format!("https://{host}/metadata/endpoints?api-version=2022-09-01");
     let failed = |detail: String| {

@@ -300,7 +300,7 @@ fn discovery_retries_what_an_arm_read_retries() {
     for status in [400, 401, 403, 404, 501] {
         assert!(!discovery_retryable(Some(status)), "{status}");
     }
-    let policy = crate::azure::arm::RetryPolicy::default();
+    let policy = crate::azure::retry::RetryPolicy::default();
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert("retry-after", "3".parse().unwrap());
     assert_eq!(
@@ -325,7 +325,7 @@ fn discovery_retries_what_an_arm_read_retries() {
 #[test]
 fn discovery_gives_up_after_the_bounded_attempts() {
     // Nothing listens on port 1: every attempt is a connection error.
-    let policy = crate::azure::arm::RetryPolicy {
+    let policy = crate::azure::retry::RetryPolicy {
         max_attempts: 3,
         base_delay: std::time::Duration::from_millis(1),
         max_delay: std::time::Duration::from_millis(5),
