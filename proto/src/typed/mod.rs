@@ -80,6 +80,10 @@ pub struct Plan<M, P> {
     /// Terraform's proposed new state, adjusted by the schema's declarations.
     pub proposed: M,
     pub prior_private: P,
+    /// What the first plan of this change answered as private state, handed back by
+    /// Terraform 1.16+ (`store_planned_private`) to the plan it makes during apply; else
+    /// the default.
+    pub first_plan: P,
     /// The attributes declared `requires_replace` that the proposed state changes (the
     /// server reports them whatever the plan answers).
     pub requires_replace: Vec<AttributePath>,
@@ -199,6 +203,11 @@ pub trait TypedResource: Send + Sync + 'static {
     fn validate(&self, _config: &Self::Model) -> Diagnostics {
         Diagnostics::default()
     }
+    /// Warnings for a destroy's plan, from the private state (the adapter plans the destroy
+    /// itself: no change, private state kept). By default none.
+    fn plan_destroy(&self, _prior_private: &Self::Private) -> Diagnostics {
+        Diagnostics::default()
+    }
     /// Plans a create or an update. `clients` is `None` when the provider is not configured
     /// (plan what is known without Azure). By default: the proposed state.
     async fn plan(
@@ -314,6 +323,7 @@ impl<R: TypedResource> Resource for Typed<R> {
         };
         if request.proposed_new_state.is_null() {
             // Destroy: nothing to plan.
+            response.diagnostics = self.resource.plan_destroy(&private(&request.prior_private));
             return response;
         }
         // Values unknown at validation and known now get the same checks.
@@ -347,6 +357,7 @@ impl<R: TypedResource> Resource for Typed<R> {
                     prior,
                     proposed,
                     prior_private: private(&request.prior_private),
+                    first_plan: private(&request.planned_private),
                     requires_replace: request.requires_replace,
                     client_capabilities: request.client_capabilities,
                 },
