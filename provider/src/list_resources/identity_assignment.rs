@@ -53,7 +53,7 @@ impl ListResource for IdentityAssignments {
         };
         // The full object is what a refresh of the imported object reads: the machines of the
         // subscription, listed once and shared by every region of it.
-        let reader = IdentityAssignment::new(self.data.clone());
+        let reader = tfplugin::typed::Typed::new(IdentityAssignment::new(self.data.clone()));
         let include = request.include_resource_object;
         let mut sender = Sender::new(sink, request.limit);
         let mut diagnostics = Diagnostics::default();
