@@ -316,8 +316,9 @@ impl<R: TypedResource> Resource for Typed<R> {
     }
 
     async fn plan(&self, request: PlanRequest) -> PlanResponse {
+        // The proposed state is moved into the answer only when it is the answer: an
+        // estate's state holds every machine it covers, and each copy costs as much.
         let mut response = PlanResponse {
-            planned_state: request.proposed_new_state.clone(),
             planned_private: request.prior_private.clone(),
             ..PlanResponse::default()
         };
@@ -330,6 +331,7 @@ impl<R: TypedResource> Resource for Typed<R> {
         let mut problems = self.resource.schema().block.validate(&request.config);
         problems.extend(self.validate_config(&request.config).await);
         if problems.has_errors() {
+            response.planned_state = request.proposed_new_state;
             response.diagnostics = problems;
             return response;
         }
@@ -343,10 +345,19 @@ impl<R: TypedResource> Resource for Typed<R> {
         let (config, prior, proposed) = match decoded {
             Ok(decoded) => decoded,
             Err(diagnostics) => {
+                response.planned_state = request.proposed_new_state;
                 response.diagnostics = diagnostics;
                 return response;
             }
         };
+        // Decoded: the values go before the resource plans.
+        let PlanRequest {
+            prior_private,
+            planned_private,
+            requires_replace,
+            client_capabilities,
+            ..
+        } = request;
         let clients = self.resource.data().ready().ok();
         let planned = self
             .resource
@@ -356,10 +367,10 @@ impl<R: TypedResource> Resource for Typed<R> {
                     config,
                     prior,
                     proposed,
-                    prior_private: private(&request.prior_private),
-                    first_plan: private(&request.planned_private),
-                    requires_replace: request.requires_replace,
-                    client_capabilities: request.client_capabilities,
+                    prior_private: private(&prior_private),
+                    first_plan: private(&planned_private),
+                    requires_replace,
+                    client_capabilities,
                 },
             )
             .await;
@@ -388,39 +399,43 @@ impl<R: TypedResource> Resource for Typed<R> {
             Ok(prior) => prior,
             Err(diagnostics) => return unchanged(diagnostics),
         };
-        let applied = if request.planned_state.is_null() {
-            let Some(state) = prior else {
-                return ApplyResponse::default();
-            };
-            self.resource
-                .delete(&clients, Existing { state, private })
-                .await
+        let planned = if request.planned_state.is_null() {
+            None
         } else {
             let decoded = model::decode::<R::Model>(&request.config).and_then(|config| {
                 model::decode::<R::Model>(&request.planned_state).map(|p| (config, p))
             });
-            let (config, planned) = match decoded {
-                Ok(decoded) => decoded,
+            match decoded {
+                Ok(decoded) => Some(decoded),
                 Err(diagnostics) => return unchanged(diagnostics),
-            };
-            match prior {
-                None => {
-                    let request = Create {
-                        config,
-                        planned,
-                        private,
-                    };
-                    self.resource.create(&clients, request).await
-                }
-                Some(prior) => {
-                    let request = Update {
-                        config,
-                        prior,
-                        planned,
-                        private,
-                    };
-                    self.resource.update(&clients, request).await
-                }
+            }
+        };
+        // Decoded: the values go before the resource applies (an estate's state holds every
+        // machine it covers, and each copy costs as much).
+        drop(request);
+        let applied = match (prior, planned) {
+            (None, None) => return ApplyResponse::default(),
+            (Some(state), None) => {
+                self.resource
+                    .delete(&clients, Existing { state, private })
+                    .await
+            }
+            (None, Some((config, planned))) => {
+                let request = Create {
+                    config,
+                    planned,
+                    private,
+                };
+                self.resource.create(&clients, request).await
+            }
+            (Some(prior), Some((config, planned))) => {
+                let request = Update {
+                    config,
+                    prior,
+                    planned,
+                    private,
+                };
+                self.resource.update(&clients, request).await
             }
         };
         ApplyResponse {
