@@ -32,7 +32,8 @@
 //! [`ImportByIdentity`]; other writers (attach or detach our identity or theirs, tag for
 //! exclusion, add or drop the system-assigned identity, delete, create, recreate under the
 //! same name with or without our identity) [`Writer`]; transient faults (5xx, 429, dropped
-//! connections, answers lost after Azure applied the write, another writer during an apply)
+//! connections, the answer to an attach lost after Azure applied it, another writer during an
+//! apply)
 //! [`Fault`], storms of 429s on machine calls or every ARM call [`Storm`], the emulator
 //! stopped and started again with the same world on the same ports, between applies or
 //! during one (refused connections meanwhile) [`Restart`]; Ctrl-C and deadlines mid-apply
@@ -41,28 +42,29 @@
 //! `Microsoft.Authorization/locks/write` after someone removed a lock, and later getting it
 //! back [`LockDenied`]. The variants are drawn from each operation's own seed ([`refine`]).
 //!
-//! Where the documentation says an operation fails, the simulation expects it to: a
-//! replacement (or taint) of the estate while a subscription cannot be read fails naming it
-//! ("destroy while a subscription cannot be read or written"), and the apply after the access
-//! comes back finishes the job.
+//! A replacement (or taint) of the estate while a subscription's machines cannot be listed
+//! must succeed like any other apply: the old object's destroy reads the machines it recorded
+//! there by their ID (soak seeds 1023, 1025, 1111, 1113; `soak_regressions.rs`).
 //!
 //! Safeguards the CI seeds guard: each one below, removed alone from the provider, makes at
-//! least one of them fail (checked when the seeds were chosen; the mutation, then the
-//! invariant that caught it; the first two checked again when [`refine`] came, with every
-//! seed failing):
+//! least one of them fail. `scripts/sim-mutations` applies each to a built copy of the
+//! provider and runs the CI seeds against it; last run on 2026-12-07 with [`CI_SEEDS`] as
+//! they are, the mutation, then each seed that caught it (step, invariant):
 //! - a machine holding the identity from someone else counted as ours (`Compliant` planned as
-//!   `assigned_ids` in `ownership::transition`): invariant 3 (4 before);
+//!   `assigned_ids` in `ownership::transition`): every seed, invariant 3 (4: step 2;
+//!   1190: 1; 365: 5; 31907: 2);
+//! - the answer to an attach lost after Azure applied it, and the write never proven ours
+//!   (`judge_lost_answer` without `compute::is_exactly_our_write`, so every lost attach is
+//!   uncertain): invariant 4, an identity we attached recorded nowhere (1190: step 6;
+//!   365: 3);
 //! - a machine deleted and created again under its name taken for the same one
-//!   (`ownership::is_same_machine` always true): invariant 4 (seed 535: invariant 1);
-//! - an owned machine its owner tagged for exclusion dropped from the record at refresh:
-//!   invariant 4;
+//!   (`ownership::is_same_machine` always true): invariant 4 (4: step 7; 1190: 1; 365: 5);
+//! - an owned machine its owner tagged for exclusion dropped from the record at refresh (the
+//!   keep-ours loop of `engine::assignment`'s refresh disabled): invariant 4 (4: step 1;
+//!   1190: 4);
 //! - a machine another writer attached just before our write claimed after the 412 re-read
-//!   (`write_machine` answering `Done` where it finds the identity there): invariant 4.
-//!
-//! Not guarded since [`refine`] (seed 4's answer lost after commit became a 429 storm; seeds
-//! 1, 19, 37, 61, 159, 204, 260, 286, 542, 557, 680, 684 tried in its place did not catch it):
-//! a write whose answer was lost never proven ours (`judge_lost_answer` without
-//! `compute::is_exactly_our_write`), invariant 4 when it was guarded.
+//!   (`write_machine` answering `Done` where it finds the identity there): invariant 4
+//!   (31907: step 2).
 //!
 //! Running it: `make test` runs [`CI_SEEDS`]; a failing sequence prints its seed, shrinks to
 //! the shortest failing prefix it can find (dropping operations one at a time for at most
@@ -92,10 +94,14 @@ const EXCLUDE_TAG: (&str, &str) = ("mig-exclude", "true");
 
 /// The seeds `make test` runs, each a sequence of [`CI_STEPS`] operations: the first two in
 /// the per-region shape, the others in the estate's. Chosen so that together they draw every
-/// operation the safeguards below answer to (an owned machine tagged for exclusion, one
-/// recreated under its name with the identity, an answer lost after Azure applied the write,
-/// another writer during an apply, `-replace`, import, Ctrl-C, an unlistable subscription).
-const CI_SEEDS: [u64; 4] = [4, 1190, 365, 535];
+/// operation the safeguards in the module's comment answer to: an owned machine tagged for
+/// exclusion (4, 1190), one recreated under its name with the identity (4, 1190, 365), the
+/// answer to an attach lost after Azure applied it (1190, 365), another writer attaching
+/// during an apply (31907), `-replace` and taint (4, 1190, 365, 31907; 31907 taints while a
+/// subscription cannot be listed), both imports, a deadline mid-apply (4, 365) and an
+/// unlistable subscription (365, 31907). (Seed 31907 replaced 535 on 2026-12-07: none of the
+/// four drew another writer during an apply since [`refine`].)
+const CI_SEEDS: [u64; 4] = [4, 1190, 365, 31907];
 const CI_STEPS: usize = 8;
 
 // ---------------------------------------------------------------------------------------------
@@ -1101,20 +1107,7 @@ impl Sim {
         }
         let (address, region) = rng.pick(&instances).clone();
         self.log.push(format!("state rm + import {address}"));
-        let removed = self.terraform(&["state", "rm", "-no-color", &address]);
-        if !removed.success {
-            return Err(self.violation(6, format!("state rm failed:\n{}", tail(&removed.all()))));
-        }
-        // Import records nothing as ours (documented): whoever imports takes over what the
-        // identity is attached to. The model says so: those machines are now someone else's.
-        for machine in self.machines.iter_mut().filter(|m| m.exists) {
-            let ours = machine.builtin();
-            let covered = region.is_none_or(|region| region == machine.location);
-            let (_, ids, _) = actual(&self.emulator, &machine.id()).unwrap_or_default();
-            if covered && ids.contains(&ours) {
-                machine.others_builtin.insert(ours);
-            }
-        }
+        self.forget_for_import(&address, region)?;
         let import_id = match region {
             Some(region) => {
                 let identity = self
@@ -1135,13 +1128,33 @@ impl Sim {
         self.apply_checked(&[])
     }
 
+    /// `terraform state rm` of the instance at `address` (covering `region`; `None`: the
+    /// estate, every region), before it is imported again. Import records nothing as ours
+    /// (documented): whoever imports takes over what the identity is attached to. The model
+    /// says so: the machines holding it now are someone else's.
+    fn forget_for_import(&mut self, address: &str, region: Option<&'static str>) -> Checked {
+        let removed = self.terraform(&["state", "rm", "-no-color", address]);
+        if !removed.success {
+            return Err(self.violation(6, format!("state rm failed:\n{}", tail(&removed.all()))));
+        }
+        for machine in self.machines.iter_mut().filter(|m| m.exists) {
+            let ours = machine.builtin();
+            let covered = region.is_none_or(|region| region == machine.location);
+            let (_, ids, _) = actual(&self.emulator, &machine.id()).unwrap_or_default();
+            if covered && ids.contains(&ours) {
+                machine.others_builtin.insert(ours);
+            }
+        }
+        Ok(())
+    }
+
     fn fault(&mut self, rng: &mut Rng) -> Checked {
         // Transient faults ARM produces: each must be ridden out or fail the apply cleanly.
         if rng.chance(25) {
             return self.writer_during_apply(rng);
         }
         let choice = rng.below(6);
-        let fault = match choice {
+        let mut fault = match choice {
             0 => {
                 json!({"kind": "status", "status": 503, "method": "PATCH", "path_contains": "/Microsoft.Compute/", "count": 1})
             }
@@ -1160,12 +1173,18 @@ impl Sim {
             }
             _ => json!({"kind": "status", "status": 500, "method": "GET", "count": 1}),
         };
-        self.log.push(format!("fault {fault}, then an edit"));
         let config = self.config.edited(rng);
         if matches!(choice, 0 | 2 | 3 | 4) {
             // A machine write for the fault to meet: the apply attaches this one again.
-            self.strip_one_of_ours(&config, rng);
+            let stripped = self.strip_one_of_ours(&config, rng);
+            if let (3 | 4, Some(id)) = (choice, stripped) {
+                // The answer lost is that attach's (not a release's, done whoever made it):
+                // the provider must prove from the machine read back that the write was its
+                // own, or lose track of an identity it attached.
+                fault["path_contains"] = json!(format!("{id}?"));
+            }
         }
+        self.log.push(format!("fault {fault}, then an edit"));
         self.set_config(config);
         self.apply_under_fault(&fault, "under the fault")
     }
@@ -1225,8 +1244,8 @@ impl Sim {
     }
 
     /// Another writer takes our identity off one machine that `config` keeps holding it, so
-    /// the next apply writes it; nothing when there is none.
-    fn strip_one_of_ours(&mut self, config: &Config, rng: &mut Rng) {
+    /// the next apply writes it; nothing when there is none. Its ID, when there was one.
+    fn strip_one_of_ours(&mut self, config: &Config, rng: &mut Rng) -> Option<String> {
         let candidates: Vec<usize> = (0..self.machines.len())
             .filter(|i| {
                 let machine = &self.machines[*i];
@@ -1242,7 +1261,7 @@ impl Sim {
             })
             .collect();
         if candidates.is_empty() {
-            return;
+            return None;
         }
         let index = *rng.pick(&candidates);
         let (id, ours) = (self.machines[index].id(), self.machines[index].builtin());
@@ -1250,6 +1269,7 @@ impl Sim {
         self.log
             .push(format!("  another writer detaches {ours} from {id} first"));
         self.write_identities(index, &held, &[], &[ours]);
+        Some(id)
     }
 
     /// Another writer gives a machine its identity while an edit's apply runs, just before
@@ -1674,62 +1694,22 @@ impl Sim {
         self.apply_replacing(&address, &[])
     }
 
-    /// An apply that replaces an assignment. While (estate) a subscription cannot be read, the
-    /// destroy fails naming it, as documented ("destroy while a subscription cannot be read
-    /// or written": its buckets cannot give back what they attached); that is explained, and
-    /// once its owner gives the access back the next apply finishes the job.
+    /// An apply that replaces an assignment. It must succeed, also while (estate) a
+    /// subscription's machines cannot be listed: the old object's destroy reads the machines
+    /// it recorded there by their ID and gives the identity back (soak seeds 1023, 1025, 1111,
+    /// 1113; `soak_regressions.rs`).
     fn apply_replacing(&mut self, address: &str, args: &[&str]) -> Checked {
         if self.config.create_before_destroy && acceptance_tests::terraform_minor() < 16 {
             return self.apply_replacing_first(address, args);
         }
-        if self.config.shape != Shape::Estate || self.unreadable.is_empty() {
-            return self.apply_checked(args);
-        }
-        self.remember_holdings();
-        let mut command = vec!["apply", "-auto-approve", "-input=false", "-no-color"];
-        command.extend_from_slice(args);
-        let output = self.terraform(&command);
-        self.check_others_kept()?;
-        if output.success {
-            return self.after_successful_apply();
-        }
-        self.explain_unreadable_destroy(&command, &output.all())?;
-        self.log.push("  applying again".into());
-        self.apply_checked(&[])
-    }
-
-    /// A replacement's destroy that failed: explained only when it names a subscription of
-    /// the estate that cannot be read (documented: "destroy while a subscription cannot be
-    /// read or written: apply fails naming them"); then access comes back.
-    fn explain_unreadable_destroy(&mut self, command: &[&str], text: &str) -> Checked {
-        let explained = text.contains("Cannot list the machines in scope")
-            && self.unreadable.iter().any(|sub| text.contains(sub));
-        if !explained {
-            return Err(self.violation(
-                6,
-                format!(
-                    "terraform {} failed with no fault to explain it:\n{}",
-                    command.join(" "),
-                    tail(text)
-                ),
-            ));
-        }
-        self.log.push(
-            "  the destroy failed on a subscription that cannot be read, as documented; access comes back"
-                .into(),
-        );
-        self.unreadable.clear();
-        self.standing.clear();
-        self.clear_faults();
-        Ok(())
+        self.apply_checked(args)
     }
 
     /// A replacement under `create_before_destroy` on Terraform 1.15 and older: the new object
     /// records the machines the old one owned and it wants as `compliant_ids` (at its create
     /// it cannot learn that the old one attached them), never stripped, and a later destroy
     /// leaves them holding the identity, as documented. The model says so: those machines hold
-    /// it from someone else from then on. With a subscription that cannot be read, the
-    /// destroy may fail as [`Sim::apply_replacing`] explains.
+    /// it from someone else from then on.
     fn apply_replacing_first(&mut self, address: &str, args: &[&str]) -> Checked {
         let owned_before = self.recorded_by(address, "assigned_ids");
         self.remember_holdings();
@@ -1737,9 +1717,15 @@ impl Sim {
         command.extend_from_slice(args);
         let output = self.terraform(&command);
         self.check_others_kept()?;
-        let text = output.all();
         if !output.success {
-            self.explain_unreadable_destroy(&command, &text)?;
+            return Err(self.violation(
+                6,
+                format!(
+                    "terraform {} failed with no fault to explain it:\n{}",
+                    command.join(" "),
+                    tail(&output.all())
+                ),
+            ));
         }
         let compliant_after = self.recorded_by(address, "compliant_ids");
         for machine in self.machines.iter_mut().filter(|m| m.exists) {
@@ -1747,9 +1733,6 @@ impl Sim {
             if owned_before.contains(&id) && compliant_after.contains(&id) {
                 machine.others_builtin.insert(machine.builtin());
             }
-        }
-        if !output.success {
-            return self.apply_checked(&[]);
         }
         self.after_successful_apply()
     }
@@ -1806,19 +1789,7 @@ impl Sim {
         self.log.push(format!(
             "state rm + import {address} by identity {identity}"
         ));
-        let removed = self.terraform(&["state", "rm", "-no-color", &address]);
-        if !removed.success {
-            return Err(self.violation(6, format!("state rm failed:\n{}", tail(&removed.all()))));
-        }
-        // As an import by ID: whoever imports takes over what the identity is attached to.
-        for machine in self.machines.iter_mut().filter(|m| m.exists) {
-            let ours = machine.builtin();
-            let covered = region.is_none_or(|region| region == machine.location);
-            let (_, ids, _) = actual(&self.emulator, &machine.id()).unwrap_or_default();
-            if covered && ids.contains(&ours) {
-                machine.others_builtin.insert(ours);
-            }
-        }
+        self.forget_for_import(&address, region)?;
         self.work.write(
             "import.tf",
             &format!("import {{\n  to       = {address}\n  identity = {identity}\n}}\n"),

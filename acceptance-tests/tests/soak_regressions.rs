@@ -3,25 +3,15 @@
 //! against the emulator. Each test names the seeds that found it and the cause; every machine
 //! is read back from the emulator.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
+use acceptance_tests::scenario::estate::{
+    assert_bare, assert_holds, scenario, SUB_A, SUB_B, SUB_C,
+};
 use acceptance_tests::{Emulator, Workdir};
 use serde_json::{json, Value as Json};
 
-const SUB_A: &str = "a0000000-0000-4000-8000-00000000000a";
-const SUB_B: &str = "b0000000-0000-4000-8000-00000000000b";
-const SUB_C: &str = "c0000000-0000-4000-8000-00000000000c";
-const REGIONS: [&str; 2] = ["eastus", "westeurope"];
 const ESTATE: &str = "mig_estate_assignment.e";
-
-fn machine_id(sub: &str, name: &str) -> String {
-    format!("/subscriptions/{sub}/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachines/{name}")
-}
-
-fn builtin_id(sub: &str, region: &str) -> String {
-    format!("/subscriptions/{sub}/resourceGroups/Built-In-Identity-RG/providers/Microsoft.ManagedIdentity/userAssignedIdentities/Built-In-Identity-{region}")
-        .to_ascii_lowercase()
-}
 
 /// (subscription, name, region) of the machines the scenario starts with.
 fn machines() -> Vec<(&'static str, &'static str, &'static str)> {
@@ -33,35 +23,10 @@ fn machines() -> Vec<(&'static str, &'static str, &'static str)> {
     ]
 }
 
-/// One management group, mg-estate, holding the three subscriptions; the policy's identities
-/// made in every subscription and region.
+/// The three subscriptions under mg-platform (SUB_A, and mg-corp with SUB_B and SUB_C), the
+/// policy's identities made in every subscription and region.
 fn estate_scenario() -> Json {
-    let subscription = |id: &str| {
-        let vms: Vec<Json> = machines()
-            .into_iter()
-            .filter(|(sub, ..)| *sub == id)
-            .map(|(_, name, region)| {
-                json!({"name": name, "resource_group": "rg-app", "location": region})
-            })
-            .collect();
-        json!({
-            "id": id,
-            "regions": REGIONS,
-            "resource_groups": [
-                {"name": "rg-app", "location": "eastus"},
-                {"name": "Built-In-Identity-RG", "location": "eastus"}
-            ],
-            "user_assigned_identities": REGIONS
-                .iter()
-                .map(|r| json!({"name": format!("Built-In-Identity-{r}"), "resource_group": "Built-In-Identity-RG", "location": r}))
-                .collect::<Vec<Json>>(),
-            "virtual_machines": vms
-        })
-    };
-    json!({
-        "subscriptions": [subscription(SUB_A), subscription(SUB_B), subscription(SUB_C)],
-        "management_groups": [{"id": "mg-estate", "subscriptions": [SUB_A, SUB_B, SUB_C]}]
-    })
+    scenario(&machines(), true)
 }
 
 fn estate_config(emulator: &Emulator, scope: &str) -> String {
@@ -70,26 +35,7 @@ fn estate_config(emulator: &Emulator, scope: &str) -> String {
     ))
 }
 
-const GROUP_SCOPE: &str = "/providers/Microsoft.Management/managementGroups/mg-estate";
-
-fn assert_holds(emulator: &Emulator, sub: &str, name: &str, region: &str, step: &str) {
-    assert_eq!(
-        emulator.identity_of(&machine_id(sub, name)),
-        (
-            "UserAssigned".to_string(),
-            BTreeSet::from([builtin_id(sub, region)])
-        ),
-        "{step}: {name} holds its identity"
-    );
-}
-
-fn assert_bare(emulator: &Emulator, sub: &str, name: &str, step: &str) {
-    assert_eq!(
-        emulator.identity_of(&machine_id(sub, name)),
-        ("None".to_string(), BTreeSet::new()),
-        "{step}: {name} holds no identity"
-    );
-}
+const GROUP_SCOPE: &str = "/providers/Microsoft.Management/managementGroups/mg-platform";
 
 /// The estate's buckets of `sub` in state, by key.
 fn buckets_of(work: &Workdir, sub: &str) -> BTreeMap<String, Json> {
@@ -116,7 +62,7 @@ fn refuse_listings(emulator: &Emulator, sub: &str) {
     }));
 }
 
-/// An estate over mg-estate, applied: every machine holds its subscription's identity.
+/// An estate over mg-platform, applied: every machine holds its subscription's identity.
 fn applied_estate(emulator: &Emulator) -> Workdir {
     let work = Workdir::new(&estate_config(emulator, GROUP_SCOPE));
     work.init();

@@ -52,6 +52,17 @@ pub static BUILTIN_ROLES: &[BuiltinRole] = &[
         data_actions: &[],
     },
     BuiltinRole {
+        id: "ac63b705-f282-497d-ac71-919bf39d939d",
+        name: "Management Group Reader",
+        description: "Management Group Reader Role",
+        actions: &[
+            "Microsoft.Management/managementGroups/read",
+            "Microsoft.Management/managementGroups/subscriptions/read",
+        ],
+        not_actions: &[],
+        data_actions: &[],
+    },
+    BuiltinRole {
         id: "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",
         name: "User Access Administrator",
         description: "Lets you manage user access to Azure resources.",

@@ -34,7 +34,7 @@ variable "exclude_tags" {
 }
 
 variable "unreadable_locations" {
-  description = "Subscription ID -> the regions it holds machines in, used only while mig_subscriptions cannot list its machines (it warns, naming the subscription and why): its identities, and the estate's buckets of it, are then kept as they are instead of planned for destroy. The `identities` output lists each subscription's regions."
+  description = "Subscription ID -> the regions it holds machines in, used only while mig_subscriptions cannot list its machines (it warns, naming the subscription and why) or does not list the subscription at all (no role left on it, without a management group): its identities, and the estate's buckets of it, are then kept as they are instead of planned for destroy. The `identities` output lists each subscription's regions."
   type        = map(set(string))
   default     = {}
 }
@@ -46,26 +46,43 @@ data "mig_subscriptions" "estate" {
 locals {
   states     = { for s in data.mig_subscriptions.estate.subscriptions : s.subscription_id => s.state }
   unreadable = data.mig_subscriptions.estate.unreadable_subscription_ids
+  readable   = toset([for s in data.mig_subscriptions.estate.subscriptions : s.subscription_id if s.readable])
   # Unreadable subscriptions that `unreadable_locations` does not cover: their regions are
   # unknown, so the plan stops rather than destroy their identities.
-  uncovered = setsubtract(local.unreadable, keys(var.unreadable_locations))
+  uncovered = setsubtract(local.unreadable, [for id in keys(var.unreadable_locations) : lower(id)])
+  # Subscriptions in which ARM refuses writes: their identities are kept, none is created.
+  read_only = {
+    for key, pair in data.mig_subscriptions.estate.subscription_locations :
+    key => pair if contains(["Disabled", "Deleted"], coalesce(local.states[pair.subscription_id], "Enabled"))
+  }
   # One entry per subscription and region that holds machines, keyed
-  # "{subscription_id}/{location}"; a disabled subscription is read-only, so it is left out.
-  # A subscription whose machines cannot be listed keeps the regions given for it.
+  # "{subscription_id}/{location}". A read-only (disabled) subscription keeps the identities
+  # it has and gets no new one; a subscription whose machines cannot be listed keeps the
+  # regions given for it, and so does one the principal no longer sees at all (without a
+  # management group, `GET /subscriptions` leaves out a subscription it has no role on).
   estate = merge(
     {
       for key, pair in data.mig_subscriptions.estate.subscription_locations :
-      key => pair if local.states[pair.subscription_id] != "Disabled"
+      key => pair if !contains(keys(local.read_only), key)
+    },
+    {
+      for key, pair in local.read_only : key => pair if data.mig_builtin_identity.read_only[key].exists
     },
     {
       for pair in flatten([
-        for id in local.unreadable : [
-          for location in lookup(var.unreadable_locations, id, []) :
-          { subscription_id = id, location = location }
-        ]
+        for id, locations in var.unreadable_locations : [
+          for location in locations : { subscription_id = lower(id), location = location }
+        ] if !contains(local.readable, lower(id))
       ]) : "${pair.subscription_id}/${pair.location}" => pair
     },
   )
+}
+
+# The identities a read-only subscription already has (reads still answer there).
+data "mig_builtin_identity" "read_only" {
+  for_each        = local.read_only
+  subscription_id = each.value.subscription_id
+  location        = each.value.location
 }
 
 resource "mig_builtin_identity" "estate" {

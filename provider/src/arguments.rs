@@ -279,6 +279,20 @@ pub fn check_not_empty(config: &Value, attribute: &str, summary: &str, fix: &str
 /// How to fix `resource_types = []`.
 pub const RESOURCE_TYPES_LISTED: &str = "Name at least one of `virtualMachines` and `virtualMachineScaleSets`, or leave the argument out for both.";
 
+/// [`check_not_empty`] for a typed model's list or set (`None`: not set, or unknown).
+pub fn check_listed<T>(
+    list: Option<&[T]>,
+    attribute: &str,
+    summary: &str,
+    fix: &str,
+) -> Diagnostics {
+    let mut diagnostics = Diagnostics::default();
+    if list.is_some_and(<[T]>::is_empty) {
+        diagnostics.error_at(AttributePath::root(attribute), summary, fix);
+    }
+    diagnostics
+}
+
 /// `resource_types = []` is refused: it would match no machine.
 pub fn check_resource_types_listed(config: &Value) -> Diagnostics {
     check_not_empty(

@@ -208,7 +208,7 @@ impl Provider for MigProvider {
     }
 
     fn actions(&self) -> Vec<Arc<dyn tfplugin::Action>> {
-        vec![Arc::new(
+        vec![tfplugin::typed::action(
             crate::actions::orphan_cleanup::OrphanCleanupAction::new(self.data.clone()),
         )]
     }

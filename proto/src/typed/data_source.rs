@@ -125,7 +125,7 @@ pub fn data_source<D: TypedDataSource>(source: D) -> std::sync::Arc<dyn DataSour
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use serde::Deserialize;
 
     use super::*;
@@ -133,7 +133,8 @@ mod tests {
     use crate::schema::{Attribute, Block};
     use crate::typed::Maybe;
 
-    struct Data(Option<i64>);
+    /// Clients that are a number, when configured (shared with the list and action tests).
+    pub(crate) struct Data(pub(crate) Option<i64>);
 
     impl ProviderData for Data {
         type Clients = i64;

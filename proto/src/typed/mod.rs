@@ -39,10 +39,14 @@
 //! The untyped [`crate::Resource`] trait stays underneath: `Typed<R>` implements it, so the
 //! server does not know the difference.
 
+mod action;
 mod data_source;
+mod list;
 pub(crate) mod maybe;
 
+pub use action::{action, ActionAdapter, TypedAction};
 pub use data_source::{data_source, DataRead, TypedData, TypedDataSource};
+pub use list::{list_resource, ListAdapter, Listing, Results, TypedListResource};
 
 use std::sync::Arc;
 

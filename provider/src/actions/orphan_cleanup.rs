@@ -5,12 +5,16 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tfplugin::{Action, AttributePath, Block, Diagnostics, Progress, Schema, Value};
+use serde::Deserialize;
+use tfplugin::typed::{Maybe, TypedAction};
+use tfplugin::{AttributePath, Block, Diagnostics, Progress, Schema};
 
+use crate::azure::AzureClients;
 use crate::orphans;
 use crate::provider_data::ProviderData;
 use crate::resources::orphan_cleanup::{
-    removal_arguments, search_arguments, search_from, too_many, validate_search, RemovalArguments,
+    removal_arguments, search_arguments, search_of, too_many, validate_principal_types,
+    RemovalArguments,
 };
 
 pub struct OrphanCleanupAction {
@@ -23,10 +27,38 @@ impl OrphanCleanupAction {
     }
 }
 
+/// The action's arguments (`search_arguments` and `max_deletions`), defaults filled in.
+/// Any may be unknown until plan.
+#[derive(Debug, Default, Deserialize)]
+pub struct Config {
+    scope: Maybe<String>,
+    principal_types: Maybe<Vec<Maybe<String>>>,
+    min_age: Maybe<String>,
+    exclude_role_definition_ids: Maybe<Vec<Maybe<String>>>,
+    max_deletions: Maybe<serde_json::Number>,
+}
+
+impl Config {
+    fn max_deletions(&self) -> usize {
+        RemovalArguments {
+            max_deletions: self
+                .max_deletions
+                .known()
+                .and_then(serde_json::Number::as_i64),
+            mode: None,
+        }
+        .max_deletions()
+    }
+}
+
 #[async_trait]
-impl Action for OrphanCleanupAction {
-    fn type_name(&self) -> &'static str {
-        "mig_orphan_cleanup"
+impl TypedAction for OrphanCleanupAction {
+    type Data = ProviderData;
+    type Config = Config;
+    const TYPE_NAME: &'static str = "mig_orphan_cleanup";
+
+    fn data(&self) -> &ProviderData {
+        &self.data
     }
 
     fn schema(&self) -> Schema {
@@ -51,22 +83,24 @@ impl Action for OrphanCleanupAction {
     // arguments, the same as the resource's; `config` arrives with their defaults. What
     // the validators cannot see alone (empty sets) is the resource's `validate_search`,
     // run at both stages: a value unknown at validate is known at plan.
-
-    async fn validate_config(&self, config: &Value) -> Diagnostics {
-        validate_search(config)
+    fn validate(&self, config: &Config) -> Diagnostics {
+        validate_principal_types(config.principal_types.known().map(Vec::as_slice))
     }
 
-    async fn plan(&self, config: &Value) -> Diagnostics {
-        validate_search(config)
-    }
-
-    async fn invoke(&self, config: Value, progress: Progress) -> Diagnostics {
+    async fn invoke(
+        &self,
+        clients: &Arc<AzureClients>,
+        config: Config,
+        progress: Progress,
+    ) -> Diagnostics {
         let mut diagnostics = Diagnostics::default();
-        let clients = match self.data.clients() {
-            Ok(clients) => clients,
-            Err(diagnostics) => return diagnostics,
-        };
-        let Some((scope, rules)) = search_from(&config) else {
+        let search = search_of(
+            &config.scope,
+            &config.principal_types,
+            &config.min_age,
+            &config.exclude_role_definition_ids,
+        );
+        let Some((scope, rules)) = search else {
             diagnostics.error(
                 "Arguments unknown",
                 "Every argument of the action must be known when it runs.",
@@ -76,7 +110,7 @@ impl Action for OrphanCleanupAction {
         progress
             .report(format!("looking for orphaned role assignments at {scope}"))
             .await;
-        let found = match orphans::find(&clients, &scope, &rules).await {
+        let found = match orphans::find(clients, &scope, &rules).await {
             Ok(found) => found,
             Err(error) => {
                 diagnostics.error_at(AttributePath::root("scope"), "Nothing was deleted", &error);
@@ -84,7 +118,7 @@ impl Action for OrphanCleanupAction {
             }
         };
         let candidates: Vec<_> = found.iter().filter(|o| !o.inherited).cloned().collect();
-        let max = RemovalArguments::from(&config).max_deletions();
+        let max = config.max_deletions();
         if candidates.len() > max {
             diagnostics.error_at(
                 AttributePath::root("max_deletions"),
@@ -104,7 +138,7 @@ impl Action for OrphanCleanupAction {
         let report = move |line: String| {
             let _ = lines.send(line);
         };
-        let removal = orphans::remove(&clients, &candidates, &report).await;
+        let removal = orphans::remove(clients, &candidates, &report).await;
         drop(report);
         while let Some(line) = receiver.recv().await {
             progress.report(line).await;
@@ -135,6 +169,8 @@ impl Action for OrphanCleanupAction {
 mod tests {
     use super::*;
     use crate::provider_data::ProviderData;
+    use crate::resources::orphan_cleanup::search_from;
+    use tfplugin::{model, Value};
 
     #[test]
     fn the_schema_is_optional_only_and_keeps_defaults_and_validators() {
@@ -159,5 +195,72 @@ mod tests {
         let defaulted = block.apply_defaults(&config.with("max_deletions", Value::Null));
         assert!(search_from(&defaulted).is_some());
         assert_eq!(RemovalArguments::from(&defaulted).max_deletions(), 50);
+
+        // What the adapter hands `invoke`: the same search and limit, typed.
+        let typed: Config = model::decode(&defaulted).unwrap();
+        let search = search_of(
+            &typed.scope,
+            &typed.principal_types,
+            &typed.min_age,
+            &typed.exclude_role_definition_ids,
+        );
+        assert_eq!(
+            search.map(|(scope, _)| scope),
+            search_from(&defaulted).map(|(scope, _)| scope)
+        );
+        assert_eq!(typed.max_deletions(), 50);
+        let typed: Config = model::decode(&defaulted.with("max_deletions", Value::int(7))).unwrap();
+        assert_eq!(typed.max_deletions(), 7);
+    }
+
+    /// A configuration with every argument null but `principal_types`.
+    fn with_principal_types(types: Value) -> Value {
+        let action = OrphanCleanupAction::new(Arc::new(ProviderData::default()));
+        let null = Value::object(
+            action
+                .schema()
+                .block
+                .attributes
+                .iter()
+                .map(|a| (a.name.as_str(), Value::Null)),
+        );
+        null.with("principal_types", types)
+    }
+
+    #[test]
+    fn an_empty_set_of_principal_types_is_refused_and_an_unknown_one_waits() {
+        let action = OrphanCleanupAction::new(Arc::new(ProviderData::default()));
+        let empty: Config =
+            model::decode_lenient(&with_principal_types(Value::Set(vec![]))).unwrap();
+        assert_eq!(
+            action.validate(&empty).items[0].attribute,
+            Some(AttributePath::root("principal_types"))
+        );
+        let unknown: Config =
+            model::decode_lenient(&with_principal_types(Value::unknown())).unwrap();
+        assert!(action.validate(&unknown).is_empty());
+        let unknown_scope = Config {
+            scope: Maybe::Unknown,
+            min_age: Maybe::Known("1h".into()),
+            ..model::decode(&with_principal_types(Value::string_set(["User"]))).unwrap()
+        };
+        assert!(search_of(
+            &unknown_scope.scope,
+            &unknown_scope.principal_types,
+            &unknown_scope.min_age,
+            &unknown_scope.exclude_role_definition_ids
+        )
+        .is_none());
+        let known_scope = Config {
+            scope: Maybe::Known("/subscriptions/00000000-0000-0000-0000-000000000001".into()),
+            ..unknown_scope
+        };
+        assert!(search_of(
+            &known_scope.scope,
+            &known_scope.principal_types,
+            &known_scope.min_age,
+            &known_scope.exclude_role_definition_ids
+        )
+        .is_some());
     }
 }

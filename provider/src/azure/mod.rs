@@ -14,6 +14,7 @@ pub mod locks;
 pub mod management_groups;
 pub mod pacing;
 pub mod resource_groups;
+pub mod retry;
 pub mod subscriptions;
 
 use std::collections::BTreeMap;

@@ -6,14 +6,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tfplugin::typed::{DataRead, Maybe, TypedDataSource};
-use tfplugin::{Attribute, AttributePath, Block, Diagnostics, Schema, Type, Value};
+use tfplugin::{Attribute, AttributePath, Block, Diagnostics, Schema, Type};
 
-use crate::arguments;
 use crate::azure::AzureClients;
 use crate::orphans;
 use crate::provider_data::ProviderData;
 use crate::resources::orphan_cleanup::{
-    orphaned_attribute, search_arguments, validate_search, OrphanModel, SearchArguments,
+    orphaned_attribute, search_arguments, search_of, validate_principal_types, OrphanModel,
 };
 
 /// The search arguments (`search_arguments`, defaults applied at read) and what the read
@@ -33,20 +32,12 @@ impl Model {
     /// The search, as the resource and the action read it; `None` unless every argument
     /// is known and `min_age` a duration.
     fn search(&self) -> Option<(String, orphans::Rules)> {
-        let known = |set: &[Maybe<String>]| -> Option<BTreeSet<String>> {
-            set.iter().map(|item| item.known().cloned()).collect()
-        };
-        let arguments = SearchArguments {
-            scope: self.scope.clone()?,
-            principal_types: known(self.principal_types.as_deref()?)?,
-            min_age: self.min_age.clone()?,
-            exclude_role_definition_ids: match &self.exclude_role_definition_ids {
-                Some(ids) => Some(known(ids)?),
-                None => None,
-            },
-        };
-        let rules = arguments.rules()?;
-        Some((arguments::trim_arm_id(&arguments.scope).to_string(), rules))
+        search_of(
+            &self.scope.clone().into(),
+            &self.principal_types.clone().into(),
+            &self.min_age.clone().into(),
+            &self.exclude_role_definition_ids.clone().into(),
+        )
     }
 }
 
@@ -95,14 +86,8 @@ impl TypedDataSource for OrphanedRoleAssignments {
     // defaults.
 
     fn validate(&self, config: &Model) -> Diagnostics {
-        match &config.principal_types {
-            // The rule, and its words, are the resource's and the action's.
-            Some(types) if types.is_empty() => validate_search(&Value::object([(
-                "principal_types",
-                Value::Set(Vec::new()),
-            )])),
-            _ => Diagnostics::default(),
-        }
+        // The rule, and its words, are the resource's and the action's.
+        validate_principal_types(config.principal_types.as_deref())
     }
 
     async fn read(&self, clients: &Arc<AzureClients>, config: Model) -> DataRead<Model> {

@@ -5,11 +5,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tfplugin::{Diagnostics, ListRequest, ListResource, ListResult, ListSink, Schema, Value};
+use tfplugin::typed::{Listing, Results, TypedListResource};
+use tfplugin::{Diagnostics, ListResult, Schema, Value};
 
-use futures::StreamExt;
-
-use super::{opened, policy_identities, Found, Search, Sender, Subscriptions};
+use super::{list_each, search_from, validate, Config, Found, Lister, Search};
 use crate::azure::ids::{self, UserAssignedIdentityId};
 use crate::azure::AzureClients;
 use crate::provider_data::ProviderData;
@@ -88,63 +87,61 @@ fn result(found: &Found, extras: Option<&Extras>) -> ListResult {
     }
 }
 
+/// The group's location and locks of each subscription, when the full object is asked for.
+struct Builtin<'a> {
+    clients: &'a AzureClients,
+    search: &'a Search,
+    include_resource_object: bool,
+}
+
 #[async_trait]
-impl ListResource for BuiltinIdentities {
-    fn type_name(&self) -> &'static str {
-        resource::TYPE_NAME
+impl Lister for Builtin<'_> {
+    type Extras = Option<Extras>;
+
+    async fn extras(&self, subscription: &str) -> Result<Option<Extras>, String> {
+        if !self.include_resource_object {
+            return Ok(None);
+        }
+        extras(self.clients, self.search, subscription)
+            .await
+            .map(Some)
+    }
+
+    async fn result(&self, found: &Found, extras: &Option<Extras>) -> ListResult {
+        result(found, extras.as_ref())
+    }
+}
+
+#[async_trait]
+impl TypedListResource for BuiltinIdentities {
+    type Data = ProviderData;
+    type Config = Config;
+    const TYPE_NAME: &'static str = resource::TYPE_NAME;
+
+    fn data(&self) -> &ProviderData {
+        &self.data
     }
 
     fn schema(&self) -> Schema {
         super::schema("Every identity Azure's built-in policy made: `Built-In-Identity-*` in `Built-In-Identity-RG` (or `resource_group_name`) of each subscription, as a `mig_builtin_identity` to import. Imported, an identity is adopted: destroy never deletes it or its lock.")
     }
 
-    async fn validate_config(&self, config: &Value) -> Diagnostics {
-        super::validate(config)
+    fn validate(&self, config: &Config) -> Diagnostics {
+        validate(config)
     }
 
-    async fn list(&self, request: ListRequest, sink: ListSink) -> Diagnostics {
-        let (clients, search) = match opened(&self.data, &request.config) {
-            Ok(opened) => opened,
-            Err(diagnostics) => return diagnostics,
+    async fn list(
+        &self,
+        clients: &Arc<AzureClients>,
+        request: Listing<Config>,
+        results: &mut Results,
+    ) -> Diagnostics {
+        let search = search_from(request.config, clients.subscription_id());
+        let lister = Builtin {
+            clients,
+            search: &search,
+            include_resource_object: request.include_resource_object,
         };
-        let mut sender = Sender::new(sink, request.limit);
-        let mut diagnostics = Diagnostics::default();
-        let mut subscriptions = Subscriptions::new(&clients, &search);
-        while let Some(subscription) = subscriptions.next().await {
-            let subscription = match subscription {
-                Ok(subscription) => subscription,
-                Err(error) => {
-                    diagnostics.error("Cannot list the policy's identities", &error);
-                    return diagnostics;
-                }
-            };
-            let extras = if request.include_resource_object {
-                match extras(&clients, &search, &subscription).await {
-                    Ok(extras) => Some(extras),
-                    Err(error) => {
-                        diagnostics.error("Cannot list the policy's identities", &error);
-                        return diagnostics;
-                    }
-                }
-            } else {
-                None
-            };
-            let mut pages = policy_identities(&clients, &search, &subscription);
-            while let Some(page) = pages.next().await {
-                let page = match page {
-                    Ok(page) => page,
-                    Err(error) => {
-                        diagnostics.error("Cannot list the policy's identities", &error);
-                        return diagnostics;
-                    }
-                };
-                for found in page {
-                    if !sender.send(result(&found, extras.as_ref())).await {
-                        return diagnostics;
-                    }
-                }
-            }
-        }
-        diagnostics
+        list_each(clients, &search, results, &lister).await
     }
 }

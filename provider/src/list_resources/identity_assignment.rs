@@ -5,14 +5,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tfplugin::{
-    Diagnostics, ListRequest, ListResource, ListResult, ListSink, ReadRequest, Resource, Schema,
-    Value,
-};
+use tfplugin::typed::{Listing, Results, Typed, TypedListResource};
+use tfplugin::{Diagnostics, ListResult, ReadRequest, Resource, Schema};
 
-use futures::StreamExt;
-
-use super::{opened, policy_identities, Found, Sender, Subscriptions};
+use super::{list_each, search_from, validate, Config, Found, Lister};
+use crate::azure::AzureClients;
 use crate::provider_data::ProviderData;
 use crate::resources::identity_assignment::{
     self as resource, identity_value, quickstart_state, IdentityAssignment,
@@ -32,77 +29,74 @@ fn scope_of(found: &Found) -> String {
     format!("/subscriptions/{}", found.subscription)
 }
 
+/// Each identity as the quickstart's assignment; with the full object, as a refresh of the
+/// imported object reads it: the machines of the subscription, listed once and shared by
+/// every region of it.
+struct Quickstart {
+    reader: Option<Typed<IdentityAssignment>>,
+}
+
 #[async_trait]
-impl ListResource for IdentityAssignments {
-    fn type_name(&self) -> &'static str {
-        resource::TYPE_NAME
+impl Lister for Quickstart {
+    type Extras = ();
+
+    async fn extras(&self, _subscription: &str) -> Result<(), String> {
+        Ok(())
+    }
+
+    async fn result(&self, found: &Found, _extras: &()) -> ListResult {
+        let scope = scope_of(found);
+        let mut result = ListResult {
+            identity: identity_value(&scope, &found.identity.id),
+            display_name: format!("{} over {scope} ({})", found.identity.name, found.location),
+            resource_object: None,
+            diagnostics: Diagnostics::default(),
+        };
+        if let Some(reader) = &self.reader {
+            let state = quickstart_state(&scope, &found.identity.id, &found.location);
+            let read = reader
+                .read(ReadRequest {
+                    current_state: state,
+                    ..ReadRequest::default()
+                })
+                .await;
+            result.diagnostics = read.diagnostics;
+            result.resource_object = Some(read.new_state);
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl TypedListResource for IdentityAssignments {
+    type Data = ProviderData;
+    type Config = Config;
+    const TYPE_NAME: &'static str = resource::TYPE_NAME;
+
+    fn data(&self) -> &ProviderData {
+        &self.data
     }
 
     fn schema(&self) -> Schema {
         super::schema("For each identity Azure's built-in policy made (as `list \"mig_builtin_identity\"` finds them), the `mig_identity_assignment` the quickstart declares: the identity over its subscription, in its region, machines tagged `mig-exclude = \"true\"` left alone. Imported, it owns nothing: destroy takes the identity from no machine.")
     }
 
-    async fn validate_config(&self, config: &Value) -> Diagnostics {
-        super::validate(config)
+    fn validate(&self, config: &Config) -> Diagnostics {
+        validate(config)
     }
 
-    async fn list(&self, request: ListRequest, sink: ListSink) -> Diagnostics {
-        let (clients, search) = match opened(&self.data, &request.config) {
-            Ok(opened) => opened,
-            Err(diagnostics) => return diagnostics,
+    async fn list(
+        &self,
+        clients: &Arc<AzureClients>,
+        request: Listing<Config>,
+        results: &mut Results,
+    ) -> Diagnostics {
+        let search = search_from(request.config, clients.subscription_id());
+        let lister = Quickstart {
+            reader: request
+                .include_resource_object
+                .then(|| Typed::new(IdentityAssignment::new(self.data.clone()))),
         };
-        // The full object is what a refresh of the imported object reads: the machines of the
-        // subscription, listed once and shared by every region of it.
-        let reader = tfplugin::typed::Typed::new(IdentityAssignment::new(self.data.clone()));
-        let include = request.include_resource_object;
-        let mut sender = Sender::new(sink, request.limit);
-        let mut diagnostics = Diagnostics::default();
-        let mut subscriptions = Subscriptions::new(&clients, &search);
-        while let Some(subscription) = subscriptions.next().await {
-            let subscription = match subscription {
-                Ok(subscription) => subscription,
-                Err(error) => {
-                    diagnostics.error("Cannot list the policy's identities", &error);
-                    return diagnostics;
-                }
-            };
-            let mut pages = policy_identities(&clients, &search, &subscription);
-            while let Some(page) = pages.next().await {
-                let page = match page {
-                    Ok(page) => page,
-                    Err(error) => {
-                        diagnostics.error("Cannot list the policy's identities", &error);
-                        return diagnostics;
-                    }
-                };
-                for found in page {
-                    let scope = scope_of(&found);
-                    let mut result = ListResult {
-                        identity: identity_value(&scope, &found.identity.id),
-                        display_name: format!(
-                            "{} over {scope} ({})",
-                            found.identity.name, found.location
-                        ),
-                        resource_object: None,
-                        diagnostics: Diagnostics::default(),
-                    };
-                    if include {
-                        let state = quickstart_state(&scope, &found.identity.id, &found.location);
-                        let read = reader
-                            .read(ReadRequest {
-                                current_state: state,
-                                ..ReadRequest::default()
-                            })
-                            .await;
-                        result.diagnostics = read.diagnostics;
-                        result.resource_object = Some(read.new_state);
-                    }
-                    if !sender.send(result).await {
-                        return diagnostics;
-                    }
-                }
-            }
-        }
-        diagnostics
+        list_each(clients, &search, results, &lister).await
     }
 }

@@ -17,10 +17,12 @@ mod identity_assignment;
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde::Deserialize;
-use tfplugin::{model, Attribute, Block, Diagnostics, ListResource, ListSink, Schema, Type, Value};
+use tfplugin::typed::{list_resource, Maybe, Results};
+use tfplugin::{Attribute, Block, Diagnostics, ListResource, ListResult, Schema, Type};
 
 use crate::arguments;
 use crate::azure::identities::Identity;
@@ -31,8 +33,8 @@ use crate::provider_data::ProviderData;
 
 pub fn all(data: &Arc<ProviderData>) -> Vec<Arc<dyn ListResource>> {
     vec![
-        Arc::new(builtin_identity::BuiltinIdentities::new(data.clone())),
-        Arc::new(identity_assignment::IdentityAssignments::new(data.clone())),
+        list_resource(builtin_identity::BuiltinIdentities::new(data.clone())),
+        list_resource(identity_assignment::IdentityAssignments::new(data.clone())),
     ]
 }
 
@@ -61,12 +63,19 @@ fn schema(description: &str) -> Schema {
     )
 }
 
+/// The `config` of a `list` block. Elements may be unknown at validation; a listing's
+/// configuration is known (the adapter checks).
 #[derive(Debug, Default, Deserialize)]
-struct Config {
-    subscription_ids: Option<Vec<String>>,
-    management_group_ids: Option<Vec<String>>,
+pub struct Config {
+    subscription_ids: Option<Vec<Maybe<String>>>,
+    management_group_ids: Option<Vec<Maybe<String>>>,
     resource_group_name: Option<String>,
-    locations: Option<Vec<String>>,
+    locations: Option<Vec<Maybe<String>>>,
+}
+
+/// The known elements of a list or set.
+fn known(list: Option<Vec<Maybe<String>>>) -> Option<Vec<String>> {
+    list.map(|list| list.into_iter().filter_map(Maybe::into_known).collect())
 }
 
 /// Where to look, with the defaults applied.
@@ -84,22 +93,22 @@ struct Search {
 /// The prefix of the policy's identity names.
 const POLICY_NAME_PREFIX: &str = "Built-In-Identity-";
 
-fn validate(config: &Value) -> Diagnostics {
-    let mut diagnostics = schema("").block.validate(config);
-    diagnostics.extend(arguments::check_not_empty(
-        config,
+/// What the declared validators cannot see alone: empty lists and sets.
+fn validate(config: &Config) -> Diagnostics {
+    let mut diagnostics = arguments::check_listed(
+        config.subscription_ids.as_deref(),
         "subscription_ids",
         "No subscriptions",
         "An empty list looks nowhere. Name at least one subscription, or leave `subscription_ids` out for the provider's.",
-    ));
-    diagnostics.extend(arguments::check_not_empty(
-        config,
+    );
+    diagnostics.extend(arguments::check_listed(
+        config.management_group_ids.as_deref(),
         "management_group_ids",
         "No management groups",
         "An empty set adds no subscription. Name at least one management group, or leave `management_group_ids` out.",
     ));
-    diagnostics.extend(arguments::check_not_empty(
-        config,
+    diagnostics.extend(arguments::check_listed(
+        config.locations.as_deref(),
         "locations",
         "No regions",
         "An empty set matches no identity. Name at least one region, or leave `locations` out for every region.",
@@ -107,46 +116,34 @@ fn validate(config: &Value) -> Diagnostics {
     diagnostics
 }
 
-/// What each list starts from: the configured clients and the search `config` asks for.
-fn opened(data: &ProviderData, config: &Value) -> Result<(Arc<AzureClients>, Search), Diagnostics> {
-    let clients = data.clients()?;
-    let search = search_from(config, clients.subscription_id())?;
-    Ok((clients, search))
-}
-
-fn search_from(config: &Value, provider_subscription: &str) -> Result<Search, Diagnostics> {
-    let problems = validate(config);
-    if problems.has_errors() {
-        return Err(problems);
-    }
-    let config: Config = model::decode(config)?;
+/// Where a checked configuration looks, with the defaults applied.
+fn search_from(config: Config, provider_subscription: &str) -> Search {
     let management_groups = once_each(
-        config
-            .management_group_ids
+        known(config.management_group_ids)
             .unwrap_or_default()
             .iter()
             .map(|g| management_groups::group_name(g).to_string()),
         &mut BTreeSet::new(),
     );
-    let subscriptions = config.subscription_ids.unwrap_or_else(|| {
+    let subscriptions = known(config.subscription_ids).unwrap_or_else(|| {
         if management_groups.is_empty() {
             vec![provider_subscription.to_string()]
         } else {
             Vec::new()
         }
     });
-    Ok(Search {
+    Search {
         subscriptions: once_each(subscriptions, &mut BTreeSet::new()),
         management_groups,
         resource_group: config
             .resource_group_name
             .unwrap_or(ids::BUILTIN_RESOURCE_GROUP.to_string()),
-        locations: config.locations.map(|list| {
+        locations: known(config.locations).map(|list| {
             list.iter()
                 .filter_map(|l| ids::normalize_location(l).ok())
                 .collect()
         }),
-    })
+    }
 }
 
 /// The names not in `seen` (compared without case), in order, each once; `seen` gains them.
@@ -261,40 +258,71 @@ fn policy_identities<'a>(
         .boxed()
 }
 
-/// Counts what was sent against `limit` (0: none) and stops at it or when Terraform stopped
-/// listening.
-struct Sender {
-    sink: ListSink,
-    sent: i64,
-    limit: i64,
+/// What a list resource makes of the policy identities [`list_each`] finds.
+#[async_trait]
+trait Lister: Sync {
+    /// What it reads once per subscription, before that subscription's identities.
+    type Extras: Send + Sync;
+    async fn extras(&self, subscription: &str) -> Result<Self::Extras, String>;
+    async fn result(&self, found: &Found, extras: &Self::Extras) -> ListResult;
 }
 
-impl Sender {
-    fn new(sink: ListSink, limit: i64) -> Sender {
-        Sender {
-            sink,
-            sent: 0,
-            limit,
+/// Lists the policy identities the search finds, subscription by subscription and page by
+/// page, sending what `lister` makes of each; stops at the limit, or at the first error.
+async fn list_each<L: Lister>(
+    clients: &AzureClients,
+    search: &Search,
+    results: &mut Results,
+    lister: &L,
+) -> Diagnostics {
+    let failed =
+        |error: String| Diagnostics::from_error("Cannot list the policy's identities", &error);
+    let mut subscriptions = Subscriptions::new(clients, search);
+    while let Some(subscription) = subscriptions.next().await {
+        let subscription = match subscription {
+            Ok(subscription) => subscription,
+            Err(error) => return failed(error),
+        };
+        let extras = match lister.extras(&subscription).await {
+            Ok(extras) => extras,
+            Err(error) => return failed(error),
+        };
+        let mut pages = policy_identities(clients, search, &subscription);
+        while let Some(page) = pages.next().await {
+            let page = match page {
+                Ok(page) => page,
+                Err(error) => return failed(error),
+            };
+            for found in page {
+                if !results.send(lister.result(&found, &extras).await).await {
+                    return Diagnostics::default();
+                }
+            }
         }
     }
-
-    fn full(&self) -> bool {
-        self.limit > 0 && self.sent >= self.limit
-    }
-
-    /// Sends one result; false when no more should be sent.
-    async fn send(&mut self, result: tfplugin::ListResult) -> bool {
-        if self.full() || !self.sink.push(result).await {
-            return false;
-        }
-        self.sent += 1;
-        !self.full()
-    }
+    Diagnostics::default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tfplugin::{model, Value};
+
+    /// What a listing starts from: `config` checked as the adapter checks it (declared
+    /// validators, then [`validate`]), then the search.
+    fn search_from(config: &Value, provider_subscription: &str) -> Result<Search, Diagnostics> {
+        let data = Arc::new(ProviderData::default());
+        let adapter =
+            tfplugin::typed::ListAdapter::new(builtin_identity::BuiltinIdentities::new(data));
+        let problems = futures::executor::block_on(adapter.validate_config(config));
+        if problems.has_errors() {
+            return Err(problems);
+        }
+        Ok(super::search_from(
+            model::decode(config)?,
+            provider_subscription,
+        ))
+    }
 
     fn identity(name: &str, location: &str) -> Identity {
         Identity {

@@ -8,6 +8,7 @@ use std::future::Future;
 use tfplugin::typed::{Applied, Maybe, Update};
 use tfplugin::{AttributePath, Diagnostics};
 
+use super::access;
 use super::group::group_lock;
 use super::locks::{
     is_refusal, lock_exists, lock_not_placed, lock_read_back, permissions_now, place_lock_halted,
@@ -93,7 +94,7 @@ impl BuiltinIdentity {
                         &format!("`existing_identity_id` names {}, which does not exist. Create it first, or leave `existing_identity_id` out to let this resource create the built-in identity.", target.identity),
                     )
                 }
-                Step::Done(Err(error)) => return failure(None, Ownership::default(), "Cannot read the identity", &error.to_string()),
+                Step::Done(Err(error)) => return failure(None, Ownership::default(), "Cannot read the identity", &access::explain(target, &error)),
                 Step::NotSent | Step::Unknown => {
                     return failure(
                         None,
@@ -117,7 +118,7 @@ impl BuiltinIdentity {
                     )
                 }
                 Step::Done(Ok(None)) => {}
-                Step::Done(Err(error)) => return failure(None, Ownership::default(), "Cannot read the identity", &error.to_string()),
+                Step::Done(Err(error)) => return failure(None, Ownership::default(), "Cannot read the identity", &access::explain(target, &error)),
                 Step::NotSent | Step::Unknown => return halted_before_identity(halt, target, false),
             }
             let subscription = target.identity.subscription_id();
@@ -156,7 +157,7 @@ impl BuiltinIdentity {
                                 None,
                                 Ownership::default(),
                                 "Cannot create the resource group",
-                                &error.to_string(),
+                                &access::explain(target, &error),
                             )
                         }
                         Step::NotSent => return halted_before_identity(halt, target, false),
@@ -169,7 +170,7 @@ impl BuiltinIdentity {
                         None,
                         Ownership::default(),
                         "Cannot read the resource group",
-                        &error.to_string(),
+                        &access::explain(target, &error),
                     )
                 }
                 Step::NotSent | Step::Unknown => {
@@ -199,7 +200,7 @@ impl BuiltinIdentity {
                         None,
                         ownership.clone(),
                         "Cannot create the identity",
-                        &error.to_string(),
+                        &access::explain(target, &error),
                     );
                 }
                 Step::NotSent => {
@@ -329,7 +330,7 @@ impl BuiltinIdentity {
                         Some(request.prior.clone()),
                         request.private.clone(),
                         "Cannot update the identity's tags",
-                        &error.to_string(),
+                        &access::explain(target, &error),
                     )
                 }
                 Step::NotSent => {
@@ -372,7 +373,7 @@ impl BuiltinIdentity {
                         Some(request.prior.clone()),
                         request.private.clone(),
                         "Cannot read the identity",
-                        &error.to_string(),
+                        &access::explain(target, &error),
                     )
                 }
                 Step::NotSent | Step::Unknown => {
@@ -380,6 +381,8 @@ impl BuiltinIdentity {
                 }
             },
         };
+        // Read or written just now: its subscription answers again.
+        ownership.unreadable = None;
         let had_lock = !request.prior.lock_id.is_null();
         let mut lock_present = had_lock;
         let mut diagnostics = Diagnostics::default();
@@ -438,9 +441,8 @@ impl BuiltinIdentity {
             if ownership.owns_lock(target) {
                 match halt.run(remove_lock(clients, target)).await {
                     Step::Done(Ok(())) => lock_present = false,
-                    Step::Done(Err(error)) => {
-                        diagnostics.error("Cannot remove the lock", &error.to_string())
-                    }
+                    Step::Done(Err(error)) => diagnostics
+                        .error("Cannot remove the lock", &access::explain(target, &error)),
                     Step::NotSent => diagnostics.error(
                         halt.summary(),
                         &format!("{} The lock was not removed; apply again.", halt.reason()),
@@ -513,7 +515,7 @@ impl BuiltinIdentity {
                         Some(prior.clone()),
                         ownership.clone(),
                         "Cannot remove the lock",
-                        &error.to_string(),
+                        &access::explain(&target, &error),
                     )
                 }
                 Step::NotSent => return stopped(state, "Nothing was removed."),
@@ -536,7 +538,7 @@ impl BuiltinIdentity {
                     Some(state),
                     ownership.clone(),
                     "Cannot delete the identity",
-                    &error.to_string(),
+                    &access::explain(&target, &error),
                 );
             }
             Step::NotSent => return stopped(state, "The identity was not deleted."),

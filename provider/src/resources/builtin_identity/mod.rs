@@ -40,9 +40,11 @@
 //!
 //! The files: `model.rs` (the model and schema, what the arguments decide), `plan.rs`,
 //! `apply.rs` (create, update, destroy), `group.rs` (the resource group), `locks.rs` (the
-//! lock), `read.rs` (read and import). The typed adapter ([`tfplugin::typed`]) decodes and
-//! encodes, plans destroy and hands over ready clients.
+//! lock), `read.rs` (read and import), `access.rs` (a subscription that refuses reads or
+//! writes: the state is kept, the warning and errors name it). The typed adapter
+//! ([`tfplugin::typed`]) decodes and encodes, plans destroy and hands over ready clients.
 
+mod access;
 mod apply;
 mod group;
 mod locks;

@@ -304,6 +304,11 @@ pub struct Ownership {
     /// `lock` is false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_denied: Option<LockDenial>,
+    /// The last refresh was refused (the principal may not read the subscription now): why.
+    /// The state is as last recorded, and plans add nothing for it ([`super::access`]).
+    /// Cleared by a refresh that reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
 }
 
 /// A lock ARM refused to place, kept in private state: the state's `lock_id` stays null, and

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tfplugin::typed::{Maybe, Plan, Planned};
 use tfplugin::{AttributePath, Diagnostics};
 
+use super::access;
 use super::locks::{lock_plan, LockPlan};
 use super::model::{
     as_recorded, plan_target, recorded_value, state_value, with_dependent_defaults, Model,
@@ -71,8 +72,12 @@ impl BuiltinIdentity {
                     planned.lock_id = Maybe::Unknown;
                 }
                 planned = with_prior_identity(planned, prior);
-                let held = match clients {
-                    Some(clients) if target.lock && lock_missing => {
+                let unreadable = request.prior_private.unreadable.as_deref();
+                let wanted = target.lock && lock_missing;
+                let held = match (clients, access::held_lock(&kept, wanted, unreadable)) {
+                    // Its subscription could not be read: nothing is added for it.
+                    (_, Some(detail)) => Some(detail),
+                    (Some(clients), None) if wanted => {
                         let permissions = clients
                             .authorization
                             .permissions(&kept.identity.to_string())
@@ -107,6 +112,16 @@ impl BuiltinIdentity {
                         ),
                     );
                 }
+            }
+            let changed = !replacing.is_empty() || planned != *prior;
+            if let Some(detail) = access::change_warning(
+                &target,
+                changed,
+                request.prior_private.unreadable.as_deref(),
+            ) {
+                response
+                    .diagnostics
+                    .warning(&access::change_summary(&target), &detail);
             }
             response.requires_replace = replacing;
         }

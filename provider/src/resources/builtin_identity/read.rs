@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use tfplugin::typed::{Applied, Existing, ImportKey, Imported, Maybe};
 use tfplugin::{model, Diagnostics, Value};
 
+use super::access::{self, Read};
 use super::locks::lock_exists;
 use super::model::{
     identity_id_from, known_tags, state_type, state_value, target_from_state, Model, Ownership,
@@ -40,18 +41,21 @@ impl BuiltinIdentity {
             )
         };
         let identity = match halt.run(clients.identities.get(&target.identity)).await {
-            Step::Done(Ok(Some(identity))) => identity,
-            Step::Done(Ok(None)) => {
-                // Gone: Terraform plans to create it again.
-                response.state = None;
-                return response;
-            }
-            Step::Done(Err(error)) => {
-                response
-                    .diagnostics
-                    .error("Cannot read the identity", &error.to_string());
-                return response;
-            }
+            Step::Done(result) => match access::decide(&target, "the identity", result) {
+                Read::Found(identity) => identity,
+                Read::Gone => {
+                    // Gone: Terraform plans to create it again.
+                    response.state = None;
+                    return response;
+                }
+                Read::Kept { cause, warning } => return kept(response, &target, cause, warning),
+                Read::Failed(error) => {
+                    response
+                        .diagnostics
+                        .error("Cannot read the identity", &error);
+                    return response;
+                }
+            },
             Step::NotSent | Step::Unknown => {
                 halted(&mut response);
                 return response;
@@ -59,12 +63,20 @@ impl BuiltinIdentity {
         };
         let lock_present = if target.lock {
             match halt.run(lock_exists(clients, &target)).await {
-                Step::Done(Ok(present)) => present,
-                Step::Done(Err(error)) => {
-                    response
-                        .diagnostics
-                        .error("Cannot read the lock", &error.to_string());
-                    return response;
+                Step::Done(result) => {
+                    let result = result.map(|present| present.then_some(()));
+                    match access::decide(&target, "the lock of the identity", result) {
+                        Read::Found(()) => true,
+                        Read::Gone => false,
+                        // The identity was read, its lock not: the whole state is kept.
+                        Read::Kept { cause, warning } => {
+                            return kept(response, &target, cause, warning)
+                        }
+                        Read::Failed(error) => {
+                            response.diagnostics.error("Cannot read the lock", &error);
+                            return response;
+                        }
+                    }
                 }
                 Step::NotSent | Step::Unknown => {
                     halted(&mut response);
@@ -74,6 +86,7 @@ impl BuiltinIdentity {
         } else {
             false
         };
+        response.private.unreadable = None;
         let refreshed = Target {
             tags: if target.existing {
                 BTreeMap::new()
@@ -202,12 +215,28 @@ impl BuiltinIdentity {
             placed_lock: false,
             adopted_identity: true,
             lock_denied: None,
+            unreadable: None,
         };
         Ok(vec![Imported {
             state,
             private: ownership,
         }])
     }
+}
+
+/// A refresh refused ([`access`]): the state and ownership as recorded, the refusal noted in
+/// private state, and the warning.
+fn kept(
+    mut response: Applied<Model, Ownership>,
+    target: &Target,
+    cause: String,
+    warning: String,
+) -> Applied<Model, Ownership> {
+    response.private.unreadable = Some(cause);
+    response
+        .diagnostics
+        .warning(&access::kept_summary(target), &warning);
+    response
 }
 
 /// What an import of the policy's mode starts from: no `existing_identity_id`, and tags only

@@ -318,6 +318,7 @@ fn ownership_survives_private_state() {
         placed_lock: false,
         adopted_identity: true,
         lock_denied: None,
+        unreadable: Some("AuthorizationFailed".into()),
     };
     assert_eq!(Ownership::from_private(&ownership.to_private()), ownership);
     assert_eq!(Ownership::from_private(b""), Ownership::default());

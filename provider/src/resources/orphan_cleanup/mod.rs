@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
+use tfplugin::typed::Maybe;
 use tfplugin::{model, Attribute, Diagnostics, Type, Validator, Value};
 
 use crate::arguments;
@@ -172,13 +173,16 @@ impl From<OrphanModel> for Orphan {
 /// What the declared validators cannot see alone: empty sets. Run at validate by the
 /// resource, the action (and again at its plan) and the data source.
 pub fn validate_search(config: &Value) -> Diagnostics {
-    arguments::check_not_empty(
-        config,
-        "principal_types",
-        "No principal types",
-        "An empty set considers no assignment at all. Name at least one of `ServicePrincipal`, `User`, `Group`, `ForeignGroup`, or leave `principal_types` out for `ServicePrincipal`.",
-    )
+    arguments::check_not_empty(config, "principal_types", NO_TYPES, NO_TYPES_FIX)
 }
+
+/// [`validate_search`] of a typed model's `principal_types` (`None`: not set, or unknown).
+pub fn validate_principal_types<T>(principal_types: Option<&[T]>) -> Diagnostics {
+    arguments::check_listed(principal_types, "principal_types", NO_TYPES, NO_TYPES_FIX)
+}
+
+const NO_TYPES: &str = "No principal types";
+const NO_TYPES_FIX: &str = "An empty set considers no assignment at all. Name at least one of `ServicePrincipal`, `User`, `Group`, `ForeignGroup`, or leave `principal_types` out for `ServicePrincipal`.";
 
 /// The search arguments, declared defaults applied (the server applies them to the
 /// resource's plan, the data source's read and the action's config).
@@ -240,6 +244,33 @@ impl RemovalArguments {
 /// The scope and rules, once every search argument is known.
 pub fn search_from(config: &Value) -> Option<(String, Rules)> {
     let arguments: SearchArguments = model::decode(config).ok()?;
+    let rules = arguments.rules()?;
+    Some((arguments::trim_arm_id(&arguments.scope).to_string(), rules))
+}
+
+/// [`search_from`] of a typed model's search arguments: `None` unless every one is known (an
+/// unset `exclude_role_definition_ids` is known: nothing is excluded).
+pub fn search_of(
+    scope: &Maybe<String>,
+    principal_types: &Maybe<Vec<Maybe<String>>>,
+    min_age: &Maybe<String>,
+    exclude_role_definition_ids: &Maybe<Vec<Maybe<String>>>,
+) -> Option<(String, Rules)> {
+    let known = |set: &Maybe<Vec<Maybe<String>>>| -> Option<BTreeSet<String>> {
+        set.known()?
+            .iter()
+            .map(|item| item.known().cloned())
+            .collect()
+    };
+    let arguments = SearchArguments {
+        scope: scope.known()?.clone(),
+        principal_types: known(principal_types)?,
+        min_age: min_age.known()?.clone(),
+        exclude_role_definition_ids: match exclude_role_definition_ids {
+            Maybe::Null => None,
+            ids => Some(known(ids)?),
+        },
+    };
     let rules = arguments.rules()?;
     Some((arguments::trim_arm_id(&arguments.scope).to_string(), rules))
 }
