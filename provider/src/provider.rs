@@ -180,11 +180,11 @@ impl Provider for MigProvider {
         use crate::resources::*;
         vec![
             tfplugin::typed::resource(builtin_identity::BuiltinIdentity::new(self.data.clone())),
-            Arc::new(identity_assignment::IdentityAssignment::new(
+            tfplugin::typed::resource(identity_assignment::IdentityAssignment::new(
                 self.data.clone(),
             )),
             tfplugin::typed::resource(orphan_cleanup::OrphanCleanup::new(self.data.clone())),
-            Arc::new(estate_assignment::EstateAssignment::new(self.data.clone())),
+            tfplugin::typed::resource(estate_assignment::EstateAssignment::new(self.data.clone())),
         ]
     }
 

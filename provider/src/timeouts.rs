@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use tfplugin::{Attribute, Block, NestedBlock, NestingMode, Type, Value};
+use tfplugin::{Attribute, Block, NestedBlock, NestingMode, Type};
 
 use crate::azure::arm::ArmError;
 
@@ -137,17 +137,6 @@ pub enum Operation {
     Delete,
 }
 
-impl Operation {
-    fn attribute(&self) -> &'static str {
-        match self {
-            Operation::Create => "create",
-            Operation::Read => "read",
-            Operation::Update => "update",
-            Operation::Delete => "delete",
-        }
-    }
-}
-
 /// The `timeouts` nested block; its attributes declare their validator
 /// (`arguments::positive_duration`: a duration, and not zero, since every operation needs
 /// time), which the server runs at validation.
@@ -173,22 +162,6 @@ pub fn block(defaults: Defaults) -> NestedBlock {
             ..Block::default()
         },
     )
-}
-
-/// The duration for `operation`: the configured one, else the default.
-pub fn get(resource: &Value, operation: Operation, defaults: Defaults) -> Duration {
-    let default = match operation {
-        Operation::Create => defaults.create,
-        Operation::Read => defaults.read,
-        Operation::Update => defaults.update,
-        Operation::Delete => defaults.delete,
-    };
-    resource
-        .get("timeouts")
-        .get(operation.attribute())
-        .as_str()
-        .and_then(|text| humantime::parse_duration(text).ok())
-        .unwrap_or(default)
 }
 
 #[cfg(test)]
@@ -265,7 +238,7 @@ mod tests {
     }
 
     use super::*;
-    use tfplugin::AttributePath;
+    use tfplugin::{AttributePath, Value};
 
     const DEFAULTS: Defaults = Defaults {
         create: Duration::from_secs(60),

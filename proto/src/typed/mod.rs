@@ -84,6 +84,10 @@ pub struct Plan<M, P> {
     /// Terraform's proposed new state, adjusted by the schema's declarations.
     pub proposed: M,
     pub prior_private: P,
+    /// What the first plan of this change answered as private state, handed back by
+    /// Terraform 1.16+ (`store_planned_private`) to the plan it makes during apply; else
+    /// the default.
+    pub first_plan: P,
     /// The attributes declared `requires_replace` that the proposed state changes (the
     /// server reports them whatever the plan answers).
     pub requires_replace: Vec<AttributePath>,
@@ -203,6 +207,11 @@ pub trait TypedResource: Send + Sync + 'static {
     fn validate(&self, _config: &Self::Model) -> Diagnostics {
         Diagnostics::default()
     }
+    /// Warnings for a destroy's plan, from the private state (the adapter plans the destroy
+    /// itself: no change, private state kept). By default none.
+    fn plan_destroy(&self, _prior_private: &Self::Private) -> Diagnostics {
+        Diagnostics::default()
+    }
     /// Plans a create or an update. `clients` is `None` when the provider is not configured
     /// (plan what is known without Azure). By default: the proposed state.
     async fn plan(
@@ -311,19 +320,22 @@ impl<R: TypedResource> Resource for Typed<R> {
     }
 
     async fn plan(&self, request: PlanRequest) -> PlanResponse {
+        // The proposed state is moved into the answer only when it is the answer: an
+        // estate's state holds every machine it covers, and each copy costs as much.
         let mut response = PlanResponse {
-            planned_state: request.proposed_new_state.clone(),
             planned_private: request.prior_private.clone(),
             ..PlanResponse::default()
         };
         if request.proposed_new_state.is_null() {
             // Destroy: nothing to plan.
+            response.diagnostics = self.resource.plan_destroy(&private(&request.prior_private));
             return response;
         }
         // Values unknown at validation and known now get the same checks.
         let mut problems = self.resource.schema().block.validate(&request.config);
         problems.extend(self.validate_config(&request.config).await);
         if problems.has_errors() {
+            response.planned_state = request.proposed_new_state;
             response.diagnostics = problems;
             return response;
         }
@@ -337,10 +349,19 @@ impl<R: TypedResource> Resource for Typed<R> {
         let (config, prior, proposed) = match decoded {
             Ok(decoded) => decoded,
             Err(diagnostics) => {
+                response.planned_state = request.proposed_new_state;
                 response.diagnostics = diagnostics;
                 return response;
             }
         };
+        // Decoded: the values go before the resource plans.
+        let PlanRequest {
+            prior_private,
+            planned_private,
+            requires_replace,
+            client_capabilities,
+            ..
+        } = request;
         let clients = self.resource.data().ready().ok();
         let planned = self
             .resource
@@ -350,9 +371,10 @@ impl<R: TypedResource> Resource for Typed<R> {
                     config,
                     prior,
                     proposed,
-                    prior_private: private(&request.prior_private),
-                    requires_replace: request.requires_replace,
-                    client_capabilities: request.client_capabilities,
+                    prior_private: private(&prior_private),
+                    first_plan: private(&planned_private),
+                    requires_replace,
+                    client_capabilities,
                 },
             )
             .await;
@@ -381,39 +403,43 @@ impl<R: TypedResource> Resource for Typed<R> {
             Ok(prior) => prior,
             Err(diagnostics) => return unchanged(diagnostics),
         };
-        let applied = if request.planned_state.is_null() {
-            let Some(state) = prior else {
-                return ApplyResponse::default();
-            };
-            self.resource
-                .delete(&clients, Existing { state, private })
-                .await
+        let planned = if request.planned_state.is_null() {
+            None
         } else {
             let decoded = model::decode::<R::Model>(&request.config).and_then(|config| {
                 model::decode::<R::Model>(&request.planned_state).map(|p| (config, p))
             });
-            let (config, planned) = match decoded {
-                Ok(decoded) => decoded,
+            match decoded {
+                Ok(decoded) => Some(decoded),
                 Err(diagnostics) => return unchanged(diagnostics),
-            };
-            match prior {
-                None => {
-                    let request = Create {
-                        config,
-                        planned,
-                        private,
-                    };
-                    self.resource.create(&clients, request).await
-                }
-                Some(prior) => {
-                    let request = Update {
-                        config,
-                        prior,
-                        planned,
-                        private,
-                    };
-                    self.resource.update(&clients, request).await
-                }
+            }
+        };
+        // Decoded: the values go before the resource applies (an estate's state holds every
+        // machine it covers, and each copy costs as much).
+        drop(request);
+        let applied = match (prior, planned) {
+            (None, None) => return ApplyResponse::default(),
+            (Some(state), None) => {
+                self.resource
+                    .delete(&clients, Existing { state, private })
+                    .await
+            }
+            (None, Some((config, planned))) => {
+                let request = Create {
+                    config,
+                    planned,
+                    private,
+                };
+                self.resource.create(&clients, request).await
+            }
+            (Some(prior), Some((config, planned))) => {
+                let request = Update {
+                    config,
+                    prior,
+                    planned,
+                    private,
+                };
+                self.resource.update(&clients, request).await
             }
         };
         ApplyResponse {

@@ -98,11 +98,25 @@ impl TypedResource for Thing {
         diagnostics
     }
 
+    fn plan_destroy(&self, prior_private: &Owned) -> Diagnostics {
+        let mut diagnostics = Diagnostics::default();
+        if prior_private.created {
+            diagnostics.warning("Destroying what was created", "as planned");
+        }
+        diagnostics
+    }
+
     async fn plan(
         &self,
         clients: Option<&String>,
         request: Plan<Model, Owned>,
     ) -> Planned<Model, Owned> {
+        if request.first_plan.created {
+            // Planned again during apply: the first plan's private state is handed back.
+            let mut state = request.proposed;
+            state.id = Maybe::Known("/things/first".into());
+            return Planned::new(state, request.first_plan);
+        }
         self.calls.push(format!(
             "plan clients={} creating={}",
             clients.is_some(),
@@ -449,4 +463,38 @@ async fn read_hands_the_recorded_state_and_private_state_over() {
         resource.identity_of(&current),
         Some(Value::object([("id", Value::from("/things/a"))]))
     );
+}
+
+#[tokio::test]
+async fn a_destroy_plan_warns_from_the_private_state_and_a_second_plan_gets_the_first() {
+    let resource = thing(true);
+    let destroy = resource
+        .plan(PlanRequest {
+            prior_state: state("a", Value::from("/things/a")),
+            proposed_new_state: Value::Null,
+            prior_private: owned(),
+            ..PlanRequest::default()
+        })
+        .await;
+    assert_eq!(destroy.diagnostics.items.len(), 1);
+    assert!(!destroy.diagnostics.has_errors());
+    assert_eq!(destroy.planned_private, owned());
+    let again = resource
+        .plan(PlanRequest {
+            config: state("a", Value::Null),
+            proposed_new_state: state("a", Value::unknown()),
+            planned_private: owned(),
+            ..PlanRequest::default()
+        })
+        .await;
+    assert_eq!(again.planned_state.get("id"), &Value::from("/things/first"));
+    assert_eq!(again.planned_private, owned());
+    let first = resource
+        .plan(PlanRequest {
+            config: state("a", Value::Null),
+            proposed_new_state: state("a", Value::unknown()),
+            ..PlanRequest::default()
+        })
+        .await;
+    assert!(first.planned_state.get("id").is_unknown());
 }

@@ -83,6 +83,7 @@ impl Record {
     }
 
     /// The record as bytes: none at all for the default.
+    #[cfg(test)]
     pub fn to_bytes(&self) -> Vec<u8> {
         if *self == Record::default() {
             return Vec::new();

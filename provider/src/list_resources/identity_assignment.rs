@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tfplugin::typed::{Listing, Results, TypedListResource};
+use tfplugin::typed::{Listing, Results, Typed, TypedListResource};
 use tfplugin::{Diagnostics, ListResult, ReadRequest, Resource, Schema};
 
 use super::{list_each, search_from, validate, Config, Found, Lister};
@@ -33,7 +33,7 @@ fn scope_of(found: &Found) -> String {
 /// imported object reads it: the machines of the subscription, listed once and shared by
 /// every region of it.
 struct Quickstart {
-    reader: Option<IdentityAssignment>,
+    reader: Option<Typed<IdentityAssignment>>,
 }
 
 #[async_trait]
@@ -95,7 +95,7 @@ impl TypedListResource for IdentityAssignments {
         let lister = Quickstart {
             reader: request
                 .include_resource_object
-                .then(|| IdentityAssignment::new(self.data.clone())),
+                .then(|| Typed::new(IdentityAssignment::new(self.data.clone()))),
         };
         list_each(clients, &search, results, &lister).await
     }

@@ -19,23 +19,32 @@ pub(super) struct Estate {
 
 impl Estate {
     /// `None` while an argument it depends on is unknown.
-    pub(super) fn from(resource: &Value) -> Option<Estate> {
-        for name in ["scope", "identity_ids", "locations", "resource_types"] {
-            if !resource.get(name).is_fully_known() {
-                return None;
-            }
-        }
-        let identity_ids = resource.get("identity_ids").as_string_map().map(|map| {
-            map.into_iter()
-                .map(|(key, id)| (normalize_key(&key), arguments::trim_arm_id(&id).to_string()))
-                .collect()
-        });
-        let locations = resource.get("locations").as_string_list().map(|list| {
+    pub(super) fn from(resource: &Model) -> Option<Estate> {
+        let scope = match &resource.scope {
+            Maybe::Unknown => return None,
+            scope => scope
+                .as_str()
+                .map(|s| arguments::trim_arm_id(s).to_string()),
+        };
+        let identity_ids = match &resource.identity_ids {
+            Maybe::Null => None,
+            Maybe::Unknown => return None,
+            Maybe::Known(map) => Some(
+                map.iter()
+                    .map(|(key, id)| {
+                        let id = arguments::trim_arm_id(id.as_str()?).to_string();
+                        Some((normalize_key(key), id))
+                    })
+                    .collect::<Option<BTreeMap<_, _>>>()?,
+            ),
+        };
+        let known = assignment::known_strings;
+        let locations = known(&resource.locations)?.map(|list| {
             list.iter()
                 .filter_map(|l| ids::normalize_location(l).ok())
                 .collect()
         });
-        let mut kinds = match resource.get("resource_types").as_string_list() {
+        let mut kinds = match known(&resource.resource_types)? {
             Some(list) => list
                 .iter()
                 .filter_map(|k| arguments::parse_machine_kind(k))
@@ -46,10 +55,7 @@ impl Estate {
         kinds.sort();
         kinds.dedup();
         Some(Estate {
-            scope: resource
-                .get("scope")
-                .as_str()
-                .map(|s| arguments::trim_arm_id(s).to_string()),
+            scope,
             identity_ids,
             locations,
             kinds,
@@ -284,14 +290,14 @@ pub(super) struct Discovery {
 pub(super) type Recorded = BTreeMap<String, BTreeSet<String>>;
 
 pub(super) fn recorded_of<'a>(
-    slices: impl IntoIterator<Item = (&'a String, &'a Value)>,
+    slices: impl IntoIterator<Item = (&'a String, &'a SliceState)>,
 ) -> Recorded {
     let mut recorded = Recorded::new();
     for (key, slice) in slices {
         let scopes = recorded
             .entry(subscription_of_key(key).to_ascii_lowercase())
             .or_default();
-        if let Some(scope) = slice.get("scope").as_str() {
+        if let Some(scope) = slice.scope.as_str() {
             scopes.insert(scope.to_string());
         }
     }

@@ -19,12 +19,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use futures::future::join_all;
+use tfplugin::typed::Maybe;
 use tfplugin::{
-    model, ApplyRequest, ApplyResponse, Attribute, AttributePath, Block, ClientCapabilities,
-    Diagnostics, IdentitySchema, ImportRequest, ImportResponse, ImportedResource, PathStep,
-    PlanRequest, PlanResponse, ReadRequest, ReadResponse, Resource, Schema, Type, Validator, Value,
+    Attribute, AttributePath, Block, Diagnostics, IdentitySchema, PathStep, Schema, Type,
+    Validator, Value,
 };
 use tracing::Instrument;
 
@@ -34,19 +33,23 @@ use crate::azure::compute::MachineKind;
 use crate::azure::ids::{self, Scope, SubscriptionId};
 use crate::azure::management_groups::{self, SubscriptionInfo};
 use crate::azure::AzureClients;
+use crate::engine::record::Record;
 use crate::engine::slice::{self, region_of_key, subscription_of_key, Slice};
 use crate::provider_data::ProviderData;
 use crate::resources::identity;
 use crate::resources::identity_assignment::{self as assignment, IdentityAssignment, Written};
-use crate::timeouts::{self, Halt, Operation};
+use crate::timeouts::{self, Halt, Operation, Timeouts};
 
 mod discovery;
+mod model;
 mod resource;
 mod slices;
 #[cfg(test)]
 mod tests;
 
 use discovery::*;
+use model::{fresh_slice, slice_of};
+pub use model::{Model, SliceState};
 use slices::*;
 
 pub const TYPE_NAME: &str = "mig_estate_assignment";
@@ -118,34 +121,14 @@ pub fn identity_schema() -> IdentitySchema {
     }
 }
 
-fn identity_of(state: &Value) -> Option<Value> {
-    identity::known(Value::object([("scope", estate_id(state))]))
+fn identity_of(state: &Model) -> Option<Value> {
+    let scope = state.estate_id().into_known()?;
+    identity::known(Value::object([("scope", Value::string(scope))]))
 }
 
 // ---------------------------------------------------------------------------------------------
 // Schema
 // ---------------------------------------------------------------------------------------------
-
-/// The arguments a slice takes from the estate as they are (`mig_identity_assignment`'s,
-/// less `identity_id` and `scope`, which the estate decides per slice).
-const SHARED_ARGUMENTS: [&str; 8] = [
-    "locations",
-    "resource_types",
-    "skip_single_user_assigned",
-    "exclude_ids",
-    "exclude_tags",
-    "mode",
-    "timeouts",
-    "adopt",
-];
-
-/// The computed attributes of a slice, as `mig_identity_assignment` names them.
-const OUTCOME_ATTRIBUTES: [&str; 4] = [
-    "assigned_ids",
-    "compliant_ids",
-    "skipped",
-    "noncompliant_ids",
-];
 
 fn check_estate_scope(text: &str) -> Result<(), String> {
     if text.to_ascii_lowercase().starts_with("/providers/") {
@@ -212,11 +195,7 @@ fn schema() -> Schema {
             )
             .validator(arguments::identity_id()),
     ];
-    attributes.extend(
-        assignment::arguments()
-            .into_iter()
-            .filter(|a| SHARED_ARGUMENTS.contains(&a.name.as_str())),
-    );
+    attributes.extend(assignment::selection_arguments());
     attributes.push(
         Attribute::computed("id", Type::String)
             .description("The `scope`, or `/subscriptions` when it is left out."),
@@ -237,19 +216,24 @@ fn schema() -> Schema {
     )
 }
 
-fn validate_arguments(config: &Value) -> Diagnostics {
-    let mut diagnostics = schema().block.validate(config);
-    if let Some(map) = config.get("identity_ids").as_map() {
-        for key in map.keys() {
-            if let Err(reason) = check_identity_key(key) {
-                diagnostics.error_at(
-                    AttributePath::root("identity_ids").key_string(key.clone()),
-                    "Invalid identity_ids key",
-                    &reason,
-                );
-            }
+/// What the declared validators cannot see alone: `identity_ids` keys, and the checks
+/// shared with `mig_identity_assignment`.
+fn validate_arguments(config: &Model) -> Diagnostics {
+    let mut diagnostics = Diagnostics::default();
+    for key in config
+        .identity_ids
+        .known()
+        .into_iter()
+        .flat_map(|m| m.keys())
+    {
+        if let Err(reason) = check_identity_key(key) {
+            diagnostics.error_at(
+                AttributePath::root("identity_ids").key_string(key.clone()),
+                "Invalid identity_ids key",
+                &reason,
+            );
         }
     }
-    diagnostics.extend(assignment::check_machine_selection(config));
+    diagnostics.extend(config.selection().check());
     diagnostics
 }

@@ -1,163 +1,312 @@
-//! The Terraform resource `mig_estate_assignment`: plan, apply, read and import.
+//! The Terraform resource `mig_estate_assignment` on the typed trait ([`tfplugin::typed`]):
+//! plan, apply, read and import, each slice through `mig_identity_assignment`'s typed
+//! functions.
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use tfplugin::typed::{
+    Applied, Create, Existing, ImportKey, Imported, Plan, Planned, TypedResource, Update,
+};
 
 use super::*;
 
+/// A value of [`identity_schema`].
+#[derive(Debug, Deserialize)]
+struct IdentityModel {
+    scope: Option<String>,
+}
+
 #[async_trait]
-impl Resource for EstateAssignment {
-    fn type_name(&self) -> &'static str {
-        TYPE_NAME
+impl TypedResource for EstateAssignment {
+    type Data = ProviderData;
+    type Model = Model;
+    type Private = Private;
+    const TYPE_NAME: &'static str = TYPE_NAME;
+
+    fn data(&self) -> &ProviderData {
+        &self.data
     }
 
     fn schema(&self) -> Schema {
         schema()
     }
 
-    async fn validate_config(&self, config: &Value) -> Diagnostics {
-        validate_arguments(config)
-    }
-
     fn identity_schema(&self) -> Option<IdentitySchema> {
         Some(identity_schema())
     }
 
-    fn identity_of(&self, state: &Value) -> Option<Value> {
+    fn identity_of(&self, state: &Model) -> Option<Value> {
         identity_of(state)
     }
 
-    async fn plan(&self, mut request: PlanRequest) -> PlanResponse {
-        if request.proposed_new_state.is_null() {
-            // Destroyed: nothing to plan.
-            return PlanResponse {
-                planned_private: request.prior_private,
-                ..PlanResponse::default()
-            };
-        }
-        let clients = match self.data.clients() {
-            Ok(clients) => clients,
-            Err(diagnostics) => {
-                return PlanResponse {
-                    planned_state: request.proposed_new_state,
-                    planned_private: request.prior_private,
-                    diagnostics,
-                    ..PlanResponse::default()
-                }
-            }
+    fn validate(&self, config: &Model) -> Diagnostics {
+        validate_arguments(config)
+    }
+
+    async fn plan(
+        &self,
+        clients: Option<&Arc<AzureClients>>,
+        request: Plan<Model, Private>,
+    ) -> Planned<Model, Private> {
+        let Some(clients) = clients else {
+            let mut response = Planned::new(request.proposed, request.prior_private);
+            response.diagnostics = self.data.clients().err().unwrap_or_default();
+            return response;
         };
-        // Every slice is planned afresh: the slices of before move out of the request (the
-        // proposal carries them too), so that the estate is not copied with them.
-        request.proposed_new_state.take("buckets");
-        let prior_slices = take_slices(&mut request.prior_state);
-        let planned = request
-            .proposed_new_state
-            .with("id", estate_id(&request.proposed_new_state));
-        let prior_private = Private::from_bytes(&request.prior_private);
-        let first_plan = Private::from_bytes(&request.planned_private);
-        let mut response = PlanResponse::default();
+        // Every slice is planned afresh: the slices of before move out of the prior state
+        // (the proposal carries them too, and is dropped with them).
+        let mut prior = request.prior;
+        let prior_slices = prior.as_mut().map(Model::take_slices).unwrap_or_default();
+        let mut planned = request.proposed;
+        planned.buckets = Maybe::Null;
+        planned.id = planned.estate_id();
+        let first_plan = request.first_plan;
+        let store_planned_private = request.client_capabilities.store_planned_private;
         match self
             .plan_slices(
-                &clients,
+                clients,
                 &planned,
-                &request.prior_state,
+                prior.as_ref(),
                 prior_slices,
-                &prior_private,
+                &request.prior_private,
                 first_plan.every_slice_shown.then_some(&first_plan),
-                &request.client_capabilities,
+                store_planned_private,
             )
             .await
         {
             // Known at apply only: the slices are planned then.
             None => {
-                response.planned_state = planned.with("buckets", Value::unknown());
-                response.planned_private = prior_private.to_bytes();
+                planned.buckets = Maybe::Unknown;
+                Planned::new(planned, request.prior_private)
             }
             Some(result) => {
-                response.diagnostics = result.diagnostics;
-                response.planned_state = planned.with("buckets", Value::Map(result.slices));
+                planned.buckets = Maybe::Known(result.slices);
                 let mut private = result.private;
-                private.every_slice_shown = request.client_capabilities.store_planned_private;
-                response.planned_private = private.to_bytes();
+                private.every_slice_shown = store_planned_private;
+                let mut response = Planned::new(planned, private);
+                response.diagnostics = result.diagnostics;
+                response
             }
         }
-        response
     }
 
-    async fn apply(&self, mut request: ApplyRequest) -> ApplyResponse {
-        let prior = &request.prior_state;
-        let planned = &request.planned_state;
-        // The deadline of the whole operation, for the confirmation after the slices' writes
-        // (each slice keeps its own, counted from the same start).
-        let (operation, timed) = if planned.is_null() {
-            (Operation::Delete, prior)
-        } else if prior.is_null() {
-            (Operation::Create, planned)
-        } else {
-            (Operation::Update, planned)
-        };
-        let halt = Halt::new(
-            self.data.stop_signal(),
-            timeouts::get(timed, operation, assignment::TIMEOUTS),
-        );
-        let mut planned_private = Private::from_bytes(&request.planned_private);
-        let mut diagnostics = Diagnostics::default();
-        let planned_slices;
-        if !planned.is_null() && planned.get("buckets").is_unknown() {
-            let clients = match self.data.clients() {
-                Ok(clients) => clients,
-                Err(diagnostics) => {
-                    return ApplyResponse {
-                        new_state: prior.clone(),
-                        private: request.planned_private.clone(),
-                        diagnostics,
-                        ..ApplyResponse::default()
-                    }
-                }
-            };
-            let prior_private = Private::from_bytes(&request.planned_private);
-            let mut prior_arguments = prior.clone();
-            let prior_slices = take_slices(&mut prior_arguments);
-            match self
-                .plan_slices(
-                    &clients,
-                    planned,
-                    &prior_arguments,
-                    prior_slices,
-                    &prior_private,
-                    None,
-                    &ClientCapabilities::default(),
-                )
-                .await
-            {
-                Some(result) if !result.diagnostics.has_errors() => {
-                    diagnostics.extend(result.diagnostics);
-                    planned_slices = result.slices;
-                    planned_private = result.private;
-                }
-                Some(result) => {
-                    return ApplyResponse {
-                        new_state: prior.clone(),
-                        private: request.planned_private.clone(),
-                        diagnostics: result.diagnostics,
-                        ..ApplyResponse::default()
-                    }
+    async fn create(
+        &self,
+        clients: &Arc<AzureClients>,
+        request: Create<Model, Private>,
+    ) -> Applied<Model, Private> {
+        self.apply(clients, None, Some(request.planned), request.private)
+            .await
+    }
+
+    async fn update(
+        &self,
+        clients: &Arc<AzureClients>,
+        request: Update<Model, Private>,
+    ) -> Applied<Model, Private> {
+        self.apply(
+            clients,
+            Some(request.prior),
+            Some(request.planned),
+            request.private,
+        )
+        .await
+    }
+
+    async fn delete(
+        &self,
+        clients: &Arc<AzureClients>,
+        request: Existing<Model, Private>,
+    ) -> Applied<Model, Private> {
+        self.apply(clients, Some(request.state), None, request.private)
+            .await
+    }
+
+    async fn read(
+        &self,
+        clients: &Arc<AzureClients>,
+        request: Existing<Model, Private>,
+    ) -> Applied<Model, Private> {
+        let private = request.private;
+        // Slices the machines call for that the state lacks (after an import, or a region's
+        // first machine) are read as new objects: machines holding their identity are
+        // compliant, nothing is ours. Warnings about the estate are the plan's to give.
+        let mut wanted = BTreeMap::new();
+        let mut kept = BTreeMap::new();
+        let mut state = request.state;
+        if let Some(estate) = Estate::from(&state) {
+            let mut discovery = Diagnostics::default();
+            let recorded = recorded_of(state.buckets.known().into_iter().flatten());
+            match wanted_slices(clients, &estate, &recorded, false, &mut discovery).await {
+                Some(found) => {
+                    wanted = found.wanted;
+                    kept = found.kept;
                 }
                 None => {
-                    return ApplyResponse {
-                        new_state: prior.clone(),
-                        private: request.planned_private.clone(),
-                        diagnostics: Diagnostics::from_error(
+                    let mut unchanged = Applied::new(Some(state), private);
+                    unchanged.diagnostics = discovery;
+                    return unchanged;
+                }
+            }
+        }
+        // The slices move into their objects: what is left of the estate is its arguments.
+        let mut recorded = state.take_slices();
+        // The slices of subscriptions that cannot be planned now are not read: as recorded.
+        let kept_slices = take_kept(&mut recorded, &kept);
+        let mut objects: BTreeMap<String, assignment::Model> = recorded
+            .into_iter()
+            .map(|(key, slice)| {
+                let object = state.slice_object(&key, slice);
+                (key, object)
+            })
+            .collect();
+        for (key, wanted) in wanted {
+            objects
+                .entry(key.clone())
+                .or_insert_with(|| state.slice_object(&key, fresh_slice(&wanted)));
+        }
+        let reads = each_on_its_own_task(objects.into_iter().map(|(key, object)| {
+            let record = private.of(&key);
+            let (slices, clients) = (self.slices.clone(), clients.clone());
+            async move { (key, slices.refresh_model(&clients, object, record).await) }
+        }))
+        .await;
+        let mut slices = BTreeMap::new();
+        let mut refreshed_private = Private::default();
+        let mut diagnostics = Diagnostics::default();
+        for (key, slice) in kept_slices {
+            refreshed_private.set(&key, &private.of(&key));
+            slices.insert(key, slice);
+        }
+        for (key, read) in reads {
+            diagnostics.extend(slice_diagnostics(&key, read.diagnostics));
+            if let Some(object) = read.state {
+                refreshed_private.set(&key, &read.private);
+                slices.insert(key, slice_of(object));
+            }
+        }
+        state.buckets = Maybe::Known(slices);
+        Applied {
+            state: Some(state),
+            private: refreshed_private,
+            diagnostics,
+        }
+    }
+
+    async fn import(
+        &self,
+        _clients: &Arc<AzureClients>,
+        key: ImportKey,
+    ) -> Result<Vec<Imported<Model, Private>>, Diagnostics> {
+        let text = match key {
+            // By identity: `import { to = ..., identity = { scope = ... } }`.
+            ImportKey::Identity(identity) => tfplugin::model::decode::<IdentityModel>(&identity)
+                .ok()
+                .and_then(|identity| identity.scope)
+                .unwrap_or_default(),
+            ImportKey::Id(id) => id,
+        };
+        let id = arguments::trim_arm_id(text.trim());
+        let scope = if id.eq_ignore_ascii_case(EVERY_VISIBLE_SUBSCRIPTION) {
+            Maybe::Null
+        } else {
+            if let Err(reason) = check_estate_scope(id) {
+                return Err(Diagnostics::from_error(
+                    "Invalid import ID",
+                    &format!("{reason} The import ID is the estate's `scope`, or `/subscriptions` for every subscription the principal can see."),
+                ));
+            }
+            Maybe::Known(id.to_string())
+        };
+        let ty = schema().value_type();
+        let skeleton = Model {
+            scope,
+            ..Model::default()
+        };
+        let defaulted = schema()
+            .block
+            .apply_defaults(&tfplugin::model::encode(&skeleton, &ty));
+        let mut state: Model = tfplugin::model::decode(&defaulted).unwrap_or(skeleton);
+        // Nothing is recorded as ours: every slice is planned afresh, machines holding their
+        // identity now are compliant, and destroy leaves them alone.
+        state.id = state.estate_id();
+        state.buckets = Maybe::Known(BTreeMap::new());
+        Ok(vec![Imported {
+            state,
+            private: Private::default(),
+        }])
+    }
+}
+
+impl EstateAssignment {
+    /// A create (`prior` none), an update, or a destroy (`planned` none): every slice at
+    /// once, each through `mig_identity_assignment`'s typed functions.
+    async fn apply(
+        &self,
+        clients: &Arc<AzureClients>,
+        mut prior: Option<Model>,
+        mut planned: Option<Model>,
+        private: Private,
+    ) -> Applied<Model, Private> {
+        // The deadline of the whole operation, for the confirmation after the slices' writes
+        // (each slice keeps its own, counted from the same start).
+        let (operation, timed) = match (&prior, &planned) {
+            (_, None) => (Operation::Delete, prior.as_ref()),
+            (None, Some(planned)) => (Operation::Create, Some(planned)),
+            (Some(_), Some(planned)) => (Operation::Update, Some(planned)),
+        };
+        let timeouts = timed.map_or(Maybe::Null, |model| model.timeouts.clone());
+        let halt = Halt::new(
+            self.data.stop_signal(),
+            Timeouts::duration(&timeouts, operation, assignment::TIMEOUTS),
+        );
+        let mut planned_private = private.clone();
+        let mut diagnostics = Diagnostics::default();
+        let planned_slices = match &mut planned {
+            Some(planned) if planned.buckets.is_unknown() => {
+                let mut prior_arguments = prior.clone();
+                let prior_slices = prior_arguments
+                    .as_mut()
+                    .map(Model::take_slices)
+                    .unwrap_or_default();
+                let replanned = self
+                    .plan_slices(
+                        clients,
+                        planned,
+                        prior_arguments.as_ref(),
+                        prior_slices,
+                        &private,
+                        None,
+                        false,
+                    )
+                    .await;
+                match replanned {
+                    Some(result) if !result.diagnostics.has_errors() => {
+                        diagnostics.extend(result.diagnostics);
+                        planned_private = result.private;
+                        result.slices
+                    }
+                    Some(result) => {
+                        let mut unchanged = Applied::new(prior, private);
+                        unchanged.diagnostics = result.diagnostics;
+                        return unchanged;
+                    }
+                    None => {
+                        return Applied::failed(
+                            prior,
+                            private,
                             "Arguments still unknown at apply",
                             "Terraform passed unknown arguments to apply; this is a bug in Terraform or the provider.",
-                        ),
-                        ..ApplyResponse::default()
+                        )
                     }
                 }
             }
-        } else {
-            planned_slices = take_slices(&mut request.planned_state);
-        }
+            Some(planned) => planned.take_slices(),
+            None => BTreeMap::new(),
+        };
         // The slices move into their objects: what is left of the estate is its arguments.
-        let mut prior_slices = take_slices(&mut request.prior_state);
-        let (prior, planned) = (&request.prior_state, &request.planned_state);
+        let mut prior_slices = prior.as_mut().map(Model::take_slices).unwrap_or_default();
+        let destroying = planned.is_none();
         // Every slice at once: ARM paces each subscription on its own, and so does the client.
         // Each subscription's writes are confirmed as soon as its own slices are done, while
         // busier subscriptions still write: only the busiest one's confirmation follows the
@@ -171,16 +320,21 @@ impl Resource for EstateAssignment {
                 kept.insert(key, slice);
                 continue;
             }
-            let prior_object = prior_slices
-                .remove(&key)
-                .map_or(Value::Null, |b| slice_object(prior, &key, b));
+            let prior_object = prior_slices.remove(&key).map(|slice| {
+                prior
+                    .as_ref()
+                    .expect("prior slices")
+                    .slice_object(&key, slice)
+            });
+            let planned_object = planned.as_ref().map(|p| p.slice_object(&key, slice));
             let work = by_subscription
                 .entry(subscription_of_key(&key).to_string())
                 .or_default();
             work.slices.push(self.apply_slice(
+                clients,
                 &key,
                 prior_object,
-                slice_object(planned, &key, slice),
+                planned_object,
                 planned_private.of(&key),
                 work.later.clone(),
             ));
@@ -191,20 +345,22 @@ impl Resource for EstateAssignment {
             let work = by_subscription
                 .entry(subscription_of_key(&key).to_string())
                 .or_default();
-            let object = slice_object(prior, &key, slice);
-            if planned.is_null() {
+            let object = prior
+                .as_ref()
+                .expect("prior slices")
+                .slice_object(&key, slice);
+            if destroying {
                 // What it hands over to the object replacing the estate, should another
                 // slice's destroy fail (see below).
-                if let Some(kept) =
-                    assignment::handed_over_state(&object, &planned_private.of(&key))
-                {
+                if let Some(kept) = assignment::handed_over(&object, &planned_private.of(&key)) {
                     handing_over.insert(key.clone(), kept);
                 }
             }
             work.slices.push(self.apply_slice(
+                clients,
                 &key,
-                object,
-                Value::Null,
+                Some(object),
+                None,
                 planned_private.of(&key),
                 work.later.clone(),
             ));
@@ -213,7 +369,7 @@ impl Resource for EstateAssignment {
         let per_subscription = join_all(by_subscription.into_values().map(|work| async move {
             let results = each_on_its_own_task(work.slices).await;
             let written = std::mem::take(&mut *work.later.lock().expect("settle_later lock"));
-            (results, self.settle(written, halt).await)
+            (results, self.settle(clients, written, halt).await)
         }))
         .await;
         let mut results = Vec::new();
@@ -222,178 +378,47 @@ impl Resource for EstateAssignment {
             diagnostics.extend(confirmed);
         }
         let mut slices = BTreeMap::new();
-        let mut private = Private::default();
+        let mut new_private = Private::default();
         for (key, slice) in kept {
-            private.set(&key, &planned_private.of(&key));
+            new_private.set(&key, &planned_private.of(&key));
             slices.insert(key, slice);
         }
         let mut destroyed = Vec::new();
-        for (key, response) in results {
-            diagnostics.extend(slice_diagnostics(&key, response.diagnostics));
-            if !response.new_state.is_null() {
-                private.set(&key, &response.private);
-                slices.insert(key, slice_of(response.new_state));
-            } else {
-                destroyed.push(key);
+        for (key, applied) in results {
+            diagnostics.extend(slice_diagnostics(&key, applied.diagnostics));
+            match applied.state {
+                Some(object) => {
+                    new_private.set(&key, &applied.private);
+                    slices.insert(key, slice_of(object));
+                }
+                None => destroyed.push(key),
             }
         }
-        if planned.is_null() && diagnostics.has_errors() {
+        if destroying && diagnostics.has_errors() {
             // Terraform creates no replacement after a failed destroy: the machines a slice
             // left holding its identity for it are still that slice's.
             for key in destroyed {
-                if let Some((state, kept_private)) = handing_over.remove(&key) {
-                    private.set(&key, &kept_private);
-                    slices.insert(key, slice_of(state));
+                if let Some((object, kept_record)) = handing_over.remove(&key) {
+                    new_private.set(&key, &kept_record);
+                    slices.insert(key, slice_of(object));
                 }
             }
         }
-        if planned.is_null() {
-            // Destroyed, unless a slice could not give everything back: it stays, with exactly
-            // what it still holds, and the next destroy finishes.
-            let new_state = if slices.is_empty() {
-                Value::Null
-            } else {
-                prior.with("buckets", Value::Map(slices))
-            };
-            return ApplyResponse {
-                new_state,
-                private: private.to_bytes(),
-                diagnostics,
-                ..ApplyResponse::default()
-            };
+        let state = match planned {
+            // Destroyed, unless a slice could not give everything back: it stays, with
+            // exactly what it still holds, and the next destroy finishes.
+            None if slices.is_empty() => None,
+            None => prior,
+            Some(planned) => Some(planned),
         }
-        ApplyResponse {
-            new_state: planned.with("buckets", Value::Map(slices)),
-            private: private.to_bytes(),
-            diagnostics,
-            ..ApplyResponse::default()
-        }
-    }
-
-    async fn read(&self, request: ReadRequest) -> ReadResponse {
-        let private = Private::from_bytes(&request.private);
-        let mut response = ReadResponse::default();
-        // Slices the machines call for that the state lacks (after an import, or a region's
-        // first machine) are read as new objects: machines holding their identity are
-        // compliant, nothing is ours. Warnings about the estate are the plan's to give.
-        let mut wanted = BTreeMap::new();
-        let mut kept = BTreeMap::new();
-        if let (Some(estate), Ok(clients)) =
-            (Estate::from(&request.current_state), self.data.clients())
-        {
-            let mut discovery = Diagnostics::default();
-            let recorded = match request.current_state.get("buckets") {
-                Value::Map(slices) => recorded_of(slices),
-                _ => Recorded::new(),
-            };
-            match wanted_slices(&clients, &estate, &recorded, false, &mut discovery).await {
-                Some(found) => {
-                    wanted = found.wanted;
-                    kept = found.kept;
-                }
-                None => {
-                    response.new_state = request.current_state;
-                    response.private = request.private;
-                    response.diagnostics = discovery;
-                    return response;
-                }
-            }
-        }
-        // The slices move into their objects: what is left of the estate is its arguments.
-        let mut state = request.current_state;
-        let mut recorded = take_slices(&mut state);
-        // The slices of subscriptions that cannot be planned now are not read: as recorded.
-        let kept_slices = take_kept(&mut recorded, &kept);
-        let mut objects: BTreeMap<String, Value> = recorded
-            .into_iter()
-            .map(|(key, slice)| {
-                let object = slice_object(&state, &key, slice);
-                (key, object)
-            })
-            .collect();
-        for (key, wanted) in wanted {
-            objects.entry(key.clone()).or_insert_with(|| {
-                let fresh = Value::object([
-                    ("identity_id", Value::string(&wanted.identity_id)),
-                    ("scope", Value::string(wanted.scope.to_string())),
-                    ("assigned_ids", Value::List(Vec::new())),
-                    ("compliant_ids", Value::List(Vec::new())),
-                    ("skipped", Value::Map(BTreeMap::new())),
-                    ("noncompliant_ids", Value::List(Vec::new())),
-                ]);
-                slice_object(&state, &key, fresh)
-            });
-        }
-        let reads = each_on_its_own_task(objects.into_iter().map(|(key, object)| {
-            let read = ReadRequest {
-                current_state: object,
-                private: private.of(&key),
-                ..ReadRequest::default()
-            };
-            let slices = self.slices.clone();
-            async move { (key, slices.read(read).await) }
-        }))
-        .await;
-        let mut slices = BTreeMap::new();
-        let mut refreshed_private = Private::default();
-        for (key, slice) in kept_slices {
-            refreshed_private.set(&key, &private.of(&key));
-            slices.insert(key, slice);
-        }
-        for (key, read) in reads {
-            response
-                .diagnostics
-                .extend(slice_diagnostics(&key, read.diagnostics));
-            if !read.new_state.is_null() {
-                refreshed_private.set(&key, &read.private);
-                slices.insert(key, slice_of(read.new_state));
-            }
-        }
-        response.new_state = state.with("buckets", Value::Map(slices));
-        response.private = refreshed_private.to_bytes();
-        response
-    }
-
-    async fn import(&self, request: ImportRequest) -> ImportResponse {
-        let mut response = ImportResponse::default();
-        // By identity: `import { to = ..., identity = { scope = ... } }`.
-        let given = request
-            .identity
-            .as_ref()
-            .and_then(|identity| identity.get("scope").as_str().map(str::to_string));
-        let text = given.unwrap_or_else(|| request.id.clone());
-        let id = arguments::trim_arm_id(text.trim());
-        let scope = if id.eq_ignore_ascii_case(EVERY_VISIBLE_SUBSCRIPTION) {
-            Value::Null
-        } else {
-            if let Err(reason) = check_estate_scope(id) {
-                response.diagnostics.error(
-                    "Invalid import ID",
-                    &format!("{reason} The import ID is the estate's `scope`, or `/subscriptions` for every subscription the principal can see."),
-                );
-                return response;
-            }
-            Value::string(id)
-        };
-        let mut fields: BTreeMap<String, Value> = schema()
-            .block
-            .attributes
-            .iter()
-            .map(|a| (a.name.clone(), Value::Null))
-            .collect();
-        fields.insert("timeouts".into(), Value::Null);
-        fields.insert("scope".into(), scope);
-        let skeleton = schema().block.apply_defaults(&Value::Object(fields));
-        // Nothing is recorded as ours: every slice is planned afresh, machines holding their
-        // identity now are compliant, and destroy leaves them alone.
-        let state = skeleton
-            .with("id", estate_id(&skeleton))
-            .with("buckets", Value::Map(BTreeMap::new()));
-        response.imported.push(ImportedResource {
-            identity: identity_of(&state),
-            state,
-            private: Vec::new(),
+        .map(|mut state| {
+            state.buckets = Maybe::Known(slices);
+            state
         });
-        response
+        Applied {
+            state,
+            private: new_private,
+            diagnostics,
+        }
     }
 }

@@ -1,92 +1,15 @@
-//! The estate's slices as `mig_identity_assignment` objects: their arguments and state, their
-//! private state, and planning and applying them.
+//! The estate's slices as `mig_identity_assignment` objects: their private state, and
+//! planning and applying them through that resource's typed functions.
+
+use tfplugin::typed::{Applied, Planned};
 
 use super::*;
 
-// ---------------------------------------------------------------------------------------------
-// Slices as `mig_identity_assignment` objects
-// ---------------------------------------------------------------------------------------------
-
-/// A slice's `mig_identity_assignment` arguments: the estate's shared ones, its scope, its
-/// region and its identity.
-pub(super) fn slice_arguments(
-    estate: &Value,
-    scope: &str,
-    region: &str,
-    identity_id: Value,
-) -> Value {
-    let mut fields = BTreeMap::from([
-        ("identity_id".to_string(), identity_id),
-        ("scope".to_string(), Value::string(scope)),
-    ]);
-    for name in SHARED_ARGUMENTS {
-        fields.insert(name.to_string(), estate.get(name).clone());
-    }
-    fields.insert("locations".to_string(), Value::string_set([region]));
-    Value::Object(fields)
-}
-
-/// A slice of the estate's state (or plan) as the `mig_identity_assignment` object it is.
-/// The slice's machine lists move into the object: an estate's lists hold up to every
-/// machine it covers (100,000 and more), and each copy costs as much memory as the state
-/// file.
-pub(super) fn slice_object(estate: &Value, key: &str, mut slice: Value) -> Value {
-    let scope = slice.get("scope").as_str().unwrap_or_default().to_string();
-    let identity = slice.take("identity_id");
-    let id = match identity.as_str() {
-        Some(identity) => Value::string(assignment::resource_id(&scope, identity)),
-        None => Value::unknown(),
-    };
-    let mut object = slice_arguments(estate, &scope, region_of_key(key), identity);
-    if let Value::Object(fields) = &mut object {
-        fields.insert("id".to_string(), id);
-        for name in OUTCOME_ATTRIBUTES {
-            fields.insert(name.to_string(), slice.take(name));
-        }
-    }
-    object
-}
-
-/// The estate's view of a `mig_identity_assignment` object (its lists move, as above).
-pub(super) fn slice_of(mut object: Value) -> Value {
-    let fields = ["identity_id", "scope"]
-        .iter()
-        .chain(OUTCOME_ATTRIBUTES.iter())
-        .map(|name| (name.to_string(), object.take(name)))
-        .collect();
-    Value::Object(fields)
-}
-
-/// What Terraform's config holds for a slice object: its arguments, computed values null.
-pub(super) fn config_of(object: &Value) -> Value {
-    match object.as_object() {
-        Some(fields) => Value::Object(
-            fields
-                .iter()
-                .map(|(name, value)| {
-                    let computed = name == "id" || OUTCOME_ATTRIBUTES.contains(&name.as_str());
-                    let value = if computed { Value::Null } else { value.clone() };
-                    (name.clone(), value)
-                })
-                .collect(),
-        ),
-        None => Value::Null,
-    }
-}
-
-/// Moves the slices out of the estate's state (or plan), which keeps its arguments.
-pub(super) fn take_slices(resource: &mut Value) -> BTreeMap<String, Value> {
-    match resource.take("buckets") {
-        Value::Map(slices) => slices,
-        _ => BTreeMap::new(),
-    }
-}
-
 /// Moves out of `slices` those of the `kept` subscriptions.
-pub(super) fn take_kept(
-    slices: &mut BTreeMap<String, Value>,
+pub(super) fn take_kept<V>(
+    slices: &mut BTreeMap<String, V>,
     kept: &BTreeMap<String, String>,
-) -> BTreeMap<String, Value> {
+) -> BTreeMap<String, V> {
     let keys: Vec<String> = slices
         .keys()
         .filter(|key| kept.contains_key(&subscription_of_key(key).to_ascii_lowercase()))
@@ -97,17 +20,9 @@ pub(super) fn take_kept(
         .collect()
 }
 
-pub(super) fn estate_id(resource: &Value) -> Value {
-    match resource.get("scope") {
-        Value::String(scope) => Value::string(arguments::trim_arm_id(scope)),
-        Value::Null => Value::string(EVERY_VISIBLE_SUBSCRIPTION),
-        _ => Value::unknown(),
-    }
-}
-
 /// Each slice's private state (`mig_identity_assignment`'s), by slice key.
-#[derive(Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub(super) struct Private {
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Private {
     #[serde(flatten)]
     pub(super) slices: BTreeMap<String, serde_json::Value>,
     /// Set in a plan's private state that Terraform keeps for the plan it makes during apply
@@ -128,25 +43,23 @@ pub(super) struct Private {
 }
 
 impl Private {
-    pub(super) fn from_bytes(bytes: &[u8]) -> Private {
-        model::private_from_bytes(bytes)
-    }
-
-    pub(super) fn of(&self, key: &str) -> Vec<u8> {
+    /// The record of the slice `key` (none: the default). One that cannot be read counts
+    /// as empty, as `Record::from_bytes` does.
+    pub(super) fn of(&self, key: &str) -> Record {
         self.slices
             .get(key)
-            .map(|json| serde_json::to_vec(json).expect("private state serializes"))
+            .map(|json| Record::from_bytes(&serde_json::to_vec(json).unwrap_or_default()))
             .unwrap_or_default()
     }
 
-    pub(super) fn set(&mut self, key: &str, bytes: &[u8]) {
-        if let Ok(json) = serde_json::from_slice(bytes) {
+    /// Keeps `record` as the slice `key`'s (the default is kept as nothing).
+    pub(super) fn set(&mut self, key: &str, record: &Record) {
+        if *record == Record::default() {
+            return;
+        }
+        if let Ok(json) = serde_json::to_value(record) {
             self.slices.insert(key.to_string(), json);
         }
-    }
-
-    pub(super) fn to_bytes(&self) -> Vec<u8> {
-        model::private_to_bytes(self)
     }
 }
 
@@ -177,35 +90,36 @@ pub(super) struct SubscriptionWork {
     pub(super) later: Arc<Mutex<Vec<Written>>>,
 }
 
-pub(super) type SliceApply =
-    std::pin::Pin<Box<dyn std::future::Future<Output = (String, ApplyResponse)> + Send>>;
+pub(super) type SliceApply = std::pin::Pin<
+    Box<dyn std::future::Future<Output = (String, Applied<assignment::Model, Record>)> + Send>,
+>;
 
 /// What planning the slices produced.
 pub(super) struct PlannedSlices {
-    pub(super) slices: BTreeMap<String, Value>,
+    pub(super) slices: BTreeMap<String, SliceState>,
     pub(super) private: Private,
     pub(super) diagnostics: Diagnostics,
 }
 
 impl EstateAssignment {
     /// Plans every slice `planned` (the estate's arguments) calls for, against `prior` (its
-    /// arguments) and `prior_slices` (moved out of it). `first_plan` is what the first plan
-    /// of this change answered, when Terraform (1.16+) hands it to the plan made during
-    /// apply: each slice gets its own part.
+    /// arguments; `None` on create) and `prior_slices` (moved out of it). `first_plan` is
+    /// what the first plan of this change answered, when Terraform (1.16+) hands it to the
+    /// plan made during apply: each slice gets its own part.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn plan_slices(
         &self,
-        clients: &AzureClients,
-        planned: &Value,
-        prior: &Value,
-        mut prior_slices: BTreeMap<String, Value>,
+        clients: &Arc<AzureClients>,
+        planned: &Model,
+        prior: Option<&Model>,
+        mut prior_slices: BTreeMap<String, SliceState>,
         prior_private: &Private,
         first_plan: Option<&Private>,
-        client_capabilities: &ClientCapabilities,
+        store_planned_private: bool,
     ) -> Option<PlannedSlices> {
         let estate = Estate::from(planned)?;
         let mut diagnostics = Diagnostics::default();
-        let locations_changed = prior.get("locations") != planned.get("locations");
+        let locations_changed = prior.map_or(&Maybe::Null, |p| &p.locations) != &planned.locations;
         let recorded = recorded_of(&prior_slices);
         let Some(Discovery { mut wanted, kept }) = wanted_slices(
             clients,
@@ -233,39 +147,33 @@ impl EstateAssignment {
         self.note_existing_identities(clients, &wanted, &prior_slices)
             .await;
         let plans = each_on_its_own_task(wanted.iter().map(|(key, wanted)| {
-            let prior_slice = prior_slices.remove(key);
-            let arguments = slice_arguments(
-                planned,
+            let config = planned.slice_arguments(
                 &wanted.scope.to_string(),
                 region_of_key(key),
-                Value::string(&wanted.identity_id),
+                Maybe::Known(wanted.identity_id.clone()),
             );
-            let prior_object = prior_slice.map_or(Value::Null, |b| slice_object(prior, key, b));
-            // As Terraform proposes it: the arguments, and the computed values of before (unknown
-            // on create); the slice's plan decides them.
-            let mut proposed = arguments.clone();
-            if let Value::Object(fields) = &mut proposed {
-                for name in OUTCOME_ATTRIBUTES.iter().chain(["id"].iter()) {
-                    let value = if prior_object.is_null() {
-                        Value::unknown()
-                    } else {
-                        prior_object.get(name).clone()
-                    };
-                    fields.insert(name.to_string(), value);
-                }
+            let prior_object = prior_slices.remove(key).map(|slice| {
+                prior
+                    .expect("prior slices come from a prior state")
+                    .slice_object(key, slice)
+            });
+            let records = (
+                prior_private.of(key),
+                first_plan.map(|plan| plan.of(key)).unwrap_or_default(),
+            );
+            let (slices, clients, key) = (self.slices.clone(), clients.clone(), key.clone());
+            async move {
+                let planned = plan_slice(
+                    &slices,
+                    &clients,
+                    config,
+                    prior_object,
+                    records,
+                    store_planned_private,
+                )
+                .await;
+                (key, planned)
             }
-            let request = PlanRequest {
-                prior_state: prior_object,
-                proposed_new_state: proposed,
-                config: arguments,
-                prior_private: prior_private.of(key),
-                planned_private: first_plan.map(|plan| plan.of(key)).unwrap_or_default(),
-                client_capabilities: *client_capabilities,
-                ..PlanRequest::default()
-            };
-            let slices = self.slices.clone();
-            let key = key.clone();
-            async move { (key, slices.plan(request).await) }
         }))
         .await;
         let mut result = PlannedSlices {
@@ -273,12 +181,12 @@ impl EstateAssignment {
             private: Private::default(),
             diagnostics,
         };
-        for (key, response) in plans {
+        for (key, planned) in plans {
             result
                 .diagnostics
-                .extend(slice_diagnostics(&key, response.diagnostics));
-            result.private.set(&key, &response.planned_private);
-            result.slices.insert(key, slice_of(response.planned_state));
+                .extend(slice_diagnostics(&key, planned.diagnostics));
+            result.private.set(&key, &planned.private);
+            result.slices.insert(key, slice_of(planned.state));
         }
         // Slices that leave (those left once the wanted ones were taken out) are destroyed at
         // apply with what they hold now.
@@ -301,14 +209,14 @@ impl EstateAssignment {
         &self,
         clients: &AzureClients,
         wanted: &BTreeMap<String, Slice>,
-        prior_slices: &BTreeMap<String, Value>,
+        prior_slices: &BTreeMap<String, SliceState>,
     ) {
         let handover = self.data.handover();
         let mut groups: BTreeMap<String, Scope> = BTreeMap::new();
         for (key, slice) in wanted {
             let unchanged = prior_slices.get(key).is_some_and(|prior| {
                 prior
-                    .get("identity_id")
+                    .identity_id
                     .as_str()
                     .is_some_and(|id| id.eq_ignore_ascii_case(&slice.identity_id))
             });
@@ -332,38 +240,41 @@ impl EstateAssignment {
         }
     }
 
-    /// Applies one slice: `planned` null destroys it. What its writes leave to confirm goes
+    /// Applies one slice: `planned` none destroys it. What its writes leave to confirm goes
     /// to `later`.
     pub(super) fn apply_slice(
         &self,
+        clients: &Arc<AzureClients>,
         key: &str,
-        prior: Value,
-        planned: Value,
-        planned_private: Vec<u8>,
+        prior: Option<assignment::Model>,
+        planned: Option<assignment::Model>,
+        record: Record,
         later: Arc<Mutex<Vec<Written>>>,
     ) -> SliceApply {
-        let request = ApplyRequest {
-            config: config_of(&planned),
-            prior_state: prior,
-            planned_state: planned,
-            planned_private,
-            planned_identity: None,
-        };
-        let slices = self.slices.clone();
-        let key = key.to_string();
+        let (slices, clients, key) = (self.slices.clone(), clients.clone(), key.to_string());
         Box::pin(async move {
-            let response = assignment::settle_later(later, slices.apply(request)).await;
-            (key, response)
+            let apply = async {
+                match (prior, planned) {
+                    (Some(prior), None) => slices.destroy_model(&clients, prior, record).await,
+                    (None, None) => Applied::new(None, Record::default()),
+                    (prior, Some(planned)) => {
+                        slices.converge(&clients, prior, planned, record).await
+                    }
+                }
+            };
+            (key, assignment::settle_later(later, apply).await)
         })
     }
 
     /// Waits, once per scope, until every machine the slices wrote is settled (one listing
     /// per round for a subscription, however many of its slices wrote).
-    pub(super) async fn settle(&self, written: Vec<Written>, halt: &Halt) -> Diagnostics {
+    pub(super) async fn settle(
+        &self,
+        clients: &Arc<AzureClients>,
+        written: Vec<Written>,
+        halt: &Halt,
+    ) -> Diagnostics {
         let mut diagnostics = Diagnostics::default();
-        let Ok(clients) = self.data.clients() else {
-            return diagnostics;
-        };
         let mut by_scope: BTreeMap<(String, Vec<MachineKind>), Written> = BTreeMap::new();
         for entry in written {
             let key = (
@@ -399,4 +310,42 @@ impl EstateAssignment {
         }
         diagnostics
     }
+}
+
+/// Plans one slice as `mig_identity_assignment` plans an object Terraform proposes with
+/// `config` and the computed values of before (unknown on create).
+async fn plan_slice(
+    slices: &IdentityAssignment,
+    clients: &AzureClients,
+    config: assignment::Model,
+    prior: Option<assignment::Model>,
+    records: (Record, Record),
+    store_planned_private: bool,
+) -> Planned<assignment::Model, Record> {
+    let proposed = match &prior {
+        Some(prior) => assignment::Model {
+            id: prior.id.clone(),
+            assigned_ids: prior.assigned_ids.clone(),
+            compliant_ids: prior.compliant_ids.clone(),
+            skipped: prior.skipped.clone(),
+            noncompliant_ids: prior.noncompliant_ids.clone(),
+            ..config.clone()
+        },
+        None => config.clone().with_unknown_outcome(),
+    }
+    .with_id();
+    let Some(settings) = proposed.settings() else {
+        return Planned::new(proposed.with_unknown_outcome(), records.0);
+    };
+    slices
+        .plan_model(
+            clients,
+            &config,
+            prior.as_ref(),
+            proposed,
+            settings,
+            records,
+            store_planned_private,
+        )
+        .await
 }

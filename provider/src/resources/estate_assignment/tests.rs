@@ -111,13 +111,13 @@ fn a_listing_refused_or_not_found_is_unreadable_a_passing_failure_is_not() {
 #[test]
 fn kept_slices_are_those_of_kept_subscriptions_and_the_warning_names_each() {
     let other = "00000000-0000-0000-0000-0000000000b2";
-    let mut slices: BTreeMap<String, Value> = [
+    let mut slices: BTreeMap<String, SliceState> = [
         slice::key(SUB, "eastus"),
         slice::key(SUB, "westus"),
         slice::key(other, "eastus"),
     ]
     .into_iter()
-    .map(|key| (key, Value::Null))
+    .map(|key| (key, SliceState::default()))
     .collect();
     let kept = BTreeMap::from([(SUB.to_string(), "its state is `Disabled`".to_string())]);
     let taken = take_kept(&mut slices, &kept);
@@ -143,7 +143,10 @@ fn kept_slices_are_those_of_kept_subscriptions_and_the_warning_names_each() {
 #[test]
 fn recorded_subscriptions_carry_the_scopes_their_slices_cover() {
     let group = format!("/subscriptions/{SUB}/resourceGroups/rg");
-    let slice = |scope: &str| Value::object([("scope", Value::string(scope))]);
+    let slice = |scope: &str| SliceState {
+        scope: Maybe::Known(scope.to_string()),
+        ..SliceState::default()
+    };
     let slices = BTreeMap::from([
         (slice::key(SUB, "eastus"), slice(&group)),
         (slice::key(SUB, "westus"), slice(&group)),
@@ -167,16 +170,25 @@ fn recorded_subscriptions_carry_the_scopes_their_slices_cover() {
 #[test]
 fn the_kept_slices_travel_in_the_plans_private_state() {
     let mut private = Private::default();
-    private.set(&slice::key(SUB, "eastus"), br#"{"taken_over":[]}"#);
+    let record = Record {
+        taken_over: BTreeSet::from(["/vm/a".to_string()]),
+        ..Record::default()
+    };
+    private.set(&slice::key(SUB, "eastus"), &record);
+    private.set(&slice::key(SUB, "westus"), &Record::default());
     private.kept.insert(slice::key(SUB, "eastus"));
-    let back = Private::from_bytes(&private.to_bytes());
+    let back: Private =
+        tfplugin::model::private_from_bytes(&tfplugin::model::private_to_bytes(&private));
+    assert_eq!(back.of(&slice::key(SUB, "eastus")), record);
     assert_eq!(back, private);
     assert_eq!(back.slices.len(), 1, "the marker is not a bucket");
     // Without kept slices the private state is as before.
     let plain = Private::default();
-    assert!(!String::from_utf8(plain.to_bytes())
-        .unwrap()
-        .contains("#kept"));
+    assert!(
+        !String::from_utf8(tfplugin::model::private_to_bytes(&plain))
+            .unwrap()
+            .contains("#kept")
+    );
 }
 
 #[test]
@@ -236,32 +248,34 @@ fn a_subscription_key_wins_over_a_region_key_and_the_default_is_the_policys_nami
 
 #[test]
 fn a_slice_is_the_assignment_object_it_stands_for_and_back() {
-    let estate = schema().block.apply_defaults(&Value::object([
-        ("scope", Value::Null),
-        ("identity_ids", Value::Null),
-        ("locations", Value::Null),
-        ("exclude_ids", Value::Null),
-        ("exclude_tags", Value::Null),
-        ("resource_types", Value::Null),
-        ("skip_single_user_assigned", Value::Null),
-        ("mode", Value::Null),
-        ("timeouts", Value::Null),
-    ]));
+    let defaulted = schema().block.apply_defaults(&tfplugin::model::encode(
+        &Model::default(),
+        &schema().value_type(),
+    ));
+    let estate: Model = tfplugin::model::decode(&defaulted).unwrap();
     let key = slice::key(SUB, "eastus");
-    let slice = Value::object([
-        ("identity_id", Value::string("/i")),
-        ("scope", Value::string(format!("/subscriptions/{SUB}"))),
-        ("assigned_ids", Value::List(vec![Value::string("/m1")])),
-        ("compliant_ids", Value::List(vec![])),
-        ("skipped", Value::Map(BTreeMap::new())),
-        ("noncompliant_ids", Value::List(vec![])),
-    ]);
-    let object = slice_object(&estate, &key, slice.clone());
-    assert_eq!(object.get("locations"), &Value::string_set(["eastus"]));
-    assert_eq!(object.get("mode"), &Value::string("enforce"));
+    let slice = SliceState {
+        identity_id: Maybe::Known("/i".into()),
+        scope: Maybe::Known(format!("/subscriptions/{SUB}")),
+        assigned_ids: Maybe::Known(BTreeSet::from(["/m1".to_string()])),
+        compliant_ids: Maybe::Known(BTreeSet::new()),
+        skipped: Maybe::Known(BTreeMap::new()),
+        noncompliant_ids: Maybe::Known(BTreeSet::new()),
+    };
+    let object = estate.slice_object(&key, slice.clone());
     assert_eq!(
-        object.get("id").as_str(),
+        object.locations,
+        Maybe::Known(vec![Maybe::Known("eastus".to_string())])
+    );
+    assert_eq!(object.mode.as_str(), Some("enforce"));
+    assert_eq!(
+        object.id.as_str(),
         Some(format!("/subscriptions/{SUB}|/i").as_str())
     );
     assert_eq!(slice_of(object.clone()), slice);
+    let settings = object.settings().expect("known");
+    assert_eq!(
+        settings.locations,
+        Some(BTreeSet::from(["eastus".to_string()]))
+    );
 }

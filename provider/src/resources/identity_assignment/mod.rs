@@ -12,6 +12,8 @@
 //! that should keep an identity. When Terraform replaces the object anyway (`-replace`,
 //! taint), the new object takes over what the old one owned (see `crate::handover`).
 
+mod model;
+mod one;
 mod resource;
 mod store;
 #[cfg(test)]
@@ -21,27 +23,24 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tfplugin::{
-    model, Attribute, Block, Diagnostics, IdentitySchema, Schema, Type, Validator, Value,
-};
+use tfplugin::typed::Maybe;
+use tfplugin::{model as values, Attribute, Block, IdentitySchema, Schema, Type, Validator, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::arguments;
 use crate::azure::compute::MachineKind;
-use crate::azure::ids::{self, Scope};
+use crate::azure::ids::Scope;
 use crate::azure::AzureClients;
-use crate::engine::assignment::{self, Recorded};
 use crate::engine::notes::Notes;
-use crate::engine::record::Record;
 use crate::engine::write;
-use crate::ownership::{Mode, Outcome, Settings};
-use crate::policy::Rules;
 use crate::provider_data::ProviderData;
 use crate::resources::identity;
 use crate::timeouts;
-use resource::{with_id, without_incomplete_marker};
 
 pub(crate) use crate::engine::write::{settle_later, Written};
+pub use model::Model;
+pub(crate) use model::{known_strings, selection_of, Selection, StringMap, Strings};
+pub(crate) use resource::handed_over;
 
 pub const TYPE_NAME: &str = "mig_identity_assignment";
 
@@ -105,6 +104,13 @@ fn default_resource_types() -> Value {
 }
 
 pub(crate) fn arguments() -> Vec<Attribute> {
+    let mut arguments = target_arguments();
+    arguments.extend(selection_arguments());
+    arguments
+}
+
+/// `identity_id` and `scope`: what an estate decides for each of its slices.
+fn target_arguments() -> Vec<Attribute> {
     vec![
         Attribute::required("identity_id", Type::String)
             .description(
@@ -116,6 +122,13 @@ pub(crate) fn arguments() -> Vec<Attribute> {
                 "A subscription (`/subscriptions/{id}`) or resource group (`/subscriptions/{id}/resourceGroups/{name}`) ID. Changing it converges in place: machines of the new scope get the identity, and machines this resource owns outside it are given back.",
             )
             .validator(arguments::scope()),
+    ]
+}
+
+/// The arguments that choose and treat machines ([`Selection`]), which an estate shares
+/// with each of its slices.
+pub(crate) fn selection_arguments() -> Vec<Attribute> {
+    vec![
         Attribute::optional("locations", set_of_strings())
             .description("Only machines in these regions. Null means every region.")
             .validator(arguments::region()),
@@ -178,114 +191,9 @@ pub(crate) fn schema() -> Schema {
     )
 }
 
-fn state_type() -> &'static Type {
+pub(crate) fn state_type() -> &'static Type {
     static TYPE: std::sync::OnceLock<Type> = std::sync::OnceLock::new();
     TYPE.get_or_init(|| schema().value_type())
-}
-
-/// The arguments as configuration, plan or state hold them (defaults filled in).
-#[derive(Debug, serde::Deserialize)]
-struct Arguments {
-    identity_id: String,
-    scope: String,
-    locations: Option<Vec<String>>,
-    resource_types: Option<Vec<String>>,
-    skip_single_user_assigned: Option<bool>,
-    exclude_ids: Option<Vec<String>>,
-    exclude_tags: Option<BTreeMap<String, String>>,
-    mode: Option<String>,
-    #[serde(default)]
-    adopt: Option<String>,
-}
-
-impl Arguments {
-    fn settings(self) -> Option<Settings> {
-        Some(Settings {
-            scope: Scope::parse(arguments::trim_arm_id(&self.scope)).ok()?,
-            identity_id: arguments::trim_arm_id(&self.identity_id).to_string(),
-            locations: self.locations.map(|list| {
-                list.iter()
-                    .filter_map(|l| ids::normalize_location(l).ok())
-                    .collect()
-            }),
-            kinds: match self.resource_types {
-                Some(list) => list
-                    .iter()
-                    .filter_map(|k| arguments::parse_machine_kind(k))
-                    .collect(),
-                None => vec![MachineKind::VirtualMachine, MachineKind::ScaleSet],
-            },
-            rules: Rules {
-                skip_single_user_assigned: self
-                    .skip_single_user_assigned
-                    .unwrap_or(DEFAULT_SKIP_SINGLE_USER_ASSIGNED),
-                exclude_ids: self
-                    .exclude_ids
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|id| arguments::normalize_arm_id(id))
-                    .collect(),
-                exclude_tags: self.exclude_tags.unwrap_or_default(),
-            },
-            mode: match self.mode.as_deref().unwrap_or(DEFAULT_MODE) {
-                "audit" => Mode::Audit,
-                _ => Mode::Enforce,
-            },
-            adopt: self.adopt.as_deref() == Some("compliant"),
-        })
-    }
-}
-
-/// Every problem with the arguments that the declared validators cannot see alone.
-fn validate_arguments(config: &Value) -> Diagnostics {
-    let mut diagnostics = schema().block.validate(config);
-    diagnostics.extend(check_machine_selection(config));
-    diagnostics
-}
-
-/// The checks of the arguments that select machines (`locations`, `resource_types`,
-/// `exclude_tags`) beyond their declared validators; `mig_estate_assignment` shares them.
-pub(crate) fn check_machine_selection(config: &Value) -> Diagnostics {
-    let mut diagnostics = arguments::check_not_empty(
-        config,
-        "locations",
-        "No regions",
-        "An empty list matches no machine. Name at least one region, or leave `locations` out for every region.",
-    );
-    diagnostics.extend(arguments::check_resource_types_listed(config));
-    diagnostics.extend(arguments::check_tag_names(config, "exclude_tags"));
-    diagnostics
-}
-
-/// Settings from a planned or prior state object, or `None` when something they depend on
-/// is still unknown (or the object is null).
-fn settings_from(resource: &Value) -> Option<Settings> {
-    if resource.is_null() {
-        return None;
-    }
-    model::decode::<Arguments>(resource).ok()?.settings()
-}
-
-fn outcome_from(resource: &Value) -> Outcome {
-    model::decode_lenient(resource).unwrap_or_default()
-}
-
-/// `resource` with the computed attributes replaced by `outcome`.
-fn with_outcome(resource: &Value, outcome: &Outcome) -> Value {
-    model::update(resource, outcome, state_type())
-}
-
-fn with_unknown_outcome(resource: &Value) -> Value {
-    let mut fields = resource.as_object().cloned().unwrap_or_default();
-    for name in [
-        "assigned_ids",
-        "compliant_ids",
-        "skipped",
-        "noncompliant_ids",
-    ] {
-        fields.insert(name.into(), Value::unknown());
-    }
-    Value::Object(fields)
 }
 
 pub(crate) fn resource_id(scope: &str, identity_id: &str) -> String {
@@ -335,57 +243,37 @@ pub const QUICKSTART_EXCLUDE_TAG: (&str, &str) = ("mig-exclude", "true");
 /// outcome (nothing recorded as ours, as after an import).
 pub(crate) fn quickstart_state(scope: &str, identity_id: &str, location: &str) -> Value {
     let (tag, value) = QUICKSTART_EXCLUDE_TAG;
-    let skeleton = Value::object([
-        ("identity_id", Value::string(identity_id)),
-        ("scope", Value::string(scope)),
-        ("locations", Value::string_set([location])),
-        ("exclude_ids", Value::Null),
-        (
-            "exclude_tags",
-            Value::Map(BTreeMap::from([(tag.to_string(), Value::string(value))])),
-        ),
-        ("resource_types", Value::Null),
-        ("skip_single_user_assigned", Value::Null),
-        ("mode", Value::Null),
-        ("adopt", Value::Null),
-        ("timeouts", Value::Null),
-    ]);
-    with_outcome(
-        &with_id(&schema().block.apply_defaults(&skeleton)),
-        &Outcome::default(),
-    )
+    let skeleton = Model {
+        identity_id: Maybe::Known(identity_id.to_string()),
+        scope: Maybe::Known(scope.to_string()),
+        locations: Maybe::Known(vec![Maybe::Known(location.to_string())]),
+        exclude_tags: Maybe::Known(BTreeMap::from([(
+            tag.to_string(),
+            Maybe::Known(value.to_string()),
+        )])),
+        ..Model::default()
+    };
+    values::encode(&fresh(skeleton), state_type())
+}
+
+/// A new object of `arguments` as a refresh starts from: defaults filled in, its `id`, and
+/// nothing recorded as ours (as after an import).
+fn fresh(arguments: Model) -> Model {
+    let defaulted = schema()
+        .block
+        .apply_defaults(&values::encode(&arguments, state_type()));
+    values::decode::<Model>(&defaulted)
+        .unwrap_or(arguments)
+        .with_id()
+        .with_outcome(Default::default())
 }
 
 /// The identity of a new object, from its `scope` and `identity_id` (`None` while unknown).
-fn identity_of(state: &Value) -> Option<Value> {
-    let (scope, identity_id) = (
-        state.get("scope").as_str()?,
-        state.get("identity_id").as_str()?,
-    );
-    identity::known(identity_value(scope, identity_id))
-}
-
-// ---------------------------------------------------------------------------------------------
-// The engine's view of a state
-// ---------------------------------------------------------------------------------------------
-
-/// An existing object as the engine sees it.
-fn recorded(state: &Value) -> Recorded {
-    Recorded {
-        scope: state.get("scope").as_str().map(str::to_string),
-        identity_id: state.get("identity_id").as_str().map(str::to_string),
-        outcome: outcome_from(state),
-    }
-}
-
-/// For an estate whose destroy failed in another slice: the state of a slice whose destroy
-/// went through but left machines holding the identity for the object replacing it (see
-/// [`assignment::handed_over`]): `None` when it handed nothing over.
-pub(crate) fn handed_over_state(prior: &Value, planned_private: &[u8]) -> Option<(Value, Vec<u8>)> {
-    let prior = without_incomplete_marker(prior.clone());
-    let (outcome, record) =
-        assignment::handed_over(&recorded(&prior), &Record::from_bytes(planned_private))?;
-    Some((with_outcome(&prior, &outcome), record.to_bytes()))
+fn identity_of(state: &Model) -> Option<Value> {
+    identity::known(identity_value(
+        state.scope.as_str()?,
+        state.identity_id.as_str()?,
+    ))
 }
 
 /// Waits until ARM reports `written` settled, unless `halt` fires first; a warning when it
@@ -396,7 +284,7 @@ pub(crate) async fn settle_written(
     kinds: &[MachineKind],
     written: &BTreeSet<String>,
     halt: &CancellationToken,
-    diagnostics: &mut Diagnostics,
+    diagnostics: &mut tfplugin::Diagnostics,
 ) {
     let mut notes = Notes::default();
     write::settle_written(&clients.compute, scope, kinds, written, halt, &mut notes).await;

@@ -1,47 +1,42 @@
-//! The Terraform side of `mig_identity_assignment`: requests in, the engine's answers out.
+//! The Terraform side of `mig_identity_assignment` on the typed trait
+//! ([`tfplugin::typed`]): its model in, one assignment's engine calls (`one.rs`), its model
+//! out.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use tfplugin::{
-    ApplyRequest, ApplyResponse, Diagnostics, IdentitySchema, ImportRequest, ImportResponse,
-    ImportedResource, PlanRequest, PlanResponse, ReadRequest, ReadResponse, Resource, Schema,
-    Value,
+use serde::Deserialize;
+use tfplugin::typed::{
+    Applied, Create, Existing, ImportKey, Imported, Plan, Planned, TypedResource, Update,
 };
+use tfplugin::{Diagnostics, IdentitySchema, Schema, Value};
 
-use super::store::diagnostics;
+use super::one::{plan_destroy, Checks};
 use super::*;
-use crate::arguments;
-use crate::azure::AzureClients;
-use crate::engine::assignment::{Assignment, Refreshed};
 use crate::engine::converge::{ConvergeInput, Converged};
 use crate::engine::destroy::Destroyed;
-use crate::engine::notes::Notes;
-use crate::engine::plan::{PlanInput, Planned};
-use crate::engine::record::{warn_uncertain, Record};
+use crate::engine::plan::{self, PlanInput};
+use crate::engine::record::Record;
 use crate::handover;
-use crate::timeouts::{self, Halt, Operation};
+use crate::ownership::Settings;
+use crate::timeouts::{Halt, Operation, Timeouts};
 
-fn error_diagnostics(summary: &str, detail: &str) -> Diagnostics {
-    let mut diagnostics = Diagnostics::default();
-    diagnostics.error(summary, detail);
-    diagnostics
-}
-
-/// The planned state with its `id` (the framework already filled in the defaults).
-pub(super) fn with_id(planned: &Value) -> Value {
-    let id = match (
-        planned.get("scope").as_str(),
-        planned.get("identity_id").as_str(),
-    ) {
-        (Some(scope), Some(identity)) => Value::String(resource_id(scope, identity)),
-        _ => Value::unknown(),
-    };
-    planned.with("id", id)
+/// A value of [`identity_schema`].
+#[derive(Debug, Deserialize)]
+struct IdentityModel {
+    scope: Option<String>,
+    identity_id: Option<String>,
 }
 
 #[async_trait]
-impl Resource for IdentityAssignment {
-    fn type_name(&self) -> &'static str {
-        TYPE_NAME
+impl TypedResource for IdentityAssignment {
+    type Data = ProviderData;
+    type Model = Model;
+    type Private = Record;
+    const TYPE_NAME: &'static str = TYPE_NAME;
+
+    fn data(&self) -> &ProviderData {
+        &self.data
     }
 
     fn schema(&self) -> Schema {
@@ -52,347 +47,299 @@ impl Resource for IdentityAssignment {
         Some(identity_schema())
     }
 
-    fn identity_of(&self, state: &Value) -> Option<Value> {
+    fn identity_of(&self, state: &Model) -> Option<Value> {
         identity_of(state)
     }
 
-    async fn validate_config(&self, config: &Value) -> Diagnostics {
-        validate_arguments(config)
+    // Defaults and validators are declared on the schema (`super::arguments`).
+    fn validate(&self, config: &Model) -> Diagnostics {
+        config.selection().check()
     }
 
-    async fn plan(&self, request: PlanRequest) -> PlanResponse {
-        async move {
-            let mut response = PlanResponse {
-                planned_state: request.proposed_new_state.clone(),
-                planned_private: request.prior_private.clone(),
-                ..PlanResponse::default()
-            };
-            if request.proposed_new_state.is_null() {
-                let uncertain = Record::from_bytes(&request.prior_private).uncertain;
-                let mut notes = Notes::default();
-                warn_uncertain(&mut notes, &uncertain, " Destroy leaves them holding it.");
-                response.diagnostics = diagnostics(notes);
-                return response;
-            }
-            let planned = with_id(&request.proposed_new_state);
-            let Some(settings) = settings_from(&planned) else {
-                response.planned_state = with_unknown_outcome(&planned);
-                return response;
-            };
-            let clients = match self.data.clients() {
-                Ok(clients) => clients,
-                Err(diagnostics) => {
-                    response.diagnostics = diagnostics;
-                    return response;
-                }
-            };
-            let previous = settings_from(&request.prior_state);
-            response.diagnostics = self
-                .check_against_azure(&clients, &request, &settings)
-                .await;
-            let engine = self.engine(&clients);
-            let mut notes = Notes::default();
-            engine.note_reach(&settings, &mut notes);
-            response
-                .diagnostics
-                .extend(diagnostics(std::mem::take(&mut notes)));
-            if response.diagnostics.has_errors() {
-                return response;
-            }
-            let prior = (!request.prior_state.is_null()).then(|| recorded(&request.prior_state));
-            let input = PlanInput {
-                settings: &settings,
-                prior: prior.as_ref(),
-                previous: previous.as_ref(),
-                prior_record: Record::from_bytes(&request.prior_private),
-                first_plan: Record::from_bytes(&request.planned_private),
-                object_key: handover::object_key(self.kind, &request.config),
-                store_planned_private: request.client_capabilities.store_planned_private,
-            };
-            let planned_lists = engine.plan(input, &mut notes).await;
-            response.diagnostics.extend(diagnostics(notes));
-            if let Some(Planned { outcome, record }) = planned_lists {
-                response.planned_state = match outcome {
-                    Some(outcome) => with_outcome(&planned, &outcome),
-                    None => with_unknown_outcome(&planned),
-                };
-                response.planned_private = record.to_bytes();
-            }
-            response
-        }
+    fn plan_destroy(&self, prior_private: &Record) -> Diagnostics {
+        plan_destroy(prior_private)
+    }
+
+    async fn plan(
+        &self,
+        clients: Option<&Arc<AzureClients>>,
+        request: Plan<Model, Record>,
+    ) -> Planned<Model, Record> {
+        let planned = request.proposed.with_id();
+        let Some(settings) = planned.settings() else {
+            return Planned::new(planned.with_unknown_outcome(), request.prior_private);
+        };
+        let Some(clients) = clients else {
+            let mut response = Planned::new(planned, request.prior_private);
+            response.diagnostics = self.data.clients().err().unwrap_or_default();
+            return response;
+        };
+        self.plan_model(
+            clients,
+            &request.config,
+            request.prior.as_ref(),
+            planned,
+            settings,
+            (request.prior_private, request.first_plan),
+            request.client_capabilities.store_planned_private,
+        )
         .await
     }
 
-    async fn apply(&self, request: ApplyRequest) -> ApplyResponse {
-        async move {
-            let clients = match self.data.clients() {
-                Ok(clients) => clients,
-                Err(diagnostics) => {
-                    return ApplyResponse {
-                        new_state: request.prior_state,
-                        diagnostics,
-                        ..ApplyResponse::default()
-                    }
-                }
-            };
-            if request.planned_state.is_null() {
-                return self.destroy(&clients, &request).await;
-            }
-            let operation = if request.prior_state.is_null() {
-                Operation::Create
-            } else {
-                Operation::Update
-            };
-            let deadline = timeouts::get(&request.planned_state, operation, TIMEOUTS);
-            let halt = Halt::new(self.data.stop_signal(), deadline);
-            self.converge(&clients, &request, &halt).await
-        }
+    async fn create(
+        &self,
+        clients: &Arc<AzureClients>,
+        request: Create<Model, Record>,
+    ) -> Applied<Model, Record> {
+        self.converge(clients, None, request.planned, request.private)
+            .await
+    }
+
+    async fn update(
+        &self,
+        clients: &Arc<AzureClients>,
+        request: Update<Model, Record>,
+    ) -> Applied<Model, Record> {
+        self.converge(
+            clients,
+            Some(request.prior),
+            request.planned,
+            request.private,
+        )
         .await
     }
 
-    async fn read(&self, request: ReadRequest) -> ReadResponse {
-        async move {
-            let state = without_incomplete_marker(request.current_state);
-            let mut response = ReadResponse {
-                new_state: state.clone(),
-                private: request.private.clone(),
-                ..ReadResponse::default()
-            };
-            let Some(settings) = settings_from(&state) else {
-                return response;
-            };
-            let clients = match self.data.clients() {
-                Ok(clients) => clients,
-                Err(diagnostics) => {
-                    response.diagnostics = diagnostics;
-                    return response;
-                }
-            };
-            let mut notes = Notes::default();
-            let refreshed = self
-                .engine(&clients)
-                .refresh(
-                    &settings,
-                    &recorded(&state),
-                    Record::from_bytes(&request.private),
-                    &mut notes,
-                )
-                .await;
-            match refreshed {
-                Ok(Refreshed { outcome, record }) => {
-                    response.diagnostics = diagnostics(notes);
-                    response.new_state = with_outcome(&state, &outcome);
-                    response.private = record.to_bytes();
-                }
-                Err(error) => {
-                    response.diagnostics =
-                        error_diagnostics("Cannot list the machines in scope", &error);
-                }
-            }
-            response
-        }
-        .await
+    async fn delete(
+        &self,
+        clients: &Arc<AzureClients>,
+        request: Existing<Model, Record>,
+    ) -> Applied<Model, Record> {
+        self.destroy_model(clients, request.state, request.private)
+            .await
     }
 
-    async fn import(&self, request: ImportRequest) -> ImportResponse {
-        let mut response = ImportResponse::default();
-        let named = match &request.identity {
+    async fn read(
+        &self,
+        clients: &Arc<AzureClients>,
+        request: Existing<Model, Record>,
+    ) -> Applied<Model, Record> {
+        self.refresh_model(clients, request.state, request.private)
+            .await
+    }
+
+    async fn import(
+        &self,
+        _clients: &Arc<AzureClients>,
+        key: ImportKey,
+    ) -> Result<Vec<Imported<Model, Record>>, Diagnostics> {
+        let named = match &key {
             // By identity: `import { to = ..., identity = { scope = ..., identity_id = ... } }`.
-            Some(given) => match (
-                given.get("scope").as_str(),
-                given.get("identity_id").as_str(),
-            ) {
-                (Some(scope), Some(identity_id)) => Some((scope, identity_id)),
+            ImportKey::Identity(given) => match tfplugin::model::decode::<IdentityModel>(given) {
+                Ok(IdentityModel {
+                    scope: Some(scope),
+                    identity_id: Some(identity_id),
+                }) => Some((scope, identity_id)),
                 _ => None,
             },
-            None => request.id.split_once('|'),
+            ImportKey::Id(id) => id
+                .split_once('|')
+                .map(|(scope, identity)| (scope.to_string(), identity.to_string())),
         };
         let Some((scope, identity_id)) = named else {
-            let detail = if request.identity.is_some() {
-                "Import by identity needs both `scope` and `identity_id`.".to_string()
-            } else {
-                format!("`{}` is not `{{scope}}|{{identity_id}}`.", request.id)
+            let detail = match &key {
+                ImportKey::Identity(_) => {
+                    "Import by identity needs both `scope` and `identity_id`.".to_string()
+                }
+                ImportKey::Id(id) => format!("`{id}` is not `{{scope}}|{{identity_id}}`."),
             };
-            response.diagnostics.error("Invalid import ID", &detail);
-            return response;
+            return Err(Diagnostics::from_error("Invalid import ID", &detail));
         };
-        let skeleton = Value::object([
-            ("identity_id", Value::String(identity_id.to_string())),
-            ("scope", Value::String(scope.to_string())),
-            ("locations", Value::Null),
-            ("exclude_ids", Value::Null),
-            ("exclude_tags", Value::Null),
-            ("resource_types", Value::Null),
-            ("skip_single_user_assigned", Value::Null),
-            ("mode", Value::Null),
-            ("adopt", Value::Null),
-            ("timeouts", Value::Null),
-        ]);
-        let problems = validate_arguments(&skeleton);
+        let skeleton = Model {
+            identity_id: Maybe::Known(identity_id),
+            scope: Maybe::Known(scope),
+            ..Model::default()
+        };
+        let mut problems = schema()
+            .block
+            .validate(&values::encode(&skeleton, state_type()));
+        problems.extend(skeleton.selection().check());
         if problems.has_errors() {
-            response.diagnostics = problems;
-            return response;
+            return Err(problems);
         }
         // Nothing is recorded as ours: machines holding the identity now are compliant, and
         // destroy will leave them alone.
-        let state = with_outcome(
-            &with_id(&schema().block.apply_defaults(&skeleton)),
-            &Outcome::default(),
-        );
-        response.imported.push(ImportedResource {
-            identity: identity_of(&state),
-            state,
-            private: Vec::new(),
-        });
+        Ok(vec![Imported {
+            state: fresh(skeleton),
+            private: Record::default(),
+        }])
+    }
+}
+
+/// One assignment's plan, apply, destroy and refresh as typed models, for this resource's
+/// object and for each slice of `mig_estate_assignment`.
+impl IdentityAssignment {
+    /// Plans a create (`prior` none) or an update of the object `config` declares.
+    /// `planned` is the proposed state with its `id`, and `settings` its arguments;
+    /// `records` are the prior record and what the first plan answered (Terraform 1.16+).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn plan_model(
+        &self,
+        clients: &AzureClients,
+        config: &Model,
+        prior: Option<&Model>,
+        planned: Model,
+        settings: Settings,
+        records: (Record, Record),
+        store_planned_private: bool,
+    ) -> Planned<Model, Record> {
+        let (prior_record, first_plan) = records;
+        let checks = Checks {
+            identity_changed: prior.map(|p| &p.identity_id) != Some(&config.identity_id),
+            regions: (prior.map(|p| &p.locations) != Some(&config.locations))
+                .then(|| config.regions()),
+        };
+        let recorded = prior.map(Model::recorded);
+        let previous = prior.and_then(Model::settings);
+        let input = PlanInput {
+            settings: &settings,
+            prior: recorded.as_ref(),
+            previous: previous.as_ref(),
+            prior_record: prior_record.clone(),
+            first_plan,
+            object_key: handover::object_key(self.kind, config),
+            store_planned_private,
+        };
+        let (planned_lists, diagnostics) = self.plan_one(clients, checks, input).await;
+        let mut response = match planned_lists {
+            Some(plan::Planned { outcome, record }) => Planned::new(
+                match outcome {
+                    Some(outcome) => planned.with_outcome(outcome),
+                    None => planned.with_unknown_outcome(),
+                },
+                record,
+            ),
+            // Not planned: as proposed.
+            None => Planned::new(planned, prior_record),
+        };
+        response.diagnostics = diagnostics;
         response
     }
-}
 
-/// States written before ownership was handed over between objects marked a failed create
-/// with this suffix on `id`; it means nothing any more.
-pub(super) fn without_incomplete_marker(state: Value) -> Value {
-    match state.get("id").as_str() {
-        Some(id) if id.ends_with(LEGACY_INCOMPLETE_SUFFIX) => {
-            let id = id.trim_end_matches(LEGACY_INCOMPLETE_SUFFIX).to_string();
-            state.with("id", Value::String(id))
-        }
-        _ => state,
-    }
-}
-
-impl IdentityAssignment {
-    /// The engine over these clients.
-    fn engine<'a>(&'a self, clients: &'a AzureClients) -> Assignment<'a> {
-        Assignment {
-            store: &clients.compute,
-            handover: self.data.handover(),
-            kind: self.kind,
-        }
-    }
-
-    /// What only Azure can tell about the arguments, checked when they are new or changed
-    /// (a no-op plan makes no extra reads): the identity exists, the regions do.
-    async fn check_against_azure(
+    /// Destroys the object `prior` with `record` (in a replacement, the new object's).
+    pub(crate) async fn destroy_model(
         &self,
         clients: &AzureClients,
-        request: &PlanRequest,
-        settings: &Settings,
-    ) -> Diagnostics {
-        let changed = |name: &str| request.prior_state.get(name) != request.config.get(name);
-        let mut diagnostics = Diagnostics::default();
-        if changed("identity_id")
-            && !self
-                .data
-                .handover()
-                .is_planned_identity(&settings.identity_id)
-        {
-            diagnostics.extend(
-                arguments::check_identity_exists(clients, "identity_id", &settings.identity_id)
-                    .await,
-            );
-        }
-        if changed("locations") {
-            let regions = request
-                .config
-                .get("locations")
-                .as_string_list()
-                .unwrap_or_default();
-            diagnostics.extend(
-                arguments::check_regions_exist(
-                    clients,
-                    settings.scope.subscription_id(),
-                    "locations",
-                    &regions,
-                )
-                .await,
-            );
-        }
-        diagnostics
-    }
-
-    async fn converge(
-        &self,
-        clients: &AzureClients,
-        request: &ApplyRequest,
-        halt: &Halt,
-    ) -> ApplyResponse {
-        let planned = &request.planned_state;
-        let creating = request.prior_state.is_null();
-        let Some(settings) = settings_from(planned) else {
-            return ApplyResponse {
-                new_state: request.prior_state.clone(),
-                diagnostics: error_diagnostics(
-                    "Arguments still unknown at apply",
-                    "Terraform passed unknown arguments to apply; this is a bug in Terraform or the provider.",
-                ),
-                ..ApplyResponse::default()
-            };
+        prior: Model,
+        record: Record,
+    ) -> Applied<Model, Record> {
+        let prior = prior.without_incomplete_marker();
+        let Some(settings) = prior.settings() else {
+            return Applied::new(None, Record::default());
         };
-        let previous = settings_from(&request.prior_state);
-        let prior = (!creating).then(|| recorded(&request.prior_state));
-        let input = ConvergeInput {
-            settings: &settings,
-            planned: &recorded(planned),
-            planned_outcome: (!planned.get("assigned_ids").is_unknown())
-                .then(|| outcome_from(planned)),
-            prior: prior.as_ref(),
-            previous: previous.as_ref(),
-            planned_record: Record::from_bytes(&request.planned_private),
-        };
-        let mut notes = Notes::default();
-        let converged = self.engine(clients).converge(input, halt, &mut notes).await;
-        let (new_state, private) = match converged {
-            Converged::NothingWritten { created } if creating => (
-                created.map_or(Value::Null, |outcome| with_outcome(planned, &outcome)),
-                Vec::new(),
-            ),
-            Converged::NothingWritten { .. } => {
-                (request.prior_state.clone(), request.planned_private.clone())
-            }
-            Converged::Done { outcome, record } => {
-                (with_outcome(planned, &outcome), record.to_bytes())
-            }
-        };
-        ApplyResponse {
-            new_state,
-            private,
-            diagnostics: diagnostics(notes),
-            ..ApplyResponse::default()
-        }
-    }
-
-    async fn destroy(&self, clients: &AzureClients, request: &ApplyRequest) -> ApplyResponse {
-        let prior = without_incomplete_marker(request.prior_state.clone());
-        let Some(settings) = settings_from(&prior) else {
-            return ApplyResponse::default();
-        };
-        let deadline = timeouts::get(&prior, Operation::Delete, TIMEOUTS);
-        let halt = Halt::new(self.data.stop_signal(), deadline);
-        let mut notes = Notes::default();
+        let halt = self.halt(&prior, Operation::Delete);
         // In a replacement, Terraform hands this destroy the new object's planned private
         // state: the machines it takes over keep the identity. Otherwise it is our own.
-        let destroyed = self
-            .engine(clients)
-            .destroy(
-                &settings,
-                &recorded(&prior),
-                Record::from_bytes(&request.planned_private),
-                &halt,
-                &mut notes,
-            )
+        let (destroyed, diagnostics) = self
+            .destroy_one(clients, &settings, &prior.recorded(), record.clone(), &halt)
             .await;
-        let (new_state, private) = match destroyed {
-            Destroyed::NothingWritten => (prior, request.planned_private.clone()),
-            Destroyed::Gone => (Value::Null, Vec::new()),
+        let mut applied = match destroyed {
+            Destroyed::NothingWritten => Applied::new(Some(prior), record),
+            Destroyed::Gone => Applied::new(None, Record::default()),
             Destroyed::Kept { outcome, record } => {
-                (with_outcome(&prior, &outcome), record.to_bytes())
+                Applied::new(Some(prior.with_outcome(outcome)), record)
             }
         };
-        ApplyResponse {
-            new_state,
-            private,
-            diagnostics: diagnostics(notes),
-            ..ApplyResponse::default()
+        applied.diagnostics = diagnostics;
+        applied
+    }
+
+    /// Refreshes the object `state` with its `record`.
+    pub(crate) async fn refresh_model(
+        &self,
+        clients: &AzureClients,
+        state: Model,
+        record: Record,
+    ) -> Applied<Model, Record> {
+        let state = state.without_incomplete_marker();
+        let Some(settings) = state.settings() else {
+            return Applied::new(Some(state), record);
+        };
+        let refreshed = self
+            .refresh_one(clients, &settings, &state.recorded(), record.clone())
+            .await;
+        match refreshed {
+            Ok((refreshed, diagnostics)) => Applied {
+                state: Some(state.with_outcome(refreshed.outcome)),
+                private: refreshed.record,
+                diagnostics,
+            },
+            Err(diagnostics) => Applied {
+                state: Some(state),
+                private: record,
+                diagnostics,
+            },
         }
     }
+
+    /// The operation's deadline and Terraform's stop request.
+    fn halt(&self, state: &Model, operation: Operation) -> Halt {
+        let deadline = Timeouts::duration(&state.timeouts, operation, TIMEOUTS);
+        Halt::new(self.data.stop_signal(), deadline)
+    }
+
+    /// A create (`prior` none) or an update: exactly the writes the plan showed.
+    pub(crate) async fn converge(
+        &self,
+        clients: &AzureClients,
+        prior: Option<Model>,
+        planned: Model,
+        record: Record,
+    ) -> Applied<Model, Record> {
+        let Some(settings) = planned.settings() else {
+            return Applied::failed(
+                prior,
+                Record::default(),
+                "Arguments still unknown at apply",
+                "Terraform passed unknown arguments to apply; this is a bug in Terraform or the provider.",
+            );
+        };
+        let operation = match prior {
+            None => Operation::Create,
+            Some(_) => Operation::Update,
+        };
+        let halt = self.halt(&planned, operation);
+        let previous = prior.as_ref().and_then(Model::settings);
+        let recorded = prior.as_ref().map(Model::recorded);
+        let input = ConvergeInput {
+            settings: &settings,
+            planned: &planned.recorded(),
+            planned_outcome: (!planned.assigned_ids.is_unknown()).then(|| planned.outcome()),
+            prior: recorded.as_ref(),
+            previous: previous.as_ref(),
+            planned_record: record.clone(),
+        };
+        let (converged, diagnostics) = self.apply_one(clients, input, &halt).await;
+        let mut applied = match converged {
+            Converged::NothingWritten { created } if prior.is_none() => Applied::new(
+                created.map(|outcome| planned.with_outcome(outcome)),
+                Record::default(),
+            ),
+            Converged::NothingWritten { .. } => Applied::new(prior, record),
+            Converged::Done { outcome, record } => {
+                Applied::new(Some(planned.with_outcome(outcome)), record)
+            }
+        };
+        applied.diagnostics = diagnostics;
+        applied
+    }
+}
+
+/// For an estate whose destroy failed in another slice: a slice whose destroy went through
+/// but left machines holding the identity for the object replacing it (see
+/// [`crate::engine::assignment::handed_over`]) with what it still holds: `None` when it
+/// handed nothing over.
+pub(crate) fn handed_over(prior: &Model, planned: &Record) -> Option<(Model, Record)> {
+    let prior = prior.clone().without_incomplete_marker();
+    let (outcome, record) = crate::engine::assignment::handed_over(&prior.recorded(), planned)?;
+    Some((prior.with_outcome(outcome), record))
 }

@@ -1,9 +1,14 @@
 //! Unit tests of the adapter: the model, the record in private state, validation.
 
+use tfplugin::typed::Maybe;
+
 use super::*;
 use crate::azure::compute::{Machine, MachineKind};
+use crate::engine::assignment::handed_over;
 use crate::engine::ownership::Write;
+use crate::engine::record::Record;
 use crate::engine::record::{forget_recreated, job_for, kept_for_successor, unique_ids_of};
+use crate::ownership::{Mode, Outcome};
 
 #[test]
 fn removed_arguments_plan_their_defaults() {
@@ -29,7 +34,8 @@ fn removed_arguments_plan_their_defaults() {
         Some(true)
     );
     assert_eq!(planned.get("resource_types"), &default_resource_types());
-    let settings = settings_from(&with_id(&planned)).unwrap();
+    let planned: Model = values::decode(&planned).unwrap();
+    let settings = planned.with_id().settings().unwrap();
     assert_eq!(settings.mode, Mode::Enforce);
     assert_eq!(settings.kinds.len(), 2);
 }
@@ -48,7 +54,9 @@ fn ownership_reads_assigned_less_not_ours_plus_pending_releases() {
         pending_release: BTreeMap::from([("/vm/c".to_string(), "/old".to_string())]),
         ..Record::default()
     };
-    let held = recorded(&state).held(&Record::from_bytes(&private.to_bytes()));
+    let held = decode(&state)
+        .recorded()
+        .held(&Record::from_bytes(&private.to_bytes()));
     assert_eq!(held.identity_on("/vm/a"), Some("/new"));
     assert_eq!(held.identity_on("/vm/b"), None);
     assert_eq!(held.identity_on("/vm/c"), Some("/old"));
@@ -78,17 +86,18 @@ fn a_failed_replacement_keeps_what_it_meant_to_hand_over_and_nothing_else() {
     assert!(kept_for_successor(&successor, "/VM/B", "/new"));
     assert!(!kept_for_successor(&successor, "/vm/b", "/other"));
     assert!(!kept_for_successor(&successor, "/vm/c", "/new"));
-    let (kept, _) = handed_over_state(&state, &successor.to_bytes()).expect("kept");
+    let state = decode(&state).recorded();
+    let (kept, _) = handed_over(&state, &successor).expect("kept");
     assert_eq!(
-        outcome_from(&kept).assigned_ids,
+        kept.assigned_ids,
         BTreeSet::from(["/VM/a".to_string(), "/vm/b".to_string()])
     );
     let unrelated = Record {
         keeps: BTreeMap::from([("/vm/z".to_string(), "/new".to_string())]),
         ..Record::default()
     };
-    assert!(handed_over_state(&state, &unrelated.to_bytes()).is_none());
-    assert!(handed_over_state(&state, &[]).is_none());
+    assert!(handed_over(&state, &unrelated).is_none());
+    assert!(handed_over(&state, &Record::default()).is_none());
 }
 
 #[test]
@@ -103,7 +112,9 @@ fn ownership_carries_the_recorded_unique_ids_and_the_adopted_machines() {
         unique_ids: BTreeMap::from([("/vm/a".to_string(), "vmid-a".to_string())]),
         ..Record::default()
     };
-    let held = recorded(&state).held(&Record::from_bytes(&private.to_bytes()));
+    let held = decode(&state)
+        .recorded()
+        .held(&Record::from_bytes(&private.to_bytes()));
     assert_eq!(held.identity_on("/vm/b"), Some("/new"), "adopted is ours");
     assert_eq!(held.unique_id_of("/vm/a"), Some("vmid-a"));
     // Listed with another unique ID: recreated, forgotten; the listing's IDs are kept
@@ -146,9 +157,12 @@ fn a_release_is_found_whatever_the_casing_the_batch_reports() {
 
 #[test]
 fn legacy_incomplete_marker_is_dropped() {
-    let state = Value::object([("id", Value::from("/subscriptions/s|/i|incomplete"))]);
+    let state = decode(&Value::object([(
+        "id",
+        Value::from("/subscriptions/s|/i|incomplete"),
+    )]));
     assert_eq!(
-        without_incomplete_marker(state).get("id").as_str(),
+        state.without_incomplete_marker().id.as_str(),
         Some("/subscriptions/s|/i")
     );
 }
@@ -164,7 +178,13 @@ fn validation_names_the_attribute() {
             Value::Set(vec![Value::String("disks".into())]),
         ),
     ]);
-    let diagnostics = validate_arguments(&config);
+    let mut diagnostics = schema().block.validate(&config);
+    diagnostics.extend(
+        values::decode_lenient::<Model>(&config)
+            .unwrap()
+            .selection()
+            .check(),
+    );
     let attributes: Vec<String> = diagnostics
         .iter()
         .filter_map(|d| d.attribute.as_ref().map(|p| format!("{p:?}")))
@@ -175,4 +195,107 @@ fn validation_names_the_attribute() {
             "{name} not named: {attributes:?}"
         );
     }
+}
+
+fn decode(state: &Value) -> Model {
+    // The lists a state holds, as a state holds them (all four, or the outcome reads empty).
+    let mut state = state.clone();
+    for name in ["assigned_ids", "compliant_ids", "noncompliant_ids"] {
+        if state.get(name).is_null() {
+            state = state.with(name, Value::List(Vec::new()));
+        }
+    }
+    if state.get("skipped").is_null() {
+        state = state.with("skipped", Value::Map(BTreeMap::new()));
+    }
+    values::decode(&state).expect("a state decodes")
+}
+
+fn default_resource_types() -> Value {
+    Value::string_set([RESOURCE_TYPE_VMS, RESOURCE_TYPE_SCALE_SETS])
+}
+
+#[test]
+fn settings_wait_for_every_argument_and_element_to_be_known() {
+    let model = Model {
+        identity_id: Maybe::Known("/i".into()),
+        scope: Maybe::Known("/subscriptions/00000000-0000-0000-0000-000000000001/".into()),
+        locations: Maybe::Known(vec![Maybe::Known("East US".into())]),
+        ..Model::default()
+    };
+    let settings = model.settings().expect("known");
+    assert_eq!(settings.identity_id, "/i");
+    assert_eq!(
+        settings.locations,
+        Some(BTreeSet::from(["eastus".to_string()]))
+    );
+    assert_eq!(settings.kinds.len(), 2, "null means the default");
+    assert!(settings.rules.skip_single_user_assigned);
+    let unknown_element = Model {
+        locations: Maybe::Known(vec![Maybe::Known("eastus".into()), Maybe::Unknown]),
+        ..model.clone()
+    };
+    assert!(unknown_element.settings().is_none());
+    let unknown_tag = Model {
+        exclude_tags: Maybe::Known(BTreeMap::from([("k".to_string(), Maybe::Unknown)])),
+        ..model.clone()
+    };
+    assert!(unknown_tag.settings().is_none());
+    assert!(Model {
+        mode: Maybe::Unknown,
+        ..model.clone()
+    }
+    .settings()
+    .is_none());
+    // The lists: all four known, or none recorded; unknown only in a plan.
+    let planned = model.with_id().with_unknown_outcome();
+    assert_eq!(
+        planned.id.as_str(),
+        Some("/subscriptions/00000000-0000-0000-0000-000000000001/|/i")
+    );
+    assert_eq!(planned.outcome(), Outcome::default());
+    let outcome = Outcome {
+        assigned_ids: BTreeSet::from(["/vm/a".to_string()]),
+        ..Outcome::default()
+    };
+    assert_eq!(planned.with_outcome(outcome.clone()).outcome(), outcome);
+}
+
+#[test]
+fn the_selection_checks_name_the_attribute() {
+    let selection = Selection {
+        locations: Maybe::Known(Vec::new()),
+        resource_types: Maybe::Known(Vec::new()),
+        exclude_tags: Maybe::Known(BTreeMap::from([("bad<name".to_string(), Maybe::Unknown)])),
+        ..Selection::default()
+    };
+    let paths: Vec<String> = selection
+        .check()
+        .iter()
+        .filter_map(|d| d.attribute.as_ref().map(|p| format!("{p:?}")))
+        .collect();
+    assert_eq!(paths.len(), 3, "{paths:?}");
+    assert!(Selection::default().check().is_empty());
+}
+
+#[test]
+fn an_imported_object_has_the_defaults_and_records_nothing_as_ours() {
+    let state = fresh(Model {
+        identity_id: Maybe::Known("/i".into()),
+        scope: Maybe::Known("/subscriptions/00000000-0000-0000-0000-000000000001".into()),
+        ..Model::default()
+    });
+    assert_eq!(state.mode.as_str(), Some("enforce"));
+    assert_eq!(state.skip_single_user_assigned, Maybe::Known(true));
+    assert_eq!(state.assigned_ids, Maybe::Known(BTreeSet::new()));
+    assert_eq!(
+        state.id.as_str(),
+        Some("/subscriptions/00000000-0000-0000-0000-000000000001|/i")
+    );
+    let quickstart = quickstart_state("/subscriptions/s", "/i", "eastus");
+    assert_eq!(
+        quickstart.get("exclude_tags").get("mig-exclude").as_str(),
+        Some("true")
+    );
+    assert_eq!(quickstart.get("id").as_str(), Some("/subscriptions/s|/i"));
 }
