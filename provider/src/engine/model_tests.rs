@@ -759,7 +759,7 @@ impl Run {
     /// The destroy of a moved object's old address, in the apply's process; the state keeps
     /// the new address's object.
     async fn destroy_moved(&mut self, applying: &Handover, old: &Object) {
-        let new = std::mem::replace(&mut self.state, Some(old.clone()));
+        let new = self.state.replace(old.clone());
         if !self
             .destroy(applying, old.record.clone(), &Fault::None)
             .await
