@@ -17,7 +17,7 @@ type Regions = Arc<OnceCell<Arc<BTreeSet<String>>>>;
 pub struct SubscriptionsClient {
     arm: Arc<ArmClient>,
     /// Region names per subscription: they do not change during one Terraform run. Callers
-    /// asking at once (an estate's buckets of one subscription) share one read; a failed read
+    /// asking at once (an estate's slices of one subscription) share one read; a failed read
     /// is not kept, so a later caller tries again.
     regions: Mutex<HashMap<String, Regions>>,
 }

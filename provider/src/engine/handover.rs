@@ -14,14 +14,14 @@
 //!   Records are keyed by object, so that neither a changed `scope` nor another object of
 //!   the same scope and identity can hide or overwrite them. The key is one both halves of a
 //!   replacement compute without knowing each other ([`object_key`]): the object's kind (a
-//!   `mig_identity_assignment`, or a bucket of a `mig_estate_assignment`) and its
+//!   `mig_identity_assignment`, or a slice of a `mig_estate_assignment`) and its
 //!   *configuration* as Terraform sends it. For `-replace` (or an argument forcing it),
 //!   Terraform plans the old object with its prior state and the new configuration, then the
 //!   create with the same configuration, one right after the other: the first records under
 //!   the key what it owns with the identity it will have, the second takes it over. In the
 //!   apply's process the old object's destroy gets the create's planned private state, which
 //!   carries that key (`successor`): it records there what it left holding the identity, for
-//!   the create's plan made right after. An estate bucket's configuration is made from the
+//!   the create's plan made right after. An estate slice's configuration is made from the
 //!   estate's arguments and its subscription and region, so its key names its estate. Two
 //!   objects of one kind with the very same configuration share a key: they overlap on every
 //!   machine anyway.
@@ -65,7 +65,7 @@ fn key(scope: &str, identity_id: &str) -> (String, String) {
 }
 
 /// The key of an object's hand-over records: its kind (`mig_identity_assignment`, an estate's
-/// bucket) and its configuration as Terraform sends it, which the old and the new object of
+/// slice) and its configuration as Terraform sends it, which the old and the new object of
 /// a replacement both see (see the module comment).
 pub fn object_key(kind: &str, config: &impl std::fmt::Debug) -> String {
     format!("{kind}|{config:?}").to_ascii_lowercase()
@@ -150,7 +150,7 @@ impl PlannedReaches {
     /// object with its prior state, then again as a create. Terraform shows the create
     /// half's warnings only when it also has an error (they would repeat the first half's),
     /// so a replacement is not warned about; an object of another type with the very same
-    /// reach (an estate's bucket next to the `mig_identity_assignment` it replaces) must be.
+    /// reach (an estate's slice next to the `mig_identity_assignment` it replaces) must be.
     pub fn note(&self, reach: &Settings) -> Vec<Settings> {
         let mut planned = self.planned.lock().expect("handover lock");
         let overlapping = planned
@@ -348,16 +348,16 @@ mod tests {
         let handover = Handover::default();
         let machines = BTreeSet::from(["/vm1".to_string()]);
         handover.record_owned("assignment", "/s", "/id", &machines);
-        handover.record_owned("bucket", "/s", "/id", &BTreeSet::new());
+        handover.record_owned("slice", "/s", "/id", &BTreeSet::new());
         assert_eq!(
             handover.owned_by_predecessor("assignment", "/s", "/id"),
             machines
         );
         assert!(
             handover
-                .owned_by_predecessor("bucket", "/s", "/id")
+                .owned_by_predecessor("slice", "/s", "/id")
                 .is_empty(),
-            "a bucket that owns nothing takes nothing over"
+            "a slice that owns nothing takes nothing over"
         );
         assert_eq!(
             handover.owned_by_predecessor("new kind", "/s", "/id"),
@@ -370,16 +370,13 @@ mod tests {
     fn records_by_object_do_not_mix_kinds_or_configurations() {
         let handover = Handover::default();
         let mine = BTreeSet::from(["/vm1".to_string()]);
-        let bucket = object_key("bucket", &"same config");
+        let slice = object_key("slice", &"same config");
         let standalone = object_key("mig_identity_assignment", &"same config");
-        assert_ne!(
-            bucket, standalone,
-            "an estate's bucket is not an assignment"
-        );
+        assert_ne!(slice, standalone, "an estate's slice is not an assignment");
         handover.record_owned_by(&standalone, &mine);
-        handover.record_owned_by(&bucket, &BTreeSet::new());
+        handover.record_owned_by(&slice, &BTreeSet::new());
         assert_eq!(handover.owned_by_object(&standalone), mine);
-        assert!(handover.owned_by_object(&bucket).is_empty());
+        assert!(handover.owned_by_object(&slice).is_empty());
         assert!(handover
             .owned_by_object(&object_key("mig_identity_assignment", &"other"))
             .is_empty());

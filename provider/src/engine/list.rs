@@ -15,7 +15,7 @@ use crate::engine::store::{MachineStore, CONCURRENCY};
 /// The machines `settings` reach, plus those `previous` reached and those `held`: owned
 /// machines that left the scope (or a removed resource type or region) must be seen to be
 /// released. Machines of other regions are left out of the copy: a listing is shared by
-/// every object of the subscription (an estate's buckets, one per region), and each keeps
+/// every object of the subscription (an estate's slices, one per region), and each keeps
 /// only its own region's machines.
 pub async fn inventory(
     store: &dyn MachineStore,

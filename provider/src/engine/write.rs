@@ -313,7 +313,7 @@ pub async fn write_batch(
         .collect();
     let results: Vec<(String, WriteResult)> = futures::stream::iter(turns)
         // A write starts (and is built) only once its subscription has a turn free: the
-        // subscription's buckets and resources share its turns, so the writes waiting on
+        // subscription's estate slices and resources share its turns, so the writes waiting on
         // ARM's pacing stay few however many buckets write at once.
         .buffered(1)
         .map(|(index, slot)| {
@@ -409,7 +409,7 @@ tokio::task_local! {
 
 /// Runs `apply` (applies of this resource) collecting into `later` what their writes leave to
 /// confirm instead of waiting for it: a caller applying many objects over one scope (an
-/// estate's buckets of one subscription) then waits once, with one listing per round, rather
+/// estate's slices of one subscription) then waits once, with one listing per round, rather
 /// than once per object.
 pub async fn settle_later<F: std::future::Future>(
     later: Arc<std::sync::Mutex<Vec<Written>>>,

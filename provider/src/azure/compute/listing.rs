@@ -91,7 +91,7 @@ impl ComputeClient {
     }
 
     /// The machines of [`ComputeClient::inventory`] that `keep` selects, copied one by one:
-    /// many callers sharing a large listing (an estate's buckets, one region each) each copy
+    /// many callers sharing a large listing (an estate's slices, one region each) each copy
     /// only their own.
     pub async fn inventory_where(
         &self,

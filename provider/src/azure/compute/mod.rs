@@ -46,11 +46,11 @@ pub struct ComputeClient {
     write_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
-/// How many machine writes of one subscription are under way at once, across every bucket
-/// and resource of this process. ARM's write bucket (200, refilled 10 a second per
+/// How many machine writes of one subscription are under way at once, across every estate
+/// slice and resource of this process. ARM's write bucket (200, refilled 10 a second per
 /// subscription) is the real limit and the ARM client paces to it; this many keep it busy at
 /// any realistic latency. More would only wait in the pacer, each holding its machine and
-/// request: an estate's 500 buckets, each with its own 64, once held 32,000 such writes
+/// request: an estate's 500 slices, each with its own 64, once held 32,000 such writes
 /// (about 200 MB at 100,000 machines).
 pub const WRITES_PER_SUBSCRIPTION: usize = 64;
 

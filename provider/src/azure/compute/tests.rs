@@ -195,7 +195,7 @@ fn a_machines_unique_id_is_its_vm_id_or_unique_id_or_creation_time() {
     assert_eq!(with(serde_json::json!({}), MachineKind::ScaleSet), None);
 }
 
-/// Every writer of a subscription (an estate's buckets, several resources) shares its
+/// Every writer of a subscription (an estate's slices, several resources) shares its
 /// turns: once they are all taken the next write waits, in order, while another
 /// subscription's writes go on; a stop ends the wait.
 #[tokio::test]
@@ -210,7 +210,7 @@ async fn a_subscriptions_writers_share_its_turns() {
     let cancel = CancellationToken::new();
     let mut held = Vec::new();
     for n in 0..WRITES_PER_SUBSCRIPTION {
-        // Two "buckets" of S1, each asking in turn.
+        // Two estate slices of S1, each asking in turn.
         let subscription = if n % 2 == 0 { "S1" } else { "s1" };
         let slot = compute.write_slot(&machine(subscription, n), cancel.clone());
         held.push(slot.now_or_never().flatten().expect("a turn is free"));

@@ -364,7 +364,7 @@ pub(super) async fn wanted_slices(
             Ok(_) if leaves => continue,
             Ok(machines) => machines,
             Err(error) if unreadable(&error) && leaves => {
-                tracing::warn!(%scope, %error, "a subscription that left cannot be read; its buckets are kept");
+                tracing::warn!(%scope, %error, "a subscription that left cannot be read; its slices are kept");
                 kept.insert(
                     scope.subscription_id().to_ascii_lowercase(),
                     format!("it left the scope, but its machines cannot be listed to give back what its buckets attached ({scope}: {error}; give the principal read access to it)"),
@@ -372,7 +372,7 @@ pub(super) async fn wanted_slices(
                 continue;
             }
             Err(error) if unreadable(&error) => {
-                tracing::warn!(%scope, %error, "cannot list a subscription's machines; its buckets are kept");
+                tracing::warn!(%scope, %error, "cannot list a subscription's machines; its slices are kept");
                 kept.insert(
                     scope.subscription_id().to_ascii_lowercase(),
                     format!("its machines cannot be listed ({scope}: {error}; give the principal read access to it, or leave it out of `scope`)"),

@@ -7,7 +7,7 @@
 //! that subscription (or resource group) and region, planned, applied, refreshed and destroyed
 //! by that resource's code: ownership, hand-over, private state, timeouts and Ctrl-C behave as
 //! they do there. What this resource adds is that every slice runs at once inside one
-//! Terraform operation, so every subscription's write bucket is busy from the first second
+//! Terraform operation, so every subscription's ARM write bucket is busy from the first second
 //! whatever `-parallelism` is (ARM paces per subscription; the client paces to it).
 //!
 //! Slices come and go with the machines: a region that gains its first machine gets a
@@ -98,7 +98,7 @@ where
             // As if the slice had run in this task: its panic is this operation's.
             Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
             // Only an abort cancels a task, and only dropping `tasks` aborts them.
-            Err(error) => unreachable!("bucket task cancelled: {error}"),
+            Err(error) => unreachable!("slice task cancelled: {error}"),
         }
     }
     results.into_iter().flatten().collect()

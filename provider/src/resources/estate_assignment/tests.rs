@@ -31,11 +31,11 @@ async fn slice_operations_run_side_by_side_and_keep_the_input_order() {
 }
 
 #[tokio::test]
-#[should_panic(expected = "a bucket's bug")]
+#[should_panic(expected = "a slice's bug")]
 async fn a_panicking_slice_task_panics_the_operation() {
     let operations: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> = vec![
         Box::pin(async {}),
-        Box::pin(async { panic!("a bucket's bug") }),
+        Box::pin(async { panic!("a slice's bug") }),
     ];
     each_on_its_own_task(operations).await;
 }
@@ -181,7 +181,7 @@ fn the_kept_slices_travel_in_the_plans_private_state() {
         tfplugin::model::private_from_bytes(&tfplugin::model::private_to_bytes(&private));
     assert_eq!(back.of(&slice::key(SUB, "eastus")), record);
     assert_eq!(back, private);
-    assert_eq!(back.slices.len(), 1, "the marker is not a bucket");
+    assert_eq!(back.slices.len(), 1, "the marker is not a slice");
     // Without kept slices the private state is as before.
     let plain = Private::default();
     assert!(

@@ -76,7 +76,7 @@ impl IdentityAssignment {
     pub fn estate_slices(data: Arc<ProviderData>) -> Self {
         IdentityAssignment {
             data,
-            kind: "mig_estate_assignment bucket",
+            kind: "mig_estate_assignment slice",
         }
     }
 }
