@@ -258,7 +258,7 @@ impl EstateAssignment {
                     (Some(prior), None) => slices.destroy_model(&clients, prior, record).await,
                     (None, None) => Applied::new(None, Record::default()),
                     (prior, Some(planned)) => {
-                        slices.converge(&clients, prior, planned, record).await
+                        slices.apply_model(&clients, prior, planned, record).await
                     }
                 }
             };

@@ -191,6 +191,44 @@ fn the_kept_slices_travel_in_the_plans_private_state() {
     );
 }
 
+/// The private state as earlier releases wrote it (literal bytes): a plan or state saved by
+/// them must read back the same records and markers.
+#[test]
+fn private_state_written_by_earlier_releases_reads_back() {
+    let east = slice::key(SUB, "eastus");
+    let west = slice::key(SUB, "westus");
+    let bytes = format!(
+        r##"{{"{east}":{{"taken_over":["/vm/a"],"pending_release":{{"/vm/b":"/id/old"}},"unique_ids":{{"/vm/b":"u-1"}}}},"{west}":{{"not_ours":["/vm/c"],"adopted":["/vm/d"]}},"#kept":["{east}"],"#every_bucket_shown":true}}"##
+    );
+    let private: Private = tfplugin::model::private_from_bytes(bytes.as_bytes());
+    assert!(private.every_slice_shown);
+    assert_eq!(private.kept, BTreeSet::from([east.clone()]));
+    assert_eq!(
+        private.of(&east),
+        Record {
+            taken_over: BTreeSet::from(["/vm/a".to_string()]),
+            pending_release: BTreeMap::from([("/vm/b".to_string(), "/id/old".to_string())]),
+            unique_ids: BTreeMap::from([("/vm/b".to_string(), "u-1".to_string())]),
+            ..Record::default()
+        }
+    );
+    assert_eq!(
+        private.of(&west),
+        Record {
+            not_ours: BTreeSet::from(["/vm/c".to_string()]),
+            adopted: BTreeSet::from(["/vm/d".to_string()]),
+            ..Record::default()
+        }
+    );
+    assert_eq!(
+        tfplugin::model::private_from_bytes::<Private>(&tfplugin::model::private_to_bytes(
+            &private
+        )),
+        private,
+        "and writes them back the same"
+    );
+}
+
 #[test]
 fn scopes_are_groups_subscriptions_or_resource_groups() {
     for good in [

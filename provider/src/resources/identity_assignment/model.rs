@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use tfplugin::typed::Maybe;
-use tfplugin::{AttributePath, Diagnostics};
+use tfplugin::Diagnostics;
 
 use super::{
     resource_id, DEFAULT_MODE, DEFAULT_SKIP_SINGLE_USER_ASSIGNED, LEGACY_INCOMPLETE_SUFFIX,
@@ -160,22 +160,18 @@ impl Selection {
     /// The checks the declared validators cannot make alone: empty filters, tag names.
     /// `mig_estate_assignment` shares them.
     pub(crate) fn check(&self) -> Diagnostics {
-        let mut diagnostics = Diagnostics::default();
-        let empty = |list: &Strings| list.known().is_some_and(Vec::is_empty);
-        if empty(&self.locations) {
-            diagnostics.error_at(
-                AttributePath::root("locations"),
-                "No regions",
-                "An empty list matches no machine. Name at least one region, or leave `locations` out for every region.",
-            );
-        }
-        if empty(&self.resource_types) {
-            diagnostics.error_at(
-                AttributePath::root("resource_types"),
-                "No resource types",
-                arguments::RESOURCE_TYPES_LISTED,
-            );
-        }
+        let mut diagnostics = arguments::check_listed(
+            self.locations.known().map(Vec::as_slice),
+            "locations",
+            "No regions",
+            "An empty list matches no machine. Name at least one region, or leave `locations` out for every region.",
+        );
+        diagnostics.extend(arguments::check_listed(
+            self.resource_types.known().map(Vec::as_slice),
+            "resource_types",
+            "No resource types",
+            arguments::RESOURCE_TYPES_LISTED,
+        ));
         let tags = self.exclude_tags.known().into_iter().flat_map(|m| m.keys());
         diagnostics.extend(arguments::check_tag_names(tags, "exclude_tags"));
         diagnostics

@@ -1,7 +1,8 @@
 //! One assignment's plan, apply, destroy and refresh in the engine's own terms (settings,
-//! the recorded object, the record), with the engine's notes as diagnostics:
-//! `mig_identity_assignment` calls them for its object, `mig_estate_assignment` for each of
-//! its slices. No Terraform request or state in here.
+//! the recorded object, the record), with the engine's notes as diagnostics. The typed
+//! functions of `resource.rs` (`plan_model`, `apply_model`, `destroy_model`,
+//! `refresh_model`) call them, for a `mig_identity_assignment` object and for each slice of
+//! a `mig_estate_assignment` alike. No Terraform request or state in here.
 
 use tfplugin::Diagnostics;
 
@@ -21,7 +22,7 @@ use crate::timeouts::Halt;
 /// What only Azure can tell about the arguments, checked when they are new or changed (a
 /// no-op plan makes no extra reads).
 #[derive(Debug, Default)]
-pub(crate) struct Checks {
+pub(super) struct Checks {
     /// `identity_id` is new or changed: check that the identity exists.
     pub identity_changed: bool,
     /// `locations` is new or changed: check that these regions exist (as written).
@@ -39,7 +40,7 @@ impl IdentityAssignment {
     }
 
     /// Plans one assignment: `None` when it cannot be planned (an error says why).
-    pub(crate) async fn plan_one(
+    pub(super) async fn plan_one(
         &self,
         clients: &AzureClients,
         checks: Checks,
@@ -60,7 +61,7 @@ impl IdentityAssignment {
     }
 
     /// Applies a create or an update of one assignment.
-    pub(crate) async fn apply_one(
+    pub(super) async fn apply_one(
         &self,
         clients: &AzureClients,
         input: ConvergeInput<'_>,
@@ -73,7 +74,7 @@ impl IdentityAssignment {
 
     /// Destroys one assignment. `record` is the planned private state: in a replacement,
     /// the new object's (the machines it takes over keep the identity).
-    pub(crate) async fn destroy_one(
+    pub(super) async fn destroy_one(
         &self,
         clients: &AzureClients,
         settings: &Settings,
@@ -90,7 +91,7 @@ impl IdentityAssignment {
     }
 
     /// Refreshes one assignment: `Err` with an error when its machines cannot be listed.
-    pub(crate) async fn refresh_one(
+    pub(super) async fn refresh_one(
         &self,
         clients: &AzureClients,
         settings: &Settings,

@@ -91,7 +91,7 @@ impl TypedResource for IdentityAssignment {
         clients: &Arc<AzureClients>,
         request: Create<Model, Record>,
     ) -> Applied<Model, Record> {
-        self.converge(clients, None, request.planned, request.private)
+        self.apply_model(clients, None, request.planned, request.private)
             .await
     }
 
@@ -100,7 +100,7 @@ impl TypedResource for IdentityAssignment {
         clients: &Arc<AzureClients>,
         request: Update<Model, Record>,
     ) -> Applied<Model, Record> {
-        self.converge(
+        self.apply_model(
             clients,
             Some(request.prior),
             request.planned,
@@ -288,7 +288,7 @@ impl IdentityAssignment {
     }
 
     /// A create (`prior` none) or an update: exactly the writes the plan showed.
-    pub(crate) async fn converge(
+    pub(crate) async fn apply_model(
         &self,
         clients: &AzureClients,
         prior: Option<Model>,
@@ -296,9 +296,11 @@ impl IdentityAssignment {
         record: Record,
     ) -> Applied<Model, Record> {
         let Some(settings) = planned.settings() else {
+            // The planned record carries the prior one forward: what we attached stays
+            // recorded even on this path.
             return Applied::failed(
                 prior,
-                Record::default(),
+                record,
                 "Arguments still unknown at apply",
                 "Terraform passed unknown arguments to apply; this is a bug in Terraform or the provider.",
             );
