@@ -32,7 +32,11 @@ pub(super) enum Read<T> {
     /// ARM answered 404: gone, Terraform plans to create it again.
     Gone,
     /// Refused: kept as recorded, for this cause (ARM's answer), with this warning.
-    Kept { cause: String, warning: String },
+    Kept {
+        cause: String,
+        summary: String,
+        warning: String,
+    },
     /// Any other failure (after retries): the refresh fails.
     Failed(String),
 }
@@ -48,19 +52,27 @@ pub(super) fn decide<T>(
         Ok(None) => Read::Gone,
         Err(error) if refused(&error) => Read::Kept {
             cause: error.to_string(),
+            summary: kept_summary(target, what),
             warning: kept_warning(target, what, &error),
         },
         Err(error) => Read::Failed(error.to_string()),
     }
 }
 
-/// The summary of [`Read::Kept`]'s warning.
-pub(super) fn kept_summary(target: &Target) -> String {
-    format!(
-        "Subscription {} cannot be read: kept as recorded",
-        target.identity.subscription_id()
-    )
+/// The summary of [`Read::Kept`]'s warning: the subscription when the identity itself could
+/// not be read, `what` was refused when only that was (a role that may read identities but
+/// not locks).
+fn kept_summary(target: &Target, what: &str) -> String {
+    let subscription = target.identity.subscription_id();
+    if what == IDENTITY {
+        format!("Subscription {subscription} cannot be read: kept as recorded")
+    } else {
+        format!("Reading {what} in subscription {subscription} was refused: kept as recorded")
+    }
 }
+
+/// What [`decide`] is told it reads when it reads the identity itself.
+pub(super) const IDENTITY: &str = "the identity";
 
 const FORGET: &str = "to stop managing it here, remove it from the configuration with a `removed` block (`lifecycle { destroy = false }`), or `terraform state rm` for one instance of a `for_each`: Terraform forgets it and leaves it in Azure";
 
@@ -156,8 +168,11 @@ mod tests {
             error(401, "InvalidAuthenticationTokenTenant"),
             error(409, "ReadOnlyDisabledSubscription"),
         ] {
-            let Read::<()>::Kept { cause, warning } =
-                decide(&target(), "the identity", Err(refusal.clone()))
+            let Read::<()>::Kept {
+                cause,
+                summary,
+                warning,
+            } = decide(&target(), IDENTITY, Err(refusal.clone()))
             else {
                 panic!("{refusal:?} keeps it");
             };
@@ -171,20 +186,33 @@ mod tests {
             ] {
                 assert!(warning.contains(word), "{word}: {warning}");
             }
-            assert!(kept_summary(&target()).contains(SUB));
+            assert_eq!(
+                summary,
+                format!("Subscription {SUB} cannot be read: kept as recorded")
+            );
         }
     }
 
     #[test]
+    fn a_lock_read_refused_alone_is_named_as_the_lock() {
+        let Read::<()>::Kept { summary, .. } = decide(
+            &target(),
+            "the lock of the identity",
+            Err(error(403, "AuthorizationFailed")),
+        ) else {
+            panic!("a refused lock read keeps the state");
+        };
+        assert!(
+            summary.starts_with("Reading the lock of the identity in subscription")
+                && summary.contains(SUB),
+            "{summary}"
+        );
+    }
+
+    #[test]
     fn a_404_is_gone_and_other_failures_fail() {
-        assert_eq!(
-            decide::<()>(&target(), "the identity", Ok(None)),
-            Read::Gone
-        );
-        assert_eq!(
-            decide(&target(), "the identity", Ok(Some(1))),
-            Read::Found(1)
-        );
+        assert_eq!(decide::<()>(&target(), IDENTITY, Ok(None)), Read::Gone);
+        assert_eq!(decide(&target(), IDENTITY, Ok(Some(1))), Read::Found(1));
         // A passing failure, a bad request, or a conflict that is not the subscription's
         // state (a lock in the way) is no refusal.
         for other in [

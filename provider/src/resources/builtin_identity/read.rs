@@ -41,14 +41,18 @@ impl BuiltinIdentity {
             )
         };
         let identity = match halt.run(clients.identities.get(&target.identity)).await {
-            Step::Done(result) => match access::decide(&target, "the identity", result) {
+            Step::Done(result) => match access::decide(&target, access::IDENTITY, result) {
                 Read::Found(identity) => identity,
                 Read::Gone => {
                     // Gone: Terraform plans to create it again.
                     response.state = None;
                     return response;
                 }
-                Read::Kept { cause, warning } => return kept(response, &target, cause, warning),
+                Read::Kept {
+                    cause,
+                    summary,
+                    warning,
+                } => return kept(response, cause, &summary, &warning),
                 Read::Failed(error) => {
                     response
                         .diagnostics
@@ -69,9 +73,11 @@ impl BuiltinIdentity {
                         Read::Found(()) => true,
                         Read::Gone => false,
                         // The identity was read, its lock not: the whole state is kept.
-                        Read::Kept { cause, warning } => {
-                            return kept(response, &target, cause, warning)
-                        }
+                        Read::Kept {
+                            cause,
+                            summary,
+                            warning,
+                        } => return kept(response, cause, &summary, &warning),
                         Read::Failed(error) => {
                             response.diagnostics.error("Cannot read the lock", &error);
                             return response;
@@ -228,14 +234,12 @@ impl BuiltinIdentity {
 /// private state, and the warning.
 fn kept(
     mut response: Applied<Model, Ownership>,
-    target: &Target,
     cause: String,
-    warning: String,
+    summary: &str,
+    warning: &str,
 ) -> Applied<Model, Ownership> {
     response.private.unreadable = Some(cause);
-    response
-        .diagnostics
-        .warning(&access::kept_summary(target), &warning);
+    response.diagnostics.warning(summary, warning);
     response
 }
 
