@@ -130,7 +130,7 @@ fn start_moving() -> Emulator {
 /// machine holding the identity from someone else), and its destroy takes the identity back
 /// from those two and leaves the third and the other identity.
 #[test]
-#[ignore = "fails: the create records the old object's machines as compliant_ids, the destroy after it leaves them for it, and destroy then leaves our identity on them (issue 21 bullet 7; engine::model_tests::a_move_whose_create_comes_first_keeps_ownership)"]
+#[ignore = "fails: the create records the old object's machines as compliant_ids, the destroy after it leaves them for it, and destroy then leaves our identity on them (issue 21 bullet 7; engine::model_tests::moves::a_move_whose_create_comes_first_keeps_ownership)"]
 fn a_move_whose_create_reaches_the_provider_first_keeps_ownership() {
     let emulator = start_moving();
     let (work, Machines { empty, app, theirs }) = moved_create_first(&emulator);
