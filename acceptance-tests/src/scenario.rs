@@ -184,6 +184,53 @@ pub fn interrupt(process: std::process::Child) -> (bool, String) {
     (finished.status.success(), output)
 }
 
+/// A machine's identity block as [`Emulator::identity_of`] reads it: its `type` and
+/// lower-cased user-assigned identity IDs.
+pub type Block = (String, BTreeSet<String>);
+
+/// The [`Block`] of type `kind` holding the scenario identities `names`.
+pub fn block(kind: &str, names: &[&str]) -> Block {
+    (
+        kind.to_string(),
+        names
+            .iter()
+            .map(|n| identity(n).to_ascii_lowercase())
+            .collect(),
+    )
+}
+
+/// An emulator ("fast" mode) on [`SUB`] with `rg-a`, `rg-b` and `rg-ids`, the identities
+/// `id-one`, `id-app` and `id-legacy`, the VMs `vms`, and [`instant`] realism.
+pub fn start(vms: Vec<Json>) -> Emulator {
+    Emulator::start_with(
+        &one_subscription(Parts {
+            groups: &["rg-a", "rg-b", "rg-ids"],
+            identities: &["id-one", "id-app", "id-legacy"],
+            vms,
+            scale_sets: None,
+            realism: Some(instant()),
+        }),
+        "fast",
+    )
+}
+
+/// Requests other than GET whose lower-cased path contains `fragment`, since the log was last
+/// cleared (the log has no bodies).
+pub fn writes_to_path(emulator: &Emulator, fragment: &str) -> Vec<Json> {
+    emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r["method"] != "GET")
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+                .contains(fragment)
+        })
+        .collect()
+}
+
 /// Estates: three subscriptions under management groups, each with the same resource groups,
 /// and the policy's built-in identities.
 pub mod estate {
@@ -257,18 +304,7 @@ pub mod estate {
 
     /// Requests other than GET to anything of `sub` since the log was last cleared.
     pub fn writes_to(emulator: &Emulator, sub: &str) -> Vec<Json> {
-        emulator
-            .requests()
-            .into_iter()
-            .filter(|r| r["method"] != "GET")
-            .filter(|r| {
-                r["path"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_ascii_lowercase()
-                    .contains(sub)
-            })
-            .collect()
+        super::writes_to_path(emulator, sub)
     }
 
     /// `text` has a warning naming `sub` and `cause`.

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use acceptance_tests::scenario::{
-    actions, assignment, group, id_set, identity, instant, interrupt, lower, one_subscription,
-    refresh, state_of, subscription, vm, vm_id, workdir, Parts, SUB,
+    actions, assignment, block, group, id_set, identity, interrupt, lower, refresh, start,
+    state_of, subscription, vm, vm_id, workdir, SUB,
 };
 use acceptance_tests::{Emulator, Workdir};
 use base64::Engine;
@@ -17,32 +17,6 @@ use serde_json::{json, Value as Json};
 
 const API: &str = "2024-07-01";
 const X: &str = "mig_identity_assignment.x";
-
-/// A machine's identity block: its `type` and lower-cased user-assigned identity IDs.
-type Block = (String, BTreeSet<String>);
-
-fn block(kind: &str, names: &[&str]) -> Block {
-    (
-        kind.to_string(),
-        names
-            .iter()
-            .map(|n| identity(n).to_ascii_lowercase())
-            .collect(),
-    )
-}
-
-fn start(vms: Vec<Json>) -> Emulator {
-    Emulator::start_with(
-        &one_subscription(Parts {
-            groups: &["rg-a", "rg-b", "rg-ids"],
-            identities: &["id-one", "id-app", "id-legacy"],
-            vms,
-            scale_sets: None,
-            realism: Some(instant()),
-        }),
-        "fast",
-    )
-}
 
 fn assigned(work: &Workdir) -> BTreeSet<String> {
     id_set(&state_of(work, X)["assigned_ids"])

@@ -47,9 +47,10 @@
 //! there by their ID (soak seeds 1023, 1025, 1111, 1113; `soak_regressions.rs`).
 //!
 //! Safeguards the CI seeds guard: each one below, removed alone from the provider, makes at
-//! least one of them fail. `scripts/sim-mutations` applies each to a built copy of the
-//! provider and runs the CI seeds against it; last run on 2026-12-07 with [`CI_SEEDS`] as
-//! they are, the mutation, then each seed that caught it (step, invariant):
+//! least one of them fail. `scripts/sim-mutations` patches each into the tracked source,
+//! builds the provider, copies the mutant binary out and restores the source at once, then
+//! runs the CI seeds against that binary; last run on 2026-12-07 with [`CI_SEEDS`] as they
+//! are, the mutation, then each seed that caught it (step, invariant):
 //! - a machine holding the identity from someone else counted as ours (`Compliant` planned as
 //!   `assigned_ids` in `ownership::transition`): every seed, invariant 3 (4: step 2;
 //!   1190: 1; 365: 5; 31907: 2);
