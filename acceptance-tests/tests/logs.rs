@@ -6,7 +6,7 @@
 //! `TF_LOG=WARN` the provider's warnings would vanish: these tests run real Terraform at WARN.
 //!
 //! The warning used: `SSL_CERT_FILE` naming a file with no PEM certificate in it, which the
-//! provider ignores with a warning when it is configured (provider/src/azure/config.rs).
+//! provider ignores with a warning when it is configured (provider/src/azure/config/).
 
 use acceptance_tests::{Emulator, Workdir};
 use serde_json::json;
@@ -169,7 +169,7 @@ fn debug_shows_the_providers_story_and_only_trace_adds_the_libraries_chatter() {
     let lines = provider_lines(&stderr);
     assert!(
         lines.iter().any(|line| parse(line).level == "DEBUG"
-            && caller(line).starts_with("provider/src/azure/arm.rs")),
+            && caller(line).starts_with("provider/src/azure/arm/")),
         "no DEBUG line of the provider's own ARM requests:\n{stderr}"
     );
     let chatter: Vec<&&str> = lines
