@@ -14,6 +14,7 @@ use acceptance_tests::scenario::{
 use acceptance_tests::{Emulator, Workdir};
 use base64::Engine;
 use serde_json::{json, Value as Json};
+use sha2::{Digest, Sha256};
 
 const API: &str = "2024-07-01";
 const X: &str = "mig_identity_assignment.x";
@@ -46,6 +47,53 @@ fn private_of(work: &Workdir, address: &str) -> Json {
         }
         _ => Json::Null,
     }
+}
+
+/// The first 8 bytes of the SHA-256 of `text` lower-cased: how the private state keeps
+/// machine and unique IDs. Written here apart from the provider's, so a change of the
+/// persisted form fails these tests.
+fn digest(text: &str) -> [u8; 8] {
+    let hash = Sha256::digest(text.to_ascii_lowercase().as_bytes());
+    hash[..8].try_into().unwrap()
+}
+
+/// Whether `private` records `unique_id` for `machine`: its `unique_id_digests` is base64 of
+/// 16-byte entries, the machine ID's digest then the unique ID's.
+fn records_unique_id(private: &Json, machine: &str, unique_id: &str) -> bool {
+    let Some(text) = private["unique_id_digests"].as_str() else {
+        return false;
+    };
+    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(text)
+        .expect("unique_id_digests is base64");
+    assert_eq!(bytes.len() % 16, 0, "whole entries: {text}");
+    bytes
+        .chunks_exact(16)
+        .any(|entry| entry[..8] == digest(machine) && entry[8..] == digest(unique_id))
+}
+
+/// Replaces the private state of every instance with `private` (`None`: removes it), as a
+/// state another build wrote, and pushes it.
+fn push_private(work: &Workdir, private: Option<&Json>) {
+    let mut state = work.run_ok(&["state", "pull"]).json();
+    for resource in state["resources"].as_array_mut().unwrap() {
+        for instance in resource["instances"].as_array_mut().unwrap() {
+            let instance = instance.as_object_mut().unwrap();
+            match private {
+                Some(private) => {
+                    let bytes = serde_json::to_vec(private).unwrap();
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+                    instance.insert("private".into(), json!(encoded));
+                }
+                None => {
+                    instance.remove("private");
+                }
+            }
+        }
+    }
+    state["serial"] = json!(state["serial"].as_u64().unwrap() + 1);
+    work.write("old.tfstate", &state.to_string());
+    work.run_ok(&["state", "push", "old.tfstate"]);
 }
 
 /// `plan -out=tfplan {args}`, then `show -json` of that plan: the change of `address`.
@@ -127,9 +175,8 @@ fn a_machine_recreated_with_the_identity_by_its_owner_is_compliant_and_keeps_it(
     work.apply();
     assert_eq!(assigned(&work), lower([web.clone(), db.clone()]));
     let recorded = private_of(&work, X);
-    assert_eq!(
-        recorded["unique_ids"][web.to_ascii_lowercase()],
-        vm_unique_id(&emulator, &web),
+    assert!(
+        records_unique_id(&recorded, &web, &vm_unique_id(&emulator, &web)),
         "the vmId of each machine we attached to is recorded: {recorded}"
     );
 
@@ -184,9 +231,8 @@ fn a_machine_recreated_without_the_identity_is_attached_as_ours_and_given_back()
         block("UserAssigned", &["id-one"])
     );
     assert_eq!(assigned(&work), lower([web.clone(), db.clone()]));
-    assert_eq!(
-        private_of(&work, X)["unique_ids"][web.to_ascii_lowercase()],
-        new_vm_id,
+    assert!(
+        records_unique_id(&private_of(&work, X), &web, &new_vm_id),
         "the new vmId is recorded"
     );
     assert!(!work.plan_has_changes(), "clean plan");
@@ -205,21 +251,14 @@ fn a_state_without_unique_ids_records_them_at_the_next_refresh() {
     let work = workdir(&emulator, &assignment("x", &group("rg-a"), ""));
     work.apply();
     // Strip the private state, as an older release wrote it.
-    let mut state = work.run_ok(&["state", "pull"]).json();
-    for resource in state["resources"].as_array_mut().unwrap() {
-        for instance in resource["instances"].as_array_mut().unwrap() {
-            instance.as_object_mut().unwrap().remove("private");
-        }
-    }
-    state["serial"] = json!(state["serial"].as_u64().unwrap() + 1);
-    work.write("old.tfstate", &state.to_string());
-    work.run_ok(&["state", "push", "old.tfstate"]);
+    push_private(&work, None);
     assert_eq!(private_of(&work, X), Json::Null);
     refresh(&work);
-    assert_eq!(
-        private_of(&work, X)["unique_ids"][web.to_ascii_lowercase()],
-        vm_unique_id(&emulator, &web)
-    );
+    assert!(records_unique_id(
+        &private_of(&work, X),
+        &web,
+        &vm_unique_id(&emulator, &web)
+    ));
     recreate(&emulator, &web, &["id-one"]);
     assert!(!assigned(&work).is_empty());
     work.destroy();
@@ -227,6 +266,44 @@ fn a_state_without_unique_ids_records_them_at_the_next_refresh() {
         emulator.identity_of(&web),
         block("UserAssigned", &["id-one"])
     );
+}
+
+/// A state whose unique IDs are kept as earlier builds wrote them (a map of machine ID to
+/// `vmId`, as `unique_ids`) still tells a machine created again apart, and the next apply
+/// writes the record in today's compact form.
+#[test]
+fn unique_ids_kept_as_a_map_of_strings_still_tell_a_recreated_machine_apart() {
+    let emulator = start(vec![
+        vm("rg-a", "vm-web", &[], false),
+        vm("rg-a", "vm-db", &[], false),
+    ]);
+    let (web, db) = (vm_id("rg-a", "vm-web"), vm_id("rg-a", "vm-db"));
+    let work = workdir(&emulator, &assignment("x", &group("rg-a"), ""));
+    work.apply();
+    let old_form = json!({"unique_ids": {
+        web.to_ascii_lowercase(): vm_unique_id(&emulator, &web),
+        db.to_ascii_lowercase(): vm_unique_id(&emulator, &db),
+    }});
+    push_private(&work, Some(&old_form));
+    assert_eq!(private_of(&work, X), old_form);
+
+    // Its owner rebuilds vm-web with our identity: not ours any more, kept at destroy.
+    recreate(&emulator, &web, &["id-one"]);
+    refresh(&work);
+    assert_eq!(assigned(&work), lower([db.clone()]));
+    assert_eq!(compliant(&work), lower([web.clone()]));
+    let recorded = private_of(&work, X);
+    assert!(recorded.get("unique_ids").is_none(), "{recorded}");
+    assert!(
+        records_unique_id(&recorded, &db, &vm_unique_id(&emulator, &db)),
+        "{recorded}"
+    );
+    work.destroy();
+    assert_eq!(
+        emulator.identity_of(&web),
+        block("UserAssigned", &["id-one"])
+    );
+    assert_eq!(emulator.identity_of(&db), block("None", &[]));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -59,7 +59,7 @@
 //!   uncertain): invariant 4, an identity we attached recorded nowhere (1190: step 6;
 //!   365: 3);
 //! - a machine deleted and created again under its name taken for the same one
-//!   (`ownership::is_same_machine` always true): invariant 4 (4: step 7; 1190: 1; 365: 5);
+//!   (`unique_ids::is_same_machine` always true): invariant 4 (4: step 7; 1190: 1; 365: 5);
 //! - an owned machine its owner tagged for exclusion dropped from the record at refresh (the
 //!   keep-ours loop of `engine::assignment`'s refresh disabled): invariant 4 (4: step 1;
 //!   1190: 4);

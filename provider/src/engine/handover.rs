@@ -58,6 +58,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
+use crate::engine::unique_ids::UniqueIds;
 use crate::ownership::{self, Settings};
 
 fn key(scope: &str, identity_id: &str) -> (String, String) {
@@ -82,7 +83,7 @@ pub fn pending_key(kind: &str, scope: &str, identity_id: &str) -> String {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Owed {
     pub releases: BTreeMap<String, String>,
-    pub unique_ids: BTreeMap<String, String>,
+    pub unique_ids: UniqueIds,
 }
 
 impl Owed {
@@ -90,17 +91,7 @@ impl Owed {
     pub fn of(record: &crate::engine::record::Record) -> Owed {
         Owed {
             releases: record.pending_release.clone(),
-            unique_ids: record
-                .unique_ids
-                .iter()
-                .filter(|(machine, _)| {
-                    record
-                        .pending_release
-                        .keys()
-                        .any(|owed| owed.eq_ignore_ascii_case(machine))
-                })
-                .map(|(machine, unique_id)| (machine.clone(), unique_id.clone()))
-                .collect(),
+            unique_ids: record.unique_ids.only(record.pending_release.keys()),
         }
     }
 }
@@ -389,18 +380,16 @@ mod tests {
         let handover = Handover::default();
         let record = crate::engine::record::Record {
             pending_release: BTreeMap::from([("/vm1".to_string(), "/id/b".to_string())]),
-            unique_ids: BTreeMap::from([
-                ("/vm1".to_string(), "u1".to_string()),
-                ("/vm2".to_string(), "u2".to_string()),
-            ]),
+            unique_ids: [("/vm1", "u1"), ("/vm2", "u2")].into_iter().collect(),
             ..Default::default()
         };
         let owed = Owed::of(&record);
         assert_eq!(
-            owed.unique_ids,
-            BTreeMap::from([("/vm1".to_string(), "u1".to_string())]),
+            owed.unique_ids.len(),
+            1,
             "only the unique IDs of the machines owed"
         );
+        assert!(owed.unique_ids.of("/VM1").is_some());
         let key = pending_key("a", "/S", "/ID/A");
         handover.record_pending(&key, &owed);
         assert_eq!(handover.pending_of(&pending_key("a", "/s", "/id/a")), owed);

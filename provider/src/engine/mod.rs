@@ -21,4 +21,5 @@ pub mod policy;
 pub mod record;
 pub mod slice;
 pub mod store;
+pub mod unique_ids;
 pub mod write;

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::azure::compute::{Machine, MachineKind};
 use crate::azure::ids::{self, Scope};
+use crate::engine::unique_ids::{is_same_machine, Digest, UniqueIds};
 use crate::policy::{self, Decision, IdentityBlock, IdentityType, Rules, SkipReason};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,11 +47,11 @@ pub struct Settings {
 pub struct Held {
     /// Lower-cased machine ID to the identity this object attached to it.
     owned: BTreeMap<String, String>,
-    /// Lower-cased machine ID to the unique ID (`vmId`, `uniqueId`) of the machine this
-    /// object attached to. A machine listed under the same ID with another unique ID was
-    /// deleted and created again: it is not the one we attached to. States written before
-    /// unique IDs were recorded have none here until the next refresh or apply records them.
-    unique_ids: BTreeMap<String, String>,
+    /// The unique ID (`vmId`, `uniqueId`) of each machine this object attached to. A
+    /// machine listed under the same ID with another unique ID was deleted and created
+    /// again: it is not the one we attached to. States written before unique IDs were
+    /// recorded have none here until the next refresh or apply records them.
+    unique_ids: UniqueIds,
 }
 
 impl Held {
@@ -68,22 +69,14 @@ impl Held {
         }
     }
 
-    /// Records the unique IDs (`machine ID -> unique ID`, any casing) of owned machines.
-    pub fn record_unique_ids<'a>(
-        &mut self,
-        unique_ids: impl IntoIterator<Item = (&'a String, &'a String)>,
-    ) {
-        for (machine, unique_id) in unique_ids {
-            self.unique_ids
-                .insert(machine.to_ascii_lowercase(), unique_id.clone());
-        }
+    /// Records the unique IDs of owned machines.
+    pub fn record_unique_ids(&mut self, unique_ids: &UniqueIds) {
+        self.unique_ids.extend(unique_ids.clone());
     }
 
     /// The unique ID recorded for `machine_id`, if any.
-    pub fn unique_id_of(&self, machine_id: &str) -> Option<&str> {
-        self.unique_ids
-            .get(&machine_id.to_ascii_lowercase())
-            .map(String::as_str)
+    pub fn unique_id_of(&self, machine_id: &str) -> Option<Digest> {
+        self.unique_ids.of(machine_id)
     }
 
     /// Forgets the owned machines that `inventory` shows deleted and created again (same
@@ -96,12 +89,9 @@ impl Held {
             if !self.owned.contains_key(&key) {
                 continue;
             }
-            if !is_same_machine(
-                self.unique_ids.get(&key).map(String::as_str),
-                machine.unique_id.as_deref(),
-            ) {
+            if !is_same_machine(self.unique_ids.of(&key), machine.unique_id.as_deref()) {
                 self.owned.remove(&key);
-                self.unique_ids.remove(&key);
+                self.unique_ids.forget(&key);
                 forgotten.insert(key);
             }
         }
@@ -129,16 +119,6 @@ impl Held {
     /// Every owned machine (lower-cased) with its identity.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
         self.owned.iter()
-    }
-}
-
-/// Whether a machine listed with `listed` (its unique ID now) is the one recorded with
-/// `recorded`. Without either (a state from before unique IDs were recorded, an ARM answer
-/// without them) the resource ID alone decides, as it always did.
-pub fn is_same_machine(recorded: Option<&str>, listed: Option<&str>) -> bool {
-    match (recorded, listed) {
-        (Some(recorded), Some(listed)) => recorded.eq_ignore_ascii_case(listed),
-        _ => true,
     }
 }
 
@@ -736,11 +716,11 @@ mod tests {
 
     fn held_recorded(identity: &str, machines: &[&Machine]) -> Held {
         let mut held = held(identity, machines);
-        let unique_ids: Vec<(String, String)> = machines
-            .iter()
-            .map(|m| (m.id.clone(), m.unique_id.clone().unwrap()))
-            .collect();
-        held.record_unique_ids(unique_ids.iter().map(|(a, b)| (a, b)));
+        let mut unique_ids = UniqueIds::default();
+        for m in machines {
+            unique_ids.record(&m.id, m.unique_id.as_deref().unwrap());
+        }
+        held.record_unique_ids(&unique_ids);
         held
     }
 
@@ -796,12 +776,12 @@ mod tests {
         assert_eq!(legacy.identity_on(&owned.id), Some(NEW));
         assert_eq!(
             held.unique_id_of(&owned.id.to_ascii_uppercase()),
-            Some("vmid-owned")
+            Some(Digest::of("vmid-owned"))
         );
         assert!(is_same_machine(None, Some("x")));
-        assert!(is_same_machine(Some("X"), Some("x")));
-        assert!(is_same_machine(Some("x"), None));
-        assert!(!is_same_machine(Some("x"), Some("y")));
+        assert!(is_same_machine(Some(Digest::of("X")), Some("x")));
+        assert!(is_same_machine(Some(Digest::of("x")), None));
+        assert!(!is_same_machine(Some(Digest::of("x")), Some("y")));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::azure::compute::Machine;
 use crate::engine::notes::Notes;
 use crate::engine::ownership::{Held, Outcome, Settings, Write};
+use crate::engine::unique_ids::UniqueIds;
 
 /// The ownership record: what travels in Terraform's private state next to the attributes
 /// (the resources keep it there as JSON, nothing at all for the default).
@@ -32,12 +33,19 @@ pub struct Record {
     /// after `identity_id` changed) did not happen: machine to that identity.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pending_release: BTreeMap<String, String>,
-    /// Lower-cased machine ID to the unique ID (`vmId`, a scale set's `uniqueId`) of each
-    /// machine holding an identity from us, recorded when we attach it (and, for states
-    /// written before, at the next refresh or apply). A machine listed under the same ID
-    /// with another unique ID was deleted and created again: not ours.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub unique_ids: BTreeMap<String, String>,
+    /// The unique ID (`vmId`, a scale set's `uniqueId`) of each machine holding an identity
+    /// from us, recorded when we attach it (and, for states written before, at the next
+    /// refresh or apply). A machine listed under the same ID with another unique ID was
+    /// deleted and created again: not ours. Kept as digests under a new name (see
+    /// [`UniqueIds`]); the map of strings kept as `unique_ids` before reads too, and a build
+    /// that knows only that name ignores this one and records them afresh.
+    #[serde(
+        rename = "unique_id_digests",
+        alias = "unique_ids",
+        default,
+        skip_serializing_if = "UniqueIds::is_empty"
+    )]
+    pub unique_ids: UniqueIds,
     /// In a plan, for Terraform 1.16+ (which hands it back to the plan it makes during
     /// apply): the lists this plan showed. Planned again from a fresh listing, a machine
     /// changed since (attached by someone else, created, deleted) would change them, and
@@ -112,20 +120,23 @@ pub fn held(identity_id: &str, outcome: &Outcome, record: &Record) -> Held {
 
 /// The unique ID of every machine `now` holds: as `inventory` lists it, else as `before`
 /// recorded it (a machine missing from the listing keeps its record).
-pub fn unique_ids_of(now: &Held, before: &Held, inventory: &[Machine]) -> BTreeMap<String, String> {
+pub fn unique_ids_of(now: &Held, before: &Held, inventory: &[Machine]) -> UniqueIds {
     let listed: HashMap<String, &Machine> = inventory
         .iter()
         .map(|m| (m.id.to_ascii_lowercase(), m))
         .collect();
-    now.iter()
-        .filter_map(|(machine, _)| {
-            let unique_id = listed
-                .get(machine)
-                .and_then(|m| m.unique_id.as_deref())
-                .or_else(|| before.unique_id_of(machine))?;
-            Some((machine.clone(), unique_id.to_string()))
-        })
-        .collect()
+    let mut unique_ids = UniqueIds::default();
+    for (machine, _) in now.iter() {
+        match listed.get(machine).and_then(|m| m.unique_id.as_deref()) {
+            Some(unique_id) => unique_ids.record(machine, unique_id),
+            None => {
+                if let Some(recorded) = before.unique_id_of(machine) {
+                    unique_ids.keep(machine, recorded);
+                }
+            }
+        }
+    }
+    unique_ids
 }
 
 /// Machines holding an identity from us that neither a listing nor a read by their ID shows

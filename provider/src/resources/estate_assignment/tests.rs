@@ -208,7 +208,7 @@ fn private_state_written_by_earlier_releases_reads_back() {
         Record {
             taken_over: BTreeSet::from(["/vm/a".to_string()]),
             pending_release: BTreeMap::from([("/vm/b".to_string(), "/id/old".to_string())]),
-            unique_ids: BTreeMap::from([("/vm/b".to_string(), "u-1".to_string())]),
+            unique_ids: [("/vm/b", "u-1")].into_iter().collect(),
             ..Record::default()
         }
     );

@@ -8,6 +8,7 @@ use crate::engine::assignment::handed_over;
 use crate::engine::ownership::Write;
 use crate::engine::record::Record;
 use crate::engine::record::{forget_recreated, job_for, kept_for_successor, unique_ids_of};
+use crate::engine::unique_ids::Digest;
 use crate::ownership::{Mode, Outcome};
 
 #[test]
@@ -109,14 +110,14 @@ fn ownership_carries_the_recorded_unique_ids_and_the_adopted_machines() {
     ]);
     let private = Record {
         adopted: BTreeSet::from(["/vm/b".to_string()]),
-        unique_ids: BTreeMap::from([("/vm/a".to_string(), "vmid-a".to_string())]),
+        unique_ids: [("/vm/a", "vmid-a")].into_iter().collect(),
         ..Record::default()
     };
     let held = decode(&state)
         .recorded()
         .held(&Record::from_bytes(&private.to_bytes()));
     assert_eq!(held.identity_on("/vm/b"), Some("/new"), "adopted is ours");
-    assert_eq!(held.unique_id_of("/vm/a"), Some("vmid-a"));
+    assert_eq!(held.unique_id_of("/vm/a"), Some(Digest::of("vmid-a")));
     // Listed with another unique ID: recreated, forgotten; the listing's IDs are kept
     // for the machines still ours, the old record for one missing from the listing.
     let listed = |id: &str, unique_id: &str| Machine {
@@ -136,10 +137,9 @@ fn ownership_carries_the_recorded_unique_ids_and_the_adopted_machines() {
     let unique_ids = unique_ids_of(&held, &held, &[listed("/vm/B", "vmid-b")]);
     assert_eq!(
         unique_ids,
-        BTreeMap::from([
-            ("/vm/a".to_string(), "vmid-a".to_string()),
-            ("/vm/b".to_string(), "vmid-b".to_string()),
-        ])
+        [("/vm/a", "vmid-a"), ("/vm/b", "vmid-b")]
+            .into_iter()
+            .collect()
     );
 }
 
