@@ -8,7 +8,7 @@
 //! the user meant (a role name where an ID belongs, a group where a machine belongs), the
 //! rule refuses it at `validate`, naming the fix.
 
-use tfplugin::{AttributePath, Diagnostics, Validator, Value};
+use tfplugin::{AttributePath, Diagnostics, Validator};
 
 use crate::azure::ids::{self, ResourceId, Scope, UserAssignedIdentityId};
 use crate::azure::AzureClients;
@@ -263,23 +263,9 @@ pub fn resource_type() -> Validator {
     Validator::string("Unknown resource type", check_resource_type)
 }
 
-/// An error at `attribute` when `config` sets it to an empty list, set or map: a filter
-/// that matches nothing is refused, `fix` says what to write instead.
-pub fn check_not_empty(config: &Value, attribute: &str, summary: &str, fix: &str) -> Diagnostics {
-    let mut diagnostics = Diagnostics::default();
-    let value = config.get(attribute);
-    let empty = value.as_list().is_some_and(<[Value]>::is_empty)
-        || matches!(value, Value::Map(map) if map.is_empty());
-    if empty {
-        diagnostics.error_at(AttributePath::root(attribute), summary, fix);
-    }
-    diagnostics
-}
-
-/// How to fix `resource_types = []`.
-pub const RESOURCE_TYPES_LISTED: &str = "Name at least one of `virtualMachines` and `virtualMachineScaleSets`, or leave the argument out for both.";
-
-/// [`check_not_empty`] for a typed model's list or set (`None`: not set, or unknown).
+/// An error at `attribute` when `list` (a typed model's list or set; `None`: not set, or
+/// unknown) is empty: a filter that matches nothing is refused, `fix` says what to write
+/// instead.
 pub fn check_listed<T>(
     list: Option<&[T]>,
     attribute: &str,
@@ -294,12 +280,12 @@ pub fn check_listed<T>(
 }
 
 /// `resource_types = []` is refused: it would match no machine.
-pub fn check_resource_types_listed(config: &Value) -> Diagnostics {
-    check_not_empty(
-        config,
+pub fn check_resource_types_listed<T>(resource_types: Option<&[T]>) -> Diagnostics {
+    check_listed(
+        resource_types,
         "resource_types",
         "No resource types",
-        RESOURCE_TYPES_LISTED,
+        "Name at least one of `virtualMachines` and `virtualMachineScaleSets`, or leave the argument out for both.",
     )
 }
 
@@ -458,6 +444,7 @@ pub async fn check_identity_exists(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tfplugin::Value;
 
     const SUB: &str = "/subscriptions/00000000-0000-0000-0000-000000000001";
 
@@ -566,10 +553,14 @@ mod tests {
         );
         assert!(check_resource_type("VIRTUALMACHINES").is_ok());
         assert!(check_resource_type("disks").is_err());
-        let config = Value::object([("resource_types", Value::Set(vec![]))]);
-        assert!(check_resource_types_listed(&config).has_errors());
-        let config = Value::object([("resource_types", Value::Null)]);
-        assert!(!check_resource_types_listed(&config).has_errors());
+        let no_types: &[String] = &[];
+        let diagnostics = check_resource_types_listed(Some(no_types));
+        assert_eq!(
+            diagnostics.items[0].attribute,
+            Some(AttributePath::root("resource_types"))
+        );
+        assert!(!check_resource_types_listed::<String>(None).has_errors());
+        assert!(!check_resource_types_listed(Some(&["virtualMachines"])).has_errors());
         assert!(duration().check(&Value::from("0s")).is_ok());
         assert!(duration().check(&Value::from("-1h")).is_err());
     }
@@ -589,7 +580,7 @@ mod builtin_identity_rules {
             "{path}"
         );
         assert!(check_subscription_id("not-a-guid").is_err());
-        assert!(subscription_id().check(&Value::from("x")).is_err());
+        assert!(subscription_id().check(&tfplugin::Value::from("x")).is_err());
     }
 
     #[test]

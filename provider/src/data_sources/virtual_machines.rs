@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tfplugin::typed::{DataRead, Maybe, TypedDataSource};
-use tfplugin::{Attribute, AttributePath, Block, Diagnostics, NestingMode, Schema, Type, Value};
+use tfplugin::{Attribute, AttributePath, Block, Diagnostics, NestingMode, Schema, Type};
 
 use crate::arguments;
 use crate::azure::compute::{Machine, MachineKind};
@@ -171,13 +171,8 @@ impl TypedDataSource for VirtualMachines {
     }
 
     fn validate(&self, config: &Model) -> Diagnostics {
-        match &config.resource_types {
-            // The rule, and its words, are `mig_identity_assignment`'s.
-            Some(types) if types.is_empty() => arguments::check_resource_types_listed(
-                &Value::object([("resource_types", Value::Set(Vec::new()))]),
-            ),
-            _ => Diagnostics::default(),
-        }
+        // The rule, and its words, are `mig_identity_assignment`'s.
+        arguments::check_resource_types_listed(config.resource_types.as_deref())
     }
 
     async fn read(&self, clients: &Arc<AzureClients>, config: Model) -> DataRead<Model> {

@@ -166,11 +166,8 @@ impl Selection {
             "No regions",
             "An empty list matches no machine. Name at least one region, or leave `locations` out for every region.",
         );
-        diagnostics.extend(arguments::check_listed(
+        diagnostics.extend(arguments::check_resource_types_listed(
             self.resource_types.known().map(Vec::as_slice),
-            "resource_types",
-            "No resource types",
-            arguments::RESOURCE_TYPES_LISTED,
         ));
         let tags = self.exclude_tags.known().into_iter().flat_map(|m| m.keys());
         diagnostics.extend(arguments::check_tag_names(tags, "exclude_tags"));

@@ -170,13 +170,9 @@ impl From<OrphanModel> for Orphan {
     }
 }
 
-/// What the declared validators cannot see alone: empty sets. Run at validate by the
-/// resource, the action (and again at its plan) and the data source.
-pub fn validate_search(config: &Value) -> Diagnostics {
-    arguments::check_not_empty(config, "principal_types", NO_TYPES, NO_TYPES_FIX)
-}
-
-/// [`validate_search`] of a typed model's `principal_types` (`None`: not set, or unknown).
+/// What the declared validators cannot see alone: an empty `principal_types` (`None`: not
+/// set, or unknown). Run at validate by the resource, the action (and again at its plan)
+/// and the data source.
 pub fn validate_principal_types<T>(principal_types: Option<&[T]>) -> Diagnostics {
     arguments::check_listed(principal_types, "principal_types", NO_TYPES, NO_TYPES_FIX)
 }
@@ -241,15 +237,17 @@ impl RemovalArguments {
     }
 }
 
-/// The scope and rules, once every search argument is known.
+/// [`search_of`] of a configuration value with the declared defaults applied: the tests
+/// check that the typed path finds what the schema declares.
+#[cfg(test)]
 pub fn search_from(config: &Value) -> Option<(String, Rules)> {
     let arguments: SearchArguments = model::decode(config).ok()?;
     let rules = arguments.rules()?;
     Some((arguments::trim_arm_id(&arguments.scope).to_string(), rules))
 }
 
-/// [`search_from`] of a typed model's search arguments: `None` unless every one is known (an
-/// unset `exclude_role_definition_ids` is known: nothing is excluded).
+/// The scope and rules, from a typed model's search arguments: `None` unless every one is
+/// known (an unset `exclude_role_definition_ids` is known: nothing is excluded).
 pub fn search_of(
     scope: &Maybe<String>,
     principal_types: &Maybe<Vec<Maybe<String>>>,

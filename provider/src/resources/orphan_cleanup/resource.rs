@@ -14,8 +14,8 @@ use tfplugin::{
 };
 
 use super::{
-    orphaned_attribute, removal_arguments, search_arguments, search_from, too_many,
-    validate_search, Mode, OrphanModel, RemovalArguments, TYPE_NAME,
+    orphaned_attribute, removal_arguments, search_arguments, search_of, too_many,
+    validate_principal_types, Mode, OrphanModel, RemovalArguments, TYPE_NAME,
 };
 use crate::arguments;
 use crate::azure::AzureClients;
@@ -58,7 +58,12 @@ impl Model {
 
     /// The scope and rules, once every search argument is known.
     fn search(&self) -> Option<(String, Rules)> {
-        search_from(&self.value())
+        search_of(
+            &self.scope,
+            &self.principal_types,
+            &self.min_age,
+            &self.exclude_role_definition_ids,
+        )
     }
 
     fn removal(&self) -> RemovalArguments {
@@ -177,10 +182,10 @@ impl TypedResource for OrphanCleanup {
     }
 
     // Arguments are checked by the validators declared in `search_arguments` and
-    // `removal_arguments` (and `validate_search`); defaults and replacement (`scope`) are
+    // `removal_arguments` (and `validate_principal_types`); defaults and replacement (`scope`) are
     // declared there too.
     fn validate(&self, config: &Model) -> Diagnostics {
-        validate_search(&config.value())
+        validate_principal_types(config.principal_types.known().map(Vec::as_slice))
     }
 
     async fn plan(
@@ -318,8 +323,8 @@ impl TypedResource for OrphanCleanup {
             ..Model::default()
         };
         let skeleton = schema().block.apply_defaults(&skeleton.value());
+        // The declared defaults are never empty: the declared validators are all it needs.
         let mut problems = schema().block.validate(&skeleton);
-        problems.extend(validate_search(&skeleton));
         if scope.is_empty() || problems.has_errors() {
             if scope.is_empty() {
                 problems.error(

@@ -181,7 +181,8 @@ fn role_names_are_refused_and_ids_compare_by_guid() {
             "b24988ac-6180-42a0-ab88-20f7382dd24c".to_string(),
         ])
     );
-    let empty = validate_search(&config(&[("principal_types", Value::Set(vec![]))]));
+    let no_types: &[String] = &[];
+    let empty = validate_principal_types(Some(no_types));
     assert_eq!(
         empty.items[0].attribute,
         Some(AttributePath::root("principal_types"))
