@@ -580,7 +580,9 @@ mod builtin_identity_rules {
             "{path}"
         );
         assert!(check_subscription_id("not-a-guid").is_err());
-        assert!(subscription_id().check(&tfplugin::Value::from("x")).is_err());
+        assert!(subscription_id()
+            .check(&tfplugin::Value::from("x"))
+            .is_err());
     }
 
     #[test]
