@@ -154,6 +154,24 @@ pub fn refresh(work: &Workdir) -> crate::CommandOutput {
     ])
 }
 
+/// The warnings of `terraform plan -json` (run with `extra` arguments), as (summary, detail).
+pub fn plan_warnings(work: &Workdir, extra: &[&str]) -> Vec<(String, String)> {
+    let mut args = vec!["plan", "-input=false", "-no-color", "-json"];
+    args.extend_from_slice(extra);
+    let output = work.run_ok(&args);
+    output
+        .diagnostics()
+        .into_iter()
+        .filter(|d| d["severity"] == "warning")
+        .map(|d| {
+            (
+                d["summary"].as_str().unwrap_or_default().to_string(),
+                d["detail"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
 /// The actions of a `resource_changes` entry of `terraform show -json` (`["update"]`, ...).
 pub fn actions(change: &Json) -> Vec<String> {
     change["change"]["actions"]

@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use acceptance_tests::scenario::{
-    assignment, group, id_set, identity, instant, lower, one_subscription, subscription, vm, vm_id,
-    workdir, Parts,
+    assignment, group, id_set, identity, instant, lower, one_subscription, plan_warnings,
+    subscription, vm, vm_id, workdir, Parts,
 };
 use acceptance_tests::{Emulator, Workdir};
 use serde_json::json;
@@ -61,24 +61,6 @@ fn holds(emulator: &Emulator, machine: &str, name: &str) -> bool {
         .identity_of(machine)
         .1
         .contains(&identity(name).to_ascii_lowercase())
-}
-
-/// The warnings of `terraform plan -json` (run with `extra` arguments), as (summary, detail).
-fn plan_warnings(work: &Workdir, extra: &[&str]) -> Vec<(String, String)> {
-    let mut args = vec!["plan", "-input=false", "-no-color", "-json"];
-    args.extend_from_slice(extra);
-    let output = work.run_ok(&args);
-    output
-        .diagnostics()
-        .into_iter()
-        .filter(|d| d["severity"] == "warning")
-        .map(|d| {
-            (
-                d["summary"].as_str().unwrap_or_default().to_string(),
-                d["detail"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
 }
 
 fn warning<'a>(warnings: &'a [(String, String)], summary: &str) -> Option<&'a str> {

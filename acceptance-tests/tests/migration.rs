@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use acceptance_tests::{terraform_has, Emulator, Workdir};
+use acceptance_tests::{scenario, terraform_has, Emulator, Workdir};
 use serde_json::{json, Value as Json};
 
 const SUB_A: &str = "a0000000-0000-4000-8000-00000000000a";
@@ -121,6 +121,14 @@ resource "mig_estate_assignment" "all" {{
     )
 }
 
+/// [`estate`] without its `removed` block.
+fn estate_without_removed() -> String {
+    estate()
+        .split_once("resource \"mig_estate_assignment\"")
+        .map(|(_, rest)| format!("resource \"mig_estate_assignment\"{rest}"))
+        .expect("the estate's block")
+}
+
 /// Machine ID (lower-cased) to the user-assigned identities it holds (lower-cased).
 fn held(emulator: &Emulator) -> BTreeMap<String, BTreeSet<String>> {
     machines()
@@ -161,6 +169,8 @@ fn machine_writes(emulator: &Emulator) -> Vec<Json> {
 }
 
 const OVERLAP: &str = "Two objects attach the same identity to the same machines";
+const MOVED_WITHOUT_BLOCK: &str =
+    "An object with the same identity over the same machines is destroyed and another created";
 const LOST: &str = "Machines lost the identity this resource attached";
 const LOSING: &str = "Machines keep losing the identity this resource attaches";
 
@@ -184,19 +194,11 @@ fn strip(emulator: &Emulator, id: &str) {
     assert!(emulator.identity_of(id).1.is_empty(), "{id} stripped");
 }
 
-/// The summaries of the warnings of `terraform plan -json`.
+/// The warnings of `terraform plan -json`, as "summary: detail".
 fn plan_warnings(work: &Workdir) -> Vec<String> {
-    work.run_ok(&["plan", "-input=false", "-no-color", "-json"])
-        .diagnostics()
+    scenario::plan_warnings(work, &[])
         .into_iter()
-        .filter(|d| d["severity"] == "warning")
-        .map(|d| {
-            format!(
-                "{}: {}",
-                d["summary"].as_str().unwrap_or_default(),
-                d["detail"].as_str().unwrap_or_default()
-            )
-        })
+        .map(|(summary, detail)| format!("{summary}: {detail}"))
         .collect()
 }
 
@@ -231,14 +233,8 @@ fn four_per_region_objects_move_to_one_estate_without_a_machine_losing_the_ident
 
     // The estate next to the old objects (the blocks kept): the plan warns that both attach
     // the same identities to the same machines.
-    let both = format!(
-        "{}{}",
-        old_objects(),
-        estate()
-            .split_once("resource \"mig_estate_assignment\"")
-            .map(|(_, rest)| format!("resource \"mig_estate_assignment\"{rest}"))
-            .unwrap()
-    );
+    let estate_alone = estate_without_removed();
+    let both = format!("{}{estate_alone}", old_objects());
     work.write("main.tf", &emulator.configuration(&both));
     let warnings = plan_warnings(&work);
     assert!(
@@ -246,9 +242,25 @@ fn four_per_region_objects_move_to_one_estate_without_a_machine_losing_the_ident
         "the overlap is warned about: {warnings:#?}"
     );
 
+    // The estate in place of the old objects, without the `removed` block: their destroys
+    // and the estate's creates meet in one plan, which warns and names the fix.
+    work.write("main.tf", &emulator.configuration(&estate_alone));
+    let warnings = plan_warnings(&work);
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains(MOVED_WITHOUT_BLOCK) && w.contains("removed {")),
+        "a move without `removed` is warned about: {warnings:#?}"
+    );
+
     // The move: no machine is written, every machine keeps its identity.
     emulator.clear_requests();
     work.write("main.tf", &emulator.configuration(&estate()));
+    let warnings = plan_warnings(&work);
+    assert!(
+        !warnings.iter().any(|w| w.contains(MOVED_WITHOUT_BLOCK)),
+        "`removed` with `adopt` is the way: {warnings:#?}"
+    );
     apply(&work);
     let writes = machine_writes(&emulator);
     assert!(writes.is_empty(), "no machine written: {writes:#?}");
@@ -288,6 +300,15 @@ fn four_per_region_objects_move_to_one_estate_without_a_machine_losing_the_ident
         !warnings.iter().any(|w| w.contains(OVERLAP)),
         "one estate alone overlaps nothing: {warnings:#?}"
     );
+
+    // And back: the estate destroyed and per-region objects created in one plan warns too.
+    work.write("main.tf", &emulator.configuration(&old_objects()));
+    let warnings = plan_warnings(&work);
+    assert!(
+        warnings.iter().any(|w| w.contains(MOVED_WITHOUT_BLOCK)),
+        "a move back without `removed` is warned about: {warnings:#?}"
+    );
+    work.write("main.tf", &emulator.configuration(&estate()));
 
     // Another tool strips a machine after each apply: the estate's plan names it, and the
     // second time in a row warns of the fight.

@@ -2,14 +2,16 @@
 //! bullet 7): the old address leaves the configuration and a new one with the same scope and
 //! identity enters it, in one apply. Terraform does not order the old object's destroy
 //! against the new object's create; here the create is made to reach the provider first, and
-//! the result is read back from the emulator.
+//! the result is read back from the emulator. The plan of such a move warns, and names the
+//! fix.
 
 use std::collections::BTreeSet;
 
 use acceptance_tests::scenario::{
-    assignment, block, group, id_set, lower, start, state_of, vm, vm_id, workdir, writes_to_path,
+    assignment, block, group, id_set, lower, plan_warnings, start, state_of, subscription, vm,
+    vm_id, workdir, writes_to_path,
 };
-use acceptance_tests::Emulator;
+use acceptance_tests::{terraform_has, Emulator};
 use serde_json::Value as Json;
 
 const X: &str = "mig_identity_assignment.x";
@@ -183,4 +185,90 @@ fn a_move_whose_create_reaches_the_provider_first_strips_nothing_and_ends_compli
         emulator.identity_of(&app),
         block("SystemAssigned, UserAssigned", &["id-app", "id-one"])
     );
+}
+
+/// The warning of a plan that destroys one object and creates another of the same identity
+/// over the same machines.
+const MOVED_WITHOUT_BLOCK: &str =
+    "An object with the same identity over the same machines is destroyed and another created";
+
+/// The detail of the [`MOVED_WITHOUT_BLOCK`] warnings of a plan (with `extra` arguments).
+fn moved_warnings(work: &acceptance_tests::Workdir, extra: &[&str]) -> Vec<String> {
+    plan_warnings(work, extra)
+        .into_iter()
+        .filter(|(summary, _)| summary == MOVED_WITHOUT_BLOCK)
+        .map(|(_, detail)| detail)
+        .collect()
+}
+
+/// The old address leaves the configuration and a new one of the same identity over the
+/// same machines enters it: the plan warns, naming both scopes and the fix, whichever of the
+/// two Terraform plans first. The ways that keep ownership do not warn: `-replace`, a
+/// `moved` block, and `removed` with `adopt`; nor does a new object of another identity.
+#[test]
+fn an_address_changed_without_a_moved_block_is_warned_at_plan() {
+    let emulator = start_moving();
+    let work = workdir(&emulator, &assignment("old", &group("rg-a"), ""));
+    work.apply();
+    assert_eq!(
+        moved_warnings(&work, &["-replace=mig_identity_assignment.old"]),
+        Vec::<String>::new(),
+        "a replacement is not a move"
+    );
+
+    // A new address over the whole subscription, the old one gone.
+    work.write(
+        "main.tf",
+        &emulator.configuration(&assignment("x", &subscription(), "")),
+    );
+    let warnings = moved_warnings(&work, &[]);
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    let detail = warnings[0].to_ascii_lowercase();
+    for named in [
+        format!("scope `{}`", group("rg-a")),
+        format!("scope `{}`", subscription()),
+        "`moved` block".to_string(),
+        "adopt = \"compliant\"".to_string(),
+    ] {
+        assert!(
+            detail.contains(&named.to_ascii_lowercase()),
+            "names {named}: {detail}"
+        );
+    }
+
+    // The same with a `moved` block: a rename, nothing destroyed.
+    work.write(
+        "main.tf",
+        &emulator.configuration(&format!(
+            "{}moved {{\n  from = mig_identity_assignment.old\n  to   = mig_identity_assignment.x\n}}\n",
+            assignment("x", &group("rg-a"), "")
+        )),
+    );
+    assert_eq!(moved_warnings(&work, &[]), Vec::<String>::new(), "moved");
+
+    // A new object of another identity: no machine changes hands.
+    work.write(
+        "main.tf",
+        &emulator.configuration(&assignment("x", &group("rg-a"), "").replace("id-one", "id-app")),
+    );
+    assert_eq!(
+        moved_warnings(&work, &[]),
+        Vec::<String>::new(),
+        "another identity"
+    );
+
+    if terraform_has(7, "`removed` blocks") {
+        work.write(
+            "main.tf",
+            &emulator.configuration(&format!(
+                "{}removed {{\n  from = mig_identity_assignment.old\n  lifecycle {{\n    destroy = false\n  }}\n}}\n",
+                assignment("x", &group("rg-a"), "adopt = \"compliant\"")
+            )),
+        );
+        assert_eq!(
+            moved_warnings(&work, &[]),
+            Vec::<String>::new(),
+            "removed with adopt"
+        );
+    }
 }

@@ -207,9 +207,14 @@ pub trait TypedResource: Send + Sync + 'static {
     fn validate(&self, _config: &Self::Model) -> Diagnostics {
         Diagnostics::default()
     }
-    /// Warnings for a destroy's plan, from the private state (the adapter plans the destroy
-    /// itself: no change, private state kept). By default none.
-    fn plan_destroy(&self, _prior_private: &Self::Private) -> Diagnostics {
+    /// Warnings for a destroy's plan, from the prior state (`None` when it cannot be read as
+    /// the model) and the private state (the adapter plans the destroy itself: no change,
+    /// private state kept). By default none.
+    fn plan_destroy(
+        &self,
+        _prior: Option<&Self::Model>,
+        _prior_private: &Self::Private,
+    ) -> Diagnostics {
         Diagnostics::default()
     }
     /// Plans a create or an update. `clients` is `None` when the provider is not configured
@@ -328,7 +333,14 @@ impl<R: TypedResource> Resource for Typed<R> {
         };
         if request.proposed_new_state.is_null() {
             // Destroy: nothing to plan.
-            response.diagnostics = self.resource.plan_destroy(&private(&request.prior_private));
+            // A prior state that does not decode only loses the warnings drawn from it: it
+            // must never stop a destroy.
+            let prior = decode_optional::<R::Model>(&request.prior_state)
+                .ok()
+                .flatten();
+            response.diagnostics = self
+                .resource
+                .plan_destroy(prior.as_ref(), &private(&request.prior_private));
             return response;
         }
         // Values unknown at validation and known now get the same checks.

@@ -98,10 +98,14 @@ impl TypedResource for Thing {
         diagnostics
     }
 
-    fn plan_destroy(&self, prior_private: &Owned) -> Diagnostics {
+    fn plan_destroy(&self, prior: Option<&Model>, prior_private: &Owned) -> Diagnostics {
         let mut diagnostics = Diagnostics::default();
         if prior_private.created {
-            diagnostics.warning("Destroying what was created", "as planned");
+            let name = match prior.map(|prior| &prior.name) {
+                Some(Maybe::Known(name)) => name.as_str(),
+                _ => "something unreadable",
+            };
+            diagnostics.warning(&format!("Destroying {name}"), "as planned");
         }
         diagnostics
     }
@@ -466,7 +470,7 @@ async fn read_hands_the_recorded_state_and_private_state_over() {
 }
 
 #[tokio::test]
-async fn a_destroy_plan_warns_from_the_private_state_and_a_second_plan_gets_the_first() {
+async fn a_destroy_plan_warns_from_the_prior_and_private_state_and_a_second_plan_gets_the_first() {
     let resource = thing(true);
     let destroy = resource
         .plan(PlanRequest {
@@ -477,8 +481,23 @@ async fn a_destroy_plan_warns_from_the_private_state_and_a_second_plan_gets_the_
         })
         .await;
     assert_eq!(destroy.diagnostics.items.len(), 1);
+    assert_eq!(destroy.diagnostics.items[0].summary, "Destroying a");
     assert!(!destroy.diagnostics.has_errors());
     assert_eq!(destroy.planned_private, owned());
+    // A prior state that is not the model still plans the destroy, without its facts.
+    let unreadable = resource
+        .plan(PlanRequest {
+            prior_state: Value::from("not an object"),
+            proposed_new_state: Value::Null,
+            prior_private: owned(),
+            ..PlanRequest::default()
+        })
+        .await;
+    assert!(!unreadable.diagnostics.has_errors());
+    assert_eq!(
+        unreadable.diagnostics.items[0].summary,
+        "Destroying something unreadable"
+    );
     let again = resource
         .plan(PlanRequest {
             config: state("a", Value::Null),

@@ -131,6 +131,23 @@ pub struct Handover {
 pub struct PlannedReaches {
     /// Each reach planned.
     planned: Mutex<Vec<Settings>>,
+    /// The reaches of the objects created and of those destroyed in this process's plan
+    /// (see [`PlannedReaches::note_created`]).
+    moving: Mutex<Moving>,
+}
+
+/// Reaches of creates and destroys planned in one process.
+#[derive(Default)]
+struct Moving {
+    created: Vec<Settings>,
+    destroyed: Vec<Settings>,
+}
+
+/// Which of the two an object planned in this process is, to [`PlannedReaches`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Create,
+    Destroy,
 }
 
 impl PlannedReaches {
@@ -150,6 +167,33 @@ impl PlannedReaches {
             .cloned()
             .collect();
         planned.push(reach.clone());
+        overlapping
+    }
+
+    /// Records that `reach` is created (`Change::Create`) or destroyed (`Change::Destroy`)
+    /// in this plan, and returns the reaches planned before it with the other change that
+    /// overlap it.
+    ///
+    /// One object destroyed and another of the same identity over the same machines created
+    /// in one plan is an address changed without a `moved` block (or machines moved to
+    /// another object without `removed`): Terraform does not order the destroy against the
+    /// create, and each order gives a different owner (see the Lifecycle tables). The two
+    /// halves of a replacement (`-replace`, taint, `create_before_destroy`) never meet here:
+    /// Terraform plans the object replaced with its prior state or not at all, never as a
+    /// destroy.
+    pub fn note_change(&self, change: Change, reach: &Settings) -> Vec<Settings> {
+        let mut guard = self.moving.lock().expect("handover lock");
+        let moving = &mut *guard;
+        let (mine, theirs) = match change {
+            Change::Create => (&mut moving.created, &moving.destroyed),
+            Change::Destroy => (&mut moving.destroyed, &moving.created),
+        };
+        let overlapping = theirs
+            .iter()
+            .filter(|other| ownership::reaches_overlap(reach, other))
+            .cloned()
+            .collect();
+        mine.push(reach.clone());
         overlapping
     }
 }
@@ -475,5 +519,67 @@ mod tests {
         let same = PlannedReaches::default();
         assert!(same.note(&reach(&group, &id, None)).is_empty());
         assert_eq!(same.note(&reach(&group, &id, None)).len(), 1);
+    }
+
+    #[test]
+    fn a_destroy_and_a_create_over_the_same_machines_are_reported_in_either_order() {
+        let sub = "/subscriptions/00000000-0000-0000-0000-000000000001";
+        let group = format!("{sub}/resourceGroups/a");
+        let id = format!("{sub}/resourceGroups/ids/providers/Microsoft.ManagedIdentity/userAssignedIdentities/one");
+        let other = format!("{sub}/resourceGroups/ids/providers/Microsoft.ManagedIdentity/userAssignedIdentities/two");
+        let scopes = |reaches: Vec<Settings>| {
+            reaches
+                .iter()
+                .map(|reach| reach.scope.to_string())
+                .collect::<Vec<_>>()
+        };
+
+        // Destroy planned first: the create is told.
+        let reaches = PlannedReaches::default();
+        assert!(reaches
+            .note_change(Change::Destroy, &reach(sub, &id, None))
+            .is_empty());
+        assert_eq!(
+            scopes(reaches.note_change(Change::Create, &reach(&group, &id, None))),
+            [sub]
+        );
+
+        // Create planned first: the destroy is told.
+        let reaches = PlannedReaches::default();
+        assert!(reaches
+            .note_change(Change::Create, &reach(&group, &id, None))
+            .is_empty());
+        assert_eq!(
+            scopes(reaches.note_change(Change::Destroy, &reach(sub, &id, None))),
+            [group.as_str()]
+        );
+
+        // Two creates are not a move, nor are two destroys.
+        let reaches = PlannedReaches::default();
+        assert!(reaches
+            .note_change(Change::Create, &reach(sub, &id, None))
+            .is_empty());
+        assert!(reaches
+            .note_change(Change::Create, &reach(&group, &id, None))
+            .is_empty());
+        let reaches = PlannedReaches::default();
+        assert!(reaches
+            .note_change(Change::Destroy, &reach(sub, &id, None))
+            .is_empty());
+        assert!(reaches
+            .note_change(Change::Destroy, &reach(&group, &id, None))
+            .is_empty());
+
+        // Another identity, or other regions, reach other machines.
+        let reaches = PlannedReaches::default();
+        assert!(reaches
+            .note_change(Change::Create, &reach(sub, &id, Some(&["eastus"])))
+            .is_empty());
+        assert!(reaches
+            .note_change(Change::Destroy, &reach(sub, &other, None))
+            .is_empty());
+        assert!(reaches
+            .note_change(Change::Destroy, &reach(sub, &id, Some(&["westus"])))
+            .is_empty());
     }
 }

@@ -4,13 +4,13 @@
 use std::collections::BTreeSet;
 
 use crate::engine::assignment::{Assignment, Recorded, PLAN_LISTING_MAX_AGE};
-use crate::engine::handover::{pending_key, Owed};
+use crate::engine::handover::{pending_key, Change, Owed};
 use crate::engine::list::inventory;
 use crate::engine::notes::Notes;
 use crate::engine::ownership::{self, Held, Outcome, Settings};
 use crate::engine::record::{
     contains_ignoring_case, forget_recreated, keep_unreadable, uncertain_after_refresh, warn_lost,
-    warn_overlap, warn_uncertain, Record,
+    warn_moved_without_block, warn_overlap, warn_uncertain, Record,
 };
 
 /// What an object is planned from.
@@ -40,10 +40,15 @@ pub struct Planned {
 
 impl Assignment<'_> {
     /// Warns when objects planned before this one in the same run reach some of its
-    /// machines with the same identity.
-    pub fn note_reach(&self, settings: &Settings, notes: &mut Notes) {
+    /// machines with the same identity; for a create (`is_create`), also when they are
+    /// destroyed in this plan.
+    pub fn note_reach(&self, settings: &Settings, is_create: bool, notes: &mut Notes) {
         let overlapping = self.handover.reaches.note(settings);
         warn_overlap(settings, &overlapping, notes);
+        if is_create {
+            let destroyed = self.handover.reaches.note_change(Change::Create, settings);
+            warn_moved_without_block(Change::Create, settings, &destroyed, notes);
+        }
     }
 
     /// Plans an object. `None` when it cannot be planned (an error in `notes`).

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::azure::compute::Machine;
+use crate::engine::handover::Change;
 use crate::engine::notes::Notes;
 use crate::engine::ownership::{Held, Outcome, Settings, Write};
 use crate::engine::unique_ids::UniqueIds;
@@ -206,27 +207,66 @@ pub fn warn_overlap(settings: &Settings, overlapping: &[Settings], notes: &mut N
     if overlapping.is_empty() {
         return;
     }
-    let describe = |reach: &Settings| {
-        let regions = match &reach.locations {
-            Some(regions) => regions.iter().cloned().collect::<Vec<_>>().join(", "),
-            None => "every region".to_string(),
-        };
-        format!("scope `{}` ({regions})", reach.scope)
-    };
-    let others = overlapping
-        .iter()
-        .map(|other| format!("- {}", describe(other)))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let others = list_reaches(overlapping);
     notes.warning_at(
         "scope",
         "Two objects attach the same identity to the same machines",
         &format!(
             "This object, over {}, and another object in this configuration attach `{}` to machines both reach:\n{others}\nEach records only what it attached, so removing one (or narrowing it) takes the identity back from machines the other still wants, and the other attaches it again at its next apply. Give each machine one object: narrow `scope`, `locations` or `resource_types`, or list the machines in one object's `exclude_ids`. To move machines from one object to another, remove the old one with `removed {{ lifecycle {{ destroy = false }} }}` and set `adopt = \"compliant\"` on the new one (see the estates guide).",
-            describe(settings),
+            describe_reach(settings),
             settings.identity_id,
         ),
     );
+}
+
+/// Warns that this plan creates an object and destroys another of the same identity over
+/// the same machines (`change` is what it does to this one; `others`, the reaches of the
+/// other change): an address changed without a `moved` block, or machines moved to another
+/// object without `removed`.
+pub fn warn_moved_without_block(
+    change: Change,
+    settings: &Settings,
+    others: &[Settings],
+    notes: &mut Notes,
+) {
+    if others.is_empty() {
+        return;
+    }
+    let (this, other) = match change {
+        Change::Create => ("created", "destroyed"),
+        Change::Destroy => ("destroyed", "created"),
+    };
+    let summary =
+        "An object with the same identity over the same machines is destroyed and another created";
+    let detail = format!(
+        "This object, over {}, is {this} in this plan, and another object attaching `{}` to some of the same machines is {other}:\n{}\nTerraform does not order one object's destroy against another's create: the destroy may take the identity back and the create attach it again within the apply, or the create may record the machines as compliant rather than its own, so that its destroy would leave them holding the identity. If the new object is the old one at a new address, add a `moved` block from the old address to the new one. To move machines to another object, remove the old one with `removed {{ lifecycle {{ destroy = false }} }}` and set `adopt = \"compliant\"` on the new one (see the estates guide).",
+        describe_reach(settings),
+        settings.identity_id,
+        list_reaches(others),
+    );
+    match change {
+        Change::Create => notes.warning_at("scope", summary, &detail),
+        // A destroyed object has no configuration to point at.
+        Change::Destroy => notes.warning(summary, &detail),
+    }
+}
+
+/// "scope `...` (its regions)".
+fn describe_reach(reach: &Settings) -> String {
+    let regions = match &reach.locations {
+        Some(regions) => regions.iter().cloned().collect::<Vec<_>>().join(", "),
+        None => "every region".to_string(),
+    };
+    format!("scope `{}` ({regions})", reach.scope)
+}
+
+/// One line per reach, as a Markdown list.
+fn list_reaches(reaches: &[Settings]) -> String {
+    reaches
+        .iter()
+        .map(|reach| format!("- {}", describe_reach(reach)))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Machines that were planned the identity again after losing it, as `streaks` counts them:

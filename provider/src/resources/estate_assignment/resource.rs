@@ -43,6 +43,34 @@ impl TypedResource for EstateAssignment {
         validate_arguments(config)
     }
 
+    /// Each slice's destroy warnings, as a `mig_identity_assignment`'s (an estate's destroy
+    /// is its slices' destroys).
+    fn plan_destroy(&self, prior: Option<&Model>, prior_private: &Private) -> Diagnostics {
+        let mut diagnostics = Diagnostics::default();
+        let Some(prior) = prior else {
+            return diagnostics;
+        };
+        let Maybe::Known(slices) = &prior.buckets else {
+            return diagnostics;
+        };
+        for (key, slice) in slices {
+            let settings = slice.scope.as_str().and_then(|scope| {
+                prior
+                    .slice_arguments(scope, region_of_key(key), slice.identity_id.clone())
+                    .settings()
+            });
+            diagnostics.extend(slice_diagnostics(
+                key,
+                assignment::plan_destroy(
+                    self.data.handover(),
+                    settings.as_ref(),
+                    &prior_private.of(key),
+                ),
+            ));
+        }
+        diagnostics
+    }
+
     async fn plan(
         &self,
         clients: Option<&Arc<AzureClients>>,

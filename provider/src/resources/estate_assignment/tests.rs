@@ -317,3 +317,58 @@ fn a_slice_is_the_assignment_object_it_stands_for_and_back() {
         Some(BTreeSet::from(["eastus".to_string()]))
     );
 }
+
+#[test]
+fn a_destroy_plan_warns_for_each_slice_that_an_object_created_in_this_plan_reaches() {
+    use crate::engine::handover::Change;
+    use tfplugin::typed::TypedResource;
+
+    let defaulted = schema().block.apply_defaults(&tfplugin::model::encode(
+        &Model::default(),
+        &schema().value_type(),
+    ));
+    let mut estate: Model = tfplugin::model::decode(&defaulted).unwrap();
+    let identity = format!("/subscriptions/{SUB}/resourceGroups/ids/providers/Microsoft.ManagedIdentity/userAssignedIdentities/one");
+    let slice = |region: &str| {
+        let state = SliceState {
+            identity_id: Maybe::Known(identity.clone()),
+            scope: Maybe::Known(format!("/subscriptions/{SUB}")),
+            assigned_ids: Maybe::Known(BTreeSet::new()),
+            compliant_ids: Maybe::Known(BTreeSet::new()),
+            skipped: Maybe::Known(BTreeMap::new()),
+            noncompliant_ids: Maybe::Known(BTreeSet::new()),
+        };
+        (slice::key(SUB, region), state)
+    };
+    estate.buckets = Maybe::Known(BTreeMap::from([slice("eastus"), slice("westus")]));
+    let resource = EstateAssignment::new(Arc::new(ProviderData::default()));
+
+    // An assignment of the same identity over eastus, created in the same plan.
+    let eastus = estate
+        .slice_arguments(
+            &format!("/subscriptions/{SUB}"),
+            "eastus",
+            Maybe::Known(identity.clone()),
+        )
+        .settings()
+        .unwrap();
+    let handover = resource.data.handover();
+    assert!(handover
+        .reaches
+        .note_change(Change::Create, &eastus)
+        .is_empty());
+
+    let warnings = resource.plan_destroy(Some(&estate), &Private::default());
+    let summaries: Vec<&str> = warnings.items.iter().map(|d| d.summary.as_str()).collect();
+    assert_eq!(
+        summaries,
+        [format!("{}: An object with the same identity over the same machines is destroyed and another created", slice::key(SUB, "eastus"))],
+        "only the eastus slice is reached"
+    );
+    assert!(!warnings.has_errors());
+    // Without a prior state it can read, a destroy plans without these warnings.
+    assert!(resource
+        .plan_destroy(None, &Private::default())
+        .items
+        .is_empty());
+}

@@ -40,6 +40,7 @@ use crate::timeouts;
 pub(crate) use crate::engine::write::{settle_later, Written};
 pub use model::Model;
 pub(crate) use model::{known_strings, selection_of, Selection, StringMap, Strings};
+pub(crate) use one::plan_destroy;
 pub(crate) use resource::handed_over;
 
 pub const TYPE_NAME: &str = "mig_identity_assignment";

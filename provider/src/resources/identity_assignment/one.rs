@@ -13,9 +13,10 @@ use crate::azure::AzureClients;
 use crate::engine::assignment::{Assignment, Recorded, Refreshed};
 use crate::engine::converge::{ConvergeInput, Converged};
 use crate::engine::destroy::Destroyed;
+use crate::engine::handover::{Change, Handover};
 use crate::engine::notes::Notes;
 use crate::engine::plan::{PlanInput, Planned};
-use crate::engine::record::{warn_uncertain, Record};
+use crate::engine::record::{warn_moved_without_block, warn_uncertain, Record};
 use crate::ownership::Settings;
 use crate::timeouts::Halt;
 
@@ -50,7 +51,7 @@ impl IdentityAssignment {
         let mut diagnostics = self.check_against_azure(clients, checks, settings).await;
         let engine = self.engine(clients);
         let mut notes = Notes::default();
-        engine.note_reach(settings, &mut notes);
+        engine.note_reach(settings, input.prior.is_none(), &mut notes);
         diagnostics.extend(super::store::diagnostics(std::mem::take(&mut notes)));
         if diagnostics.has_errors() {
             return (None, diagnostics);
@@ -146,9 +147,19 @@ impl IdentityAssignment {
     }
 }
 
-/// The warning a destroy's plan gives about machines whose ownership is uncertain.
-pub(crate) fn plan_destroy(record: &Record) -> Diagnostics {
+/// The warnings a destroy's plan gives: about machines whose ownership is uncertain, and
+/// about an object of the same identity over the same machines created in this plan
+/// (`settings`, when the prior state can be read: an address changed without `moved`).
+pub(crate) fn plan_destroy(
+    handover: &Handover,
+    settings: Option<&Settings>,
+    record: &Record,
+) -> Diagnostics {
     let mut notes = Notes::default();
+    if let Some(settings) = settings {
+        let created = handover.reaches.note_change(Change::Destroy, settings);
+        warn_moved_without_block(Change::Destroy, settings, &created, &mut notes);
+    }
     warn_uncertain(
         &mut notes,
         &record.uncertain,

@@ -56,8 +56,9 @@ impl TypedResource for IdentityAssignment {
         config.selection().check()
     }
 
-    fn plan_destroy(&self, prior_private: &Record) -> Diagnostics {
-        plan_destroy(prior_private)
+    fn plan_destroy(&self, prior: Option<&Model>, prior_private: &Record) -> Diagnostics {
+        let settings = prior.and_then(Model::settings);
+        plan_destroy(self.data.handover(), settings.as_ref(), prior_private)
     }
 
     async fn plan(
