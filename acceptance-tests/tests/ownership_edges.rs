@@ -319,9 +319,14 @@ fn unique_ids_kept_as_a_map_of_strings_still_tell_a_recreated_machine_apart() {
 /// scope and identity) in one apply, `old` removed from the configuration and `x` added; `x`
 /// adopts what `old` attached. The other way in, a machine stripped between a saved plan and
 /// its apply, is refused by Terraform 1.15 and older ("Provider produced inconsistent final
-/// plan") before the provider can adopt anything. Terraform does not order the destroy of
-/// `old` against the create of `x`; the destroy, sent without a re-plan, reaches the provider
-/// first, and the assertions on `adopted` below fail loudly should that ever change.
+/// plan") before the provider can adopt anything. Terraform orders neither the plan of `x`
+/// against the refresh of `old` nor the destroy of `old` against the create of `x`: whichever
+/// comes first, the destroy leaves the machines holding the identity and `x` adopts them
+/// (CI once saw `x` planned before the refresh and the destroy applied first, which failed
+/// with "inconsistent final plan"; the engine's model tests run every such order). Only a
+/// create applied whole before the destroy reaches the provider would leave them compliant,
+/// not adopted: the destroy, sent without a plan of its own during apply, comes first in
+/// practice, and the assertions on `adopted` below fail loudly should that ever change.
 #[test]
 fn a_plan_without_refresh_keeps_adopted_machines_ours() {
     let emulator = start(vec![

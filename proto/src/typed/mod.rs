@@ -207,13 +207,15 @@ pub trait TypedResource: Send + Sync + 'static {
     fn validate(&self, _config: &Self::Model) -> Diagnostics {
         Diagnostics::default()
     }
-    /// Warnings for a destroy's plan, from the prior state (`None` when it cannot be read as
-    /// the model) and the private state (the adapter plans the destroy itself: no change,
-    /// private state kept). By default none.
+    /// A destroy's plan: its warnings, from the prior state (`None` when it cannot be read
+    /// as the model), and the private state its apply gets, `private`, handed in as the
+    /// prior private state (the adapter plans the state itself: null). Left unchanged, the
+    /// prior private state's bytes go through as they are. By default: no warnings, no
+    /// change.
     fn plan_destroy(
         &self,
         _prior: Option<&Self::Model>,
-        _prior_private: &Self::Private,
+        _private: &mut Self::Private,
     ) -> Diagnostics {
         Diagnostics::default()
     }
@@ -338,9 +340,16 @@ impl<R: TypedResource> Resource for Typed<R> {
             let prior = decode_optional::<R::Model>(&request.prior_state)
                 .ok()
                 .flatten();
+            let prior_private: R::Private = private(&request.prior_private);
+            let mut planned_private = prior_private.clone();
             response.diagnostics = self
                 .resource
-                .plan_destroy(prior.as_ref(), &private(&request.prior_private));
+                .plan_destroy(prior.as_ref(), &mut planned_private);
+            // Unchanged, the bytes go through untouched: a private state this build cannot
+            // read is not replaced by the default it reads as.
+            if planned_private != prior_private {
+                response.planned_private = model::private_to_bytes(&planned_private);
+            }
             return response;
         }
         // Values unknown at validation and known now get the same checks.

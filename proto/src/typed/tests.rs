@@ -32,6 +32,9 @@ struct Model {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Owned {
     created: bool,
+    /// Set by a destroy's plan of a thing named `handing over`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    handing_over: bool,
 }
 
 #[derive(Default)]
@@ -98,15 +101,16 @@ impl TypedResource for Thing {
         diagnostics
     }
 
-    fn plan_destroy(&self, prior: Option<&Model>, prior_private: &Owned) -> Diagnostics {
+    fn plan_destroy(&self, prior: Option<&Model>, private: &mut Owned) -> Diagnostics {
         let mut diagnostics = Diagnostics::default();
-        if prior_private.created {
-            let name = match prior.map(|prior| &prior.name) {
-                Some(Maybe::Known(name)) => name.as_str(),
-                _ => "something unreadable",
-            };
+        let name = match prior.map(|prior| &prior.name) {
+            Some(Maybe::Known(name)) => name.as_str(),
+            _ => "something unreadable",
+        };
+        if private.created {
             diagnostics.warning(&format!("Destroying {name}"), "as planned");
         }
+        private.handing_over = name == "handing over";
         diagnostics
     }
 
@@ -141,7 +145,13 @@ impl TypedResource for Thing {
         self.calls.push(format!("create {clients}"));
         let mut state = request.planned;
         state.id = Maybe::Known(format!("/things/{}", state.name.as_str().unwrap_or("")));
-        Applied::new(Some(state), Owned { created: true })
+        Applied::new(
+            Some(state),
+            Owned {
+                created: true,
+                ..Owned::default()
+            },
+        )
     }
 
     async fn update(
@@ -212,7 +222,10 @@ fn state(name: &str, id: Value) -> Value {
 }
 
 fn owned() -> Vec<u8> {
-    model::private_to_bytes(&Owned { created: true })
+    model::private_to_bytes(&Owned {
+        created: true,
+        ..Owned::default()
+    })
 }
 
 #[test]
@@ -484,6 +497,32 @@ async fn a_destroy_plan_warns_from_the_prior_and_private_state_and_a_second_plan
     assert_eq!(destroy.diagnostics.items[0].summary, "Destroying a");
     assert!(!destroy.diagnostics.has_errors());
     assert_eq!(destroy.planned_private, owned());
+    // The private state the destroy's apply gets, changed by its plan.
+    let handing_over = resource
+        .plan(PlanRequest {
+            prior_state: state("handing over", Value::from("/things/h")),
+            proposed_new_state: Value::Null,
+            prior_private: owned(),
+            ..PlanRequest::default()
+        })
+        .await;
+    assert_eq!(
+        model::private_from_bytes::<Owned>(&handing_over.planned_private),
+        Owned {
+            created: true,
+            handing_over: true
+        }
+    );
+    // Left unchanged, bytes this build cannot read go through as they are.
+    let unreadable_private = resource
+        .plan(PlanRequest {
+            prior_state: state("a", Value::from("/things/a")),
+            proposed_new_state: Value::Null,
+            prior_private: b"{not json".to_vec(),
+            ..PlanRequest::default()
+        })
+        .await;
+    assert_eq!(unreadable_private.planned_private, b"{not json".to_vec());
     // A prior state that is not the model still plans the destroy, without its facts.
     let unreadable = resource
         .plan(PlanRequest {

@@ -5,12 +5,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::engine::assignment::{Assignment, Recorded, APPLY_LISTING_MAX_AGE};
+use crate::engine::handover::{Change, Handover};
 use crate::engine::list::{inventory, unlisted_held};
 use crate::engine::notes::Notes;
 use crate::engine::ownership::{Outcome, Settings, Write};
 use crate::engine::record::{
     contains_ignoring_case, forget_recreated, job_for, kept_for_successor, listed_spelling,
-    spelled_as_before, unique_ids_of, warn_uncertain, Record,
+    spelled_as_before, unique_ids_of, warn_moved_without_block, warn_uncertain, Record,
 };
 use crate::engine::store::Stopping;
 use crate::engine::write::{report_failures, settle, write_batch};
@@ -27,6 +28,36 @@ pub enum Destroyed {
     /// Some machines still hold an identity from us: the object stays with these lists
     /// and record.
     Kept { outcome: Outcome, record: Record },
+}
+
+/// Plans the destroy of `prior` (with `settings`, when its state can be read): the warnings
+/// in `notes`, and the record its apply gets, made from its own (`record`).
+///
+/// A create planned before it in this process that keeps machines this object attached its
+/// identity to (an address changed without `moved`, the create planned before the old
+/// object's refresh) showed them as kept, and Terraform plans it again during apply, maybe
+/// after this destroy: this destroy leaves them holding the identity (`Record::keeps`) for
+/// that create to adopt, so that both plans agree. Either order of the two plans is told
+/// of the other ([`crate::engine::handover::PlannedReaches`]).
+pub fn plan_destroy(
+    handover: &Handover,
+    settings: Option<&Settings>,
+    prior: &Recorded,
+    record: &mut Record,
+    notes: &mut Notes,
+) {
+    if let Some(settings) = settings {
+        let created = handover.reaches.note_change(Change::Destroy, settings);
+        warn_moved_without_block(Change::Destroy, settings, &created, notes);
+    }
+    let held = prior.held(record);
+    handover.reaches.note_held_by_destroyed(&held);
+    for (machine, identity) in held.iter() {
+        if handover.reaches.kept_by_created(identity, machine) {
+            record.keeps.insert(machine.clone(), identity.clone());
+        }
+    }
+    warn_uncertain(notes, &record.uncertain, " Destroy leaves them holding it.");
 }
 
 impl Assignment<'_> {

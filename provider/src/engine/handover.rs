@@ -59,7 +59,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use crate::engine::unique_ids::UniqueIds;
-use crate::ownership::{self, Settings};
+use crate::ownership::{self, Held, Settings};
 
 fn key(scope: &str, identity_id: &str) -> (String, String) {
     (scope.to_ascii_lowercase(), identity_id.to_ascii_lowercase())
@@ -136,11 +136,17 @@ pub struct PlannedReaches {
     moving: Mutex<Moving>,
 }
 
-/// Reaches of creates and destroys planned in one process.
+/// Reaches of creates and destroys planned in one process, and the machines between them.
 #[derive(Default)]
 struct Moving {
     created: Vec<Settings>,
     destroyed: Vec<Settings>,
+    /// (identity, machine), lower-cased: machines a create planned here keeps holding that
+    /// identity (`assigned_ids` and `compliant_ids`).
+    kept_by_created: BTreeSet<(String, String)>,
+    /// (identity, machine), lower-cased: machines a destroy planned here holds that
+    /// identity on (it attached it).
+    held_by_destroyed: BTreeSet<(String, String)>,
 }
 
 /// Which of the two an object planned in this process is, to [`PlannedReaches`].
@@ -195,6 +201,53 @@ impl PlannedReaches {
             .collect();
         mine.push(reach.clone());
         overlapping
+    }
+
+    /// A create planned in this process keeps `machines` holding `identity_id`.
+    ///
+    /// Planned earlier than the destroy of an object that attached it there (an address
+    /// changed without `moved`, the create planned before the old object's refresh), the
+    /// create showed them as kept, and Terraform plans it again during apply, maybe after
+    /// that destroy ran: the destroy must leave them holding it (see
+    /// [`PlannedReaches::kept_by_created`]), or the second plan would differ from the first
+    /// ("inconsistent final plan").
+    pub fn note_kept_by_created<'a>(
+        &self,
+        identity_id: &str,
+        machines: impl IntoIterator<Item = &'a String>,
+    ) {
+        let mut moving = self.moving.lock().expect("handover lock");
+        for machine in machines {
+            moving.kept_by_created.insert(key(identity_id, machine));
+        }
+    }
+
+    /// True when a create planned in this process keeps `machine_id` holding `identity_id`.
+    pub fn kept_by_created(&self, identity_id: &str, machine_id: &str) -> bool {
+        self.moving
+            .lock()
+            .expect("handover lock")
+            .kept_by_created
+            .contains(&key(identity_id, machine_id))
+    }
+
+    /// A destroy planned in this process holds what `held` says: a create planned after it
+    /// that keeps one of those machines cannot know, before the apply, whether the destroy
+    /// takes the identity off first (see [`PlannedReaches::held_by_destroyed`]).
+    pub fn note_held_by_destroyed(&self, held: &Held) {
+        let mut moving = self.moving.lock().expect("handover lock");
+        for (machine, identity) in held.iter() {
+            moving.held_by_destroyed.insert(key(identity, machine));
+        }
+    }
+
+    /// True when a destroy planned in this process holds `identity_id` on `machine_id`.
+    pub fn held_by_destroyed(&self, identity_id: &str, machine_id: &str) -> bool {
+        self.moving
+            .lock()
+            .expect("handover lock")
+            .held_by_destroyed
+            .contains(&key(identity_id, machine_id))
     }
 }
 
@@ -519,6 +572,25 @@ mod tests {
         let same = PlannedReaches::default();
         assert!(same.note(&reach(&group, &id, None)).is_empty());
         assert_eq!(same.note(&reach(&group, &id, None)).len(), 1);
+    }
+
+    #[test]
+    fn what_creates_keep_and_destroys_hold_is_found_by_identity_and_machine() {
+        let reaches = PlannedReaches::default();
+        let vm = "/subscriptions/s/VM1".to_string();
+        reaches.note_kept_by_created("/ID/A", [&vm]);
+        assert!(reaches.kept_by_created("/id/a", "/subscriptions/S/vm1"));
+        assert!(!reaches.kept_by_created("/id/b", "/subscriptions/s/vm1"));
+        assert!(!reaches.kept_by_created("/id/a", "/subscriptions/s/vm2"));
+        assert!(!reaches.held_by_destroyed("/id/a", "/subscriptions/s/vm1"));
+
+        let mut held = Held::new("/ID/B", [&vm]);
+        held.add("/id/c", [&"/subscriptions/s/vm2".to_string()]);
+        reaches.note_held_by_destroyed(&held);
+        assert!(reaches.held_by_destroyed("/id/b", "/subscriptions/s/VM1"));
+        assert!(reaches.held_by_destroyed("/ID/C", "/subscriptions/s/vm2"));
+        assert!(!reaches.held_by_destroyed("/id/b", "/subscriptions/s/vm2"));
+        assert!(!reaches.kept_by_created("/id/b", "/subscriptions/s/vm1"));
     }
 
     #[test]

@@ -35,7 +35,7 @@ use crate::engine::record::Record;
 mod moves;
 mod world;
 
-use moves::{move_order, MoveOrder};
+use moves::{create_planned, move_order, CreatePlanned, MoveOrder};
 use world::{machine_id, FakeStore, Stop, Who, World, OTHER, OURS, SCOPES, SLOTS};
 
 /// The arguments an operation gives the object.
@@ -111,9 +111,11 @@ enum Op {
     /// configuration and a new one with the same arguments enters it, in one plan and one
     /// apply.
     Move {
-        /// In the plan's process, the old object is refreshed before the create is planned
-        /// (else after: Terraform does not order them).
-        refresh_first: bool,
+        /// In the plan's process, where the create's plan falls against the old object's
+        /// refresh and its destroy's plan (Terraform does not order them).
+        create_planned: CreatePlanned,
+        /// `-refresh=false`: the old object is not refreshed.
+        refresh: bool,
         order: MoveOrder,
         /// Terraform 1.16+ hands the create's plan during apply the first plan's record.
         first_plan_handed: bool,
@@ -167,12 +169,14 @@ fn op() -> impl Strategy<Value = Op> {
         // A create applied before the destroy keeps ownership only when the first plan found
         // the old object refreshed and Terraform (1.16+) hands that plan to the apply's (see
         // `a_move_whose_create_comes_first_keeps_ownership`).
-        1 => (any::<bool>(), move_order(), any::<bool>())
-            .prop_filter("a create first loses ownership", |(refresh_first, order, handed)| {
-                *order != MoveOrder::CreateFirst || (*refresh_first && *handed)
+        1 => (create_planned(), prop::bool::weighted(0.75), move_order(), any::<bool>())
+            .prop_filter("a create first loses ownership", |(planned, refresh, order, handed)| {
+                *order != MoveOrder::CreateFirst
+                    || (*refresh && *planned != CreatePlanned::BeforeRefresh && *handed)
             })
-            .prop_map(|(refresh_first, order, first_plan_handed)| Op::Move {
-                refresh_first,
+            .prop_map(|(create_planned, refresh, order, first_plan_handed)| Op::Move {
+                create_planned,
+                refresh,
                 order,
                 first_plan_handed,
             }),
@@ -263,12 +267,20 @@ impl Run {
         settings: &Settings,
         prior: Option<&Object>,
     ) -> Option<Planned> {
-        self.plan_keyed(handover, settings, prior, "object", Record::default())
-            .await
+        self.plan_keyed(
+            handover,
+            settings,
+            prior,
+            "object",
+            Record::default(),
+            false,
+        )
+        .await
     }
 
     /// A plan of the object whose configuration gives `object_key`; `first_plan` is what
-    /// Terraform 1.16+ hands the plan it makes during apply.
+    /// Terraform 1.16+ hands the plan it makes during apply, and `store_planned_private`
+    /// whether it will.
     async fn plan_keyed(
         &self,
         handover: &Handover,
@@ -276,6 +288,7 @@ impl Run {
         prior: Option<&Object>,
         object_key: &str,
         first_plan: Record,
+        store_planned_private: bool,
     ) -> Option<Planned> {
         let mut notes = Notes::default();
         let input = PlanInput {
@@ -285,7 +298,7 @@ impl Run {
             prior_record: prior.map(|o| o.record.clone()).unwrap_or_default(),
             first_plan,
             object_key: object_key.into(),
-            store_planned_private: false,
+            store_planned_private,
         };
         self.engine(handover).plan(input, &mut notes).await
     }
@@ -479,11 +492,12 @@ impl Run {
                     .remove(&machine_id(*slot).to_ascii_lowercase());
             }
             Op::Move {
-                refresh_first,
+                create_planned,
+                refresh,
                 order,
                 first_plan_handed,
             } => {
-                self.move_address(*refresh_first, *order, *first_plan_handed)
+                self.move_address(*create_planned, *refresh, *order, *first_plan_handed)
                     .await
             }
         }

@@ -168,6 +168,7 @@ impl Assignment<'_> {
         // The plan Terraform 1.16+ makes during apply shows again what the first plan
         // showed, whatever changed since: the apply then does what was shown, and records
         // the truth (see `converge`). Older Terraform plans again from the listing.
+        let shown_again = first_plan.shown.is_some();
         let outcome = first_plan.shown.unwrap_or(transition.outcome);
         tracing::debug!(
             creating = input.prior.is_none(),
@@ -183,14 +184,26 @@ impl Assignment<'_> {
         private
             .taken_over
             .retain(|id| contains_ignoring_case(&outcome.assigned_ids, id));
+        // A create next to a destroy planned in this process (an address changed without
+        // `moved`): Terraform orders neither their applies nor this plan against the
+        // destroy's plan. Planned after it, this create keeps machines that the destroy may
+        // strip before the plan made during apply: its lists are decided at apply. Planned
+        // before it, the destroy leaves what this create keeps for it to adopt.
+        let mut next_to_a_destroy = false;
         if input.prior.is_none() {
             private.keeps = outcome
                 .compliant_ids
                 .iter()
                 .map(|id| (id.to_ascii_lowercase(), settings.identity_id.clone()))
                 .collect();
+            let reaches = &self.handover.reaches;
+            reaches.note_kept_by_created(&settings.identity_id, outcome.kept());
+            next_to_a_destroy = !shown_again
+                && outcome
+                    .kept()
+                    .any(|id| reaches.held_by_destroyed(&settings.identity_id, id));
         }
-        let planned = if private.taken_over.is_empty() {
+        let planned = if private.taken_over.is_empty() && !next_to_a_destroy {
             if input.store_planned_private {
                 private.shown = Some(outcome.clone());
             }
@@ -201,6 +214,7 @@ impl Assignment<'_> {
             // refreshed): the lists then come out differently, so they stay unknown here.
             tracing::info!(
                 machines = private.taken_over.len(),
+                next_to_a_destroy,
                 "taking over the machines of the object this one replaces"
             );
             None

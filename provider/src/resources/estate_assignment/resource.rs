@@ -45,7 +45,7 @@ impl TypedResource for EstateAssignment {
 
     /// Each slice's destroy warnings, as a `mig_identity_assignment`'s (an estate's destroy
     /// is its slices' destroys).
-    fn plan_destroy(&self, prior: Option<&Model>, prior_private: &Private) -> Diagnostics {
+    fn plan_destroy(&self, prior: Option<&Model>, private: &mut Private) -> Diagnostics {
         let mut diagnostics = Diagnostics::default();
         let Some(prior) = prior else {
             return diagnostics;
@@ -54,19 +54,18 @@ impl TypedResource for EstateAssignment {
             return diagnostics;
         };
         for (key, slice) in slices {
-            let settings = slice.scope.as_str().and_then(|scope| {
-                prior
-                    .slice_arguments(scope, region_of_key(key), slice.identity_id.clone())
-                    .settings()
-            });
+            let object = prior.slice_object(key, slice.clone());
+            let mut record = private.of(key);
             diagnostics.extend(slice_diagnostics(
                 key,
                 assignment::plan_destroy(
                     self.data.handover(),
-                    settings.as_ref(),
-                    &prior_private.of(key),
+                    object.settings().as_ref(),
+                    &object.recorded(),
+                    &mut record,
                 ),
             ));
+            private.set(key, &record);
         }
         diagnostics
     }

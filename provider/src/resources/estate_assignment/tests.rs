@@ -329,11 +329,14 @@ fn a_destroy_plan_warns_for_each_slice_that_an_object_created_in_this_plan_reach
     ));
     let mut estate: Model = tfplugin::model::decode(&defaulted).unwrap();
     let identity = format!("/subscriptions/{SUB}/resourceGroups/ids/providers/Microsoft.ManagedIdentity/userAssignedIdentities/one");
+    let machine = |region: &str| {
+        format!("/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm-{region}")
+    };
     let slice = |region: &str| {
         let state = SliceState {
             identity_id: Maybe::Known(identity.clone()),
             scope: Maybe::Known(format!("/subscriptions/{SUB}")),
-            assigned_ids: Maybe::Known(BTreeSet::new()),
+            assigned_ids: Maybe::Known(BTreeSet::from([machine(region)])),
             compliant_ids: Maybe::Known(BTreeSet::new()),
             skipped: Maybe::Known(BTreeMap::new()),
             noncompliant_ids: Maybe::Known(BTreeSet::new()),
@@ -358,7 +361,24 @@ fn a_destroy_plan_warns_for_each_slice_that_an_object_created_in_this_plan_reach
         .note_change(Change::Create, &eastus)
         .is_empty());
 
-    let warnings = resource.plan_destroy(Some(&estate), &Private::default());
+    // That assignment keeps eastus's machine holding the identity: its destroy, planned
+    // after it, leaves the machine for it (see `engine::destroy::plan_destroy`).
+    handover
+        .reaches
+        .note_kept_by_created(&identity, [&machine("eastus")]);
+
+    let mut private = Private::default();
+    let warnings = resource.plan_destroy(Some(&estate), &mut private);
+    assert_eq!(
+        private.of(&slice::key(SUB, "eastus")).keeps,
+        BTreeMap::from([(machine("eastus").to_ascii_lowercase(), identity.clone())]),
+        "the eastus slice's destroy leaves its machine to the create"
+    );
+    assert_eq!(
+        private.of(&slice::key(SUB, "westus")),
+        Record::default(),
+        "the westus slice's destroy takes its machine's identity back"
+    );
     let summaries: Vec<&str> = warnings.items.iter().map(|d| d.summary.as_str()).collect();
     assert_eq!(
         summaries,
@@ -368,7 +388,7 @@ fn a_destroy_plan_warns_for_each_slice_that_an_object_created_in_this_plan_reach
     assert!(!warnings.has_errors());
     // Without a prior state it can read, a destroy plans without these warnings.
     assert!(resource
-        .plan_destroy(None, &Private::default())
+        .plan_destroy(None, &mut Private::default())
         .items
         .is_empty());
 }

@@ -13,10 +13,10 @@ use crate::azure::AzureClients;
 use crate::engine::assignment::{Assignment, Recorded, Refreshed};
 use crate::engine::converge::{ConvergeInput, Converged};
 use crate::engine::destroy::Destroyed;
-use crate::engine::handover::{Change, Handover};
+use crate::engine::handover::Handover;
 use crate::engine::notes::Notes;
 use crate::engine::plan::{PlanInput, Planned};
-use crate::engine::record::{warn_moved_without_block, warn_uncertain, Record};
+use crate::engine::record::Record;
 use crate::ownership::Settings;
 use crate::timeouts::Halt;
 
@@ -147,23 +147,17 @@ impl IdentityAssignment {
     }
 }
 
-/// The warnings a destroy's plan gives: about machines whose ownership is uncertain, and
-/// about an object of the same identity over the same machines created in this plan
-/// (`settings`, when the prior state can be read: an address changed without `moved`).
+/// A destroy's plan (see [`crate::engine::destroy::plan_destroy`]): its warnings, about
+/// machines whose ownership is uncertain and about an object of the same identity over the
+/// same machines created in this plan (`settings`, when the prior state can be read: an
+/// address changed without `moved`); `record` becomes the record its apply gets.
 pub(crate) fn plan_destroy(
     handover: &Handover,
     settings: Option<&Settings>,
-    record: &Record,
+    prior: &Recorded,
+    record: &mut Record,
 ) -> Diagnostics {
     let mut notes = Notes::default();
-    if let Some(settings) = settings {
-        let created = handover.reaches.note_change(Change::Destroy, settings);
-        warn_moved_without_block(Change::Destroy, settings, &created, &mut notes);
-    }
-    warn_uncertain(
-        &mut notes,
-        &record.uncertain,
-        " Destroy leaves them holding it.",
-    );
+    crate::engine::destroy::plan_destroy(handover, settings, prior, record, &mut notes);
     diagnostics(notes)
 }

@@ -56,9 +56,10 @@ impl TypedResource for IdentityAssignment {
         config.selection().check()
     }
 
-    fn plan_destroy(&self, prior: Option<&Model>, prior_private: &Record) -> Diagnostics {
+    fn plan_destroy(&self, prior: Option<&Model>, private: &mut Record) -> Diagnostics {
         let settings = prior.and_then(Model::settings);
-        plan_destroy(self.data.handover(), settings.as_ref(), prior_private)
+        let recorded = prior.map(Model::recorded).unwrap_or_default();
+        plan_destroy(self.data.handover(), settings.as_ref(), &recorded, private)
     }
 
     async fn plan(
