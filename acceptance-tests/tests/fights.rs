@@ -3,7 +3,9 @@
 //! the two halves of a `-replace`); a machine another writer strips after each apply is named
 //! by the plan, and from the second time in a row with the likely cause and the fix; and
 //! `adopt = "compliant"` records machines already holding the identity as owned without a
-//! write, through every transition (set, changed, removed, `-replace`, import, destroy).
+//! write, through every transition (set, changed, removed, `-replace`, import, destroy); and
+//! two overlapping objects consolidated into one in one apply leave the survivor owning the
+//! machines.
 //! Every check reads the machines back from the emulator.
 
 use std::collections::BTreeSet;
@@ -307,4 +309,64 @@ fn adopt_compliant_owns_holders_without_a_write_through_every_transition() {
         holds(&emulator, &pair, "id-one") && holds(&emulator, &pair, "id-two"),
         "never adopted, never touched"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Two overlapping objects consolidated into one
+// ---------------------------------------------------------------------------------------------
+
+/// `y` (rg-a) attached the identity; `x` (the subscription, every machine) came later and
+/// lists rg-a's machines as compliant. One apply removes `y` and changes `x` (a tag
+/// exclusion that matches nothing): Terraform plans `x` again during apply, maybe after `y`'s
+/// destroy ran, and the two plans must agree ("inconsistent final plan" otherwise).
+/// Terraform orders neither `x`'s plan against `y`'s destroy plan nor the two applies: `y`'s
+/// destroy planned after `x` leaves rg-a's machines holding the identity and `x` adopts them
+/// (no write); planned before, `x`'s lists are decided at apply, and if the destroy runs
+/// first `x` attaches the identity again. Either way `x` ends owning rg-a's machines: its
+/// destroy takes the identity back from every machine it attached, and from no other.
+#[test]
+fn an_object_changed_while_an_overlapping_one_is_destroyed_ends_owning_its_machines() {
+    let emulator = start();
+    let (a, b) = (vm_id("rg-a", "vm-a"), vm_id("rg-a", "vm-b"));
+    let y = assignment("y", &group("rg-a"), "");
+    let work = workdir(&emulator, &y);
+    work.apply();
+    let x = |extra: &str| assignment("x", &subscription(), extra);
+    work.write("main.tf", &emulator.configuration(&format!("{}{y}", x(""))));
+    work.apply();
+    let (_, compliant) = owned_and_compliant(&work);
+    assert_eq!(
+        compliant,
+        lower([&a, &b, &vm_id("rg-b", "vm-held"), &vm_id("rg-b", "vm-pair")]),
+        "rg-a's machines are y's"
+    );
+
+    work.write(
+        "main.tf",
+        &emulator.configuration(&x("exclude_tags = { \"nobody\" = \"uses-this\" }")),
+    );
+    emulator.clear_requests();
+    work.apply();
+    for machine in [&a, &b] {
+        assert!(holds(&emulator, machine, "id-one"), "{machine}");
+        let writes = writes_to(&emulator, machine);
+        assert!(
+            writes == 0 || writes == 2,
+            "{machine}: left alone, or given back and attached again: {writes} writes"
+        );
+    }
+    work.write("main.tf", &emulator.configuration(""));
+    work.apply();
+    for machine in [&a, &b, &vm_id("rg-b", "vm-c")] {
+        assert!(
+            !holds(&emulator, machine, "id-one"),
+            "{machine}: x owned it, its destroy takes the identity back"
+        );
+    }
+    for machine in [vm_id("rg-b", "vm-held"), vm_id("rg-b", "vm-pair")] {
+        assert!(
+            holds(&emulator, &machine, "id-one"),
+            "{machine} is someone else's"
+        );
+    }
 }

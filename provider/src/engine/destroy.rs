@@ -33,12 +33,12 @@ pub enum Destroyed {
 /// Plans the destroy of `prior` (with `settings`, when its state can be read): the warnings
 /// in `notes`, and the record its apply gets, made from its own (`record`).
 ///
-/// A create planned before it in this process that keeps machines this object attached its
-/// identity to (an address changed without `moved`, the create planned before the old
-/// object's refresh) showed them as kept, and Terraform plans it again during apply, maybe
-/// after this destroy: this destroy leaves them holding the identity (`Record::keeps`) for
-/// that create to adopt, so that both plans agree. Either order of the two plans is told
-/// of the other ([`crate::engine::handover::PlannedReaches`]).
+/// An object planned before it in this process with a change (a create: an address changed
+/// without `moved`; an update of another object over the same machines) that keeps machines
+/// this object attached its identity to showed them as kept, and Terraform plans it again
+/// during apply, maybe after this destroy: this destroy leaves them holding the identity
+/// (`Record::keeps`) for that object to adopt, so that both plans agree. Either order of the
+/// two plans is told of the other ([`crate::engine::handover::PlannedReaches`]).
 pub fn plan_destroy(
     handover: &Handover,
     settings: Option<&Settings>,
@@ -53,7 +53,7 @@ pub fn plan_destroy(
     let held = prior.held(record);
     handover.reaches.note_held_by_destroyed(&held);
     for (machine, identity) in held.iter() {
-        if handover.reaches.kept_by_created(identity, machine) {
+        if handover.reaches.kept_by_change(identity, machine) {
             record.keeps.insert(machine.clone(), identity.clone());
         }
     }

@@ -141,9 +141,9 @@ pub struct PlannedReaches {
 struct Moving {
     created: Vec<Settings>,
     destroyed: Vec<Settings>,
-    /// (identity, machine), lower-cased: machines a create planned here keeps holding that
-    /// identity (`assigned_ids` and `compliant_ids`).
-    kept_by_created: BTreeSet<(String, String)>,
+    /// (identity, machine), lower-cased: machines an object planned here with a change
+    /// keeps holding that identity (`assigned_ids` and `compliant_ids`).
+    kept_by_change: BTreeSet<(String, String)>,
     /// (identity, machine), lower-cased: machines a destroy planned here holds that
     /// identity on (it attached it).
     held_by_destroyed: BTreeSet<(String, String)>,
@@ -203,35 +203,37 @@ impl PlannedReaches {
         overlapping
     }
 
-    /// A create planned in this process keeps `machines` holding `identity_id`.
+    /// An object planned in this process with a change (a create, or an update whose
+    /// arguments or lists change) keeps `machines` holding `identity_id`.
     ///
-    /// Planned earlier than the destroy of an object that attached it there (an address
-    /// changed without `moved`, the create planned before the old object's refresh), the
-    /// create showed them as kept, and Terraform plans it again during apply, maybe after
-    /// that destroy ran: the destroy must leave them holding it (see
-    /// [`PlannedReaches::kept_by_created`]), or the second plan would differ from the first
-    /// ("inconsistent final plan").
-    pub fn note_kept_by_created<'a>(
+    /// Terraform plans such an object again during apply, just before applying it, maybe
+    /// after the destroy of another object that attached the identity there (an address
+    /// changed without `moved`, an overlapping object removed): a destroy planned after this
+    /// one leaves them holding it (see [`PlannedReaches::kept_by_change`]) and this object
+    /// adopts them, or the second plan would differ from the first ("inconsistent final
+    /// plan"). An object planned without a change is not applied, and adopts nothing.
+    pub fn note_kept_by_change<'a>(
         &self,
         identity_id: &str,
         machines: impl IntoIterator<Item = &'a String>,
     ) {
         let mut moving = self.moving.lock().expect("handover lock");
         for machine in machines {
-            moving.kept_by_created.insert(key(identity_id, machine));
+            moving.kept_by_change.insert(key(identity_id, machine));
         }
     }
 
-    /// True when a create planned in this process keeps `machine_id` holding `identity_id`.
-    pub fn kept_by_created(&self, identity_id: &str, machine_id: &str) -> bool {
+    /// True when an object planned in this process with a change keeps `machine_id`
+    /// holding `identity_id`.
+    pub fn kept_by_change(&self, identity_id: &str, machine_id: &str) -> bool {
         self.moving
             .lock()
             .expect("handover lock")
-            .kept_by_created
+            .kept_by_change
             .contains(&key(identity_id, machine_id))
     }
 
-    /// A destroy planned in this process holds what `held` says: a create planned after it
+    /// A destroy planned in this process holds what `held` says: an object planned after it
     /// that keeps one of those machines cannot know, before the apply, whether the destroy
     /// takes the identity off first (see [`PlannedReaches::held_by_destroyed`]).
     pub fn note_held_by_destroyed(&self, held: &Held) {
@@ -578,10 +580,10 @@ mod tests {
     fn what_creates_keep_and_destroys_hold_is_found_by_identity_and_machine() {
         let reaches = PlannedReaches::default();
         let vm = "/subscriptions/s/VM1".to_string();
-        reaches.note_kept_by_created("/ID/A", [&vm]);
-        assert!(reaches.kept_by_created("/id/a", "/subscriptions/S/vm1"));
-        assert!(!reaches.kept_by_created("/id/b", "/subscriptions/s/vm1"));
-        assert!(!reaches.kept_by_created("/id/a", "/subscriptions/s/vm2"));
+        reaches.note_kept_by_change("/ID/A", [&vm]);
+        assert!(reaches.kept_by_change("/id/a", "/subscriptions/S/vm1"));
+        assert!(!reaches.kept_by_change("/id/b", "/subscriptions/s/vm1"));
+        assert!(!reaches.kept_by_change("/id/a", "/subscriptions/s/vm2"));
         assert!(!reaches.held_by_destroyed("/id/a", "/subscriptions/s/vm1"));
 
         let mut held = Held::new("/ID/B", [&vm]);
@@ -590,7 +592,7 @@ mod tests {
         assert!(reaches.held_by_destroyed("/id/b", "/subscriptions/s/VM1"));
         assert!(reaches.held_by_destroyed("/ID/C", "/subscriptions/s/vm2"));
         assert!(!reaches.held_by_destroyed("/id/b", "/subscriptions/s/vm2"));
-        assert!(!reaches.kept_by_created("/id/b", "/subscriptions/s/vm1"));
+        assert!(!reaches.kept_by_change("/id/b", "/subscriptions/s/vm1"));
     }
 
     #[test]

@@ -120,6 +120,14 @@ enum Op {
         /// Terraform 1.16+ hands the create's plan during apply the first plan's record.
         first_plan_handed: bool,
     },
+    /// Another object of the same identity over the whole subscription is created (it lists
+    /// the object's machines as compliant); then one plan removes the object and changes the
+    /// other, which the state keeps from then on.
+    Consolidate {
+        /// In the plan's process, the destroy is planned before the other object's change.
+        destroy_planned_first: bool,
+        order: MoveOrder,
+    },
 }
 
 fn args() -> impl Strategy<Value = Args> {
@@ -179,6 +187,15 @@ fn op() -> impl Strategy<Value = Op> {
                 refresh,
                 order,
                 first_plan_handed,
+            }),
+        // As for a move, the other object applied whole before the destroy adopts nothing.
+        1 => (any::<bool>(), move_order())
+            .prop_filter("a change applied first adopts nothing", |(_, order)| {
+                *order != MoveOrder::CreateFirst
+            })
+            .prop_map(|(destroy_planned_first, order)| Op::Consolidate {
+                destroy_planned_first,
+                order,
             }),
     ]
 }
@@ -500,6 +517,10 @@ impl Run {
                 self.move_address(*create_planned, *refresh, *order, *first_plan_handed)
                     .await
             }
+            Op::Consolidate {
+                destroy_planned_first,
+                order,
+            } => self.consolidate(*destroy_planned_first, *order).await,
         }
     }
 

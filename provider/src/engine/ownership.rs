@@ -26,7 +26,7 @@ pub enum Mode {
 }
 
 /// The arguments of one object, decoded and normalised.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub identity_id: String,
     pub scope: Scope,

@@ -184,38 +184,46 @@ impl Assignment<'_> {
         private
             .taken_over
             .retain(|id| contains_ignoring_case(&outcome.assigned_ids, id));
-        // A create next to a destroy planned in this process (an address changed without
-        // `moved`): Terraform orders neither their applies nor this plan against the
-        // destroy's plan. Planned after it, this create keeps machines that the destroy may
-        // strip before the plan made during apply: its lists are decided at apply. Planned
-        // before it, the destroy leaves what this create keeps for it to adopt.
-        let mut next_to_a_destroy = false;
         if input.prior.is_none() {
             private.keeps = outcome
                 .compliant_ids
                 .iter()
                 .map(|id| (id.to_ascii_lowercase(), settings.identity_id.clone()))
                 .collect();
-            let reaches = &self.handover.reaches;
-            reaches.note_kept_by_created(&settings.identity_id, outcome.kept());
-            next_to_a_destroy = !shown_again
-                && outcome
-                    .kept()
-                    .any(|id| reaches.held_by_destroyed(&settings.identity_id, id));
         }
+        // Terraform plans a changed object again during apply, just before applying it, and
+        // refuses an answer that differs from this one. A destroy planned in this process
+        // (an address changed without `moved`, an overlapping object removed) may run there
+        // first, and Terraform orders neither the two plans nor the two applies. Planned
+        // before that destroy, a change leaves what it keeps: the destroy leaves those
+        // machines holding the identity, and this object adopts them. Planned after it, an
+        // object that keeps machines the destroy holds leaves its lists to the apply.
+        let reaches = &self.handover.reaches;
+        let changes = match input.prior {
+            None => true,
+            Some(prior) => prior.outcome != outcome || input.previous != Some(settings),
+        };
+        if changes {
+            reaches.note_kept_by_change(&settings.identity_id, outcome.kept());
+        }
+        let next_to_a_destroy = !shown_again
+            && outcome
+                .kept()
+                .any(|id| reaches.held_by_destroyed(&settings.identity_id, id));
         let planned = if private.taken_over.is_empty() && !next_to_a_destroy {
             if input.store_planned_private {
                 private.shown = Some(outcome.clone());
             }
             Some(outcome.clone())
         } else {
-            // Terraform plans this create again during apply, in another process, where the
-            // object it replaces may already be gone (or, with create_before_destroy, not yet
-            // refreshed): the lists then come out differently, so they stay unknown here.
+            // Terraform plans this object again during apply, in another process, where the
+            // object it replaces (or the destroy next to it) may already have run (or, with
+            // create_before_destroy, the old object is not refreshed yet): the lists then
+            // come out differently, so they stay unknown here.
             tracing::info!(
-                machines = private.taken_over.len(),
+                taken_over = private.taken_over.len(),
                 next_to_a_destroy,
-                "taking over the machines of the object this one replaces"
+                "the lists are decided at apply"
             );
             None
         };

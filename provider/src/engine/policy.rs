@@ -112,7 +112,7 @@ impl SkipReason {
 }
 
 /// What the user asked for, beyond the target identity.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rules {
     pub skip_single_user_assigned: bool,
     /// Lower-cased resource IDs.

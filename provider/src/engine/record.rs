@@ -68,7 +68,9 @@ pub struct Record {
     /// its own), with that identity. After a taint, Terraform plans the create alone, and a
     /// changed `scope` hides the old object's records from it: the old object's destroy,
     /// handed this private state, leaves these machines holding the identity (the create
-    /// adopts them) instead of stripping what the plan showed as kept.
+    /// adopts them) instead of stripping what the plan showed as kept. In the plan of a
+    /// destroy: the machines an object planned before it in the same run with a change keeps
+    /// holding the identity (`crate::engine::destroy::plan_destroy`), left to it the same way.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub keeps: BTreeMap<String, String>,
     /// Lower-cased machine ID to how many of our applies in a row it lost the identity we
@@ -322,8 +324,8 @@ pub fn warn_lost(
     }
 }
 
-/// True when the create replacing this object planned `machine` to keep `identity_id`
-/// (see [`Record::keeps`]).
+/// True when the create replacing this object (or an object changed in the same run)
+/// planned `machine` to keep `identity_id` (see [`Record::keeps`]).
 pub fn kept_for_successor(record: &Record, machine: &str, identity_id: &str) -> bool {
     record
         .keeps

@@ -365,7 +365,7 @@ fn a_destroy_plan_warns_for_each_slice_that_an_object_created_in_this_plan_reach
     // after it, leaves the machine for it (see `engine::destroy::plan_destroy`).
     handover
         .reaches
-        .note_kept_by_created(&identity, [&machine("eastus")]);
+        .note_kept_by_change(&identity, [&machine("eastus")]);
 
     let mut private = Private::default();
     let warnings = resource.plan_destroy(Some(&estate), &mut private);
