@@ -43,8 +43,8 @@ impl TypedResource for EstateAssignment {
         validate_arguments(config)
     }
 
-    /// Each slice's destroy warnings, as a `mig_identity_assignment`'s (an estate's destroy
-    /// is its slices' destroys).
+    /// Each slice's destroy plan, as a `mig_identity_assignment`'s (an estate's destroy is
+    /// its slices' destroys): its warnings, and the record its apply gets in `private`.
     fn plan_destroy(&self, prior: Option<&Model>, private: &mut Private) -> Diagnostics {
         let mut diagnostics = Diagnostics::default();
         let Some(prior) = prior else {
