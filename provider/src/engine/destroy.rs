@@ -52,11 +52,7 @@ pub fn plan_destroy(
     }
     let held = prior.held(record);
     handover.reaches.note_held_by_destroyed(&held);
-    for (machine, identity) in held.iter() {
-        if handover.reaches.kept_by_change(identity, machine) {
-            record.keeps.insert(machine.clone(), identity.clone());
-        }
-    }
+    record.keeps.extend(handover.reaches.kept_by_change(&held));
     warn_uncertain(notes, &record.uncertain, " Destroy leaves them holding it.");
 }
 

@@ -132,7 +132,7 @@ pub struct PlannedReaches {
     /// Each reach planned.
     planned: Mutex<Vec<Settings>>,
     /// The reaches of the objects created and of those destroyed in this process's plan
-    /// (see [`PlannedReaches::note_created`]).
+    /// (see [`PlannedReaches::note_change`]), and the machines between them.
     moving: Mutex<Moving>,
 }
 
@@ -141,13 +141,17 @@ pub struct PlannedReaches {
 struct Moving {
     created: Vec<Settings>,
     destroyed: Vec<Settings>,
-    /// (identity, machine), lower-cased: machines an object planned here with a change
+    /// Identity -> machines, lower-cased: machines an object planned here with a change
     /// keeps holding that identity (`assigned_ids` and `compliant_ids`).
-    kept_by_change: BTreeSet<(String, String)>,
-    /// (identity, machine), lower-cased: machines a destroy planned here holds that
+    kept_by_change: MachinesByIdentity,
+    /// Identity -> machines, lower-cased: machines a destroy planned here holds that
     /// identity on (it attached it).
-    held_by_destroyed: BTreeSet<(String, String)>,
+    held_by_destroyed: MachinesByIdentity,
 }
+
+/// Lower-cased identity -> lower-cased machines. The identity is kept once: an estate's
+/// plan notes every machine it covers.
+type MachinesByIdentity = HashMap<String, BTreeSet<String>>;
 
 /// Which of the two an object planned in this process is, to [`PlannedReaches`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,38 +222,62 @@ impl PlannedReaches {
         machines: impl IntoIterator<Item = &'a String>,
     ) {
         let mut moving = self.moving.lock().expect("handover lock");
-        for machine in machines {
-            moving.kept_by_change.insert(key(identity_id, machine));
-        }
+        let kept = moving
+            .kept_by_change
+            .entry(identity_id.to_ascii_lowercase())
+            .or_default();
+        kept.extend(machines.into_iter().map(|m| m.to_ascii_lowercase()));
     }
 
-    /// True when an object planned in this process with a change keeps `machine_id`
-    /// holding `identity_id`.
-    pub fn kept_by_change(&self, identity_id: &str, machine_id: &str) -> bool {
-        self.moving
-            .lock()
-            .expect("handover lock")
-            .kept_by_change
-            .contains(&key(identity_id, machine_id))
+    /// The machines of `held`, with the identity it holds there, that an object planned in
+    /// this process with a change keeps holding that identity.
+    pub fn kept_by_change(&self, held: &Held) -> Vec<(String, String)> {
+        let moving = self.moving.lock().expect("handover lock");
+        if moving.kept_by_change.is_empty() {
+            return Vec::new();
+        }
+        held.iter()
+            .filter(|(machine, identity)| {
+                moving
+                    .kept_by_change
+                    .get(&identity.to_ascii_lowercase())
+                    .is_some_and(|kept| kept.contains(machine.as_str()))
+            })
+            .map(|(machine, identity)| (machine.clone(), identity.clone()))
+            .collect()
     }
 
     /// A destroy planned in this process holds what `held` says: an object planned after it
     /// that keeps one of those machines cannot know, before the apply, whether the destroy
-    /// takes the identity off first (see [`PlannedReaches::held_by_destroyed`]).
+    /// takes the identity off first (see [`PlannedReaches::any_held_by_destroyed`]).
     pub fn note_held_by_destroyed(&self, held: &Held) {
         let mut moving = self.moving.lock().expect("handover lock");
         for (machine, identity) in held.iter() {
-            moving.held_by_destroyed.insert(key(identity, machine));
+            moving
+                .held_by_destroyed
+                .entry(identity.to_ascii_lowercase())
+                .or_default()
+                .insert(machine.clone());
         }
     }
 
-    /// True when a destroy planned in this process holds `identity_id` on `machine_id`.
-    pub fn held_by_destroyed(&self, identity_id: &str, machine_id: &str) -> bool {
-        self.moving
-            .lock()
-            .expect("handover lock")
+    /// True when a destroy planned in this process holds `identity_id` on one of
+    /// `machines`. Without such a destroy (the usual plan), no machine is looked at.
+    pub fn any_held_by_destroyed<'a>(
+        &self,
+        identity_id: &str,
+        machines: impl IntoIterator<Item = &'a String>,
+    ) -> bool {
+        let moving = self.moving.lock().expect("handover lock");
+        let Some(held) = moving
             .held_by_destroyed
-            .contains(&key(identity_id, machine_id))
+            .get(&identity_id.to_ascii_lowercase())
+        else {
+            return false;
+        };
+        machines
+            .into_iter()
+            .any(|machine| held.contains(&machine.to_ascii_lowercase()))
     }
 }
 
@@ -577,22 +605,29 @@ mod tests {
     }
 
     #[test]
-    fn what_creates_keep_and_destroys_hold_is_found_by_identity_and_machine() {
+    fn what_changes_keep_and_destroys_hold_is_found_by_identity_and_machine() {
         let reaches = PlannedReaches::default();
-        let vm = "/subscriptions/s/VM1".to_string();
-        reaches.note_kept_by_change("/ID/A", [&vm]);
-        assert!(reaches.kept_by_change("/id/a", "/subscriptions/S/vm1"));
-        assert!(!reaches.kept_by_change("/id/b", "/subscriptions/s/vm1"));
-        assert!(!reaches.kept_by_change("/id/a", "/subscriptions/s/vm2"));
-        assert!(!reaches.held_by_destroyed("/id/a", "/subscriptions/s/vm1"));
+        let (vm1, vm2) = (
+            "/subscriptions/s/VM1".to_string(),
+            "/subscriptions/s/vm2".to_string(),
+        );
+        let mut held = Held::new("/ID/A", [&vm1]);
+        held.add("/id/b", [&vm2]);
+        assert!(reaches.kept_by_change(&held).is_empty(), "nothing kept yet");
+        reaches.note_kept_by_change("/id/a", [&"/subscriptions/S/vm1".to_string()]);
+        reaches.note_kept_by_change("/id/a", [&vm2]);
+        assert_eq!(
+            reaches.kept_by_change(&held),
+            [("/subscriptions/s/vm1".to_string(), "/ID/A".to_string())],
+            "vm2 is kept with another identity than the one held there"
+        );
+        assert!(!reaches.any_held_by_destroyed("/id/a", [&vm1]));
 
-        let mut held = Held::new("/ID/B", [&vm]);
-        held.add("/id/c", [&"/subscriptions/s/vm2".to_string()]);
         reaches.note_held_by_destroyed(&held);
-        assert!(reaches.held_by_destroyed("/id/b", "/subscriptions/s/VM1"));
-        assert!(reaches.held_by_destroyed("/ID/C", "/subscriptions/s/vm2"));
-        assert!(!reaches.held_by_destroyed("/id/b", "/subscriptions/s/vm2"));
-        assert!(!reaches.kept_by_change("/id/b", "/subscriptions/s/vm1"));
+        assert!(reaches.any_held_by_destroyed("/id/a", [&vm2, &"/subscriptions/S/Vm1".to_string()]));
+        assert!(reaches.any_held_by_destroyed("/ID/B", [&vm2]));
+        assert!(!reaches.any_held_by_destroyed("/id/b", [&vm1]));
+        assert!(!reaches.any_held_by_destroyed("/id/c", [&vm1, &vm2]));
     }
 
     #[test]

@@ -206,10 +206,8 @@ impl Assignment<'_> {
         if changes {
             reaches.note_kept_by_change(&settings.identity_id, outcome.kept());
         }
-        let next_to_a_destroy = !shown_again
-            && outcome
-                .kept()
-                .any(|id| reaches.held_by_destroyed(&settings.identity_id, id));
+        let next_to_a_destroy =
+            !shown_again && reaches.any_held_by_destroyed(&settings.identity_id, outcome.kept());
         let planned = if private.taken_over.is_empty() && !next_to_a_destroy {
             if input.store_planned_private {
                 private.shown = Some(outcome.clone());
